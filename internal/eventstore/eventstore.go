@@ -1,0 +1,444 @@
+// Package eventstore defines the event store contract that every storage engine
+// of tracktrace implements: append-only streams with optimistic concurrency,
+// idempotent appends, a gap-safe global log and snapshots.
+//
+// A stream is identified by (tenant, stream id). Stream versions start at 1 and
+// are contiguous. Every recorded event also has a position in the store-wide
+// global log; the log is read with a Cursor that never skips a committed event.
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// ExpectedVersion states what the writer believes the stream version to be.
+// Non-negative values are exact versions (0 is the same as NoStream); the
+// negative constants below have special meanings.
+type ExpectedVersion int64
+
+const (
+	// Any accepts the append whatever the stream's version, including a new stream.
+	Any ExpectedVersion = -1
+	// NoStream requires that the stream does not exist yet.
+	NoStream ExpectedVersion = 0
+	// StreamExists requires that the stream has at least one event.
+	StreamExists ExpectedVersion = -2
+)
+
+// Exact returns the ExpectedVersion that requires the stream to be at version v.
+func Exact(v int64) ExpectedVersion { return ExpectedVersion(v) }
+
+// Valid reports whether e is one of the constants or an exact version.
+func (e ExpectedVersion) Valid() bool { return e >= StreamExists }
+
+// Allows reports whether a stream at version current (0 when it does not exist)
+// satisfies e.
+func (e ExpectedVersion) Allows(current int64) bool {
+	switch {
+	case e == Any:
+		return true
+	case e == StreamExists:
+		return current > 0
+	default:
+		return int64(e) == current
+	}
+}
+
+// String returns "any", "none", "exists" or the exact version.
+func (e ExpectedVersion) String() string {
+	switch e {
+	case Any:
+		return "any"
+	case NoStream:
+		return "none"
+	case StreamExists:
+		return "exists"
+	default:
+		return strconv.FormatInt(int64(e), 10)
+	}
+}
+
+// Metadata is the context recorded with every event. It is not part of an
+// event's identity: an idempotent retry may carry different metadata.
+type Metadata struct {
+	CorrelationID string `json:"correlationId,omitempty"`
+	CausationID   string `json:"causationId,omitempty"`
+	Source        string `json:"source,omitempty"`
+	Principal     string `json:"principal,omitempty"`
+	TraceID       string `json:"traceId,omitempty"`
+}
+
+// Event is an event to append.
+type Event struct {
+	ID            uuid.UUID
+	Type          string
+	SchemaVersion int
+	Data          json.RawMessage
+	Metadata      Metadata
+	// OccurredAt is the business time reported by the source of the event.
+	OccurredAt time.Time
+}
+
+// Recorded is an event as stored.
+type Recorded struct {
+	Position      int64
+	Tenant        string
+	StreamID      string
+	Version       int64
+	ID            uuid.UUID
+	Type          string
+	SchemaVersion int
+	Data          json.RawMessage
+	Metadata      Metadata
+	OccurredAt    time.Time
+	RecordedAt    time.Time
+	// EntityType is the stream's entity type. It is filled by global-log reads.
+	EntityType string
+	// Cursor is the global-log cursor just after this event.
+	Cursor Cursor
+}
+
+// AppendRequest appends events to one stream, atomically.
+type AppendRequest struct {
+	Tenant   string
+	StreamID string
+	// EntityType is required when the append creates the stream and must match
+	// the stream's entity type otherwise (empty means "whatever it is").
+	EntityType string
+	Expected   ExpectedVersion
+	Events     []Event
+}
+
+// AppendedEvent is the position of one appended event.
+type AppendedEvent struct {
+	ID       uuid.UUID
+	Version  int64
+	Position int64
+}
+
+// AppendResult is the outcome of a successful append.
+type AppendResult struct {
+	StreamID string
+	// Version is the stream version after the append (the last event's version).
+	Version int64
+	Events  []AppendedEvent
+	// Replayed is true when every event of the request was already stored with
+	// the same content: nothing was written and the original result is returned.
+	Replayed bool
+}
+
+// StreamInfo describes a stream.
+type StreamInfo struct {
+	Tenant     string
+	StreamID   string
+	EntityType string
+	Version    int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Snapshot is the serialized state of a stream's aggregate at a version.
+type Snapshot struct {
+	Tenant        string
+	StreamID      string
+	Version       int64
+	SchemaVersion int
+	State         json.RawMessage
+	CreatedAt     time.Time
+}
+
+// Cursor is a resumable position in the global log. The zero Cursor is the
+// beginning of the log. TxID is the committing transaction's id where the
+// engine's positions can commit out of order (PostgreSQL) and 0 otherwise.
+type Cursor struct {
+	TxID     uint64
+	Position int64
+}
+
+// Less orders cursors in log order.
+func (c Cursor) Less(o Cursor) bool {
+	if c.TxID != o.TxID {
+		return c.TxID < o.TxID
+	}
+	return c.Position < o.Position
+}
+
+// String encodes the cursor as "txid:position".
+func (c Cursor) String() string {
+	return strconv.FormatUint(c.TxID, 10) + ":" + strconv.FormatInt(c.Position, 10)
+}
+
+// ParseCursor decodes a cursor written by Cursor.String. The empty string is
+// the beginning of the log.
+func ParseCursor(s string) (Cursor, error) {
+	if s == "" {
+		return Cursor{}, nil
+	}
+	tx, pos, ok := strings.Cut(s, ":")
+	if !ok {
+		return Cursor{}, fmt.Errorf("%w: cursor %q is not txid:position", ErrInvalid, s)
+	}
+	t, err := strconv.ParseUint(tx, 10, 64)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("%w: cursor %q: bad transaction id", ErrInvalid, s)
+	}
+	p, err := strconv.ParseInt(pos, 10, 64)
+	if err != nil || p < 0 {
+		return Cursor{}, fmt.Errorf("%w: cursor %q: bad position", ErrInvalid, s)
+	}
+	return Cursor{TxID: t, Position: p}, nil
+}
+
+// Store is the event store contract.
+type Store interface {
+	// Append writes the request's events atomically, or returns an error and
+	// writes nothing. See ErrWrongExpectedVersion and ErrDuplicateEvent.
+	Append(ctx context.Context, req AppendRequest) (AppendResult, error)
+	// ReadStream returns up to limit events of one stream with version >= from,
+	// in version order. A missing stream returns ErrNotFound.
+	ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]Recorded, error)
+	// ReadAll returns up to limit events of the global log after the cursor,
+	// across all tenants, in log order. It never returns an event after one
+	// that is still uncommitted with a lower position: when it returns, every
+	// event before the last returned cursor has been returned or never will be.
+	ReadAll(ctx context.Context, after Cursor, limit int) ([]Recorded, error)
+	// Head returns the cursor of the newest readable event of the global log.
+	Head(ctx context.Context) (Cursor, error)
+	// Lookup returns the stored events of a tenant with the given ids, in no
+	// particular order; ids that are not stored are left out.
+	Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]Recorded, error)
+	// StreamInfo returns a stream's metadata, or ErrNotFound.
+	StreamInfo(ctx context.Context, tenant, streamID string) (StreamInfo, error)
+	// SaveSnapshot stores a snapshot. Saving an older version than the newest
+	// stored one is allowed and does not replace it as the latest.
+	SaveSnapshot(ctx context.Context, s Snapshot) error
+	// LoadSnapshot returns the snapshot of the highest version, or ErrNotFound.
+	LoadSnapshot(ctx context.Context, tenant, streamID string) (Snapshot, error)
+	// Ping checks that the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Sentinel errors. Implementations wrap them with %w.
+var (
+	// ErrNotFound: the stream (or snapshot) does not exist in this tenant.
+	ErrNotFound = errors.New("not found")
+	// ErrWrongExpectedVersion: the stream is not at the expected version. The
+	// concrete error is a *WrongExpectedVersionError.
+	ErrWrongExpectedVersion = errors.New("wrong expected version")
+	// ErrDuplicateEvent: an event id of the request is already stored with
+	// different content, or only some of the request's ids are stored.
+	ErrDuplicateEvent = errors.New("event id already used with different content")
+	// ErrEntityTypeMismatch: the request names another entity type than the stream's.
+	ErrEntityTypeMismatch = errors.New("entity type does not match the stream")
+	// ErrInvalid: the request is malformed.
+	ErrInvalid = errors.New("invalid request")
+	// ErrUnavailable: the storage engine cannot be reached.
+	ErrUnavailable = errors.New("event store unavailable")
+)
+
+// WrongExpectedVersionError is returned when the stream is not at the
+// expected version. errors.Is(err, ErrWrongExpectedVersion) holds.
+type WrongExpectedVersionError struct {
+	Tenant   string
+	StreamID string
+	Expected ExpectedVersion
+	// Actual is the stream's current version, 0 when it does not exist.
+	Actual int64
+}
+
+func (e *WrongExpectedVersionError) Error() string {
+	return fmt.Sprintf("stream %q: expected version %s, actual %d", e.StreamID, e.Expected, e.Actual)
+}
+
+// Is makes errors.Is(err, ErrWrongExpectedVersion) true.
+func (e *WrongExpectedVersionError) Is(target error) bool { return target == ErrWrongExpectedVersion }
+
+// Limits on identifiers, shared by every engine so that they behave alike.
+const (
+	MaxTenantLength    = 128
+	MaxStreamIDLength  = 200
+	MaxTypeLength      = 200
+	MaxEventsPerAppend = 10000
+)
+
+// Prepare validates a request against the contract before any I/O and returns
+// a copy whose times are normalized the way every engine stores them: UTC,
+// microsecond precision. Engines compare and store the prepared request.
+func (r AppendRequest) Prepare() (AppendRequest, error) {
+	if err := r.validate(); err != nil {
+		return AppendRequest{}, err
+	}
+	events := make([]Event, len(r.Events))
+	for i, e := range r.Events {
+		e.OccurredAt = NormalizeTime(e.OccurredAt)
+		if e.SchemaVersion == 0 {
+			e.SchemaVersion = 1
+		}
+		events[i] = e
+	}
+	r.Events = events
+	return r, nil
+}
+
+// NormalizeTime returns t in UTC truncated to microseconds, the precision every
+// engine stores.
+func NormalizeTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func (r *AppendRequest) validate() error {
+	switch {
+	case r.Tenant == "" || len(r.Tenant) > MaxTenantLength:
+		return fmt.Errorf("%w: tenant must have 1 to %d bytes", ErrInvalid, MaxTenantLength)
+	case r.StreamID == "" || len(r.StreamID) > MaxStreamIDLength:
+		return fmt.Errorf("%w: stream id must have 1 to %d bytes", ErrInvalid, MaxStreamIDLength)
+	case len(r.EntityType) > MaxTypeLength:
+		return fmt.Errorf("%w: entity type longer than %d bytes", ErrInvalid, MaxTypeLength)
+	case !r.Expected.Valid():
+		return fmt.Errorf("%w: expected version %d", ErrInvalid, int64(r.Expected))
+	case len(r.Events) == 0:
+		return fmt.Errorf("%w: no events", ErrInvalid)
+	case len(r.Events) > MaxEventsPerAppend:
+		return fmt.Errorf("%w: more than %d events in one append", ErrInvalid, MaxEventsPerAppend)
+	}
+	for _, f := range []struct{ name, v string }{{"tenant", r.Tenant}, {"stream id", r.StreamID}, {"entity type", r.EntityType}} {
+		if !cleanText(f.v) {
+			return fmt.Errorf("%w: %s is not valid UTF-8 text", ErrInvalid, f.name)
+		}
+	}
+	seen := make(map[uuid.UUID]struct{}, len(r.Events))
+	for i := range r.Events {
+		e := &r.Events[i]
+		switch {
+		case e.ID == uuid.Nil:
+			return fmt.Errorf("%w: event %d has no id", ErrInvalid, i)
+		case e.Type == "" || len(e.Type) > MaxTypeLength:
+			return fmt.Errorf("%w: event %d: type must have 1 to %d bytes", ErrInvalid, i, MaxTypeLength)
+		case e.OccurredAt.IsZero():
+			return fmt.Errorf("%w: event %d has no occurrence time", ErrInvalid, i)
+		case e.SchemaVersion < 0:
+			return fmt.Errorf("%w: event %d: negative schema version", ErrInvalid, i)
+		case len(e.Data) == 0 || !utf8.Valid(e.Data) || !json.Valid(e.Data):
+			return fmt.Errorf("%w: event %d: data is not valid UTF-8 JSON", ErrInvalid, i)
+		case !cleanText(e.Type) || !cleanText(e.Metadata.CorrelationID) || !cleanText(e.Metadata.CausationID) ||
+			!cleanText(e.Metadata.Source) || !cleanText(e.Metadata.Principal) || !cleanText(e.Metadata.TraceID):
+			return fmt.Errorf("%w: event %d: type or metadata is not valid UTF-8 text", ErrInvalid, i)
+		}
+		if _, dup := seen[e.ID]; dup {
+			return fmt.Errorf("%w: event id %s appears twice in one append", ErrInvalid, e.ID)
+		}
+		seen[e.ID] = struct{}{}
+	}
+	return nil
+}
+
+// cleanText reports whether s can be stored as text by every engine: valid
+// UTF-8 without NUL bytes.
+func cleanText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// SameContent reports whether a stored event is the same fact as an event to
+// append: same stream, type, schema version, occurrence time and data. Data is
+// compared as JSON values, so formatting differences do not matter.
+func SameContent(stored Recorded, streamID string, e Event) bool {
+	if e.SchemaVersion == 0 {
+		e.SchemaVersion = 1
+	}
+	if stored.StreamID != streamID || stored.Type != e.Type ||
+		stored.SchemaVersion != e.SchemaVersion || !stored.OccurredAt.Equal(NormalizeTime(e.OccurredAt)) {
+		return false
+	}
+	return JSONEqual(stored.Data, e.Data)
+}
+
+// JSONEqual compares two JSON documents as values.
+func JSONEqual(a, b json.RawMessage) bool {
+	if string(a) == string(b) {
+		return true
+	}
+	var va, vb any
+	da := json.NewDecoder(strings.NewReader(string(a)))
+	da.UseNumber()
+	db := json.NewDecoder(strings.NewReader(string(b)))
+	db.UseNumber()
+	if da.Decode(&va) != nil || db.Decode(&vb) != nil {
+		return false
+	}
+	return jsonValueEqual(va, vb)
+}
+
+func jsonValueEqual(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			w, ok := y[k]
+			if !ok || !jsonValueEqual(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !jsonValueEqual(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		y, ok := b.(json.Number)
+		return ok && x == y
+	default:
+		return a == b
+	}
+}
+
+// ReplayResult decides what an append whose event ids are (partly) stored
+// already means. stored holds the request's events found in the store (by
+// Lookup). It returns the original result when every event of the request is
+// stored with the same content in the same stream, and ErrDuplicateEvent when
+// any is stored with other content or only some are stored. It must only be
+// called with a non-empty stored slice.
+func ReplayResult(r AppendRequest, stored []Recorded) (AppendResult, error) {
+	byID := make(map[uuid.UUID]Recorded, len(stored))
+	for _, s := range stored {
+		byID[s.ID] = s
+	}
+	res := AppendResult{StreamID: r.StreamID, Replayed: true, Events: make([]AppendedEvent, len(r.Events))}
+	for i, e := range r.Events {
+		s, ok := byID[e.ID]
+		if !ok {
+			return AppendResult{}, fmt.Errorf("%w: event %s is new but others of the request are stored", ErrDuplicateEvent, e.ID)
+		}
+		if !SameContent(s, r.StreamID, e) {
+			return AppendResult{}, fmt.Errorf("%w: event %s", ErrDuplicateEvent, e.ID)
+		}
+		res.Events[i] = AppendedEvent{ID: e.ID, Version: s.Version, Position: s.Position}
+		res.Version = max(res.Version, s.Version)
+	}
+	return res, nil
+}
+
+// EventIDs returns the ids of the request's events.
+func (r *AppendRequest) EventIDs() []uuid.UUID {
+	ids := make([]uuid.UUID, len(r.Events))
+	for i, e := range r.Events {
+		ids[i] = e.ID
+	}
+	return ids
+}

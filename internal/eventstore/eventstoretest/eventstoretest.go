@@ -1,0 +1,698 @@
+// Package eventstoretest is the conformance suite of the eventstore contract.
+// Every Store implementation runs it:
+//
+//	func TestConformance(t *testing.T) {
+//		eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return newStore(t) })
+//	}
+//
+// Tests use a fresh random tenant each, so one store may serve several tests;
+// global-log tests filter the log by their tenant.
+package eventstoretest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+)
+
+// NewStore returns a store for one test. The suite does not close it: the
+// factory registers its own cleanup.
+type NewStore func(t *testing.T) eventstore.Store
+
+// Run runs the whole conformance suite against the stores made by newStore.
+func Run(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s eventstore.Store)
+	}{
+		{"NoStreamOnNewStream", testNoStream},
+		{"ExactVersion", testExactVersion},
+		{"StreamExists", testStreamExists},
+		{"Any", testAny},
+		{"AtomicAppendFailsWhole", testAtomic},
+		{"IdempotentReplay", testIdempotentReplay},
+		{"DuplicateIDDifferentContent", testDuplicateDifferentContent},
+		{"ReadStreamFromVersionWithLimit", testReadStream},
+		{"ReadAllInOrderPagedByCursor", testReadAll},
+		{"Head", testHead},
+		{"Snapshots", testSnapshots},
+		{"TenantsAreSeparate", testTenants},
+		{"EntityType", testEntityType},
+		{"StreamInfo", testStreamInfo},
+		{"Lookup", testLookup},
+		{"InvalidRequests", testInvalid},
+		{"ConcurrentExactVersionWriters", testConcurrentExact},
+		{"ConflictInCoalescedBatchFailsAlone", testConflictFailsAlone},
+		{"LargeAndNonASCIIPayloadsRoundTrip", testPayloadRoundTrip},
+		{"CanceledContext", testCanceledContext},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+var epoch = time.Date(2026, 3, 1, 8, 0, 0, 123456000, time.UTC)
+
+func tenant() string { return "t-" + uuid.NewString()[:8] }
+
+func event(typ string, data string) eventstore.Event {
+	return eventstore.Event{
+		ID:         uuid.New(),
+		Type:       typ,
+		Data:       json.RawMessage(data),
+		Metadata:   eventstore.Metadata{CorrelationID: "corr-1", Source: "conformance"},
+		OccurredAt: epoch,
+	}
+}
+
+func events(n int) []eventstore.Event {
+	out := make([]eventstore.Event, n)
+	for i := range out {
+		out[i] = event("Thing", fmt.Sprintf(`{"n":%d}`, i))
+		out[i].OccurredAt = epoch.Add(time.Duration(i) * time.Minute)
+	}
+	return out
+}
+
+func req(ten, stream string, exp eventstore.ExpectedVersion, evs ...eventstore.Event) eventstore.AppendRequest {
+	return eventstore.AppendRequest{Tenant: ten, StreamID: stream, EntityType: "shipment", Expected: exp, Events: evs}
+}
+
+func mustAppend(t *testing.T, s eventstore.Store, r eventstore.AppendRequest) eventstore.AppendResult {
+	t.Helper()
+	res, err := s.Append(context.Background(), r)
+	if err != nil {
+		t.Fatalf("append %s/%s expected %s: %v", r.Tenant, r.StreamID, r.Expected, err)
+	}
+	return res
+}
+
+func readAllStream(t *testing.T, s eventstore.Store, ten, stream string) []eventstore.Recorded {
+	t.Helper()
+	got, err := s.ReadStream(context.Background(), ten, stream, 1, 100000)
+	if err != nil {
+		t.Fatalf("read stream: %v", err)
+	}
+	return got
+}
+
+func wantWrongVersion(t *testing.T, err error, actual int64) {
+	t.Helper()
+	if !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+		t.Fatalf("err = %v, want ErrWrongExpectedVersion", err)
+	}
+	var wv *eventstore.WrongExpectedVersionError
+	if !errors.As(err, &wv) {
+		t.Fatalf("err %v is not a *WrongExpectedVersionError", err)
+	}
+	if wv.Actual != actual {
+		t.Fatalf("actual version in error = %d, want %d", wv.Actual, actual)
+	}
+}
+
+func testNoStream(t *testing.T, s eventstore.Store) {
+	ten := tenant()
+	res := mustAppend(t, s, req(ten, "s1", eventstore.NoStream, events(2)...))
+	if res.Version != 2 || len(res.Events) != 2 || res.Events[0].Version != 1 || res.Events[1].Version != 2 {
+		t.Fatalf("result = %+v, want versions 1,2", res)
+	}
+	if res.Events[0].Position >= res.Events[1].Position {
+		t.Fatalf("positions not increasing: %+v", res.Events)
+	}
+	_, err := s.Append(context.Background(), req(ten, "s1", eventstore.NoStream, events(1)...))
+	wantWrongVersion(t, err, 2)
+}
+
+func testExactVersion(t *testing.T, s eventstore.Store) {
+	ten := tenant()
+	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, events(3)...))
+	res := mustAppend(t, s, req(ten, "s1", eventstore.Exact(3), events(1)...))
+	if res.Version != 4 {
+		t.Fatalf("version = %d, want 4", res.Version)
+	}
+	for _, exp := range []int64{2, 5, 1} {
+		_, err := s.Append(context.Background(), req(ten, "s1", eventstore.Exact(exp), events(1)...))
+		wantWrongVersion(t, err, 4)
+	}
+	_, err := s.Append(context.Background(), req(ten, "missing", eventstore.Exact(1), events(1)...))
+	wantWrongVersion(t, err, 0)
+}
+
+func testStreamExists(t *testing.T, s eventstore.Store) {
+	ten := tenant()
+	_, err := s.Append(context.Background(), req(ten, "s1", eventstore.StreamExists, events(1)...))
+	wantWrongVersion(t, err, 0)
+	mustAppend(t, s, req(ten, "s1", eventstore.Any, events(1)...))
+	if res := mustAppend(t, s, req(ten, "s1", eventstore.StreamExists, events(1)...)); res.Version != 2 {
+		t.Fatalf("version = %d, want 2", res.Version)
+	}
+}
+
+func testAny(t *testing.T, s eventstore.Store) {
+	ten := tenant()
+	for i := 1; i <= 3; i++ {
+		if res := mustAppend(t, s, req(ten, "s1", eventstore.Any, events(2)...)); res.Version != int64(2*i) {
+			t.Fatalf("append %d: version = %d, want %d", i, res.Version, 2*i)
+		}
+	}
+}
+
+func testAtomic(t *testing.T, s eventstore.Store) {
+	ten := tenant()
+	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, events(2)...))
+	_, err := s.Append(context.Background(), req(ten, "s1", eventstore.Exact(1), events(5)...))
+	wantWrongVersion(t, err, 2)
+	if got := readAllStream(t, s, ten, "s1"); len(got) != 2 {
+		t.Fatalf("stream has %d events after a failed append, want 2", len(got))
+	}
+	// A request that reuses a stored id with other content fails whole too.
+	stored := readAllStream(t, s, ten, "s1")
+	evs := events(3)
+	evs[2].ID = stored[0].ID
+	_, err = s.Append(context.Background(), req(ten, "s1", eventstore.Any, evs...))
+	if !errors.Is(err, eventstore.ErrDuplicateEvent) {
+		t.Fatalf("err = %v, want ErrDuplicateEvent", err)
+	}
+	if got := readAllStream(t, s, ten, "s1"); len(got) != 2 {
+		t.Fatalf("stream has %d events after a failed append, want 2", len(got))
+	}
+}
+
+func testIdempotentReplay(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	first := req(ten, "s1", eventstore.NoStream, events(3)...)
+	orig := mustAppend(t, s, first)
+	mustAppend(t, s, req(ten, "s1", eventstore.Any, events(1)...))
+
+	// The same request again, although NoStream no longer holds, and with
+	// other metadata and whitespace: the original result, nothing written.
+	replay := first
+	replay.Events = slices.Clone(first.Events)
+	for i := range replay.Events {
+		replay.Events[i].Metadata.TraceID = "another-trace"
+		replay.Events[i].Data = json.RawMessage(" " + string(replay.Events[i].Data) + "\n")
+	}
+	again, err := s.Append(ctx, replay)
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if !again.Replayed || again.Version != orig.Version || !slices.Equal(again.Events, orig.Events) {
+		t.Fatalf("replay result = %+v, want the original %+v, replayed", again, orig)
+	}
+	if got := readAllStream(t, s, ten, "s1"); len(got) != 4 {
+		t.Fatalf("stream has %d events, want 4: the replay stored something", len(got))
+	}
+	// Nothing reached the global log either.
+	if log := waitTenantLog(t, s, ten, eventstore.Cursor{}, 4); len(log) != 4 {
+		t.Fatalf("global log has %d events of the tenant, want 4", len(log))
+	}
+	// A replay of the second half only is also a replay.
+	part := req(ten, "s1", eventstore.Exact(1), first.Events[1:]...)
+	res, err := s.Append(ctx, part)
+	if err != nil || !res.Replayed || res.Version != 3 {
+		t.Fatalf("partial replay = %+v, %v; want replayed at version 3", res, err)
+	}
+}
+
+func testDuplicateDifferentContent(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	evs := events(2)
+	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, evs...))
+	changes := map[string]func(e *eventstore.Event){
+		"data":       func(e *eventstore.Event) { e.Data = json.RawMessage(`{"n":99}`) },
+		"type":       func(e *eventstore.Event) { e.Type = "Other" },
+		"occurredAt": func(e *eventstore.Event) { e.OccurredAt = e.OccurredAt.Add(time.Second) },
+	}
+	for name, change := range changes {
+		t.Run(name, func(t *testing.T) {
+			e := evs[0]
+			change(&e)
+			_, err := s.Append(ctx, req(ten, "s1", eventstore.Any, e))
+			if !errors.Is(err, eventstore.ErrDuplicateEvent) {
+				t.Fatalf("err = %v, want ErrDuplicateEvent", err)
+			}
+		})
+	}
+	t.Run("otherStream", func(t *testing.T) {
+		_, err := s.Append(ctx, req(ten, "s2", eventstore.Any, evs[0]))
+		if !errors.Is(err, eventstore.ErrDuplicateEvent) {
+			t.Fatalf("err = %v, want ErrDuplicateEvent", err)
+		}
+	})
+	t.Run("storedAndNew", func(t *testing.T) {
+		_, err := s.Append(ctx, req(ten, "s1", eventstore.Any, evs[0], events(1)[0]))
+		if !errors.Is(err, eventstore.ErrDuplicateEvent) {
+			t.Fatalf("err = %v, want ErrDuplicateEvent", err)
+		}
+	})
+	if got := readAllStream(t, s, ten, "s1"); len(got) != 2 {
+		t.Fatalf("stream has %d events, want 2", len(got))
+	}
+}
+
+func testReadStream(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	evs := events(10)
+	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, evs...))
+	cases := []struct {
+		from       int64
+		limit      int
+		wantFirst  int64
+		wantLength int
+	}{
+		{1, 100, 1, 10},
+		{4, 3, 4, 3},
+		{9, 5, 9, 2},
+		{11, 5, 0, 0},
+		{0, 2, 1, 2},
+	}
+	for _, c := range cases {
+		got, err := s.ReadStream(ctx, ten, "s1", c.from, c.limit)
+		if err != nil {
+			t.Fatalf("from %d limit %d: %v", c.from, c.limit, err)
+		}
+		if len(got) != c.wantLength {
+			t.Fatalf("from %d limit %d: %d events, want %d", c.from, c.limit, len(got), c.wantLength)
+		}
+		for i, r := range got {
+			v := c.wantFirst + int64(i)
+			if r.Version != v || r.ID != evs[v-1].ID || r.Tenant != ten || r.StreamID != "s1" {
+				t.Fatalf("from %d: event %d = v%d %s, want v%d %s", c.from, i, r.Version, r.ID, v, evs[v-1].ID)
+			}
+		}
+	}
+	got, _ := s.ReadStream(ctx, ten, "s1", 1, 1)
+	r, e := got[0], evs[0]
+	if r.Type != e.Type || r.SchemaVersion != 1 || !r.OccurredAt.Equal(e.OccurredAt) ||
+		r.Metadata != e.Metadata || string(r.Data) != string(e.Data) || r.RecordedAt.IsZero() || r.Position <= 0 {
+		t.Fatalf("recorded %+v does not match appended %+v", r, e)
+	}
+	if _, err := s.ReadStream(ctx, ten, "nope", 1, 10); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("missing stream: err = %v, want ErrNotFound", err)
+	}
+}
+
+// readTenantLog reads the global log after a cursor to its head, in small
+// pages, and keeps the tenant's events.
+func readTenantLog(t *testing.T, s eventstore.Store, ten string, after eventstore.Cursor) []eventstore.Recorded {
+	t.Helper()
+	var out []eventstore.Recorded
+	for range 100000 {
+		page, err := s.ReadAll(context.Background(), after, 7)
+		if err != nil {
+			t.Fatalf("read all: %v", err)
+		}
+		if len(page) == 0 {
+			return out
+		}
+		for _, r := range page {
+			if !after.Less(r.Cursor) {
+				t.Fatalf("cursor %v does not advance past %v", r.Cursor, after)
+			}
+			after = r.Cursor
+			if r.Tenant == ten {
+				out = append(out, r)
+			}
+		}
+	}
+	t.Fatal("global log does not end")
+	return nil
+}
+
+// waitTenantLog reads the tenant's events of the global log after a cursor
+// until it has at least n: an engine may hold back committed events while an
+// older transaction is still running (another test's, in a shared database).
+// Having more than n is returned as is, for the caller to judge.
+func waitTenantLog(t *testing.T, s eventstore.Store, ten string, after eventstore.Cursor, n int) []eventstore.Recorded {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := readTenantLog(t, s, ten, after)
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func testReadAll(t *testing.T, s eventstore.Store) {
+	ten := tenant()
+	var want []uuid.UUID
+	for i := range 12 {
+		stream := fmt.Sprintf("s%d", i%3)
+		evs := events(1 + i%2)
+		mustAppend(t, s, req(ten, stream, eventstore.Any, evs...))
+		for _, e := range evs {
+			want = append(want, e.ID)
+		}
+	}
+	got := waitTenantLog(t, s, ten, eventstore.Cursor{}, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("global log has %d events of the tenant, want %d", len(got), len(want))
+	}
+	for i, r := range got {
+		if r.ID != want[i] {
+			t.Fatalf("event %d = %s, want %s (log order must be append order)", i, r.ID, want[i])
+		}
+		if r.EntityType != "shipment" {
+			t.Fatalf("event %d entity type = %q, want shipment", i, r.EntityType)
+		}
+		if i > 0 && r.Position <= got[i-1].Position && r.Cursor.TxID == got[i-1].Cursor.TxID {
+			t.Fatalf("positions not increasing within a transaction")
+		}
+	}
+	// Resuming from a cursor in the middle returns exactly the rest.
+	rest := waitTenantLog(t, s, ten, got[4].Cursor, len(got)-5)
+	if len(rest) != len(got)-5 || rest[0].ID != got[5].ID {
+		t.Fatalf("resume from the 5th cursor returned %d events, want %d starting at %s", len(rest), len(got)-5, got[5].ID)
+	}
+	// Cursors survive their string form.
+	c, err := eventstore.ParseCursor(got[4].Cursor.String())
+	if err != nil || c != got[4].Cursor {
+		t.Fatalf("cursor round trip: %v, %v", c, err)
+	}
+}
+
+func testHead(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	mustAppend(t, s, req(ten, "s1", eventstore.Any, events(3)...))
+	got := waitTenantLog(t, s, ten, eventstore.Cursor{}, 3)
+	head, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Less(got[2].Cursor) {
+		t.Fatalf("head %v is before the last readable event %v", head, got[2].Cursor)
+	}
+	// Reading after the head returns only events appended later.
+	if got := readTenantLog(t, s, ten, head); len(got) != 0 {
+		t.Fatalf("%d events of the tenant after the head, want 0", len(got))
+	}
+}
+
+func testSnapshots(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, events(5)...))
+	if _, err := s.LoadSnapshot(ctx, ten, "s1"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("no snapshot yet: err = %v, want ErrNotFound", err)
+	}
+	save := func(v int64, state string) {
+		t.Helper()
+		err := s.SaveSnapshot(ctx, eventstore.Snapshot{Tenant: ten, StreamID: "s1", Version: v, SchemaVersion: 2, State: json.RawMessage(state)})
+		if err != nil {
+			t.Fatalf("save snapshot v%d: %v", v, err)
+		}
+	}
+	save(2, `{"v":2}`)
+	save(4, `{"v":4,"name":"Zürich"}`)
+	save(3, `{"v":3}`) // older: stored, but not the latest
+	save(4, `{"v":4,"name":"Zürich"}`)
+	got, err := s.LoadSnapshot(ctx, ten, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 4 || got.SchemaVersion != 2 || string(got.State) != `{"v":4,"name":"Zürich"}` || got.CreatedAt.IsZero() {
+		t.Fatalf("latest snapshot = %+v, want version 4", got)
+	}
+	if _, err := s.LoadSnapshot(ctx, tenant(), "s1"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("another tenant's snapshot: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testTenants(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	a, b := tenant(), tenant()
+	evs := events(2)
+	mustAppend(t, s, req(a, "same", eventstore.NoStream, evs...))
+	// The same event ids are fine in another tenant: ids are unique per tenant.
+	res := mustAppend(t, s, req(b, "same", eventstore.NoStream, evs[0]))
+	if res.Version != 1 || res.Replayed {
+		t.Fatalf("tenant b result = %+v, want a new stream at version 1", res)
+	}
+	if got := readAllStream(t, s, a, "same"); len(got) != 2 {
+		t.Fatalf("tenant a has %d events, want 2", len(got))
+	}
+	if got := readAllStream(t, s, b, "same"); len(got) != 1 || got[0].Tenant != b {
+		t.Fatalf("tenant b has %v, want its own single event", got)
+	}
+	if info, err := s.StreamInfo(ctx, b, "same"); err != nil || info.Version != 1 {
+		t.Fatalf("tenant b info = %+v, %v", info, err)
+	}
+	found, err := s.Lookup(ctx, b, []uuid.UUID{evs[0].ID, evs[1].ID})
+	if err != nil || len(found) != 1 || found[0].Tenant != b {
+		t.Fatalf("lookup in tenant b = %v, %v; want only b's event", found, err)
+	}
+}
+
+func testEntityType(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	r := req(ten, "s1", eventstore.Any, events(1)...)
+	r.EntityType = ""
+	if _, err := s.Append(ctx, r); !errors.Is(err, eventstore.ErrInvalid) {
+		t.Fatalf("new stream without entity type: err = %v, want ErrInvalid", err)
+	}
+	mustAppend(t, s, req(ten, "s1", eventstore.Any, events(1)...))
+	r = req(ten, "s1", eventstore.Any, events(1)...)
+	r.EntityType = "vehicle"
+	if _, err := s.Append(ctx, r); !errors.Is(err, eventstore.ErrEntityTypeMismatch) {
+		t.Fatalf("other entity type: err = %v, want ErrEntityTypeMismatch", err)
+	}
+	r.EntityType = ""
+	if res := mustAppend(t, s, r); res.Version != 2 {
+		t.Fatalf("append without entity type to an existing stream: version %d, want 2", res.Version)
+	}
+}
+
+func testStreamInfo(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	before := time.Now().Add(-time.Minute)
+	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, events(2)...))
+	mustAppend(t, s, req(ten, "s1", eventstore.Exact(2), events(1)...))
+	info, err := s.StreamInfo(ctx, ten, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Tenant != ten || info.StreamID != "s1" || info.EntityType != "shipment" || info.Version != 3 {
+		t.Fatalf("info = %+v", info)
+	}
+	if info.CreatedAt.Before(before) || info.UpdatedAt.Before(info.CreatedAt) {
+		t.Fatalf("info times = %v / %v", info.CreatedAt, info.UpdatedAt)
+	}
+	if _, err := s.StreamInfo(ctx, ten, "nope"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("missing stream info: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testLookup(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	evs := events(3)
+	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, evs...))
+	got, err := s.Lookup(ctx, ten, []uuid.UUID{evs[2].ID, uuid.New(), evs[0].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("lookup found %d events, want 2", len(got))
+	}
+	byID := map[uuid.UUID]eventstore.Recorded{got[0].ID: got[0], got[1].ID: got[1]}
+	if r := byID[evs[2].ID]; r.Version != 3 || !eventstore.SameContent(r, "s1", evs[2]) {
+		t.Fatalf("lookup of the third event = %+v", r)
+	}
+	if got, err := s.Lookup(ctx, ten, nil); err != nil || len(got) != 0 {
+		t.Fatalf("empty lookup = %v, %v", got, err)
+	}
+}
+
+func testInvalid(t *testing.T, s eventstore.Store) {
+	ten := tenant()
+	bad := map[string]func(r *eventstore.AppendRequest){
+		"noEvents":      func(r *eventstore.AppendRequest) { r.Events = nil },
+		"noTenant":      func(r *eventstore.AppendRequest) { r.Tenant = "" },
+		"noStream":      func(r *eventstore.AppendRequest) { r.StreamID = "" },
+		"longStream":    func(r *eventstore.AppendRequest) { r.StreamID = strings.Repeat("x", 1000) },
+		"nilID":         func(r *eventstore.AppendRequest) { r.Events[0].ID = uuid.Nil },
+		"noType":        func(r *eventstore.AppendRequest) { r.Events[0].Type = "" },
+		"badJSON":       func(r *eventstore.AppendRequest) { r.Events[0].Data = json.RawMessage(`{"a":`) },
+		"noTime":        func(r *eventstore.AppendRequest) { r.Events[0].OccurredAt = time.Time{} },
+		"dupIDs":        func(r *eventstore.AppendRequest) { r.Events[1].ID = r.Events[0].ID },
+		"badExpected":   func(r *eventstore.AppendRequest) { r.Expected = -7 },
+		"negSchemaVers": func(r *eventstore.AppendRequest) { r.Events[0].SchemaVersion = -1 },
+	}
+	for name, mutate := range bad {
+		t.Run(name, func(t *testing.T) {
+			r := req(ten, "s1", eventstore.Any, events(2)...)
+			mutate(&r)
+			if _, err := s.Append(context.Background(), r); !errors.Is(err, eventstore.ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+	if _, err := s.StreamInfo(context.Background(), ten, "s1"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("invalid requests created the stream: %v", err)
+	}
+}
+
+// testConcurrentExact: 50 writers race to append at the version they read;
+// each version has exactly one winner and the stream has no gaps.
+func testConcurrentExact(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	const writers, perWriter = 50, 4
+	var mu sync.Mutex
+	winners := map[int64]uuid.UUID{}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Go(func() {
+			for done := 0; done < perWriter; {
+				var v int64
+				info, err := s.StreamInfo(ctx, ten, "hot")
+				switch {
+				case errors.Is(err, eventstore.ErrNotFound):
+				case err != nil:
+					errs <- err
+					return
+				default:
+					v = info.Version
+				}
+				e := event("Tick", `{}`)
+				res, err := s.Append(ctx, req(ten, "hot", eventstore.Exact(v), e))
+				if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res.Version != v+1 {
+					errs <- fmt.Errorf("append at %d returned version %d", v, res.Version)
+					return
+				}
+				mu.Lock()
+				if prev, dup := winners[res.Version]; dup {
+					errs <- fmt.Errorf("version %d won twice: %s and %s", res.Version, prev, e.ID)
+				}
+				winners[res.Version] = e.ID
+				mu.Unlock()
+				done++
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got := readAllStream(t, s, ten, "hot")
+	if len(got) != writers*perWriter {
+		t.Fatalf("stream has %d events, want %d", len(got), writers*perWriter)
+	}
+	for i, r := range got {
+		if r.Version != int64(i+1) {
+			t.Fatalf("event %d has version %d: versions are not contiguous", i, r.Version)
+		}
+		if winners[r.Version] != r.ID {
+			t.Fatalf("version %d holds %s, but %s was told it won", r.Version, r.ID, winners[r.Version])
+		}
+	}
+}
+
+// testConflictFailsAlone: many appends in flight at once (which a group-commit
+// store coalesces), one of them with a wrong expected version: only that one
+// fails.
+func testConflictFailsAlone(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	mustAppend(t, s, req(ten, "victim", eventstore.NoStream, events(1)...))
+	const n = 64
+	var wg sync.WaitGroup
+	results := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			if i == n/2 {
+				_, results[i] = s.Append(ctx, req(ten, "victim", eventstore.Exact(7), events(1)...))
+				return
+			}
+			_, results[i] = s.Append(ctx, req(ten, fmt.Sprintf("s%d", i), eventstore.NoStream, events(2)...))
+		})
+	}
+	wg.Wait()
+	for i, err := range results {
+		if i == n/2 {
+			wantWrongVersion(t, err, 1)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("append %d failed with a neighbour's conflict: %v", i, err)
+		}
+		if got := readAllStream(t, s, ten, fmt.Sprintf("s%d", i)); len(got) != 2 {
+			t.Fatalf("stream s%d has %d events, want 2", i, len(got))
+		}
+	}
+	if got := readAllStream(t, s, ten, "victim"); len(got) != 1 {
+		t.Fatalf("victim has %d events, want 1", len(got))
+	}
+}
+
+func testPayloadRoundTrip(t *testing.T, s eventstore.Store) {
+	ten := tenant()
+	big := `{"blob":"` + strings.Repeat("0123456789abcdef", 256*1024/16) + `"}`
+	texts := []string{
+		big,
+		`{"city":"Zürich","note":"Ελληνικά, 日本語, emoji 🚚📦, RTL עברית"}`,
+		`{"escaped":"line\nbreak \"quoted\" \\ back\u00e9","spaces": [ 1,  2 ]}`,
+	}
+	evs := make([]eventstore.Event, len(texts))
+	for i, txt := range texts {
+		evs[i] = event("Payload", txt)
+	}
+	evs[1].Metadata.Source = "scanner Göteborg 📡"
+	mustAppend(t, s, req(ten, "Ünïcødé-stream/1", eventstore.NoStream, evs...))
+	got := readAllStream(t, s, ten, "Ünïcødé-stream/1")
+	for i, txt := range texts {
+		if string(got[i].Data) != txt {
+			t.Fatalf("payload %d (%d bytes) changed on the way: got %d bytes", i, len(txt), len(got[i].Data))
+		}
+	}
+	if got[1].Metadata.Source != "scanner Göteborg 📡" {
+		t.Fatalf("metadata changed: %q", got[1].Metadata.Source)
+	}
+	if len(got[0].Data) < 256*1024 {
+		t.Fatalf("large payload shrank to %d bytes", len(got[0].Data))
+	}
+}
+
+func testCanceledContext(t *testing.T, s eventstore.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ten := tenant()
+	if _, err := s.Append(ctx, req(ten, "s1", eventstore.Any, events(1)...)); err == nil {
+		t.Fatal("append with a canceled context succeeded")
+	}
+	if _, err := s.StreamInfo(context.Background(), ten, "s1"); !errors.Is(err, eventstore.ErrNotFound) {
+		// The append may have been committed before the cancellation was seen
+		// only if it reported success; it reported an error, so nothing is stored.
+		t.Fatalf("canceled append left a stream behind: %v", err)
+	}
+}

@@ -1,0 +1,729 @@
+// Package postgres is the production engine of tracktrace: the event store on
+// PostgreSQL through pgx.
+//
+// Writes use group commit: concurrent appends queue to a few writer
+// goroutines; a writer takes what is queued (no timer: a lone append is not
+// delayed), locks the affected stream rows in key order, checks every
+// append's expected version in Go, and writes the accepted events of the
+// whole batch with one multi-row INSERT, in two round trips. A mismatched
+// version fails only its own append.
+//
+// The global log is read by transaction id and position, below the oldest
+// running transaction, so that a reader never skips an event whose position
+// was taken before, but committed after, those it has already seen.
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+)
+
+var _ eventstore.Store = (*Store)(nil)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// maxBatchEvents bounds the events one group commit takes.
+const maxBatchEvents = 10000
+
+// Store is the PostgreSQL event store.
+type Store struct {
+	pool *pgxpool.Pool
+
+	queue     chan *appendOp
+	quit      chan struct{}
+	writers   sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Options tune a Store.
+type Options struct {
+	// Writers is the number of group-commit writers (default: one per core, at least 2).
+	Writers int
+	// SkipMigrations leaves the schema alone (for `migrate`-managed deployments).
+	SkipMigrations bool
+}
+
+type appendOp struct {
+	req  eventstore.AppendRequest
+	done chan appendOutcome
+}
+
+type appendOutcome struct {
+	res eventstore.AppendResult
+	err error
+}
+
+// Open connects to the database named by dsn (a postgres:// URL or a libpq
+// keyword/value string), applies the migrations and starts the writers.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors can quote the whole connection string.
+		return nil, errors.New("postgres: the connection string cannot be parsed")
+	}
+	if opts.Writers <= 0 {
+		opts.Writers = max(2, runtime.GOMAXPROCS(0))
+	}
+	if cfg.MaxConns < int32(opts.Writers)+4 {
+		cfg.MaxConns = int32(opts.Writers) + 4
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w: %w", eventstore.ErrUnavailable, err)
+	}
+	s := &Store{pool: pool, queue: make(chan *appendOp, 4096), quit: make(chan struct{})}
+	if !opts.SkipMigrations {
+		if err := Migrate(ctx, pool); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	for range opts.Writers {
+		s.writers.Go(s.writer)
+	}
+	return s, nil
+}
+
+// Migrate applies the pending migrations. Instances starting at once take
+// turns on a PostgreSQL advisory lock.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub,
+		goose.WithDisableGlobalRegistry(true), goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", classify(err))
+	}
+	return nil
+}
+
+// Pool returns the connection pool, for packages that keep their tables in
+// the same database (read models).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close stops the writers, failing queued appends, and closes the pool.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		s.writers.Wait()
+		for {
+			select {
+			case op := <-s.queue:
+				op.done <- appendOutcome{err: errClosed}
+				continue
+			default:
+			}
+			break
+		}
+		s.pool.Close()
+	})
+	return nil
+}
+
+var errClosed = fmt.Errorf("postgres: %w: store closed", eventstore.ErrUnavailable)
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: %w: %w", eventstore.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Append queues the request for a writer and waits for its commit.
+func (s *Store) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
+	r, err := r.Prepare()
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("postgres: append: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	op := &appendOp{req: r, done: make(chan appendOutcome, 1)}
+	select {
+	case s.queue <- op:
+	case <-ctx.Done():
+		return eventstore.AppendResult{}, ctx.Err()
+	case <-s.quit:
+		return eventstore.AppendResult{}, errClosed
+	}
+	select {
+	case out := <-op.done:
+		return out.res, out.err
+	case <-ctx.Done():
+		// The append may still commit; a retry with the same event ids is safe.
+		return eventstore.AppendResult{}, ctx.Err()
+	}
+}
+
+func (s *Store) writer() {
+	var batch []*appendOp
+	for {
+		batch = batch[:0]
+		select {
+		case op := <-s.queue:
+			batch = append(batch, op)
+		case <-s.quit:
+			return
+		}
+		n := len(batch[0].req.Events)
+	drain:
+		for n < maxBatchEvents {
+			select {
+			case op := <-s.queue:
+				batch = append(batch, op)
+				n += len(op.req.Events)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit writes a batch; when the batch as a whole fails (a race with another
+// writer on a new stream or an event id), each append is retried alone so
+// that the failure stays with the append that caused it.
+func (s *Store) commit(batch []*appendOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	outs, err := s.commitBatch(ctx, batch)
+	if err == nil {
+		for i, op := range batch {
+			op.done <- outs[i]
+		}
+		return
+	}
+	for _, op := range batch {
+		var out appendOutcome
+		for attempt := 0; ; attempt++ {
+			outs, err := s.commitBatch(ctx, []*appendOp{op})
+			if err == nil {
+				out = outs[0]
+				break
+			}
+			if isUniqueViolation(err, "events_event_id") {
+				out.res, out.err = s.replayAfterConflict(ctx, op.req)
+				break
+			}
+			if isUniqueViolation(err, "") && attempt < 3 {
+				continue // lost a race creating the stream: now it exists
+			}
+			out.err = fmt.Errorf("postgres: append: %w", classify(err))
+			break
+		}
+		op.done <- out
+	}
+}
+
+func (s *Store) replayAfterConflict(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
+	stored, err := s.Lookup(ctx, r.Tenant, r.EventIDs())
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if len(stored) == 0 {
+		return eventstore.AppendResult{}, fmt.Errorf("postgres: append: %w: event id conflict", eventstore.ErrUnavailable)
+	}
+	res, err := eventstore.ReplayResult(r, stored)
+	if err != nil {
+		return res, fmt.Errorf("postgres: append: %w", err)
+	}
+	return res, nil
+}
+
+type streamKey struct{ tenant, stream string }
+
+type streamRow struct {
+	version    int64
+	entityType string
+	exists     bool
+}
+
+// commitBatch runs one group commit: round trip 1 begins and locks the
+// batch's existing streams in key order; the appends are checked in queue
+// order; round trip 2 writes the accepted ones and commits. The returned
+// error concerns the batch as a whole; per-append failures are in the outcomes.
+func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appendOutcome, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	c := conn.Conn()
+	inTx := false
+	defer func() {
+		if inTx {
+			if _, rbErr := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
+				conn.Conn().Close(ctx) // a connection in an unknown state is not reused
+			}
+		}
+	}()
+
+	keys := make([]streamKey, 0, len(batch))
+	for _, op := range batch {
+		keys = append(keys, streamKey{op.req.Tenant, op.req.StreamID})
+	}
+	slices.SortFunc(keys, func(a, b streamKey) int { return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.stream, b.stream)) })
+	keys = slices.Compact(keys)
+	tenants, streamIDs := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		tenants[i], streamIDs[i] = k.tenant, k.stream
+	}
+
+	// Round trip 1.
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(`SELECT s.tenant_id, s.stream_id, s.version, s.entity_type
+		FROM streams s JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, stream_id) USING (tenant_id, stream_id)
+		ORDER BY s.tenant_id, s.stream_id FOR UPDATE OF s`, tenants, streamIDs)
+	br := c.SendBatch(ctx, b)
+	inTx = true
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	state := make(map[streamKey]*streamRow, len(keys))
+	for rows.Next() {
+		var k streamKey
+		r := &streamRow{exists: true}
+		if err := rows.Scan(&k.tenant, &k.stream, &r.version, &r.entityType); err != nil {
+			rows.Close()
+			br.Close()
+			return nil, err
+		}
+		state[k] = r
+	}
+	rows.Close()
+	if err := errors.Join(rows.Err(), br.Close()); err != nil {
+		return nil, err
+	}
+
+	// Checks, in queue order: appends to one stream see each other.
+	outs = make([]appendOutcome, len(batch))
+	created := map[streamKey]*streamRow{}
+	var w eventWriter
+	var needLookup []int
+	for i, op := range batch {
+		r := op.req
+		k := streamKey{r.Tenant, r.StreamID}
+		st := state[k]
+		if st == nil {
+			st = &streamRow{}
+			state[k] = st
+		}
+		switch {
+		case !r.Expected.Allows(st.version):
+			outs[i].err = &eventstore.WrongExpectedVersionError{Tenant: r.Tenant, StreamID: r.StreamID, Expected: r.Expected, Actual: st.version}
+			needLookup = append(needLookup, i)
+			continue
+		case st.version == 0 && r.EntityType == "":
+			outs[i].err = fmt.Errorf("postgres: append: %w: entity type is required on a stream's first append", eventstore.ErrInvalid)
+			continue
+		case st.version > 0 && r.EntityType != "" && r.EntityType != st.entityType:
+			outs[i].err = fmt.Errorf("postgres: append: %w: stream is a %s, not a %s", eventstore.ErrEntityTypeMismatch, st.entityType, r.EntityType)
+			needLookup = append(needLookup, i)
+			continue
+		}
+		if st.version == 0 {
+			st.entityType = r.EntityType
+			created[k] = st
+		}
+		res := eventstore.AppendResult{StreamID: r.StreamID, Events: make([]eventstore.AppendedEvent, len(r.Events))}
+		for j, e := range r.Events {
+			st.version++
+			res.Events[j] = eventstore.AppendedEvent{ID: e.ID, Version: st.version}
+			if err := w.add(r, e, st.version); err != nil {
+				return nil, err
+			}
+		}
+		res.Version = st.version
+		outs[i].res = res
+	}
+
+	// A failed check may be a replay of a stored append: look the ids up in
+	// this transaction, while the streams are locked.
+	for _, i := range needLookup {
+		r := batch[i].req
+		stored, err := lookup(ctx, c, r.Tenant, r.EventIDs())
+		if err != nil {
+			return nil, err
+		}
+		if len(stored) > 0 {
+			outs[i].res, outs[i].err = eventstore.ReplayResult(r, stored)
+			if outs[i].err != nil {
+				outs[i].err = fmt.Errorf("postgres: append: %w", outs[i].err)
+			}
+		}
+	}
+
+	// Round trip 2.
+	b = &pgx.Batch{}
+	var newTenants, newStreams, newTypes []string
+	var newVersions []int64
+	var updTenants, updStreams []string
+	var updVersions []int64
+	for _, k := range keys {
+		st := state[k]
+		switch {
+		case created[k] != nil:
+			newTenants, newStreams = append(newTenants, k.tenant), append(newStreams, k.stream)
+			newTypes, newVersions = append(newTypes, st.entityType), append(newVersions, st.version)
+		case st.exists && w.touched(k):
+			updTenants, updStreams, updVersions = append(updTenants, k.tenant), append(updStreams, k.stream), append(updVersions, st.version)
+		}
+	}
+	if len(newTenants) > 0 {
+		b.Queue(`INSERT INTO streams (tenant_id, stream_id, entity_type, version, created_at, updated_at)
+			SELECT k.tenant_id, k.stream_id, k.entity_type, k.version, now(), now()
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS k(tenant_id, stream_id, entity_type, version)
+			ORDER BY 1, 2`, newTenants, newStreams, newTypes, newVersions)
+	}
+	if len(updTenants) > 0 {
+		b.Queue(`UPDATE streams s SET version = k.version, updated_at = now()
+			FROM unnest($1::text[], $2::text[], $3::int8[]) AS k(tenant_id, stream_id, version)
+			WHERE s.tenant_id = k.tenant_id AND s.stream_id = k.stream_id`, updTenants, updStreams, updVersions)
+	}
+	if w.len() > 0 {
+		b.Queue(`INSERT INTO events (tenant_id, stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at)
+			SELECT k.tenant_id, k.stream_id, k.version, k.event_id, k.event_type, k.schema_version, k.data::json, k.metadata::json, k.occurred_at
+			FROM unnest($1::text[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::timestamptz[])
+				AS k(tenant_id, stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at)
+			RETURNING tenant_id, event_id, position`,
+			w.tenants, w.streams, w.versions, w.ids, w.types, w.schemas, w.data, w.meta, w.occurred)
+	}
+	b.Queue("COMMIT")
+	br = c.SendBatch(ctx, b)
+	if len(newTenants) > 0 {
+		// Fails with a unique violation if another writer created one of
+		// the streams meanwhile; the error aborts the rest of the pipeline.
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, err
+		}
+	}
+	if len(updTenants) > 0 {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, err
+		}
+	}
+	type eventKey struct {
+		tenant string
+		id     uuid.UUID
+	}
+	positions := make(map[eventKey]int64, w.len())
+	if w.len() > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			br.Close()
+			return nil, err
+		}
+		for rows.Next() {
+			var tenant string
+			var id uuid.UUID
+			var pos int64
+			if err := rows.Scan(&tenant, &id, &pos); err != nil {
+				rows.Close()
+				br.Close()
+				return nil, err
+			}
+			positions[eventKey{tenant, id}] = pos
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			br.Close()
+			return nil, err
+		}
+	}
+	if _, err := br.Exec(); err != nil { // COMMIT
+		br.Close()
+		return nil, err
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	inTx = false
+	for i, op := range batch {
+		if outs[i].err != nil || outs[i].res.Replayed {
+			continue
+		}
+		for j := range outs[i].res.Events {
+			outs[i].res.Events[j].Position = positions[eventKey{op.req.Tenant, outs[i].res.Events[j].ID}]
+		}
+	}
+	return outs, nil
+}
+
+// eventWriter collects a batch's events as column arrays for unnest.
+type eventWriter struct {
+	tenants, streams, types, data, meta []string
+	versions                            []int64
+	ids                                 []uuid.UUID
+	schemas                             []int32
+	occurred                            []time.Time
+	keys                                map[streamKey]bool
+}
+
+func (w *eventWriter) add(r eventstore.AppendRequest, e eventstore.Event, version int64) error {
+	meta, err := json.Marshal(e.Metadata)
+	if err != nil {
+		return err
+	}
+	if w.keys == nil {
+		w.keys = map[streamKey]bool{}
+	}
+	w.keys[streamKey{r.Tenant, r.StreamID}] = true
+	w.tenants = append(w.tenants, r.Tenant)
+	w.streams = append(w.streams, r.StreamID)
+	w.versions = append(w.versions, version)
+	w.ids = append(w.ids, e.ID)
+	w.types = append(w.types, e.Type)
+	w.schemas = append(w.schemas, int32(e.SchemaVersion))
+	w.data = append(w.data, string(e.Data))
+	w.meta = append(w.meta, string(meta))
+	w.occurred = append(w.occurred, e.OccurredAt)
+	return nil
+}
+
+func (w *eventWriter) len() int                  { return len(w.ids) }
+func (w *eventWriter) touched(k streamKey) bool { return w.keys[k] }
+
+const eventColumns = `e.position, e.tx_id::text, e.tenant_id, e.stream_id, e.version, e.event_id, e.event_type,
+	e.schema_version, e.data::text, e.metadata::text, e.occurred_at, e.recorded_at`
+
+type queryer interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func scanEvents(rows pgx.Rows, withEntityType bool) ([]eventstore.Recorded, error) {
+	defer rows.Close()
+	var out []eventstore.Recorded
+	for rows.Next() {
+		var r eventstore.Recorded
+		var txid, data, meta string
+		dest := []any{&r.Position, &txid, &r.Tenant, &r.StreamID, &r.Version, &r.ID, &r.Type,
+			&r.SchemaVersion, &data, &meta, &r.OccurredAt, &r.RecordedAt}
+		if withEntityType {
+			dest = append(dest, &r.EntityType)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		tx, err := strconv.ParseUint(txid, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("event at position %d: bad tx id %q", r.Position, txid)
+		}
+		if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
+			return nil, fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
+		}
+		r.Data = json.RawMessage(data)
+		r.OccurredAt, r.RecordedAt = r.OccurredAt.UTC(), r.RecordedAt.UTC()
+		r.Cursor = eventstore.Cursor{TxID: tx, Position: r.Position}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func lookup(ctx context.Context, q queryer, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM events e
+		WHERE e.tenant_id = $1 AND e.event_id = ANY($2::uuid[])`, tenant, ids)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows, false)
+}
+
+// Lookup returns the tenant's stored events with the given ids.
+func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
+	out, err := lookup(ctx, s.pool, tenant, ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: lookup: %w", classify(err))
+	}
+	return out, nil
+}
+
+// ReadStream returns events of one stream from a version on.
+func (s *Store) ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]eventstore.Recorded, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("postgres: read stream: %w: limit must be positive", eventstore.ErrInvalid)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events e
+		WHERE e.tenant_id = $1 AND e.stream_id = $2 AND e.version >= $3 ORDER BY e.version LIMIT $4`,
+		tenant, streamID, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read stream: %w", classify(err))
+	}
+	out, err := scanEvents(rows, false)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read stream: %w", classify(err))
+	}
+	if len(out) == 0 {
+		if _, err := s.StreamInfo(ctx, tenant, streamID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ReadAll reads the global log after a cursor, in (tx_id, position) order,
+// and only below the oldest transaction still running: an event whose
+// transaction has not committed yet holds back every event after it.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.Recorded, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("postgres: read all: %w: limit must be positive", eventstore.ErrInvalid)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+`, s.entity_type FROM events e
+		JOIN streams s ON s.tenant_id = e.tenant_id AND s.stream_id = e.stream_id
+		WHERE (e.tx_id, e.position) > ($1::text::xid8, $2::int8)
+		  AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY e.tx_id, e.position LIMIT $3`,
+		strconv.FormatUint(after.TxID, 10), after.Position, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read all: %w", classify(err))
+	}
+	out, err := scanEvents(rows, true)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read all: %w", classify(err))
+	}
+	return out, nil
+}
+
+// Head returns the cursor of the newest event a reader may see now.
+func (s *Store) Head(ctx context.Context) (eventstore.Cursor, error) {
+	var txid string
+	var pos int64
+	err := s.pool.QueryRow(ctx, `SELECT tx_id::text, position FROM events
+		WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY tx_id DESC, position DESC LIMIT 1`).Scan(&txid, &pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Cursor{}, nil
+	}
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("postgres: head: %w", classify(err))
+	}
+	tx, err := strconv.ParseUint(txid, 10, 64)
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("postgres: head: bad tx id %q", txid)
+	}
+	return eventstore.Cursor{TxID: tx, Position: pos}, nil
+}
+
+// StreamInfo returns a stream's metadata.
+func (s *Store) StreamInfo(ctx context.Context, tenant, streamID string) (eventstore.StreamInfo, error) {
+	info := eventstore.StreamInfo{Tenant: tenant, StreamID: streamID}
+	err := s.pool.QueryRow(ctx, `SELECT entity_type, version, created_at, updated_at FROM streams
+		WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID).Scan(&info.EntityType, &info.Version, &info.CreatedAt, &info.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return info, fmt.Errorf("postgres: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return info, fmt.Errorf("postgres: stream info: %w", classify(err))
+	}
+	info.CreatedAt, info.UpdatedAt = info.CreatedAt.UTC(), info.UpdatedAt.UTC()
+	return info, nil
+}
+
+// SaveSnapshot stores a snapshot (replacing one of the same version).
+func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
+	if snap.Version <= 0 || !json.Valid(snap.State) {
+		return fmt.Errorf("postgres: save snapshot: %w: needs a positive version and JSON state", eventstore.ErrInvalid)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO snapshots (tenant_id, stream_id, version, schema_version, state)
+		VALUES ($1, $2, $3, $4, $5::text::json)
+		ON CONFLICT (tenant_id, stream_id, version) DO UPDATE SET
+			schema_version = excluded.schema_version, state = excluded.state, created_at = now()`,
+		snap.Tenant, snap.StreamID, snap.Version, snap.SchemaVersion, string(snap.State))
+	if err != nil {
+		return fmt.Errorf("postgres: save snapshot: %w", classify(err))
+	}
+	return nil
+}
+
+// LoadSnapshot returns the stream's snapshot of the highest version.
+func (s *Store) LoadSnapshot(ctx context.Context, tenant, streamID string) (eventstore.Snapshot, error) {
+	snap := eventstore.Snapshot{Tenant: tenant, StreamID: streamID}
+	var state string
+	err := s.pool.QueryRow(ctx, `SELECT version, schema_version, state::text, created_at FROM snapshots
+		WHERE tenant_id = $1 AND stream_id = $2 ORDER BY version DESC LIMIT 1`, tenant, streamID).
+		Scan(&snap.Version, &snap.SchemaVersion, &state, &snap.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return snap, fmt.Errorf("postgres: snapshot of %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return snap, fmt.Errorf("postgres: load snapshot: %w", classify(err))
+	}
+	snap.State = json.RawMessage(state)
+	snap.CreatedAt = snap.CreatedAt.UTC()
+	return snap, nil
+}
+
+// isUniqueViolation reports a unique violation, on the named constraint when
+// one is given.
+func isUniqueViolation(err error, constraint string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && (constraint == "" || pe.ConstraintName == constraint)
+}
+
+// classify marks connection failures, shutdowns and overload as
+// ErrUnavailable, so that callers answer 503 rather than 500.
+func classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code[:2] {
+		case "08", "53", "57": // connection exception, insufficient resources, operator intervention
+			return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		}
+		return err
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || errors.Is(err, pgx.ErrTxClosed) {
+		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,54 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/eventstore/eventstoretest"
+	"github.com/tlm/tracktrace/internal/postgres"
+	"github.com/tlm/tracktrace/internal/postgres/pgtest"
+)
+
+func open(t *testing.T, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	// One database and store for the whole suite: the suite isolates its
+	// tests by tenant, and sharing exercises the group commit across tests.
+	s := open(t, pgtest.NewDatabase(t))
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return s })
+}
+
+// Several instances starting at once against one database must not break
+// each other: the migrations run once, under an advisory lock.
+func TestConcurrentMigrations(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+	}
+}

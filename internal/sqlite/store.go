@@ -1,0 +1,557 @@
+// Package sqlite is the embedded engine of tracktrace: the event store (and,
+// later, the read models) in one SQLite file, through the pure-Go driver
+// modernc.org/sqlite, in WAL mode with durable (synchronous=FULL) commits.
+//
+// SQLite has one writer. Appends are queued to a single writer goroutine that
+// commits whatever is queued in one transaction (group commit, no timer), so
+// one fsync serves many appends; each append runs under its own savepoint, so
+// a failing append fails alone.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+)
+
+var _ eventstore.Store = (*Store)(nil)
+
+// maxBatchEvents bounds the events one group commit takes.
+const maxBatchEvents = 20000
+
+// Store is the SQLite event store.
+type Store struct {
+	path  string
+	write *sql.DB // one connection: SQLite has one writer
+	read  *sql.DB // a pool of read-only connections (WAL readers do not block the writer)
+	now   func() time.Time
+
+	queue     chan *appendOp
+	quit      chan struct{}
+	writerEnd chan struct{}
+	closeOnce sync.Once
+}
+
+// Options tune a Store.
+type Options struct {
+	// ReadConns is the size of the read pool (default 8).
+	ReadConns int
+	// Now returns the current time (default time.Now); tests inject clocks.
+	Now func() time.Time
+}
+
+type appendOp struct {
+	req  eventstore.AppendRequest
+	done chan appendOutcome
+}
+
+type appendOutcome struct {
+	res eventstore.AppendResult
+	err error
+}
+
+// Open opens (creating when needed) the database named by dsn, a
+// "file:path?query" or "sqlite:path?query" string, applies the migrations and
+// starts the writer. Close releases it.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	path, query, err := splitDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("sqlite: create directory of %s: %w", path, err)
+		}
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 8
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)"
+	if query != "" {
+		pragmas += "&" + query // the user's pragmas run last and win
+	}
+	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	read, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(ON)")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(opts.ReadConns)
+	read.SetMaxIdleConns(opts.ReadConns)
+	s := &Store{
+		path: path, write: write, read: read, now: opts.Now,
+		queue:     make(chan *appendOp, 1024),
+		quit:      make(chan struct{}),
+		writerEnd: make(chan struct{}),
+	}
+	if err := s.Migrate(ctx); err != nil {
+		write.Close()
+		read.Close()
+		return nil, err
+	}
+	go s.writer()
+	return s, nil
+}
+
+// splitDSN turns "file:data/x.db?a=b" or "sqlite:data/x.db" into a path and
+// the query string.
+func splitDSN(dsn string) (path, query string, err error) {
+	rest, ok := strings.CutPrefix(dsn, "sqlite:")
+	if !ok {
+		rest, ok = strings.CutPrefix(dsn, "file:")
+	}
+	if !ok {
+		return "", "", fmt.Errorf("sqlite: %q is not a file: or sqlite: connection string", dsn)
+	}
+	rest = strings.TrimPrefix(rest, "file:")
+	path, query, _ = strings.Cut(rest, "?")
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, ":memory:") {
+		return "", "", errors.New("sqlite: the event store needs a file; in-memory databases are not supported")
+	}
+	if _, err := url.ParseQuery(query); err != nil {
+		return "", "", fmt.Errorf("sqlite: bad query in connection string: %w", err)
+	}
+	return path, query, nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// DB returns the write handle, for packages that keep their tables in the
+// same file (read models). Writes through it wait for the writer connection.
+func (s *Store) DB() *sql.DB { return s.write }
+
+// ReadDB returns the read-only pool.
+func (s *Store) ReadDB() *sql.DB { return s.read }
+
+// Close stops the writer, failing queued appends, and closes the database.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.writerEnd
+	})
+	return errors.Join(s.write.Close(), s.read.Close())
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: %w: %w", eventstore.ErrUnavailable, err)
+	}
+	return nil
+}
+
+var errClosed = fmt.Errorf("sqlite: %w: store closed", eventstore.ErrUnavailable)
+
+// Append queues the request for the writer and waits for its commit.
+func (s *Store) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
+	r, err := r.Prepare()
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("sqlite: append: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	op := &appendOp{req: r, done: make(chan appendOutcome, 1)}
+	select {
+	case s.queue <- op:
+	case <-ctx.Done():
+		return eventstore.AppendResult{}, ctx.Err()
+	case <-s.quit:
+		return eventstore.AppendResult{}, errClosed
+	}
+	select {
+	case out := <-op.done:
+		return out.res, out.err
+	case <-ctx.Done():
+		// The append may still commit; a retry with the same event ids is safe.
+		return eventstore.AppendResult{}, ctx.Err()
+	}
+}
+
+// writer is the single writer goroutine: it takes what is queued and commits
+// it in one transaction.
+func (s *Store) writer() {
+	defer close(s.writerEnd)
+	var batch []*appendOp
+	for {
+		batch = batch[:0]
+		select {
+		case op := <-s.queue:
+			batch = append(batch, op)
+		case <-s.quit:
+			s.failQueued()
+			return
+		}
+		n := len(batch[0].req.Events)
+	drain:
+		for n < maxBatchEvents {
+			select {
+			case op := <-s.queue:
+				batch = append(batch, op)
+				n += len(op.req.Events)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) failQueued() {
+	for {
+		select {
+		case op := <-s.queue:
+			op.done <- appendOutcome{err: errClosed}
+		default:
+			return
+		}
+	}
+}
+
+// commit writes a batch in one transaction, each append under a savepoint.
+func (s *Store) commit(batch []*appendOp) {
+	// The writer is not tied to any one request: a canceled caller must not
+	// abort its neighbours' commit.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	outs := make([]appendOutcome, len(batch))
+	err := func() error {
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		now := eventstore.NormalizeTime(s.now())
+		for i, op := range batch {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT append"); err != nil {
+				return err
+			}
+			outs[i].res, outs[i].err = s.appendTx(ctx, tx, op.req, now)
+			undo := ""
+			if outs[i].err != nil || outs[i].res.Replayed {
+				undo = "ROLLBACK TO append; "
+			}
+			if _, err := tx.ExecContext(ctx, undo+"RELEASE append"); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	for i, op := range batch {
+		if err != nil {
+			outs[i] = appendOutcome{err: fmt.Errorf("sqlite: commit append: %w", classify(err))}
+		}
+		op.done <- outs[i]
+	}
+}
+
+// appendTx checks and writes one append inside the writer's transaction.
+func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendRequest, now time.Time) (eventstore.AppendResult, error) {
+	var version int64
+	var entityType string
+	err := tx.QueryRowContext(ctx, `SELECT version, entity_type FROM streams WHERE tenant_id = ? AND stream_id = ?`,
+		r.Tenant, r.StreamID).Scan(&version, &entityType)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return eventstore.AppendResult{}, err
+	}
+	if !r.Expected.Allows(version) {
+		if res, replay, err := s.replay(ctx, tx, r); replay {
+			return res, err
+		}
+		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{
+			Tenant: r.Tenant, StreamID: r.StreamID, Expected: r.Expected, Actual: version}
+	}
+	switch {
+	case version == 0 && r.EntityType == "":
+		return eventstore.AppendResult{}, fmt.Errorf("sqlite: append: %w: entity type is required on a stream's first append", eventstore.ErrInvalid)
+	case version > 0 && r.EntityType != "" && r.EntityType != entityType:
+		if res, replay, err := s.replay(ctx, tx, r); replay {
+			return res, err
+		}
+		return eventstore.AppendResult{}, fmt.Errorf("sqlite: append: %w: stream is a %s, not a %s", eventstore.ErrEntityTypeMismatch, entityType, r.EntityType)
+	}
+	res := eventstore.AppendResult{StreamID: r.StreamID, Events: make([]eventstore.AppendedEvent, len(r.Events))}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events
+		(tenant_id, stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at, recorded_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position`)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	defer stmt.Close()
+	for i, e := range r.Events {
+		meta, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		v := version + int64(i) + 1
+		var pos int64
+		err = stmt.QueryRowContext(ctx, r.Tenant, r.StreamID, v, e.ID.String(), e.Type, e.SchemaVersion,
+			string(e.Data), string(meta), e.OccurredAt.UnixMicro(), now.UnixMicro()).Scan(&pos)
+		if isUniqueViolation(err) {
+			// An event id is stored already: a replay, or a reuse of the id.
+			if res, replay, err := s.replay(ctx, tx, r); replay {
+				return res, err
+			}
+		}
+		if err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		res.Events[i] = eventstore.AppendedEvent{ID: e.ID, Version: v, Position: pos}
+	}
+	res.Version = version + int64(len(r.Events))
+	if version == 0 {
+		_, err = tx.ExecContext(ctx, `INSERT INTO streams (tenant_id, stream_id, entity_type, version, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, r.Tenant, r.StreamID, r.EntityType, res.Version, now.UnixMicro(), now.UnixMicro())
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE streams SET version = ?, updated_at = ? WHERE tenant_id = ? AND stream_id = ?`,
+			res.Version, now.UnixMicro(), r.Tenant, r.StreamID)
+	}
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return res, nil
+}
+
+// replay looks the request's event ids up; replay is false when none is stored.
+func (s *Store) replay(ctx context.Context, q querier, r eventstore.AppendRequest) (res eventstore.AppendResult, replay bool, err error) {
+	stored, err := lookup(ctx, q, r.Tenant, r.EventIDs())
+	if err != nil {
+		return eventstore.AppendResult{}, true, err
+	}
+	if len(stored) == 0 {
+		return eventstore.AppendResult{}, false, nil
+	}
+	res, err = eventstore.ReplayResult(r, stored)
+	if err != nil {
+		err = fmt.Errorf("sqlite: append: %w", err)
+	}
+	return res, true, err
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+const eventColumns = `e.position, e.tenant_id, e.stream_id, e.version, e.event_id, e.event_type, e.schema_version,
+	e.data, e.metadata, e.occurred_at, e.recorded_at`
+
+func scanEvents(rows *sql.Rows, withEntityType bool) ([]eventstore.Recorded, error) {
+	defer rows.Close()
+	var out []eventstore.Recorded
+	for rows.Next() {
+		var r eventstore.Recorded
+		var id, data, meta string
+		var occurred, recorded int64
+		dest := []any{&r.Position, &r.Tenant, &r.StreamID, &r.Version, &id, &r.Type, &r.SchemaVersion,
+			&data, &meta, &occurred, &recorded}
+		if withEntityType {
+			dest = append(dest, &r.EntityType)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		var err error
+		if r.ID, err = uuid.Parse(id); err != nil {
+			return nil, fmt.Errorf("event at position %d: bad id: %w", r.Position, err)
+		}
+		if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
+			return nil, fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
+		}
+		r.Data = json.RawMessage(data)
+		r.OccurredAt = time.UnixMicro(occurred).UTC()
+		r.RecordedAt = time.UnixMicro(recorded).UTC()
+		r.Cursor = eventstore.Cursor{Position: r.Position}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func lookup(ctx context.Context, q querier, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []eventstore.Recorded
+	// Keep well under SQLite's bound-parameter limit.
+	for chunk := range chunks(ids, 500) {
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, tenant)
+		for _, id := range chunk {
+			args = append(args, id.String())
+		}
+		rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events e
+			WHERE e.tenant_id = ? AND e.event_id IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		found, err := scanEvents(rows, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+func chunks[T any](s []T, n int) func(yield func([]T) bool) {
+	return func(yield func([]T) bool) {
+		for len(s) > 0 {
+			k := min(n, len(s))
+			if !yield(s[:k]) {
+				return
+			}
+			s = s[k:]
+		}
+	}
+}
+
+// Lookup returns the tenant's stored events with the given ids.
+func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
+	out, err := lookup(ctx, s.read, tenant, ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lookup: %w", classify(err))
+	}
+	return out, nil
+}
+
+// ReadStream returns events of one stream from a version on.
+func (s *Store) ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]eventstore.Recorded, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlite: read stream: %w: limit must be positive", eventstore.ErrInvalid)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM events e
+		WHERE e.tenant_id = ? AND e.stream_id = ? AND e.version >= ? ORDER BY e.version LIMIT ?`,
+		tenant, streamID, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read stream: %w", classify(err))
+	}
+	out, err := scanEvents(rows, false)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read stream: %w", classify(err))
+	}
+	if len(out) == 0 {
+		if _, err := s.StreamInfo(ctx, tenant, streamID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ReadAll reads the global log after a cursor. With one writer, positions
+// commit in order, so position order is safe to follow.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.Recorded, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlite: read all: %w: limit must be positive", eventstore.ErrInvalid)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventColumns+`, s.entity_type FROM events e
+		JOIN streams s ON s.tenant_id = e.tenant_id AND s.stream_id = e.stream_id
+		WHERE e.position > ? ORDER BY e.position LIMIT ?`, after.Position, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read all: %w", classify(err))
+	}
+	out, err := scanEvents(rows, true)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read all: %w", classify(err))
+	}
+	return out, nil
+}
+
+// Head returns the cursor of the newest event.
+func (s *Store) Head(ctx context.Context) (eventstore.Cursor, error) {
+	var pos sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, `SELECT max(position) FROM events`).Scan(&pos); err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("sqlite: head: %w", classify(err))
+	}
+	return eventstore.Cursor{Position: pos.Int64}, nil
+}
+
+// StreamInfo returns a stream's metadata.
+func (s *Store) StreamInfo(ctx context.Context, tenant, streamID string) (eventstore.StreamInfo, error) {
+	info := eventstore.StreamInfo{Tenant: tenant, StreamID: streamID}
+	var created, updated int64
+	err := s.read.QueryRowContext(ctx, `SELECT entity_type, version, created_at, updated_at FROM streams
+		WHERE tenant_id = ? AND stream_id = ?`, tenant, streamID).Scan(&info.EntityType, &info.Version, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return info, fmt.Errorf("sqlite: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return info, fmt.Errorf("sqlite: stream info: %w", classify(err))
+	}
+	info.CreatedAt, info.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	return info, nil
+}
+
+// SaveSnapshot stores a snapshot (replacing one of the same version).
+func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
+	if snap.Version <= 0 || !json.Valid(snap.State) {
+		return fmt.Errorf("sqlite: save snapshot: %w: needs a positive version and JSON state", eventstore.ErrInvalid)
+	}
+	_, err := s.write.ExecContext(ctx, `INSERT INTO snapshots (tenant_id, stream_id, version, schema_version, state, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant_id, stream_id, version) DO UPDATE SET
+			schema_version = excluded.schema_version, state = excluded.state, created_at = excluded.created_at`,
+		snap.Tenant, snap.StreamID, snap.Version, snap.SchemaVersion, string(snap.State), s.now().UnixMicro())
+	if err != nil {
+		return fmt.Errorf("sqlite: save snapshot: %w", classify(err))
+	}
+	return nil
+}
+
+// LoadSnapshot returns the stream's snapshot of the highest version.
+func (s *Store) LoadSnapshot(ctx context.Context, tenant, streamID string) (eventstore.Snapshot, error) {
+	snap := eventstore.Snapshot{Tenant: tenant, StreamID: streamID}
+	var state string
+	var created int64
+	err := s.read.QueryRowContext(ctx, `SELECT version, schema_version, state, created_at FROM snapshots
+		WHERE tenant_id = ? AND stream_id = ? ORDER BY version DESC LIMIT 1`, tenant, streamID).
+		Scan(&snap.Version, &snap.SchemaVersion, &state, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return snap, fmt.Errorf("sqlite: snapshot of %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return snap, fmt.Errorf("sqlite: load snapshot: %w", classify(err))
+	}
+	snap.State = json.RawMessage(state)
+	snap.CreatedAt = time.UnixMicro(created).UTC()
+	return snap, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+// classify marks errors of an unreachable or locked database as ErrUnavailable
+// so that callers answer 503 rather than 500.
+func classify(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN:
+			return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+		}
+	}
+	return err
+}
