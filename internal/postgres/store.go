@@ -295,7 +295,9 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appe
 	for _, op := range batch {
 		keys = append(keys, streamKey{op.req.Tenant, op.req.StreamID})
 	}
-	slices.SortFunc(keys, func(a, b streamKey) int { return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.stream, b.stream)) })
+	slices.SortFunc(keys, func(a, b streamKey) int {
+		return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.stream, b.stream))
+	})
 	keys = slices.Compact(keys)
 	tenants, streamIDs := make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
@@ -522,7 +524,7 @@ func (w *eventWriter) add(r eventstore.AppendRequest, e eventstore.Event, versio
 	return nil
 }
 
-func (w *eventWriter) len() int                  { return len(w.ids) }
+func (w *eventWriter) len() int                 { return len(w.ids) }
 func (w *eventWriter) touched(k streamKey) bool { return w.keys[k] }
 
 const eventColumns = `e.position, e.tx_id::text, e.tenant_id, e.stream_id, e.version, e.event_id, e.event_type,

@@ -1,0 +1,78 @@
+// Command tracktrace is the track & trace service: `tracktrace serve` runs it
+// (embedded SQLite by default, PostgreSQL when configured), and the other
+// subcommands operate it. `tracktrace help` lists them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tracktrace:", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole program, callable from tests. It takes the environment as
+// a list (not a getenv function, as in Mat Ryer's pattern) because the
+// configuration's Section__Key variables are found by listing it.
+func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		args = []string{"serve"}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, environ, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, rest, environ, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, rest, environ, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "tracktrace", buildVersion())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return &usageError{fmt.Sprintf("unknown command %q\n\n%s", cmd, usage)}
+	}
+}
+
+const usage = `Usage: tracktrace <command> [flags]
+
+Commands:
+  serve         run the service (the default command)
+  migrate       apply the database migrations and exit
+  healthcheck   probe a running server's /health/live (for container HEALTHCHECKs)
+  version       print the version
+
+Common flags (serve, migrate, healthcheck):
+  --config FILE          base settings file (default ./appsettings.json)
+  --environment NAME     environment name; appsettings.NAME.json is read too
+  --secrets-dir DIR      key-per-file secrets (file ConnectionStrings__EventStore, ...)
+  --set Section:Key=V    override one setting (repeatable)
+
+Settings come from defaults, appsettings.json, appsettings.{Environment}.json,
+environment variables (Section__Key, e.g. ConnectionStrings__EventStore),
+secret files and --set, later ones winning.
+`
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tlm/tracktrace/internal/config"
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/httpapi"
+	"github.com/tlm/tracktrace/internal/postgres"
+	"github.com/tlm/tracktrace/internal/sqlite"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// version is set at build time with -ldflags "-X main.version=1.2.3".
+var version = ""
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	v := "dev"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return v
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// loadConfig parses the common flags and loads the configuration.
+func loadConfig(name string, args []string, environ []string, stderr io.Writer) (*config.Config, config.Options, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts config.Options
+	var sets stringList
+	fs.StringVar(&opts.File, "config", "", "base settings file (default ./appsettings.json)")
+	fs.StringVar(&opts.Environment, "environment", "", "environment name")
+	fs.StringVar(&opts.SecretsDir, "secrets-dir", "", "key-per-file secrets directory")
+	fs.Var(&sets, "set", "override a setting: Section:Key=value (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return nil, opts, &usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return nil, opts, &usageError{fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(0))}
+	}
+	opts.Environ, opts.Overrides = environ, sets
+	cfg, err := config.Load(opts)
+	if cfg != nil {
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(stderr, "tracktrace: config warning:", w)
+		}
+	}
+	var verr *config.ValidationError
+	if errors.As(err, &verr) {
+		return nil, opts, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(verr.Error(), "\n", "\n  "))
+	}
+	if err != nil {
+		return nil, opts, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, opts, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	hopts := &slog.HandlerOptions{Level: cfg.Logging.SlogLevel()}
+	if strings.EqualFold(cfg.Logging.Format, "text") {
+		return slog.New(slog.NewTextHandler(w, hopts))
+	}
+	return slog.New(slog.NewJSONHandler(w, hopts))
+}
+
+// openStore opens the event store the connection string selects.
+func openStore(ctx context.Context, cfg *config.Config) (eventstore.Store, error) {
+	db, err := cfg.EventStoreDatabase()
+	if err != nil {
+		return nil, err
+	}
+	switch db.Engine {
+	case config.EnginePostgres:
+		return postgres.Open(ctx, db.DSN, postgres.Options{})
+	case config.EngineSQLite:
+		dsn := db.DSN
+		if !strings.HasPrefix(dsn, "file:") {
+			dsn = "file:" + dsn
+		}
+		return sqlite.Open(ctx, dsn, sqlite.Options{})
+	default:
+		return nil, fmt.Errorf("unsupported database engine %q", db.Engine)
+	}
+}
+
+func serve(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	started := time.Now()
+	cfg, _, err := loadConfig("serve", args, environ, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	log.Info("starting tracktrace", "version", buildVersion(), "environment", cfg.Environment)
+	if !cfg.Authentication.Enabled() {
+		log.Warn("AUTHENTICATION IS OFF: every caller is trusted and picks its tenant with X-Tenant-ID. " +
+			"Set Authentication.Authority and Authentication.Audience before exposing this service.")
+	}
+
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("event store: %w", err)
+	}
+	defer store.Close()
+
+	svc := tracking.NewService(store, tracking.ServiceOptions{
+		SnapshotFrequency: cfg.EventStore.SnapshotFrequency,
+		OnTimeTolerance:   time.Duration(cfg.Tracking.OnTimeTolerance),
+		MaxFutureSkew:     time.Duration(cfg.Tracking.MaxFutureSkew),
+		ExtraEntityTypes:  cfg.Tracking.EntityTypes,
+		Logger:            log,
+	})
+
+	handler := httpapi.NewServer(httpapi.Deps{
+		Tracker:        svc,
+		Logger:         log,
+		Checks:         []httpapi.HealthCheck{{Name: "eventstore", Check: store.Ping}},
+		MaxBodyBytes:   int64(cfg.Server.MaxBodyBytes),
+		RequestTimeout: time.Duration(cfg.Server.RequestTimeout),
+		Version:        buildVersion(),
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.Server.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.Server.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Address)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Address, err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	// The service's background work (snapshots) outlives request handling:
+	// it stops only after the HTTP server has drained.
+	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
+	g.Go(func() error { return svc.Run(svcCtx) })
+	g.Go(func() error {
+		log.Info("listening", "addr", ln.Addr().String(), "startup", time.Since(started).String())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down", "timeout", time.Duration(cfg.Server.ShutdownTimeout).String())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), time.Duration(cfg.Server.ShutdownTimeout))
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		stopSvc()
+		return err
+	})
+	err = g.Wait()
+	stopSvc()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func migrate(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig("migrate", args, environ, stderr)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg) // opening applies the pending migrations
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer store.Close()
+	db, _ := cfg.EventStoreDatabase()
+	fmt.Fprintf(stdout, "migrations applied (%s)\n", db.Engine)
+	return nil
+}
+
+// healthcheck probes the local server's liveness endpoint; it is what the
+// container image's HEALTHCHECK runs (there is no curl in the image).
+func healthcheck(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig("healthcheck", args, environ, stderr)
+	if err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(cfg.Server.Address)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/health/live", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /health/live answered %s", resp.Status)
+	}
+	fmt.Fprintln(stdout, "healthy")
+	return nil
+}

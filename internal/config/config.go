@@ -1,0 +1,316 @@
+// Package config holds tracktrace's configuration: one Config struct in the
+// shape of the seed's appsettings.json, loaded from defaults, settings files,
+// environment variables, secret files and command-line overrides, and
+// validated once.
+//
+// Keys are matched case-insensitively, as .NET configuration does, and are
+// named in messages in their dotted form, e.g. EventStore.SnapshotFrequency.
+package config
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of a tracktrace process. Build one with
+// Load, or with Default for code and tests that need no settings files.
+type Config struct {
+	// Environment names the deployment environment ("Development",
+	// "Production", ...). It is not a settings key: it comes from
+	// Options.Environment or the environment variables listed in Load.
+	Environment string `config:"-"`
+
+	// The sections of appsettings.json, each described at its type.
+	EventStore        EventStore
+	ReadModels        ReadModels
+	Kafka             Kafka
+	Authentication    Authentication
+	Monitoring        Monitoring
+	ConnectionStrings ConnectionStrings
+	Server            Server
+	Tracking          Tracking
+	Logging           Logging
+
+	// Features are the feature flags by name. They are re-read at run time
+	// by WatchFeatures; see Features for the concurrency-safe holder.
+	Features map[string]bool
+
+	// Warnings lists what Load tolerated but an operator should hear about,
+	// such as unknown keys.
+	Warnings []string `config:"-"`
+}
+
+// EventStore configures the event store, the source of truth.
+type EventStore struct {
+	// ConnectionString selects the engine; see ParseDatabase. A non-empty
+	// ConnectionStrings.EventStore replaces it.
+	ConnectionString  string          `secret:"database"`
+	SnapshotFrequency int             // events between snapshots, 1–1000
+	RetentionPolicy   RetentionPolicy // what is deleted when
+}
+
+// RetentionPolicy says how long events and snapshots are kept.
+type RetentionPolicy struct {
+	MaxAge      Duration // events older than this are deleted; 0 keeps them forever
+	SnapshotAge Duration // snapshots older than this are deleted; 0 keeps them forever
+	Interval    Duration // how often the background retention job runs
+}
+
+// ReadModels configures the projected views and their cache.
+type ReadModels struct {
+	// ConnectionString selects the views' database; empty means the event
+	// store's. A non-empty ConnectionStrings.ReadModels replaces it.
+	ConnectionString string        `secret:"database"`
+	RefreshInterval  Duration      // how often projections poll for new events
+	CacheSettings    CacheSettings // the read-through cache
+}
+
+// CacheSettings bounds the read-through cache of entity and timeline queries.
+type CacheSettings struct {
+	DefaultTTL Duration `config:"DefaultTTL"` // how long an entry lives unless invalidated
+	MaxSize    ByteSize // bound of the in-process cache
+}
+
+// Kafka configures publishing to and consuming from Kafka.
+type Kafka struct {
+	// BootstrapServers is a comma-separated host:port list; empty turns Kafka off.
+	BootstrapServers string
+	Topics           Topics   // topic names
+	Consumer         Consumer // projection feed
+	Producer         Producer // relay
+}
+
+// Enabled reports whether Kafka is configured.
+func (k Kafka) Enabled() bool { return k.BootstrapServers != "" }
+
+// Brokers returns the bootstrap servers as a list.
+func (k Kafka) Brokers() []string {
+	var out []string
+	for b := range strings.SplitSeq(k.BootstrapServers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Topics names the Kafka topics tracktrace uses.
+type Topics struct {
+	DomainEvents      string // every recorded event
+	IntegrationEvents string // the public contract for other services
+	Ingest            string // events recorded through Kafka; empty = none
+}
+
+// Consumer configures the projection feed's consumer group.
+type Consumer struct {
+	GroupID         string `config:"GroupId"` // consumer group of the projections
+	AutoOffsetReset string // where a new group starts: "Earliest" or "Latest"
+	// EnableAutoCommit must stay false: offsets are committed after the
+	// read-model transaction. It exists because the seed spells it out.
+	EnableAutoCommit bool
+}
+
+// Producer configures the relay's producer.
+type Producer struct {
+	Acks string // "all" (or its synonym "-1"), the only value that keeps the outbox lossless
+}
+
+// Authentication configures OIDC/JWT bearer authentication.
+type Authentication struct {
+	Authority            string   // OIDC issuer URL; empty turns authentication off
+	Audience             string   // required when Authority is set
+	RequireHTTPSMetadata bool     `config:"RequireHttpsMetadata"` // Authority must be https
+	TenantClaim          string   // the JWT claim naming the caller's tenant
+	Algorithms           []string // allowed asymmetric JWS algorithms
+	ClockSkew            Duration // at most 5 minutes
+}
+
+// Enabled reports whether authentication is configured.
+func (a Authentication) Enabled() bool { return a.Authority != "" }
+
+// Monitoring configures metrics and tracing.
+type Monitoring struct {
+	Metrics Metrics // Prometheus
+	Tracing Tracing // OpenTelemetry
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Enabled  bool              // serve metrics
+	Endpoint string            // path, starting with "/"
+	Tags     map[string]string // constant labels
+}
+
+// Tracing configures OpenTelemetry tracing.
+type Tracing struct {
+	Enabled      bool    // export traces over OTLP
+	Endpoint     string  // collector URL, required when Enabled
+	SamplingRate float64 // 0–1
+}
+
+// ConnectionStrings is the seed's Kubernetes and dependency-injection
+// spelling of the connection strings. EventStore and ReadModels, when set,
+// replace EventStore.ConnectionString and ReadModels.ConnectionString.
+type ConnectionStrings struct {
+	EventStore string `secret:"database"` // see ParseDatabase
+	ReadModels string `secret:"database"` // see ParseDatabase
+	Redis      string `secret:"redis"`    // see ParseRedis; empty = in-process cache
+}
+
+// Server configures the HTTP server.
+type Server struct {
+	Address         string   // host:port; port 0 picks a free one
+	ShutdownTimeout Duration // how long a graceful shutdown may take
+	// The http.Server timeouts of the same names.
+	ReadHeaderTimeout Duration
+	ReadTimeout       Duration
+	WriteTimeout      Duration
+	IdleTimeout       Duration
+	RequestTimeout    Duration // deadline of one request's handling
+	MaxBodyBytes      ByteSize // request body limit, 1KiB–1GiB
+	RateLimit         RateLimit
+}
+
+// RateLimit is the per-tenant request rate limit.
+type RateLimit struct {
+	RequestsPerSecond float64 // 0 turns the limit off
+	Burst             int     // at least 1 when RequestsPerSecond is set
+}
+
+// Tracking configures the tracking domain.
+type Tracking struct {
+	OnTimeTolerance Duration // lateness still counted as on time
+	MaxFutureSkew   Duration // how far in the future an occurredAt may lie
+	// EntityTypes are accepted beside the built-in shipment, package,
+	// container, vehicle and asset.
+	EntityTypes []string
+}
+
+// Logging configures the process logger.
+type Logging struct {
+	// Level is a .NET (Trace, Debug, Information, Warning, Error, Critical,
+	// None) or slog (debug, info, warn, error) level name. Empty falls back
+	// to LogLevel["Default"], then to Information.
+	Level string
+	// LogLevel is .NET's Logging:LogLevel section; only its Default entry is
+	// used, other categories are accepted and ignored.
+	LogLevel map[string]string
+	Format   string // handler: "json" or "text"
+}
+
+// levelNone is above every level anyone logs at.
+const levelNone = slog.Level(1 << 30)
+
+// SlogLevel returns the configured level; an invalid one (which Validate
+// reports) reads as Info.
+func (l Logging) SlogLevel() slog.Level {
+	name, _ := l.level()
+	lvl, _ := parseLevel(name)
+	return lvl
+}
+
+// level returns the effective level name and the key it came from.
+func (l Logging) level() (name, key string) {
+	if l.Level != "" {
+		return l.Level, "Logging.Level"
+	}
+	for k, v := range l.LogLevel {
+		if strings.EqualFold(k, "Default") {
+			return v, "Logging.LogLevel.Default"
+		}
+	}
+	return "Information", "Logging.Level"
+}
+
+func parseLevel(s string) (slog.Level, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "trace":
+		return slog.LevelDebug - 4, true
+	case "debug":
+		return slog.LevelDebug, true
+	case "information", "info":
+		return slog.LevelInfo, true
+	case "warning", "warn":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	case "critical":
+		return slog.LevelError + 4, true
+	case "none":
+		return levelNone, true
+	}
+	return slog.LevelInfo, false
+}
+
+// IsProduction reports whether c.Environment is Production (case-insensitive,
+// as in .NET).
+func (c *Config) IsProduction() bool { return strings.EqualFold(c.Environment, "Production") }
+
+// EventStoreDatabase returns the event store's database.
+func (c *Config) EventStoreDatabase() (Database, error) {
+	return ParseDatabase(c.EventStore.ConnectionString)
+}
+
+// ReadModelsDatabase returns the read models' database: the event store's
+// when ReadModels.ConnectionString is empty.
+func (c *Config) ReadModelsDatabase() (Database, error) {
+	if c.ReadModels.ConnectionString == "" {
+		return c.EventStoreDatabase()
+	}
+	return ParseDatabase(c.ReadModels.ConnectionString)
+}
+
+// DefaultAlgorithms are the JWS algorithms accepted when
+// Authentication.Algorithms is not set: every asymmetric one.
+func DefaultAlgorithms() []string {
+	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+}
+
+// Default returns the configuration used when nothing is configured: the
+// embedded mode, with SQLite, no Kafka and no authentication.
+func Default() *Config {
+	const day = 24 * time.Hour
+	return &Config{
+		Environment: "Development",
+		EventStore: EventStore{
+			ConnectionString:  "file:data/tracktrace.db",
+			SnapshotFrequency: 100,
+			RetentionPolicy:   RetentionPolicy{SnapshotAge: Duration(30 * day), Interval: Duration(time.Hour)},
+		},
+		ReadModels: ReadModels{
+			RefreshInterval: Duration(5 * time.Second),
+			CacheSettings:   CacheSettings{DefaultTTL: Duration(15 * time.Minute), MaxSize: 64 * MiB},
+		},
+		Kafka: Kafka{
+			Topics:   Topics{DomainEvents: "corporate.tracktrace.events", IntegrationEvents: "corporate.integration.events"},
+			Consumer: Consumer{GroupID: "tracktrace-projections", AutoOffsetReset: "Earliest"},
+			Producer: Producer{Acks: "all"},
+		},
+		Authentication: Authentication{
+			RequireHTTPSMetadata: true,
+			TenantClaim:          "tenant_id",
+			Algorithms:           DefaultAlgorithms(),
+			ClockSkew:            Duration(time.Minute),
+		},
+		Monitoring: Monitoring{
+			Metrics: Metrics{Enabled: true, Endpoint: "/metrics"},
+			Tracing: Tracing{SamplingRate: 0.1},
+		},
+		Server: Server{
+			Address:           ":8080",
+			ShutdownTimeout:   Duration(30 * time.Second),
+			ReadHeaderTimeout: Duration(5 * time.Second),
+			ReadTimeout:       Duration(30 * time.Second),
+			WriteTimeout:      Duration(30 * time.Second),
+			IdleTimeout:       Duration(120 * time.Second),
+			RequestTimeout:    Duration(15 * time.Second),
+			MaxBodyBytes:      4 * MiB,
+		},
+		Tracking: Tracking{
+			OnTimeTolerance: Duration(15 * time.Minute),
+			MaxFutureSkew:   Duration(5 * time.Minute),
+		},
+		Logging: Logging{Format: "json"},
+	}
+}

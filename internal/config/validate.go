@@ -1,0 +1,260 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	Key     string // dotted, e.g. EventStore.SnapshotFrequency
+	Message string
+}
+
+// ValidationError lists every problem found in a configuration.
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Error lists the problems one per line as "Key: message".
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.Key + ": " + p.Message
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Validate checks c as Load does and returns a *ValidationError listing
+// every problem, or nil.
+func (c *Config) Validate() error {
+	var ch checker
+	if ch.validate(c); len(ch.problems) > 0 {
+		return &ValidationError{Problems: ch.problems}
+	}
+	return nil
+}
+
+// checker collects problems, one per key: the first one found explains it.
+type checker struct {
+	problems []Problem
+}
+
+func (ch *checker) add(key, format string, args ...any) {
+	if !slices.ContainsFunc(ch.problems, func(p Problem) bool { return p.Key == key }) {
+		ch.problems = append(ch.problems, Problem{key, fmt.Sprintf(format, args...)})
+	}
+}
+
+func (ch *checker) check(ok bool, key, format string, args ...any) {
+	if !ok {
+		ch.add(key, format, args...)
+	}
+}
+
+func (ch *checker) positive(key string, d Duration) {
+	ch.check(d > 0, key, "must be positive")
+}
+
+func (ch *checker) nonNegative(key string, d Duration) {
+	ch.check(d >= 0, key, "must not be negative")
+}
+
+var (
+	topicName     = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+	entityType    = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+	prometheusTag = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+)
+
+func (ch *checker) validate(c *Config) {
+	ch.check(environmentName.MatchString(c.Environment), "Environment", "must consist of letters, digits, '-' and '_'")
+
+	es := c.EventStore
+	ch.check(es.SnapshotFrequency >= 1 && es.SnapshotFrequency <= 1000,
+		"EventStore.SnapshotFrequency", "must be between 1 and 1000, got %d", es.SnapshotFrequency)
+	ch.database(c.ConnectionStrings.EventStore, "EventStore", es.ConnectionString)
+	ch.nonNegative("EventStore.RetentionPolicy.MaxAge", es.RetentionPolicy.MaxAge)
+	ch.nonNegative("EventStore.RetentionPolicy.SnapshotAge", es.RetentionPolicy.SnapshotAge)
+	ch.positive("EventStore.RetentionPolicy.Interval", es.RetentionPolicy.Interval)
+
+	rm := c.ReadModels
+	if rm.ConnectionString != "" {
+		ch.database(c.ConnectionStrings.ReadModels, "ReadModels", rm.ConnectionString)
+	}
+	ch.positive("ReadModels.RefreshInterval", rm.RefreshInterval)
+	ch.positive("ReadModels.CacheSettings.DefaultTTL", rm.CacheSettings.DefaultTTL)
+	ch.check(rm.CacheSettings.MaxSize > 0, "ReadModels.CacheSettings.MaxSize", "must be positive")
+	if r := c.ConnectionStrings.Redis; r != "" {
+		if _, err := ParseRedis(r); err != nil {
+			ch.add("ConnectionStrings.Redis", "%v", err)
+		}
+	}
+
+	ch.kafka(c.Kafka)
+	ch.authentication(c)
+	ch.monitoring(c.Monitoring)
+	ch.server(c.Server)
+
+	tr := c.Tracking
+	ch.nonNegative("Tracking.OnTimeTolerance", tr.OnTimeTolerance)
+	ch.nonNegative("Tracking.MaxFutureSkew", tr.MaxFutureSkew)
+	for i, t := range tr.EntityTypes {
+		ch.check(entityType.MatchString(t), fmt.Sprintf("Tracking.EntityTypes[%d]", i),
+			"%q must match %s", t, entityType)
+	}
+
+	level, key := c.Logging.level()
+	_, ok := parseLevel(level)
+	ch.check(ok, key, "unknown level %q: use Trace, Debug, Information, Warning, Error, Critical or None", level)
+	ch.check(oneOf(c.Logging.Format, "json", "text"), "Logging.Format", `must be "json" or "text", got %q`, c.Logging.Format)
+}
+
+// database checks a connection string, naming the ConnectionStrings key
+// when that is where it came from.
+func (ch *checker) database(fromConnectionStrings, section, s string) {
+	key := section + ".ConnectionString"
+	if fromConnectionStrings != "" && fromConnectionStrings == s {
+		key = "ConnectionStrings." + section
+	}
+	if _, err := ParseDatabase(s); err != nil {
+		ch.add(key, "%v", err)
+	}
+}
+
+func (ch *checker) kafka(k Kafka) {
+	for _, b := range k.Brokers() {
+		if !hostPort(b, false) {
+			ch.add("Kafka.BootstrapServers", "%q is not host:port", b)
+		}
+	}
+	topics := []struct{ key, name string }{
+		{"Kafka.Topics.DomainEvents", k.Topics.DomainEvents},
+		{"Kafka.Topics.IntegrationEvents", k.Topics.IntegrationEvents},
+		{"Kafka.Topics.Ingest", k.Topics.Ingest},
+	}
+	for _, t := range topics {
+		if t.name == "" && t.key == "Kafka.Topics.Ingest" {
+			continue
+		}
+		ch.check(topicName.MatchString(t.name) && t.name != "." && t.name != "..", t.key,
+			"%q is not a valid Kafka topic name (1–249 of a-z A-Z 0-9 . _ -)", t.name)
+	}
+	ch.check(k.Topics.Ingest == "" || k.Topics.Ingest != k.Topics.DomainEvents && k.Topics.Ingest != k.Topics.IntegrationEvents,
+		"Kafka.Topics.Ingest", "must differ from the topics tracktrace publishes to")
+	ch.check(k.Consumer.GroupID != "", "Kafka.Consumer.GroupId", "must not be empty")
+	ch.check(oneOf(k.Consumer.AutoOffsetReset, "Earliest", "Latest"), "Kafka.Consumer.AutoOffsetReset",
+		"must be Earliest or Latest, got %q", k.Consumer.AutoOffsetReset)
+	ch.check(!k.Consumer.EnableAutoCommit, "Kafka.Consumer.EnableAutoCommit",
+		"must be false: tracktrace commits offsets after the read-model transaction")
+	ch.check(oneOf(k.Producer.Acks, "all", "-1"), "Kafka.Producer.Acks",
+		`must be "all": the relay needs every in-sync replica's acknowledgement, got %q`, k.Producer.Acks)
+}
+
+func (ch *checker) authentication(c *Config) {
+	a := c.Authentication
+	if a.Authority == "" {
+		ch.check(!c.IsProduction(), "Authentication.Authority",
+			"required in Production; tracktrace refuses to run without authentication")
+	} else {
+		u, err := url.Parse(a.Authority)
+		switch {
+		case err != nil || u.Host == "" || !oneOf(u.Scheme, "http", "https"):
+			ch.add("Authentication.Authority", "must be an absolute https URL")
+		case a.RequireHTTPSMetadata && !strings.EqualFold(u.Scheme, "https"):
+			ch.add("Authentication.Authority", "must use https while RequireHttpsMetadata is true")
+		}
+		ch.check(a.Audience != "", "Authentication.Audience", "required when Authority is set")
+	}
+	ch.check(a.TenantClaim != "", "Authentication.TenantClaim", "must not be empty")
+	allowed := DefaultAlgorithms()
+	ch.check(len(a.Algorithms) > 0, "Authentication.Algorithms", "must list at least one algorithm")
+	for i, alg := range a.Algorithms {
+		key := fmt.Sprintf("Authentication.Algorithms[%d]", i)
+		switch {
+		case slices.Contains(allowed, alg):
+		case strings.EqualFold(alg, "none") || hasPrefixFold(alg, "HS"):
+			ch.add(key, "%q is not allowed: only asymmetric algorithms are (%s)", alg, strings.Join(allowed, ", "))
+		default:
+			ch.add(key, "unknown algorithm %q; allowed: %s", alg, strings.Join(allowed, ", "))
+		}
+	}
+	ch.check(a.ClockSkew >= 0 && a.ClockSkew <= Duration(5*time.Minute), "Authentication.ClockSkew",
+		"must be between 0 and 5 minutes, got %v", a.ClockSkew)
+}
+
+func (ch *checker) monitoring(m Monitoring) {
+	ch.check(strings.HasPrefix(m.Metrics.Endpoint, "/"), "Monitoring.Metrics.Endpoint",
+		`must be a path starting with "/", got %q`, m.Metrics.Endpoint)
+	for _, name := range slices.Sorted(maps.Keys(m.Metrics.Tags)) {
+		ch.check(prometheusTag.MatchString(name), "Monitoring.Metrics.Tags."+name, "is not a valid Prometheus label name")
+	}
+	t := m.Tracing
+	if t.Enabled || t.Endpoint != "" {
+		u, err := url.Parse(t.Endpoint)
+		switch {
+		case t.Endpoint == "":
+			ch.add("Monitoring.Tracing.Endpoint", "required when Tracing is enabled")
+		case err != nil || u.Host == "" || !oneOf(u.Scheme, "http", "https"):
+			ch.add("Monitoring.Tracing.Endpoint", "must be an absolute http(s) URL")
+		}
+	}
+	ch.check(t.SamplingRate >= 0 && t.SamplingRate <= 1, "Monitoring.Tracing.SamplingRate",
+		"must be between 0 and 1, got %v", t.SamplingRate)
+}
+
+func (ch *checker) server(s Server) {
+	ch.check(hostPort(s.Address, true), "Server.Address", "must be host:port, e.g. :8080, got %q", s.Address)
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{
+		{"Server.ShutdownTimeout", s.ShutdownTimeout},
+		{"Server.ReadHeaderTimeout", s.ReadHeaderTimeout},
+		{"Server.ReadTimeout", s.ReadTimeout},
+		{"Server.WriteTimeout", s.WriteTimeout},
+		{"Server.IdleTimeout", s.IdleTimeout},
+		{"Server.RequestTimeout", s.RequestTimeout},
+	} {
+		ch.positive(d.key, d.d)
+	}
+	ch.check(s.MaxBodyBytes >= KiB && s.MaxBodyBytes <= GiB, "Server.MaxBodyBytes",
+		"must be between 1KiB and 1GiB, got %v", s.MaxBodyBytes)
+	rl := s.RateLimit
+	ch.check(rl.RequestsPerSecond >= 0 && !math.IsInf(rl.RequestsPerSecond, 0), "Server.RateLimit.RequestsPerSecond",
+		"must not be negative")
+	ch.check(rl.Burst >= 0, "Server.RateLimit.Burst", "must not be negative")
+	ch.check(rl.RequestsPerSecond <= 0 || rl.Burst >= 1, "Server.RateLimit.Burst",
+		"must be at least 1 when RequestsPerSecond is set")
+}
+
+// hostPort reports whether s is host:port with a numeric port; port 0 (any
+// free port) only if allowed.
+func hostPort(s string, zeroPort bool) bool {
+	_, port, err := net.SplitHostPort(s)
+	n, perr := strconv.Atoi(port)
+	return err == nil && perr == nil && n <= 65535 && (n > 0 || n == 0 && zeroPort)
+}
+
+func oneOf(s string, values ...string) bool {
+	return slices.ContainsFunc(values, func(v string) bool { return strings.EqualFold(s, v) })
+}
+
+// normalize spells the case-insensitive enumerations one way, so that
+// their users can compare them plainly.
+func (c *Config) normalize() {
+	if oneOf(c.Kafka.Consumer.AutoOffsetReset, "Earliest") {
+		c.Kafka.Consumer.AutoOffsetReset = "Earliest"
+	} else {
+		c.Kafka.Consumer.AutoOffsetReset = "Latest"
+	}
+	c.Kafka.Producer.Acks = "all"
+	c.Logging.Format = strings.ToLower(c.Logging.Format)
+}

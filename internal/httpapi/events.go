@@ -1,0 +1,438 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// Limits of the request vocabulary.
+const (
+	maxBatchItems      = 1000
+	batchParallelism   = 32
+	defaultEventsLimit = 100
+	maxEventsLimit     = 1000
+)
+
+// expectedVersion is the JSON union 3 | "any" | "none" | "exists".
+type expectedVersion struct {
+	v   eventstore.ExpectedVersion
+	set bool
+}
+
+func (e *expectedVersion) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		switch s {
+		case "any":
+			e.v = eventstore.Any
+		case "none":
+			e.v = eventstore.NoStream
+		case "exists":
+			e.v = eventstore.StreamExists
+		default:
+			return errors.New(`expectedVersion must be a version number, "any", "none" or "exists"`)
+		}
+		e.set = true
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil || n < 0 {
+		return errors.New(`expectedVersion must be a version number (>= 0), "any", "none" or "exists"`)
+	}
+	e.v, e.set = eventstore.Exact(n), true
+	return nil
+}
+
+// eventMetadata is what a client may say about an event's context; the
+// principal is always the authenticated subject.
+type eventMetadata struct {
+	CorrelationID string `json:"correlationId,omitempty"`
+	CausationID   string `json:"causationId,omitempty"`
+	Source        string `json:"source,omitempty"`
+	TraceID       string `json:"traceId,omitempty"`
+}
+
+type eventBody struct {
+	EventID    *uuid.UUID      `json:"eventId,omitempty"`
+	Type       string          `json:"type"`
+	OccurredAt time.Time       `json:"occurredAt"`
+	Data       json.RawMessage `json:"data"`
+	Metadata   *eventMetadata  `json:"metadata,omitempty"`
+}
+
+// appendBody is the body of POST /api/v1/entities/{entityId}/events and an
+// item of a batch (which adds entityId).
+type appendBody struct {
+	EntityID        string          `json:"entityId,omitempty"`
+	EntityType      string          `json:"entityType,omitempty"`
+	ExpectedVersion expectedVersion `json:"expectedVersion"`
+	Events          []eventBody     `json:"events"`
+}
+
+type batchBody struct {
+	Items []appendBody `json:"items"`
+}
+
+// requireJSON answers 415 unless the body is declared as JSON.
+func requireJSON(r *http.Request) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !(mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
+		return &requestError{newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type",
+			"the request body must be application/json")}
+	}
+	return nil
+}
+
+// decodeStrict decodes exactly one JSON document into v, rejecting unknown
+// fields and trailing data, and turns decoder errors into 400 problems that
+// name the field.
+func decodeStrict(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return badRequest("the body must hold a single JSON document")
+	}
+	return nil
+}
+
+func jsonProblem(err error) error {
+	var (
+		syntax    *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+		tooLarge  *http.MaxBytesError
+		timeParse *time.ParseError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return err
+	case errors.Is(err, io.EOF):
+		return badRequest("the request body is empty")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("the request body is truncated JSON")
+	case errors.As(err, &syntax):
+		return badRequest(fmt.Sprintf("malformed JSON at byte %d", syntax.Offset))
+	case errors.As(err, &typeErr):
+		field := strings.ReplaceAll(typeErr.Field, ".", "/")
+		return badRequest("a field has the wrong JSON type",
+			tracking.FieldError{Field: field, Message: "must be a JSON " + jsonKind(typeErr.Type.String()) + ", not " + typeErr.Value})
+	case errors.As(err, &timeParse):
+		return badRequest("a time is not RFC 3339", tracking.FieldError{Message: "times must be RFC 3339, e.g. 2026-03-01T08:00:00Z"})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return badRequest("unknown field "+name, tracking.FieldError{Field: strings.Trim(name, `"`), Message: "unknown field"})
+	default:
+		// Errors of our own UnmarshalJSON methods (expectedVersion, uuid) are
+		// written for clients.
+		msg := strings.TrimPrefix(err.Error(), "json: ")
+		return badRequest(msg)
+	}
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "array"
+	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "struct"), strings.HasPrefix(goType, "httpapi."):
+		return "object"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+		return "number"
+	case goType == "bool":
+		return "boolean"
+	default:
+		return "string"
+	}
+}
+
+// readBody enforces the content type and the size limit and decodes.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	if r.ContentLength > s.MaxBodyBytes {
+		return &http.MaxBytesError{Limit: s.MaxBodyBytes}
+	}
+	return decodeStrict(http.MaxBytesReader(w, r.Body, s.MaxBodyBytes), v)
+}
+
+// command turns a decoded body into a tracking command.
+func (b *appendBody) command(p principal, entityID string, ifMatch string, corrID string) (tracking.RecordCommand, error) {
+	exp := eventstore.Any
+	if b.ExpectedVersion.set {
+		exp = b.ExpectedVersion.v
+	}
+	if ifMatch != "" {
+		v, err := parseIfMatch(ifMatch)
+		if err != nil {
+			return tracking.RecordCommand{}, err
+		}
+		if b.ExpectedVersion.set && b.ExpectedVersion.v != v {
+			return tracking.RecordCommand{}, badRequest("If-Match and expectedVersion disagree")
+		}
+		exp = v
+	}
+	cmd := tracking.RecordCommand{
+		Tenant: p.Tenant, EntityID: entityID, EntityType: b.EntityType, Expected: exp,
+		Principal: p.Subject, CorrelationID: corrID, Events: make([]tracking.NewEvent, len(b.Events)),
+	}
+	for i, e := range b.Events {
+		ne := tracking.NewEvent{Type: e.Type, OccurredAt: e.OccurredAt, Data: e.Data}
+		if e.EventID != nil {
+			if *e.EventID == uuid.Nil {
+				return cmd, badRequest("eventId must not be the nil UUID",
+					tracking.FieldError{Field: fmt.Sprintf("events/%d/eventId", i), Message: "must not be the nil UUID"})
+			}
+			ne.ID = *e.EventID
+		}
+		if e.Metadata != nil {
+			ne.Metadata = eventstore.Metadata{CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
+				Source: e.Metadata.Source, TraceID: e.Metadata.TraceID}
+		}
+		cmd.Events[i] = ne
+	}
+	return cmd, nil
+}
+
+// parseIfMatch reads `"3"` (an exact version) or `*` (the entity exists).
+func parseIfMatch(h string) (eventstore.ExpectedVersion, error) {
+	h = strings.TrimSpace(h)
+	if h == "*" {
+		return eventstore.StreamExists, nil
+	}
+	h = strings.TrimPrefix(h, "W/")
+	if len(h) >= 2 && h[0] == '"' && h[len(h)-1] == '"' {
+		if v, err := strconv.ParseInt(h[1:len(h)-1], 10, 64); err == nil && v >= 0 {
+			return eventstore.Exact(v), nil
+		}
+	}
+	return 0, badRequest(`If-Match must be a version ETag such as "3", or *`)
+}
+
+type appendedEvent struct {
+	EventID  uuid.UUID `json:"eventId"`
+	Version  int64     `json:"version"`
+	Position int64     `json:"position"`
+}
+
+type appendResponse struct {
+	EntityID string          `json:"entityId"`
+	Version  int64           `json:"version"`
+	Events   []appendedEvent `json:"events"`
+}
+
+func toAppendResponse(entityID string, res eventstore.AppendResult) appendResponse {
+	out := appendResponse{EntityID: entityID, Version: res.Version, Events: make([]appendedEvent, len(res.Events))}
+	for i, e := range res.Events {
+		out.Events[i] = appendedEvent{EventID: e.ID, Version: e.Version, Position: e.Position}
+	}
+	return out
+}
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p principal) error {
+	var body appendBody
+	if err := s.readBody(w, r, &body); err != nil {
+		return err
+	}
+	entityID := r.PathValue("entityId")
+	if body.EntityID != "" && body.EntityID != entityID {
+		return badRequest("entityId in the body differs from the path")
+	}
+	cmd, err := body.command(p, entityID, r.Header.Get("If-Match"), requestID(r))
+	if err != nil {
+		return err
+	}
+	res, err := s.Tracker.Record(r.Context(), cmd)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(res.Version))
+	w.Header().Set("Location", "/api/v1/entities/"+url.PathEscape(entityID))
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusCreated, toAppendResponse(entityID, res))
+	return nil
+}
+
+type batchResult struct {
+	EntityID string   `json:"entityId"`
+	Status   int      `json:"status"`
+	Version  *int64   `json:"version,omitempty"`
+	Error    *Problem `json:"error,omitempty"`
+}
+
+// batch records independent items concurrently (so that the store can
+// coalesce them) and reports each item's outcome.
+func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) error {
+	var body batchBody
+	if err := s.readBody(w, r, &body); err != nil {
+		return err
+	}
+	switch {
+	case len(body.Items) == 0:
+		return badRequest("items must hold at least one item", tracking.FieldError{Field: "items", Message: "empty"})
+	case len(body.Items) > maxBatchItems:
+		return badRequest(fmt.Sprintf("at most %d items per batch", maxBatchItems),
+			tracking.FieldError{Field: "items", Message: fmt.Sprintf("more than %d items", maxBatchItems)})
+	}
+	corr := requestID(r)
+	results := make([]batchResult, len(body.Items))
+	sem := make(chan struct{}, batchParallelism)
+	var wg sync.WaitGroup
+	for i := range body.Items {
+		item := &body.Items[i]
+		results[i].EntityID = item.EntityID
+		cmd, err := item.command(p, item.EntityID, "", corr)
+		if err == nil && item.EntityID == "" {
+			err = badRequest("entityId is required", tracking.FieldError{Field: fmt.Sprintf("items/%d/entityId", i), Message: "required"})
+		}
+		if err != nil {
+			results[i].fail(err)
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			res, err := s.Tracker.Record(r.Context(), cmd)
+			if err != nil {
+				results[i].fail(err)
+				if results[i].Status >= 500 {
+					s.log.ErrorContext(r.Context(), "batch item failed", "entityId", item.EntityID, "error", err)
+				}
+				return
+			}
+			results[i].Status = http.StatusCreated
+			results[i].Version = &res.Version
+		})
+	}
+	wg.Wait()
+	if err := r.Context().Err(); err != nil && errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+	return nil
+}
+
+func (b *batchResult) fail(err error) {
+	p := problemFor(err)
+	b.Status, b.Error = p.Status, p
+}
+
+func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p principal) error {
+	q, err := query(r, "consistent")
+	if err != nil {
+		return err
+	}
+	if c := q.Get("consistent"); c != "" && c != "true" && c != "false" {
+		return badRequest("consistent must be true or false")
+	}
+	st, err := s.Tracker.Entity(r.Context(), p.Tenant, r.PathValue("entityId"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(st.Version))
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+type eventResponse struct {
+	EventID    uuid.UUID           `json:"eventId"`
+	Version    int64               `json:"version"`
+	Position   int64               `json:"position"`
+	Type       string              `json:"type"`
+	OccurredAt time.Time           `json:"occurredAt"`
+	RecordedAt time.Time           `json:"recordedAt"`
+	Data       json.RawMessage     `json:"data"`
+	Metadata   eventstore.Metadata `json:"metadata"`
+}
+
+func (s *server) getEvents(w http.ResponseWriter, r *http.Request, p principal) error {
+	q, err := query(r, "fromVersion", "limit")
+	if err != nil {
+		return err
+	}
+	from, err := intParam(q, "fromVersion", 1, 1, 1<<62)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", defaultEventsLimit, 1, maxEventsLimit)
+	if err != nil {
+		return err
+	}
+	recs, err := s.Tracker.Events(r.Context(), p.Tenant, r.PathValue("entityId"), from, int(limit))
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Events          []eventResponse `json:"events"`
+		NextFromVersion *int64          `json:"nextFromVersion,omitempty"`
+	}{Events: make([]eventResponse, len(recs))}
+	for i, e := range recs {
+		out.Events[i] = eventResponse{EventID: e.ID, Version: e.Version, Position: e.Position, Type: e.Type,
+			OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt, Data: e.Data, Metadata: e.Metadata}
+	}
+	if len(recs) == int(limit) {
+		next := recs[len(recs)-1].Version + 1
+		out.NextFromVersion = &next
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// query parses the query string and rejects parameters the endpoint does not
+// know, so that a typo is an error rather than silently ignored.
+func query(r *http.Request, known ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("malformed query string")
+	}
+	for k, v := range q {
+		ok := false
+		for _, n := range known {
+			ok = ok || k == n
+		}
+		if !ok {
+			return nil, badRequest("unknown query parameter "+strconv.Quote(k), tracking.FieldError{Field: k, Message: "unknown parameter"})
+		}
+		if len(v) > 1 {
+			return nil, badRequest("query parameter "+strconv.Quote(k)+" is repeated", tracking.FieldError{Field: k, Message: "repeated"})
+		}
+	}
+	return q, nil
+}
+
+func intParam(q url.Values, name string, def, lo, hi int64) (int64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < lo || v > hi {
+		return 0, badRequest(fmt.Sprintf("%s must be an integer from %d to %d", name, lo, hi),
+			tracking.FieldError{Field: name, Message: fmt.Sprintf("must be an integer from %d to %d", lo, hi)})
+	}
+	return v, nil
+}

@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+)
+
+type checkResult struct {
+	Name       string  `json:"name"`
+	Status     string  `json:"status"`
+	DurationMs float64 `json:"durationMs"`
+}
+
+type healthReport struct {
+	Status  string        `json:"status"`
+	Version string        `json:"version,omitempty"`
+	Checks  []checkResult `json:"checks"`
+}
+
+// runChecks runs every check concurrently, each bounded by a short timeout.
+// Failures are logged with their cause; the report only says which failed.
+func (s *server) runChecks(ctx context.Context) healthReport {
+	rep := healthReport{Status: "Healthy", Version: s.Version, Checks: make([]checkResult, len(s.Checks))}
+	var wg sync.WaitGroup
+	for i, c := range s.Checks {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := c.Check(ctx)
+			res := checkResult{Name: c.Name, Status: "Healthy", DurationMs: float64(time.Since(start).Microseconds()) / 1000}
+			if err != nil {
+				res.Status = "Unhealthy"
+				s.log.WarnContext(ctx, "health check failed", "check", c.Name, "error", err)
+			}
+			rep.Checks[i] = res
+		})
+	}
+	wg.Wait()
+	for _, c := range rep.Checks {
+		if c.Status != "Healthy" {
+			rep.Status = "Unhealthy"
+		}
+	}
+	return rep
+}
+
+// health is the summary: every check, 200 when all pass, else 503.
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	rep := s.runChecks(r.Context())
+	status := http.StatusOK
+	if rep.Status != "Healthy" {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, rep)
+}
+
+// live answers while the process serves HTTP: it checks no dependency, so
+// that an outage of one never makes the orchestrator restart every replica.
+func (s *server) live(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, healthReport{Status: "Healthy", Version: s.Version, Checks: []checkResult{}})
+}
+
+// ready answers 200 when the dependencies needed to serve are reachable.
+func (s *server) ready(w http.ResponseWriter, r *http.Request) { s.health(w, r) }

@@ -1,0 +1,172 @@
+// Package httpapi is tracktrace's REST API: the pinned /api/v1 contract,
+// health endpoints, the OpenAPI document and its docs page. Every error is an
+// RFC 7807 problem+json document.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// Tracker is what the API needs of the tracking service.
+type Tracker interface {
+	Record(ctx context.Context, cmd tracking.RecordCommand) (eventstore.AppendResult, error)
+	Entity(ctx context.Context, tenant, entityID string) (tracking.EntityState, error)
+	Events(ctx context.Context, tenant, entityID string, fromVersion int64, limit int) ([]eventstore.Recorded, error)
+}
+
+// HealthCheck is one dependency checked by /health and /health/ready.
+type HealthCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Deps are the server's collaborators and settings.
+type Deps struct {
+	Tracker Tracker
+	Logger  *slog.Logger
+	// Checks are run by /health/ready (each with a short timeout).
+	Checks []HealthCheck
+	// MaxBodyBytes bounds request bodies (413 beyond). Default 4 MiB.
+	MaxBodyBytes int64
+	// RequestTimeout bounds the work of one request. Default 15s.
+	RequestTimeout time.Duration
+	// Version is reported by /health.
+	Version string
+}
+
+type server struct {
+	Deps
+	log *slog.Logger
+}
+
+// NewServer returns the API's handler.
+func NewServer(d Deps) http.Handler {
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = 4 << 20
+	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 15 * time.Second
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &server{Deps: d, log: log}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	return s.recoverPanics(securityHeaders(mux))
+}
+
+func (s *server) routes(mux *http.ServeMux) {
+	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p principal) error) {
+		mux.Handle(pattern, s.apiHandler(h))
+	}
+	api("POST /api/v1/entities/{entityId}/events", s.appendEvents)
+	api("POST /api/v1/events/batch", s.batch)
+	api("GET /api/v1/entities/{entityId}", s.getEntity)
+	api("GET /api/v1/entities/{entityId}/events", s.getEvents)
+
+	mux.HandleFunc("GET /health", s.health)
+	mux.HandleFunc("GET /health/live", s.live)
+	mux.HandleFunc("GET /health/ready", s.ready)
+	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	mux.HandleFunc("GET /docs", serveDocs)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblemDoc(w, r, newProblem(http.StatusNotFound, "not-found", "no such resource"))
+	})
+}
+
+// principal is who makes the request, and in which tenant.
+type principal struct {
+	Subject string
+	Tenant  string
+}
+
+var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// DefaultTenant is the tenant of requests without X-Tenant-ID when
+// authentication is off.
+const DefaultTenant = "default"
+
+// authenticate resolves the request's principal. Without an identity
+// provider (the embedded mode) the tenant comes from X-Tenant-ID.
+func (s *server) authenticate(r *http.Request) (principal, error) {
+	tenant := r.Header.Get("X-Tenant-ID")
+	if tenant == "" {
+		tenant = DefaultTenant
+	}
+	if !tenantPattern.MatchString(tenant) {
+		return principal{}, badRequest("X-Tenant-ID must be 1 to 128 letters, digits, '.', '_' or '-'")
+	}
+	return principal{Subject: "anonymous", Tenant: tenant}, nil
+}
+
+// apiHandler adapts an API handler: request deadline, principal, and the
+// mapping of its error to a problem.
+func (s *server) apiHandler(h func(w http.ResponseWriter, r *http.Request, p principal) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		p, err := s.authenticate(r)
+		if err == nil {
+			err = h(w, r, p)
+		}
+		if err != nil {
+			s.writeProblem(w, r, err)
+		}
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				writeProblemDoc(w, r, newProblem(http.StatusInternalServerError, "internal", "an internal error occurred; it has been logged"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// requestID returns the caller's X-Request-ID or a new one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 128 {
+		return id
+	}
+	return uuid.NewString()
+}

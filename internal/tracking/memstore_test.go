@@ -1,0 +1,245 @@
+package tracking
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+)
+
+// memStore is a minimal in-memory eventstore.Store, a test double for the
+// domain tests: expected versions, idempotent appends (SameContent), Lookup,
+// snapshots. ReadStream deliberately leaves Recorded.EntityType empty, as the
+// contract allows, so the service's StreamInfo fallback is exercised.
+type memStore struct {
+	mu        sync.Mutex
+	now       func() time.Time
+	log       []eventstore.Recorded // global log, position = index+1
+	streams   map[memKey]*memStream
+	byID      map[memIDKey]int // index into log
+	snapshots map[memKey][]eventstore.Snapshot
+}
+
+type memKey struct{ tenant, stream string }
+type memIDKey struct {
+	tenant string
+	id     uuid.UUID
+}
+
+type memStream struct {
+	info   eventstore.StreamInfo
+	events []int // indexes into log, by version-1
+}
+
+var _ eventstore.Store = (*memStore)(nil)
+
+func newMemStore() *memStore {
+	return &memStore{
+		now:       func() time.Time { return time.Now().UTC() },
+		streams:   map[memKey]*memStream{},
+		byID:      map[memIDKey]int{},
+		snapshots: map[memKey][]eventstore.Snapshot{},
+	}
+}
+
+func (m *memStore) Append(ctx context.Context, req eventstore.AppendRequest) (eventstore.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	req, err := req.Prepare()
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+
+	// Idempotency first: a complete replay returns the original result.
+	var stored []eventstore.Recorded
+	for _, e := range req.Events {
+		if i, ok := m.byID[memIDKey{req.Tenant, e.ID}]; ok {
+			stored = append(stored, m.log[i])
+		}
+	}
+	if len(stored) > 0 {
+		return eventstore.ReplayResult(req, stored)
+	}
+
+	key := memKey{req.Tenant, req.StreamID}
+	s := m.streams[key]
+	var current int64
+	if s != nil {
+		current = s.info.Version
+	}
+	if !req.Expected.Allows(current) {
+		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{
+			Tenant: req.Tenant, StreamID: req.StreamID, Expected: req.Expected, Actual: current,
+		}
+	}
+	now := m.now()
+	switch {
+	case s == nil && req.EntityType == "":
+		return eventstore.AppendResult{}, fmt.Errorf("memstore: %w: entity type required for a new stream", eventstore.ErrInvalid)
+	case s == nil:
+		s = &memStream{info: eventstore.StreamInfo{Tenant: req.Tenant, StreamID: req.StreamID, EntityType: req.EntityType, CreatedAt: now}}
+		m.streams[key] = s
+	case req.EntityType != "" && req.EntityType != s.info.EntityType:
+		return eventstore.AppendResult{}, fmt.Errorf("memstore: %w", eventstore.ErrEntityTypeMismatch)
+	}
+	res := eventstore.AppendResult{StreamID: req.StreamID}
+	for _, e := range req.Events {
+		s.info.Version++
+		pos := int64(len(m.log) + 1)
+		m.log = append(m.log, eventstore.Recorded{
+			Position: pos, Tenant: req.Tenant, StreamID: req.StreamID, Version: s.info.Version,
+			ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: slices.Clone(e.Data),
+			Metadata: e.Metadata, OccurredAt: e.OccurredAt, RecordedAt: now,
+			Cursor: eventstore.Cursor{Position: pos},
+		})
+		s.events = append(s.events, len(m.log)-1)
+		m.byID[memIDKey{req.Tenant, e.ID}] = len(m.log) - 1
+		res.Events = append(res.Events, eventstore.AppendedEvent{ID: e.ID, Version: s.info.Version, Position: pos})
+	}
+	s.info.UpdatedAt = now
+	res.Version = s.info.Version
+	return res, nil
+}
+
+func (m *memStore) ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]eventstore.Recorded, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.streams[memKey{tenant, streamID}]
+	if s == nil {
+		return nil, fmt.Errorf("memstore: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	from = max(from, 1)
+	var out []eventstore.Recorded
+	for v := from; v <= s.info.Version && len(out) < limit; v++ {
+		out = append(out, m.log[s.events[v-1]])
+	}
+	return out, nil
+}
+
+func (m *memStore) ReadAll(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.Recorded, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []eventstore.Recorded
+	for i := after.Position; i < int64(len(m.log)) && len(out) < limit; i++ {
+		r := m.log[i]
+		r.EntityType = m.streams[memKey{r.Tenant, r.StreamID}].info.EntityType
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (m *memStore) Head(ctx context.Context) (eventstore.Cursor, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return eventstore.Cursor{Position: int64(len(m.log))}, nil
+}
+
+func (m *memStore) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []eventstore.Recorded
+	for _, id := range ids {
+		if i, ok := m.byID[memIDKey{tenant, id}]; ok {
+			out = append(out, m.log[i])
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) StreamInfo(ctx context.Context, tenant, streamID string) (eventstore.StreamInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.streams[memKey{tenant, streamID}]
+	if s == nil {
+		return eventstore.StreamInfo{}, fmt.Errorf("memstore: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	return s.info, nil
+}
+
+func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey{s.Tenant, s.StreamID}
+	s.State = slices.Clone(s.State)
+	m.snapshots[k] = append(m.snapshots[k], s)
+	return nil
+}
+
+func (m *memStore) LoadSnapshot(ctx context.Context, tenant, streamID string) (eventstore.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return eventstore.Snapshot{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var best eventstore.Snapshot
+	found := false
+	for _, s := range m.snapshots[memKey{tenant, streamID}] {
+		if !found || s.Version > best.Version {
+			best, found = s, true
+		}
+	}
+	if !found {
+		return eventstore.Snapshot{}, fmt.Errorf("memstore: snapshot of %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	return best, nil
+}
+
+// snapshotVersions returns the versions of every snapshot saved for a stream.
+func (m *memStore) snapshotVersions(tenant, streamID string) []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var vs []int64
+	for _, s := range m.snapshots[memKey{tenant, streamID}] {
+		vs = append(vs, s.Version)
+	}
+	return vs
+}
+
+func (m *memStore) Ping(context.Context) error { return nil }
+func (m *memStore) Close() error               { return nil }
+
+// countingStore wraps a Store and counts the events ReadStream returns.
+type countingStore struct {
+	eventstore.Store
+	mu         sync.Mutex
+	eventsRead int
+	lookups    int
+}
+
+func (c *countingStore) ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]eventstore.Recorded, error) {
+	recs, err := c.Store.ReadStream(ctx, tenant, streamID, from, limit)
+	c.mu.Lock()
+	c.eventsRead += len(recs)
+	c.mu.Unlock()
+	return recs, err
+}
+
+func (c *countingStore) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
+	c.mu.Lock()
+	c.lookups++
+	c.mu.Unlock()
+	return c.Store.Lookup(ctx, tenant, ids)
+}
+
+// reset zeroes the counters and returns their previous values.
+func (c *countingStore) reset() (eventsRead, lookups int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	eventsRead, lookups = c.eventsRead, c.lookups
+	c.eventsRead, c.lookups = 0, 0
+	return eventsRead, lookups
+}
