@@ -40,6 +40,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return serve(ctx, rest, environ, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, rest, environ, stdout, stderr)
+	case "config":
+		return showConfig(ctx, rest, environ, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, environ, stdout, stderr)
 	case "version", "--version":
@@ -58,10 +60,11 @@ const usage = `Usage: tracktrace <command> [flags]
 Commands:
   serve         run the service (the default command)
   migrate       apply the database migrations and exit
+  config        validate the configuration and print it, secrets masked
   healthcheck   probe a running server's /health/live (for container HEALTHCHECKs)
   version       print the version
 
-Common flags (serve, migrate, healthcheck):
+Common flags (serve, migrate, config, healthcheck):
   --config FILE          base settings file (default ./appsettings.json)
   --environment NAME     environment name; appsettings.NAME.json is read too
   --secrets-dir DIR      key-per-file secrets (file ConnectionStrings__EventStore, ...)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -202,6 +204,27 @@ func migrate(ctx context.Context, args []string, environ []string, stdout, stder
 	defer store.Close()
 	db, _ := cfg.EventStoreDatabase()
 	fmt.Fprintf(stdout, "migrations applied (%s)\n", db.Engine)
+	return nil
+}
+
+// showConfig validates the configuration (exit 1 listing every problem) and
+// prints the effective settings as JSON with every secret masked.
+func showConfig(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig("config", args, environ, stderr)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("", "config", cfg)
+	var line struct{ Config json.RawMessage }
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, line.Config, "", "  "); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# environment: %s\n%s\n", cfg.Environment, out.String())
 	return nil
 }
 
