@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -157,7 +158,7 @@ func TestAPI(t *testing.T) {
 					}},
 				{name: "late scan", method: "POST", path: "/api/v1/entities/" + id + "/events",
 					body: map[string]any{"events": []any{ev("LocationReported", 10*time.Minute, `{"lat":1,"lon":1}`)}}, status: 201},
-				{name: "entity state", method: "GET", path: "/api/v1/entities/" + id, status: 200,
+				{name: "entity state", method: "GET", path: "/api/v1/entities/" + id + "?minVersion=7", status: 200,
 					check: func(t *testing.T, r response) {
 						var st struct {
 							EntityType, Status string
@@ -172,6 +173,68 @@ func TestAPI(t *testing.T) {
 						}
 					}},
 				{name: "entity state consistent", method: "GET", path: "/api/v1/entities/" + id + "?consistent=true", status: 200},
+				{name: "timeline", method: "GET", path: "/api/v1/entities/" + id + "/timeline?minVersion=7", status: 200,
+					check: func(t *testing.T, r response) {
+						var tl struct {
+							Entries          []struct{ Version int64 }
+							ProjectedVersion int64
+						}
+						r.JSON(t, &tl)
+						var got []int64
+						for _, e := range tl.Entries {
+							got = append(got, e.Version)
+						}
+						if tl.ProjectedVersion != 7 || fmt.Sprint(got) != "[1 2 3 7 4 5 6]" {
+							t.Errorf("timeline versions %v (projected %d), want [1 2 3 7 4 5 6] by occurredAt", got, tl.ProjectedVersion)
+						}
+					}},
+				{name: "timeline page", method: "GET", path: "/api/v1/entities/" + id + "/timeline?limit=3&from=" + url.QueryEscape(at(time.Minute)), status: 200,
+					check: func(t *testing.T, r response) {
+						var tl struct {
+							Entries    []struct{ Version int64 }
+							NextCursor string
+						}
+						r.JSON(t, &tl)
+						if len(tl.Entries) != 3 || tl.Entries[0].Version != 2 || tl.NextCursor == "" {
+							t.Fatalf("first page: %s", r.Body)
+						}
+						var next struct{ Entries []struct{ Version int64 } }
+						srv.do(t, "GET", "/api/v1/entities/"+id+"/timeline?limit=3&from="+url.QueryEscape(at(time.Minute))+"&cursor="+tl.NextCursor, nil).JSON(t, &next)
+						if len(next.Entries) != 3 || next.Entries[0].Version != 4 {
+							t.Errorf("second page: %+v", next)
+						}
+					}},
+				{name: "wait for projections", method: "GET", path: "/api/v1/projections", status: 200,
+					check: func(t *testing.T, r response) { waitProjections(t, srv) }},
+				{name: "list entities", method: "GET", path: "/api/v1/entities?entityType=shipment&status=in_transit", status: 200,
+					check: func(t *testing.T, r response) {
+						if !strings.Contains(string(r.Body), `"entityId":"`+id+`"`) {
+							t.Errorf("list lacks %s: %s", id, r.Body)
+						}
+					}},
+				{name: "list other type", method: "GET", path: "/api/v1/entities?entityType=vehicle", status: 200,
+					check: func(t *testing.T, r response) {
+						if strings.Contains(string(r.Body), id) {
+							t.Errorf("vehicle list holds the shipment: %s", r.Body)
+						}
+					}},
+				{name: "metrics", method: "GET", path: "/api/v1/metrics/operational?operation=loading&interval=PT1H&from=" + url.QueryEscape(at(-time.Hour)) + "&to=" + url.QueryEscape(at(time.Hour)), status: 200,
+					check: func(t *testing.T, r response) {
+						var m struct {
+							Buckets []struct {
+								Count    int
+								Avg, P99 float64
+							}
+						}
+						r.JSON(t, &m)
+						if len(m.Buckets) != 1 || m.Buckets[0].Count != 1 || m.Buckets[0].Avg != 1080 || m.Buckets[0].P99 != 1080 {
+							t.Errorf("metrics: %s (want one bucket: loading took 18 min = 1080 s)", r.Body)
+						}
+					}},
+				{name: "metrics bad interval", method: "GET", path: "/api/v1/metrics/operational?interval=often", status: 400, check: wantProblem("interval")},
+				{name: "timeline of missing entity", method: "GET", path: "/api/v1/entities/nope-" + id + "/timeline", status: 404, check: wantProblem("")},
+				{name: "bad timeline cursor", method: "GET", path: "/api/v1/entities/" + id + "/timeline?cursor=!!", status: 400, check: wantProblem("cursor")},
+				{name: "rebuild unknown projection", method: "POST", path: "/api/v1/projections/nope/rebuild", status: 404, check: wantProblem("")},
 				{name: "events page 1", method: "GET", path: "/api/v1/entities/" + id + "/events?limit=4", status: 200,
 					check: func(t *testing.T, r response) {
 						var page struct {
@@ -277,6 +340,7 @@ func TestAPI(t *testing.T) {
 					body: map[string]any{"events": []any{ev("ExceptionResolved", 0, `{"exceptionId":"ex-404"}`)}}, status: 422, check: wantProblem("")},
 				{name: "other entity type", method: "POST", path: "/api/v1/entities/" + id + "/events",
 					body: map[string]any{"entityType": "vehicle", "events": []any{ev("LocationReported", 0, `{"lat":1,"lon":1}`)}}, status: 422, check: wantProblem("")},
+				{name: "rebuild timeline", method: "POST", path: "/api/v1/projections/timeline/rebuild", status: 202},
 				// infrastructure
 				{name: "health", method: "GET", path: "/health", status: 200},
 				{name: "live", method: "GET", path: "/health/live", status: 200},
@@ -384,5 +448,26 @@ func TestConcurrentAnyAppends(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// waitProjections polls the projections' status until none lags.
+func waitProjections(t *testing.T, srv *server) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var st struct{ Projections []struct{ LagEvents int64 } }
+		srv.do(t, "GET", "/api/v1/projections", nil).JSON(t, &st)
+		lag := int64(0)
+		for _, p := range st.Projections {
+			lag += p.LagEvents
+		}
+		if lag == 0 && len(st.Projections) == 3 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("projections still lag %d events", lag)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

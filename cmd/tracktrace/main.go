@@ -40,6 +40,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return serve(ctx, rest, environ, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, rest, environ, stdout, stderr)
+	case "projections":
+		return projectionsCmd(ctx, rest, environ, stdout, stderr)
 	case "config":
 		return showConfig(ctx, rest, environ, stdout, stderr)
 	case "healthcheck":
@@ -60,6 +62,7 @@ const usage = `Usage: tracktrace <command> [flags]
 Commands:
   serve         run the service (the default command)
   migrate       apply the database migrations and exit
+  projections   status | rebuild NAME: projection checkpoints and lag; replay one
   config        validate the configuration and print it, secrets masked
   healthcheck   probe a running server's /health/live (for container HEALTHCHECKs)
   version       print the version

@@ -21,6 +21,7 @@ import (
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/httpapi"
 	"github.com/tlm/tracktrace/internal/postgres"
+	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -93,6 +94,41 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, hopts))
 }
 
+// readSide is what both engines' read models offer.
+type readSide interface {
+	projection.Target
+	projection.Leader
+	httpapi.ReadModels
+	Ping(ctx context.Context) error
+}
+
+// openReadModels opens the read models beside the event store: in its
+// database unless ReadModels.ConnectionString names another (PostgreSQL only).
+func openReadModels(ctx context.Context, cfg *config.Config, store eventstore.Store) (readSide, error) {
+	views, err := cfg.ReadModelsDatabase()
+	if err != nil {
+		return nil, err
+	}
+	events, _ := cfg.EventStoreDatabase()
+	switch s := store.(type) {
+	case *postgres.Store:
+		if views.Engine != config.EnginePostgres {
+			return nil, fmt.Errorf("read models on %s with the event store on PostgreSQL are not supported", views.Engine)
+		}
+		if views.DSN == events.DSN {
+			return postgres.OpenReadModels(ctx, "", s.Pool())
+		}
+		return postgres.OpenReadModels(ctx, views.DSN, nil)
+	case *sqlite.Store:
+		if views.DSN != events.DSN {
+			return nil, errors.New("with the embedded SQLite engine the read models live in the event store's file; leave ReadModels.ConnectionString empty")
+		}
+		return sqlite.OpenReadModels(ctx, s)
+	default:
+		return nil, fmt.Errorf("no read models for %T", store)
+	}
+}
+
 // openStore opens the event store the connection string selects.
 func openStore(ctx context.Context, cfg *config.Config) (eventstore.Store, error) {
 	db, err := cfg.EventStoreDatabase()
@@ -140,10 +176,25 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		Logger:            log,
 	})
 
+	views, err := openReadModels(ctx, cfg, store)
+	if err != nil {
+		return fmt.Errorf("read models: %w", err)
+	}
+	projections := projection.NewManager(store, views, views, tracking.Projections(), projection.Options{
+		Interval: time.Duration(cfg.ReadModels.RefreshInterval),
+		Logger:   log,
+	})
+
 	handler := httpapi.NewServer(httpapi.Deps{
-		Tracker:        svc,
-		Logger:         log,
-		Checks:         []httpapi.HealthCheck{{Name: "eventstore", Check: store.Ping}},
+		Tracker:         svc,
+		ReadModels:      views,
+		Projections:     projections,
+		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
+		Logger:          log,
+		Checks: []httpapi.HealthCheck{
+			{Name: "eventstore", Check: store.Ping},
+			{Name: "readmodels", Check: views.Ping},
+		},
 		MaxBodyBytes:   int64(cfg.Server.MaxBodyBytes),
 		RequestTimeout: time.Duration(cfg.Server.RequestTimeout),
 		Version:        buildVersion(),
@@ -167,6 +218,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	// it stops only after the HTTP server has drained.
 	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
 	g.Go(func() error { return svc.Run(svcCtx) })
+	g.Go(func() error { return projections.Run(svcCtx) })
 	g.Go(func() error {
 		log.Info("listening", "addr", ln.Addr().String(), "startup", time.Since(started).String())
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -213,6 +214,11 @@ type Store interface {
 	ReadAll(ctx context.Context, after Cursor, limit int) ([]Recorded, error)
 	// Head returns the cursor of the newest readable event of the global log.
 	Head(ctx context.Context) (Cursor, error)
+	// Backlog counts the readable events after a cursor.
+	Backlog(ctx context.Context, after Cursor) (Backlog, error)
+	// Committed returns a channel closed when events are next committed (by
+	// this process, or by any process where the engine can tell).
+	Committed() <-chan struct{}
 	// Lookup returns the stored events of a tenant with the given ids, in no
 	// particular order; ids that are not stored are left out.
 	Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]Recorded, error)
@@ -441,4 +447,39 @@ func (r *AppendRequest) EventIDs() []uuid.UUID {
 		ids[i] = e.ID
 	}
 	return ids
+}
+
+// Backlog is what a reader of the global log has still to read.
+type Backlog struct {
+	Events int64
+	// Oldest is the recording time of the oldest unread event (zero if none).
+	Oldest time.Time
+}
+
+// Signal tells waiters that something changed (events were committed, a
+// projection advanced). A waiter takes C() before checking the state it
+// waits for, then waits for the channel to close: no change is missed.
+type Signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// C returns a channel closed at the next Notify.
+func (s *Signal) C() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+// Notify wakes every waiter.
+func (s *Signal) Notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
 }

@@ -252,6 +252,9 @@ func toAppendResponse(entityID string, res eventstore.AppendResult) appendRespon
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
 func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := p.require(scopeWrite); err != nil {
+		return err
+	}
 	var body appendBody
 	if err := s.readBody(w, r, &body); err != nil {
 		return err
@@ -287,6 +290,9 @@ type batchResult struct {
 // batch records independent items concurrently (so that the store can
 // coalesce them) and reports each item's outcome.
 func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := p.require(scopeWrite); err != nil {
+		return err
+	}
 	var body batchBody
 	if err := s.readBody(w, r, &body); err != nil {
 		return err
@@ -339,23 +345,6 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) erro
 func (b *batchResult) fail(err error) {
 	p := problemFor(err)
 	b.Status, b.Error = p.Status, p
-}
-
-func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p principal) error {
-	q, err := query(r, "consistent")
-	if err != nil {
-		return err
-	}
-	if c := q.Get("consistent"); c != "" && c != "true" && c != "false" {
-		return badRequest("consistent must be true or false")
-	}
-	st, err := s.Tracker.Entity(r.Context(), p.Tenant, r.PathValue("entityId"))
-	if err != nil {
-		return err
-	}
-	w.Header().Set("ETag", etag(st.Version))
-	writeJSON(w, http.StatusOK, st)
-	return nil
 }
 
 type eventResponse struct {

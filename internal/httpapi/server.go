@@ -44,6 +44,14 @@ type Deps struct {
 	RequestTimeout time.Duration
 	// Version is reported by /health.
 	Version string
+	// ReadModels and Projections serve the projected views.
+	ReadModels  ReadModels
+	Projections Projections
+	// ConsistencyWait bounds how long a read with minVersion waits for the
+	// projection (default 2s).
+	ConsistencyWait time.Duration
+	// OnTimeTolerance is how late a milestone may be and count as on time.
+	OnTimeTolerance time.Duration
 }
 
 type server struct {
@@ -58,6 +66,12 @@ func NewServer(d Deps) http.Handler {
 	}
 	if d.RequestTimeout <= 0 {
 		d.RequestTimeout = 15 * time.Second
+	}
+	if d.ConsistencyWait <= 0 {
+		d.ConsistencyWait = 2 * time.Second
+	}
+	if d.OnTimeTolerance <= 0 {
+		d.OnTimeTolerance = 15 * time.Minute
 	}
 	log := d.Logger
 	if log == nil {
@@ -77,6 +91,13 @@ func (s *server) routes(mux *http.ServeMux) {
 	api("POST /api/v1/events/batch", s.batch)
 	api("GET /api/v1/entities/{entityId}", s.getEntity)
 	api("GET /api/v1/entities/{entityId}/events", s.getEvents)
+	if s.ReadModels != nil && s.Projections != nil {
+		api("GET /api/v1/entities", s.listEntities)
+		api("GET /api/v1/entities/{entityId}/timeline", s.getTimeline)
+		api("GET /api/v1/metrics/operational", s.getMetrics)
+		api("GET /api/v1/projections", s.listProjections)
+		api("POST /api/v1/projections/{name}/rebuild", s.rebuildProjection)
+	}
 
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /health/live", s.live)
@@ -88,11 +109,31 @@ func (s *server) routes(mux *http.ServeMux) {
 	})
 }
 
-// principal is who makes the request, and in which tenant.
+// Scopes of the API.
+const (
+	scopeRead  = "tracktrace.read"
+	scopeWrite = "tracktrace.write"
+	scopeAdmin = "tracktrace.admin"
+)
+
+// principal is who makes the request, in which tenant, allowed to do what.
 type principal struct {
 	Subject string
 	Tenant  string
+	Scopes  map[string]bool
 }
+
+// require answers 403 unless the principal has the scope.
+func (p principal) require(scope string) error {
+	if p.Scopes[scope] {
+		return nil
+	}
+	return &requestError{newProblem(http.StatusForbidden, "forbidden", "this call needs the "+scope+" scope")}
+}
+
+// allScopes is what an unauthenticated caller may do when authentication is
+// off (the embedded mode).
+var allScopes = map[string]bool{scopeRead: true, scopeWrite: true, scopeAdmin: true}
 
 var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
@@ -110,7 +151,7 @@ func (s *server) authenticate(r *http.Request) (principal, error) {
 	if !tenantPattern.MatchString(tenant) {
 		return principal{}, badRequest("X-Tenant-ID must be 1 to 128 letters, digits, '.', '_' or '-'")
 	}
-	return principal{Subject: "anonymous", Tenant: tenant}, nil
+	return principal{Subject: "anonymous", Tenant: tenant, Scopes: allScopes}, nil
 }
 
 // apiHandler adapts an API handler: request deadline, principal, and the
@@ -121,6 +162,9 @@ func (s *server) apiHandler(h func(w http.ResponseWriter, r *http.Request, p pri
 		defer cancel()
 		r = r.WithContext(ctx)
 		p, err := s.authenticate(r)
+		if err == nil && r.Method == http.MethodGet {
+			err = p.require(scopeRead)
+		}
 		if err == nil {
 			err = h(w, r, p)
 		}

@@ -40,7 +40,7 @@ import (
 
 var _ eventstore.Store = (*Store)(nil)
 
-//go:embed migrations/*.sql
+//go:embed migrations
 var migrations embed.FS
 
 // maxBatchEvents bounds the events one group commit takes.
@@ -48,7 +48,10 @@ const maxBatchEvents = 10000
 
 // Store is the PostgreSQL event store.
 type Store struct {
-	pool *pgxpool.Pool
+	pool       *pgxpool.Pool
+	committed  eventstore.Signal
+	stopListen context.CancelFunc
+	listening  sync.WaitGroup
 
 	queue     chan *appendOp
 	quit      chan struct{}
@@ -102,29 +105,38 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	for range opts.Writers {
 		s.writers.Go(s.writer)
 	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.stopListen = cancel
+	s.listening.Go(func() { s.listen(lctx, cfg.ConnConfig) })
 	return s, nil
 }
 
-// Migrate applies the pending migrations. Instances starting at once take
-// turns on a PostgreSQL advisory lock.
+// Migrate applies the pending event-store migrations. Instances starting at
+// once take turns on a PostgreSQL advisory lock.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, err := fs.Sub(migrations, "migrations")
+	return migrate(ctx, pool, "events", "goose_db_version", 0x7472616b01)
+}
+
+// migrate applies one set of migrations (events or read models, which may
+// live in different databases) with its own version table and lock.
+func migrate(ctx context.Context, pool *pgxpool.Pool, set, table string, lockID int64) error {
+	sub, err := fs.Sub(migrations, "migrations/"+set)
 	if err != nil {
 		return err
 	}
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300), lock.WithLockID(lockID))
 	if err != nil {
 		return fmt.Errorf("postgres: migration lock: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub,
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithTableName(table),
 		goose.WithDisableGlobalRegistry(true), goose.WithSessionLocker(locker))
 	if err != nil {
-		return fmt.Errorf("postgres: migrations: %w", err)
+		return fmt.Errorf("postgres: %s migrations: %w", set, err)
 	}
 	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", classify(err))
+		return fmt.Errorf("postgres: migrate %s: %w", set, classify(err))
 	}
 	return nil
 }
@@ -136,6 +148,8 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Close stops the writers, failing queued appends, and closes the pool.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopListen()
+		s.listening.Wait()
 		close(s.quit)
 		s.writers.Wait()
 		for {
@@ -430,6 +444,9 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appe
 			RETURNING tenant_id, event_id, position`,
 			w.tenants, w.streams, w.versions, w.ids, w.types, w.schemas, w.data, w.meta, w.occurred)
 	}
+	if w.len() > 0 {
+		b.Queue("SELECT pg_notify('" + commitChannel + "', '')") // delivered at commit
+	}
 	b.Queue("COMMIT")
 	br = c.SendBatch(ctx, b)
 	if len(newTenants) > 0 {
@@ -452,6 +469,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appe
 	}
 	positions := make(map[eventKey]int64, w.len())
 	if w.len() > 0 {
+		defer s.committed.Notify()
 		rows, err := br.Query()
 		if err != nil {
 			br.Close()
@@ -470,6 +488,12 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appe
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
+			br.Close()
+			return nil, err
+		}
+	}
+	if w.len() > 0 {
+		if _, err := br.Exec(); err != nil { // pg_notify
 			br.Close()
 			return nil, err
 		}
@@ -728,4 +752,48 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
 	}
 	return err
+}
+
+// commitChannel is the LISTEN/NOTIFY channel on which every commit of events
+// is announced, so that projection runners in any process wake at once.
+const commitChannel = "tracktrace_events"
+
+// Committed returns a channel closed at the next commit of events by any
+// process on this database.
+func (s *Store) Committed() <-chan struct{} { return s.committed.C() }
+
+// listen relays NOTIFYs of other processes' commits to Committed, on a
+// dedicated connection that it re-establishes after failures.
+func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
+	for ctx.Err() == nil {
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			_, err = conn.Exec(ctx, "LISTEN "+commitChannel)
+			for err == nil {
+				_, err = conn.WaitForNotification(ctx)
+				s.committed.Notify()
+			}
+			conn.Close(context.Background())
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Backlog counts the readable events after a cursor.
+func (s *Store) Backlog(ctx context.Context, after eventstore.Cursor) (eventstore.Backlog, error) {
+	var b eventstore.Backlog
+	var oldest *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT count(*), min(recorded_at) FROM events
+		WHERE (tx_id, position) > ($1::text::xid8, $2::int8) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())`,
+		strconv.FormatUint(after.TxID, 10), after.Position).Scan(&b.Events, &oldest)
+	if err != nil {
+		return b, fmt.Errorf("postgres: backlog: %w", classify(err))
+	}
+	if oldest != nil {
+		b.Oldest = oldest.UTC()
+	}
+	return b, nil
 }

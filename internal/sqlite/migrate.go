@@ -18,24 +18,37 @@ var migrations embed.FS
 // Migrate applies the pending schema migrations. Processes that open the same
 // file at once take turns on an exclusive lock on "<file>.migrate.lock".
 func (s *Store) Migrate(ctx context.Context) error {
-	sub, err := fs.Sub(migrations, "migrations")
+	return s.migrate(ctx, migrations, "migrations", goose.DefaultTablename)
+}
+
+// migrate applies one set of migrations (the event store's, or the read
+// models') with its own version table, under the file's migration lock.
+func (s *Store) migrate(ctx context.Context, fsys fs.FS, dir, table string) error {
+	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
 		return err
 	}
+	// The lock is taken before the provider opens its first connection:
+	// opening one converts a new file to WAL, which must not race either.
+	lock := &fileLocker{path: s.path + ".migrate.lock"}
+	if err := lock.SessionLock(ctx, nil); err != nil {
+		return err
+	}
+	defer lock.SessionUnlock(ctx, nil)
 	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, sub,
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithSessionLocker(&fileLocker{path: s.path + ".migrate.lock"}))
+		goose.WithTableName(table),
+		goose.WithDisableGlobalRegistry(true))
 	if err != nil {
-		return fmt.Errorf("sqlite: migrations: %w", err)
+		return fmt.Errorf("sqlite: %s: %w", dir, err)
 	}
 	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
+		return fmt.Errorf("sqlite: migrate %s (%s): %w", s.path, dir, err)
 	}
 	return nil
 }
 
-// fileLocker is a goose session locker on an flock(2)ed file: SQLite has no
-// advisory locks, and its own locks do not span goose's reads and writes.
+// fileLocker is an exclusive flock(2) on a file: SQLite has no advisory
+// locks, and its own locks do not span goose's reads and writes.
 type fileLocker struct {
 	path string
 	f    *os.File

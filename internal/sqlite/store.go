@@ -40,6 +40,8 @@ type Store struct {
 	read  *sql.DB // a pool of read-only connections (WAL readers do not block the writer)
 	now   func() time.Time
 
+	committed eventstore.Signal
+
 	queue     chan *appendOp
 	quit      chan struct{}
 	writerEnd chan struct{}
@@ -83,9 +85,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)"
-	if query != "" {
-		pragmas += "&" + query // the user's pragmas run last and win
+	pragmas, err := withDefaultPragmas(query)
+	if err != nil {
+		return nil, err
 	}
 	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
 	if err != nil {
@@ -113,6 +115,33 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+// defaultPragmas make the file durable (synchronous=FULL: a commit is on disk
+// when Append returns) and concurrent (WAL, a busy timeout).
+var defaultPragmas = []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"}
+
+// withDefaultPragmas adds the default pragmas the user's query does not set
+// itself. (The driver runs pragmas in its own order, so a default and the
+// user's value for the same pragma must not both be given.)
+func withDefaultPragmas(query string) (string, error) {
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: bad query in connection string: %w", err)
+	}
+	set := map[string]bool{}
+	for _, p := range q["_pragma"] {
+		name, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(p)), "(")
+		name, _, _ = strings.Cut(name, "=")
+		set[strings.TrimSpace(name)] = true
+	}
+	for _, p := range defaultPragmas {
+		name, _, _ := strings.Cut(p, "(")
+		if !set[name] {
+			q.Add("_pragma", p)
+		}
+	}
+	return q.Encode(), nil
 }
 
 // splitDSN turns "file:data/x.db?a=b" or "sqlite:data/x.db" into a path and
@@ -260,6 +289,9 @@ func (s *Store) commit(batch []*appendOp) {
 		}
 		return tx.Commit()
 	}()
+	if err == nil {
+		s.committed.Notify()
+	}
 	for i, op := range batch {
 		if err != nil {
 			outs[i] = appendOutcome{err: fmt.Errorf("sqlite: commit append: %w", classify(err))}
@@ -554,4 +586,24 @@ func classify(err error) error {
 		}
 	}
 	return err
+}
+
+// Committed returns a channel closed at the next commit of events by this
+// process (SQLite has no cross-process notification; other processes'
+// commits are seen by polling).
+func (s *Store) Committed() <-chan struct{} { return s.committed.C() }
+
+// Backlog counts the events after a cursor.
+func (s *Store) Backlog(ctx context.Context, after eventstore.Cursor) (eventstore.Backlog, error) {
+	var b eventstore.Backlog
+	var oldest sql.NullInt64
+	err := s.read.QueryRowContext(ctx, `SELECT count(*), min(recorded_at) FROM events WHERE position > ?`, after.Position).
+		Scan(&b.Events, &oldest)
+	if err != nil {
+		return b, fmt.Errorf("sqlite: backlog: %w", classify(err))
+	}
+	if oldest.Valid {
+		b.Oldest = time.UnixMicro(oldest.Int64).UTC()
+	}
+	return b, nil
 }

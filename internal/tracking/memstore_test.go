@@ -145,6 +145,24 @@ func (m *memStore) Head(ctx context.Context) (eventstore.Cursor, error) {
 	return eventstore.Cursor{Position: int64(len(m.log))}, nil
 }
 
+func (m *memStore) Backlog(ctx context.Context, after eventstore.Cursor) (eventstore.Backlog, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b eventstore.Backlog
+	for _, r := range m.log {
+		if r.Position > after.Position {
+			if b.Events == 0 {
+				b.Oldest = r.RecordedAt
+			}
+			b.Events++
+		}
+	}
+	return b, nil
+}
+
+// Committed is never signalled: the domain tests do not run projections.
+func (m *memStore) Committed() <-chan struct{} { return nil }
+
 func (m *memStore) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -1,0 +1,318 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tlm/tracktrace/internal/config"
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// ReadModels is what the API needs of the projected read models.
+type ReadModels interface {
+	Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error)
+	ListEntities(ctx context.Context, q tracking.EntityQuery) (tracking.EntityPage, error)
+	Timeline(ctx context.Context, q tracking.TimelineQuery) (tracking.TimelinePage, error)
+	ProjectedVersion(ctx context.Context, name, tenant, id string) (int64, error)
+	MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error)
+}
+
+// Projections is what the API needs of the projection manager.
+type Projections interface {
+	Status(ctx context.Context) ([]projection.Status, error)
+	Rebuild(ctx context.Context, name string) error
+	// Progress returns a channel closed when a projection next advances.
+	Progress() <-chan struct{}
+}
+
+const (
+	defaultPageLimit = 100
+	maxPageLimit     = 1000
+	maxBuckets       = 10000
+	// pollInterval bounds how late a read-your-writes wait notices progress
+	// made by another replica (this one's progress wakes it at once).
+	pollInterval = 25 * time.Millisecond
+)
+
+// waitProjected waits (bounded) until the projection has applied version
+// minVersion of the entity and returns the version it has reached.
+func (s *server) waitProjected(ctx context.Context, name, tenant, id string, minVersion int64) (int64, error) {
+	deadline := time.NewTimer(s.ConsistencyWait)
+	defer deadline.Stop()
+	for {
+		progress := s.Projections.Progress()
+		v, err := s.ReadModels.ProjectedVersion(ctx, name, tenant, id)
+		if err != nil || v >= minVersion {
+			return v, err
+		}
+		poll := time.NewTimer(pollInterval)
+		select {
+		case <-progress:
+		case <-poll.C:
+		case <-deadline.C:
+			poll.Stop()
+			return v, nil
+		case <-ctx.Done():
+			poll.Stop()
+			return v, nil
+		}
+		poll.Stop()
+	}
+}
+
+func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p principal) error {
+	q, err := query(r, "consistent", "minVersion")
+	if err != nil {
+		return err
+	}
+	consistent, err := boolParam(q, "consistent")
+	if err != nil {
+		return err
+	}
+	minVersion, err := intParam(q, "minVersion", 0, 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("entityId")
+	var st tracking.EntityState
+	if consistent || s.ReadModels == nil {
+		st, err = s.Tracker.Entity(r.Context(), p.Tenant, id)
+	} else {
+		stale := false
+		if minVersion > 0 {
+			v, werr := s.waitProjected(r.Context(), tracking.ProjectionEntities, p.Tenant, id, minVersion)
+			if werr != nil {
+				return werr
+			}
+			stale = v < minVersion
+		}
+		st, err = s.ReadModels.Entity(r.Context(), p.Tenant, id)
+		if errors.Is(err, eventstore.ErrNotFound) || (stale && err == nil) {
+			// Not projected yet: the event store is the source of truth.
+			st, err = s.Tracker.Entity(r.Context(), p.Tenant, id)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(st.Version))
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p principal) error {
+	q, err := query(r, "entityType", "status", "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", defaultPageLimit, 1, maxPageLimit)
+	if err != nil {
+		return err
+	}
+	after, err := decodeCursor(q.Get("cursor"))
+	if err != nil {
+		return err
+	}
+	page, err := s.ReadModels.ListEntities(r.Context(), tracking.EntityQuery{Tenant: p.Tenant,
+		EntityType: q.Get("entityType"), Status: q.Get("status"), Limit: int(limit), After: after})
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Items      []tracking.EntityState `json:"items"`
+		NextCursor string                 `json:"nextCursor,omitempty"`
+	}{Items: page.Items}
+	if page.Next != "" {
+		out.NextCursor = encodeCursor(page.Next)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p principal) error {
+	q, err := query(r, "from", "to", "limit", "cursor", "minVersion")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", defaultPageLimit, 1, maxPageLimit)
+	if err != nil {
+		return err
+	}
+	minVersion, err := intParam(q, "minVersion", 0, 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	from, err := timeParam(q, "from")
+	if err != nil {
+		return err
+	}
+	to, err := timeParam(q, "to")
+	if err != nil {
+		return err
+	}
+	tq := tracking.TimelineQuery{Tenant: p.Tenant, EntityID: r.PathValue("entityId"), From: from, To: to, Limit: int(limit)}
+	if c := q.Get("cursor"); c != "" {
+		raw, err := decodeCursor(c)
+		at, ver, ok := strings.Cut(raw, "/")
+		us, err1 := strconv.ParseInt(at, 10, 64)
+		v, err2 := strconv.ParseInt(ver, 10, 64)
+		if err != nil || !ok || err1 != nil || err2 != nil {
+			return badRequest("cursor is not one this API returned", tracking.FieldError{Field: "cursor", Message: "invalid"})
+		}
+		tq.After = &tracking.TimelineCursor{OccurredAt: time.UnixMicro(us).UTC(), Version: v}
+	}
+	projected, err := s.waitProjected(r.Context(), tracking.ProjectionTimeline, p.Tenant, tq.EntityID, minVersion)
+	if err != nil {
+		return err
+	}
+	if projected == 0 {
+		// Nothing projected: an unknown entity is a 404, a new one an empty timeline.
+		if _, err := s.Tracker.Events(r.Context(), p.Tenant, tq.EntityID, 1, 1); err != nil {
+			return err
+		}
+	}
+	page, err := s.ReadModels.Timeline(r.Context(), tq)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		EntityID         string                   `json:"entityId"`
+		Entries          []tracking.TimelineEntry `json:"entries"`
+		NextCursor       string                   `json:"nextCursor,omitempty"`
+		ProjectedVersion int64                    `json:"projectedVersion"`
+		Stale            bool                     `json:"stale,omitempty"`
+	}{EntityID: tq.EntityID, Entries: page.Entries, ProjectedVersion: projected, Stale: projected < minVersion}
+	if page.Next != nil {
+		out.NextCursor = encodeCursor(fmt.Sprintf("%d/%d", page.Next.OccurredAt.UnixMicro(), page.Next.Version))
+	}
+	if out.Stale {
+		w.Header().Set("X-Projection-Stale", "true")
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p principal) error {
+	q, err := query(r, "entityType", "operation", "milestone", "from", "to", "interval")
+	if err != nil {
+		return err
+	}
+	mq := tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricOperation, EntityType: q.Get("entityType"), Name: q.Get("operation")}
+	if m := q.Get("milestone"); m != "" {
+		if mq.Name != "" {
+			return badRequest("operation and milestone exclude each other", tracking.FieldError{Field: "milestone", Message: "given with operation"})
+		}
+		mq.Kind, mq.Name = tracking.MetricMilestone, m
+	}
+	if mq.To, err = timeParam(q, "to"); err != nil {
+		return err
+	}
+	if mq.From, err = timeParam(q, "from"); err != nil {
+		return err
+	}
+	if mq.To.IsZero() {
+		mq.To = time.Now().UTC()
+	}
+	if mq.From.IsZero() {
+		mq.From = mq.To.Add(-24 * time.Hour)
+	}
+	if !mq.From.Before(mq.To) {
+		return badRequest("from must be before to", tracking.FieldError{Field: "from", Message: "not before to"})
+	}
+	mq.Interval = time.Hour
+	if iv := q.Get("interval"); iv != "" {
+		d, err := config.ParseDuration(iv)
+		if err != nil || time.Duration(d) < time.Second {
+			return badRequest("interval must be a duration of at least one second, e.g. PT1H or 15m",
+				tracking.FieldError{Field: "interval", Message: "invalid"})
+		}
+		mq.Interval = time.Duration(d)
+	}
+	if mq.To.Sub(mq.From)/mq.Interval > maxBuckets {
+		return badRequest(fmt.Sprintf("the range holds more than %d intervals", maxBuckets),
+			tracking.FieldError{Field: "interval", Message: "too small for the range"})
+	}
+	samples, err := s.ReadModels.MetricSamples(r.Context(), mq)
+	if err != nil {
+		return err
+	}
+	buckets := tracking.Buckets(samples, mq.Interval, mq.Kind == tracking.MetricMilestone, s.OnTimeTolerance)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"measurement": tracking.MeasurementOperationalPerformance,
+		"kind":        mq.Kind,
+		"interval":    config.Duration(mq.Interval).String(),
+		"buckets":     buckets,
+	})
+	return nil
+}
+
+func (s *server) listProjections(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := p.require(scopeAdmin); err != nil {
+		return err
+	}
+	st, err := s.Projections.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"projections": st})
+	return nil
+}
+
+func (s *server) rebuildProjection(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := p.require(scopeAdmin); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if err := s.Projections.Rebuild(r.Context(), name); err != nil {
+		if errors.Is(err, projection.ErrUnknownProjection) {
+			return &requestError{newProblem(http.StatusNotFound, "not-found", "no projection named "+strconv.Quote(name))}
+		}
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"name": name, "status": "rebuilding"})
+	return nil
+}
+
+func boolParam(q url.Values, name string) (bool, error) {
+	switch q.Get(name) {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, badRequest(name+" must be true or false", tracking.FieldError{Field: name, Message: "must be true or false"})
+}
+
+func timeParam(q url.Values, name string) (time.Time, error) {
+	v := q.Get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil || t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, badRequest(name+" must be an RFC 3339 time", tracking.FieldError{Field: name, Message: "must be an RFC 3339 time"})
+	}
+	return t.UTC(), nil
+}
+
+func encodeCursor(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func decodeCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) > 512 {
+		return "", badRequest("cursor is not one this API returned", tracking.FieldError{Field: "cursor", Message: "invalid"})
+	}
+	return string(b), nil
+}

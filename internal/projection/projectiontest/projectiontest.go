@@ -1,0 +1,1314 @@
+// Package projectiontest is the conformance suite of read-model engines:
+// every engine's read models (PostgreSQL, SQLite) must pass Run. Expectations
+// are written by hand as literals, never recomputed with the code under test.
+package projectiontest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// ReadModels is what an engine's read models offer.
+type ReadModels interface {
+	projection.Target
+	projection.Leader
+	Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error)
+	ListEntities(ctx context.Context, q tracking.EntityQuery) (tracking.EntityPage, error)
+	Timeline(ctx context.Context, q tracking.TimelineQuery) (tracking.TimelinePage, error)
+	ProjectedVersion(ctx context.Context, name, tenant, id string) (int64, error)
+	MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error)
+	// Dump returns every row of the read-model tables (rm_timeline,
+	// rm_entities, rm_operation_starts, rm_metric_points) as comparable
+	// strings in key order.
+	Dump(ctx context.Context) (map[string][]string, error)
+}
+
+// batchSize is small so that every scenario crosses batch boundaries.
+const batchSize = 7
+
+// Run runs the suite. open returns a fresh, empty event store and the read
+// models beside it (a new file or database per call), closed at the test's
+// cleanup. Subtests run in parallel.
+func Run(t *testing.T, open func(t *testing.T) (eventstore.Store, ReadModels)) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, e *env)
+	}{
+		{"Timeline", testTimeline},
+		{"EntityState", testEntityState},
+		{"ListEntities", testListEntities},
+		{"TenantIsolation", testTenantIsolation},
+		{"Metrics", testMetrics},
+		{"ExactlyOnce", testExactlyOnce},
+		{"CrashRestartEqualsRebuild", testCrashRestart},
+		{"ResetAndStatus", testResetAndStatus},
+		{"ConcurrentApply", testConcurrentApply},
+		{"TryLead", testTryLead},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			store, rm := open(t)
+			tc.fn(t, newEnv(t, store, rm))
+		})
+	}
+}
+
+// Tenants of the scenarios.
+const (
+	acme    = "acme"
+	globex  = "globex"
+	initech = "initech" // never has an event
+)
+
+// day is the business day of every scenario; at(h, m) is a time on it.
+var day = time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC)
+
+func at(h, m int) time.Time {
+	return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+}
+
+// env is one subtest's store, read models, service and manager.
+type env struct {
+	t        *testing.T
+	ctx      context.Context
+	store    eventstore.Store
+	rm       ReadModels
+	svc      *tracking.Service
+	mgr      *projection.Manager
+	recorded int64 // events recorded so far
+}
+
+func newEnv(t *testing.T, store eventstore.Store, rm ReadModels) *env {
+	return &env{
+		t: t, ctx: t.Context(), store: store, rm: rm,
+		svc: tracking.NewService(store, tracking.ServiceOptions{}),
+		mgr: newManager(store, rm, rm, projection.Options{}),
+	}
+}
+
+func newManager(store eventstore.Store, target projection.Target, leader projection.Leader, opts projection.Options) *projection.Manager {
+	opts.BatchSize = batchSize
+	return projection.NewManager(store, target, leader, tracking.Projections(), opts)
+}
+
+// step is one command: events about one entity.
+type step struct {
+	tenant, entity, entityType string
+	events                     []tracking.NewEvent
+}
+
+func ev(typ string, occurred time.Time, data string) tracking.NewEvent {
+	return tracking.NewEvent{Type: typ, OccurredAt: occurred, Data: []byte(data)}
+}
+
+func (e *env) record(steps []step) {
+	e.t.Helper()
+	for _, s := range steps {
+		_, err := e.svc.Record(e.ctx, tracking.RecordCommand{
+			Tenant: s.tenant, EntityID: s.entity, EntityType: s.entityType, Expected: eventstore.Any,
+			Events: s.events, Principal: "tester", Source: "projectiontest",
+		})
+		if err != nil {
+			e.t.Fatalf("record %s/%s: %v", s.tenant, s.entity, err)
+		}
+		e.recorded += int64(len(s.events))
+	}
+	e.waitReadable()
+}
+
+// waitReadable waits until every recorded event is readable in the global
+// log. An engine may hold back committed events while an earlier
+// transaction is in flight (PostgreSQL's gap-safe cursor, whose horizon is
+// the whole server's oldest running transaction).
+func (e *env) waitReadable() {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := e.store.Backlog(e.ctx, eventstore.Cursor{})
+		if err != nil {
+			e.t.Fatalf("backlog: %v", err)
+		}
+		if b.Events == e.recorded {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d of %d recorded events readable after 30s", b.Events, e.recorded)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// catchUp brings every projection to the head of the log.
+func (e *env) catchUp(m *projection.Manager) {
+	e.t.Helper()
+	for _, name := range tracking.Projections() {
+		if err := m.CatchUp(e.ctx, name); err != nil {
+			e.t.Fatalf("catch up %s: %v", name, err)
+		}
+	}
+}
+
+// resetAll resets every projection.
+func (e *env) resetAll() {
+	e.t.Helper()
+	for _, name := range tracking.Projections() {
+		if err := e.rm.Reset(e.ctx, name); err != nil {
+			e.t.Fatalf("reset %s: %v", name, err)
+		}
+	}
+}
+
+func (e *env) dump() map[string][]string {
+	e.t.Helper()
+	d, err := e.rm.Dump(e.ctx)
+	if err != nil {
+		e.t.Fatalf("dump: %v", err)
+	}
+	return d
+}
+
+// rowCounts returns the number of rows of each read-model table.
+func (e *env) rowCounts() map[string]int {
+	e.t.Helper()
+	out := map[string]int{}
+	for table, rows := range e.dump() {
+		out[table] = len(rows)
+	}
+	return out
+}
+
+func (e *env) wantRows(want map[string]int) {
+	e.t.Helper()
+	if got := e.rowCounts(); !reflect.DeepEqual(got, want) {
+		e.t.Fatalf("rows per table = %v, want %v", got, want)
+	}
+}
+
+func (e *env) checkpoint(name string) eventstore.Cursor {
+	e.t.Helper()
+	cp, err := e.rm.Checkpoint(e.ctx, name)
+	if err != nil {
+		e.t.Fatalf("checkpoint %s: %v", name, err)
+	}
+	return cp.Cursor
+}
+
+func (e *env) readAll(after eventstore.Cursor, limit int) []eventstore.Recorded {
+	e.t.Helper()
+	evs, err := e.store.ReadAll(e.ctx, after, limit)
+	if err != nil {
+		e.t.Fatalf("read all: %v", err)
+	}
+	return evs
+}
+
+// applyBatch applies the next batch of a projection by hand, as a runner
+// would, and returns its size.
+func (e *env) applyBatch(name string) int {
+	e.t.Helper()
+	from := e.checkpoint(name)
+	evs := e.readAll(from, batchSize)
+	if err := e.rm.Apply(e.ctx, name, from, evs); err != nil {
+		e.t.Fatalf("apply %s from %s: %v", name, from, err)
+	}
+	return len(evs)
+}
+
+func (e *env) entity(tenant, id string) tracking.EntityState {
+	e.t.Helper()
+	st, err := e.rm.Entity(e.ctx, tenant, id)
+	if err != nil {
+		e.t.Fatalf("entity %s/%s: %v", tenant, id, err)
+	}
+	return st
+}
+
+func (e *env) projectedVersion(name, tenant, id string) int64 {
+	e.t.Helper()
+	v, err := e.rm.ProjectedVersion(e.ctx, name, tenant, id)
+	if err != nil {
+		e.t.Fatalf("projected version %s %s/%s: %v", name, tenant, id, err)
+	}
+	return v
+}
+
+// sameDump fails the test when two dumps differ, naming the first difference.
+func sameDump(t *testing.T, what string, got, want map[string][]string) {
+	t.Helper()
+	if reflect.DeepEqual(got, want) {
+		return
+	}
+	for table, w := range want {
+		g := got[table]
+		for i := range max(len(g), len(w)) {
+			var gi, wi string
+			if i < len(g) {
+				gi = g[i]
+			}
+			if i < len(w) {
+				wi = w[i]
+			}
+			if gi != wi {
+				t.Fatalf("%s: %s row %d differs (%d vs %d rows):\n got: %s\nwant: %s", what, table, i, len(g), len(w), gi, wi)
+			}
+		}
+	}
+	t.Fatalf("%s: dumps differ: got tables %v, want %v", what, keys(got), keys(want))
+}
+
+func keys(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ---- Datasets. Each names its entities apart, so they can be combined. ----
+
+// timelineData: 7 events. SHP-1's events arrive out of business order:
+// by (occurredAt, version) its timeline is v1 08:00, v5 08:05, v2 08:10,
+// v4 08:20, v3 08:30, v6 08:30.
+func timelineData() []step {
+	return []step{
+		{acme, "SHP-1", tracking.EntityShipment, []tracking.NewEvent{
+			ev(tracking.TypeEntityRegistered, at(8, 0), `{"reference":"S-1"}`),
+			ev(tracking.TypeMilestoneReached, at(8, 10), `{"milestone":"picked_up"}`),
+		}},
+		{acme, "SHP-2", tracking.EntityShipment, []tracking.NewEvent{
+			ev(tracking.TypeEntityRegistered, at(8, 0), `{}`),
+		}},
+		{acme, "SHP-1", "", []tracking.NewEvent{
+			ev(tracking.TypeLocationReported, at(8, 30), `{"lat":52.1,"lon":5.1}`),
+			ev(tracking.TypeMilestoneReached, at(8, 20), `{"milestone":"departed"}`),
+			ev("x-note", at(8, 5), `{"text":"late note"}`),
+		}},
+		{acme, "SHP-1", "", []tracking.NewEvent{
+			ev(tracking.TypeLocationReported, at(8, 30), `{"lat":52.2,"lon":5.2}`),
+		}},
+	}
+}
+
+// entityData: 20 events; PKG-1 gets 12 of them, several late.
+func entityData() []step {
+	return []step{
+		{acme, "PKG-1", tracking.EntityPackage, []tracking.NewEvent{
+			ev(tracking.TypeEntityRegistered, at(8, 0), `{"reference":"R-1","origin":"Amsterdam","destination":"Utrecht"}`), // v1
+			ev(tracking.TypeMilestoneReached, at(9, 0), `{"milestone":"out_for_delivery","siteId":"AMS","location":{"lat":52,"lon":4}}`),
+		}},
+		{acme, "CNT-1", tracking.EntityContainer, []tracking.NewEvent{
+			ev(tracking.TypeEntityRegistered, at(8, 0), `{}`),
+		}},
+		{acme, "PKG-1", "", []tracking.NewEvent{
+			ev(tracking.TypeLocationReported, at(9, 30), `{"lat":51.5,"lon":3.5,"siteId":"RTM"}`), // v3
+			ev(tracking.TypeLocationReported, at(9, 10), `{"lat":50.5,"lon":2.5,"siteId":"OLD"}`), // v4, late scan
+			ev(tracking.TypeMilestoneReached, at(8, 30), `{"milestone":"picked_up"}`),             // v5, late
+		}},
+		{acme, "PKG-2", tracking.EntityPackage, []tracking.NewEvent{
+			ev(tracking.TypeEntityRegistered, at(8, 0), `{}`),
+			ev(tracking.TypeMilestoneReached, at(10, 0), `{"milestone":"delivered"}`),
+		}},
+		{acme, "PKG-1", "", []tracking.NewEvent{
+			ev(tracking.TypeExceptionRaised, at(9, 40), `{"exceptionId":"EX-1","code":"delay","severity":"high"}`), // v6
+			ev(tracking.TypeExceptionRaised, at(9, 45), `{"exceptionId":"EX-2","code":"damage","severity":"low","description":"dented box"}`),
+		}},
+		{acme, "PKG-3", tracking.EntityPackage, []tracking.NewEvent{
+			ev(tracking.TypeEntityRegistered, at(8, 0), `{}`),
+		}},
+		{acme, "PKG-1", "", []tracking.NewEvent{
+			ev(tracking.TypeExceptionResolved, at(9, 50), `{"exceptionId":"EX-1"}`),                 // v8
+			ev(tracking.TypeEtaUpdated, at(9, 20), `{"eta":"2025-03-10T12:00:00Z","source":"tms"}`), // v9
+		}},
+		{acme, "PKG-2", "", []tracking.NewEvent{
+			ev(tracking.TypeMilestoneReached, at(9, 0), `{"milestone":"out_for_delivery"}`), // late
+		}},
+		{acme, "PKG-4", tracking.EntityPackage, []tracking.NewEvent{
+			ev(tracking.TypeMilestoneReached, at(9, 0), `{"milestone":"out_for_delivery"}`),
+		}},
+		{acme, "PKG-1", "", []tracking.NewEvent{
+			ev(tracking.TypeEtaUpdated, at(9, 5), `{"eta":"2025-03-10T11:00:00Z"}`), // v10, late
+			ev(tracking.TypeEntityAssociated, at(9, 15), `{"parentId":"CNT-1"}`),    // v11
+			ev(tracking.TypeEntityDissociated, at(9, 12), `{"parentId":"CNT-1"}`),   // v12, older than v11
+		}},
+		{acme, "SHP-5", tracking.EntityShipment, []tracking.NewEvent{
+			ev(tracking.TypeMilestoneReached, at(8, 0), `{"milestone":"departed"}`),
+		}},
+		{globex, "PKG-1", tracking.EntityPackage, []tracking.NewEvent{
+			ev(tracking.TypeMilestoneReached, at(10, 0), `{"milestone":"delivered"}`),
+		}},
+	}
+}
+
+func started(op, id string, t time.Time) tracking.NewEvent {
+	return ev(tracking.TypeOperationStarted, t, fmt.Sprintf(`{"operation":%q,"operationId":%q}`, op, id))
+}
+
+func completed(op, id, outcome string, t time.Time) tracking.NewEvent {
+	return ev(tracking.TypeOperationCompleted, t, fmt.Sprintf(`{"operation":%q,"operationId":%q,"outcome":%q}`, op, id, outcome))
+}
+
+func milestone(name string, t, planned time.Time) tracking.NewEvent {
+	if planned.IsZero() {
+		return ev(tracking.TypeMilestoneReached, t, fmt.Sprintf(`{"milestone":%q}`, name))
+	}
+	return ev(tracking.TypeMilestoneReached, t, fmt.Sprintf(`{"milestone":%q,"plannedAt":%q}`, name, planned.Format(time.RFC3339)))
+}
+
+// metricsStarts: 6 events, the starts of operations completed in
+// metricsRest (so that their completions find the starts in the table).
+func metricsStarts() []step {
+	return []step{
+		{acme, "PKG-A", tracking.EntityPackage, []tracking.NewEvent{started("loading", "op-1", at(8, 0))}},
+		{acme, "PKG-B", tracking.EntityPackage, []tracking.NewEvent{
+			started("loading", "op-1", at(8, 20)),
+			started("sorting", "op-2", at(8, 30)),
+			started("loading", "op-3", at(9, 10)),
+		}},
+		{acme, "PKG-C", tracking.EntityPackage, []tracking.NewEvent{started("loading", "op-1", at(8, 40))}},
+		{acme, "CNT-M", tracking.EntityContainer, []tracking.NewEvent{started("loading", "op-1", at(8, 0))}},
+	}
+}
+
+// metricsRest: 24 events. Operation durations (completion's hour):
+// package loading 60, 120, 180, 240 (failed), 600 (08h); 300, 900 (09h);
+// 600 (10h); package sorting 300 (08h); container loading 3000 (08h); one
+// loading of PKG-C stays open. Delivered delays: -600, 900, 1800, 3540
+// (08h); departed 600 (09h). globex: loading 420, delivered 1800.
+func metricsRest() []step {
+	const ok, failed = tracking.OutcomeSucceeded, tracking.OutcomeFailed
+	return []step{
+		{acme, "PKG-A", "", []tracking.NewEvent{
+			completed("loading", "op-1", ok, at(8, 1)), // 60 s
+			started("loading", "op-2", at(8, 10)),
+			completed("loading", "op-2", ok, at(8, 12)), // 120 s
+		}},
+		{acme, "PKG-A", "", []tracking.NewEvent{
+			started("loading", "op-3", at(9, 0)),
+			completed("loading", "op-3", ok, at(9, 5)), // 300 s
+		}},
+		{acme, "PKG-B", "", []tracking.NewEvent{
+			completed("loading", "op-1", ok, at(8, 23)), // 180 s
+			completed("sorting", "op-2", ok, at(8, 35)), // 300 s
+			completed("loading", "op-3", ok, at(9, 25)), // 900 s
+		}},
+		{acme, "PKG-C", "", []tracking.NewEvent{
+			completed("loading", "op-1", failed, at(8, 44)), // 240 s
+			started("loading", "op-2", at(8, 45)),
+			completed("loading", "op-2", ok, at(8, 55)), // 600 s
+			started("loading", "op-3", at(10, 0)),
+			completed("loading", "op-3", ok, at(10, 10)), // 600 s
+		}},
+		{acme, "PKG-C", "", []tracking.NewEvent{started("loading", "op-4", at(10, 20))}},      // stays open
+		{acme, "CNT-M", "", []tracking.NewEvent{completed("loading", "op-1", ok, at(8, 50))}}, // 3000 s
+		{acme, "PKG-M1", tracking.EntityPackage, []tracking.NewEvent{
+			milestone("delivered", at(8, 30), at(8, 40)), // -600 s
+			milestone("departed", at(9, 10), at(9, 0)),   // 600 s
+			milestone("arrived", at(9, 20), time.Time{}), // not planned: no point
+		}},
+		{acme, "PKG-M2", tracking.EntityPackage, []tracking.NewEvent{milestone("delivered", at(8, 45), at(8, 30))}}, // 900 s
+		{acme, "PKG-M3", tracking.EntityPackage, []tracking.NewEvent{milestone("delivered", at(8, 50), at(8, 20))}}, // 1800 s
+		{acme, "PKG-M4", tracking.EntityPackage, []tracking.NewEvent{milestone("delivered", at(8, 59), at(8, 0))}},  // 3540 s
+		{globex, "PKG-A", tracking.EntityPackage, []tracking.NewEvent{
+			started("loading", "op-1", at(8, 0)),
+			completed("loading", "op-1", ok, at(8, 7)), // 420 s
+		}},
+		{globex, "PKG-A", "", []tracking.NewEvent{milestone("delivered", at(8, 30), at(8, 0))}}, // 1800 s
+	}
+}
+
+// allData is every dataset: 7 + 20 + 6 + 24 = 57 events.
+func allData() []step {
+	return slices.Concat(timelineData(), entityData(), metricsStarts(), metricsRest())
+}
+
+// ---- Timeline ----
+
+func testTimeline(t *testing.T, e *env) {
+	e.record(timelineData())
+	e.catchUp(e.mgr)
+
+	page, err := e.rm.Timeline(e.ctx, tracking.TimelineQuery{Tenant: acme, EntityID: "SHP-1", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		version    int64
+		typ        string
+		occurredAt time.Time
+		data       string
+	}{
+		{1, tracking.TypeEntityRegistered, at(8, 0), `{"reference":"S-1"}`},
+		{5, "x-note", at(8, 5), `{"text":"late note"}`},
+		{2, tracking.TypeMilestoneReached, at(8, 10), `{"milestone":"picked_up"}`},
+		{4, tracking.TypeMilestoneReached, at(8, 20), `{"milestone":"departed"}`},
+		{3, tracking.TypeLocationReported, at(8, 30), `{"lat":52.1,"lon":5.1}`},
+		{6, tracking.TypeLocationReported, at(8, 30), `{"lat":52.2,"lon":5.2}`},
+	}
+	if len(page.Entries) != len(want) || page.Next != nil {
+		t.Fatalf("timeline: %d entries, next %v; want %d, no next", len(page.Entries), page.Next, len(want))
+	}
+	ids := map[string]bool{}
+	for i, w := range want {
+		g := page.Entries[i]
+		if g.Version != w.version || g.Type != w.typ || !g.OccurredAt.Equal(w.occurredAt) || !eventstore.JSONEqual(g.Data, []byte(w.data)) {
+			t.Errorf("entry %d = v%d %s %s %s, want v%d %s %s %s", i, g.Version, g.Type, g.OccurredAt, g.Data, w.version, w.typ, w.occurredAt, w.data)
+		}
+		if g.OccurredAt.Location() != time.UTC || g.RecordedAt.IsZero() || g.RecordedAt.Location() != time.UTC {
+			t.Errorf("entry %d: occurredAt %v, recordedAt %v: want UTC times", i, g.OccurredAt, g.RecordedAt)
+		}
+		if g.Metadata.Principal != "tester" || g.Metadata.Source != "projectiontest" {
+			t.Errorf("entry %d: metadata %+v", i, g.Metadata)
+		}
+		ids[g.EventID.String()] = true
+	}
+	if len(ids) != len(want) {
+		t.Errorf("event ids not distinct: %v", ids)
+	}
+
+	// The entries are the stored events.
+	stored, err := e.store.ReadStream(e.ctx, acme, "SHP-1", 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stored {
+		if !ids[s.ID.String()] {
+			t.Errorf("stored event v%d %s is not on the timeline", s.Version, s.ID)
+		}
+		for _, g := range page.Entries {
+			if g.EventID == s.ID && (g.Version != s.Version || !g.RecordedAt.Equal(s.RecordedAt) || g.Metadata != s.Metadata) {
+				t.Errorf("entry %s = v%d recorded %s %+v, stored v%d recorded %s %+v",
+					g.EventID, g.Version, g.RecordedAt, g.Metadata, s.Version, s.RecordedAt, s.Metadata)
+			}
+		}
+	}
+
+	cases := []struct {
+		name     string
+		from, to time.Time
+		limit    int
+		pages    [][]int64 // versions of each page
+	}{
+		{"all", time.Time{}, time.Time{}, 100, [][]int64{{1, 5, 2, 4, 3, 6}}},
+		{"from and to", at(8, 5), at(8, 30), 100, [][]int64{{5, 2, 4}}},
+		{"from only", at(8, 10), time.Time{}, 100, [][]int64{{2, 4, 3, 6}}},
+		{"to only, exclusive", time.Time{}, at(8, 5), 100, [][]int64{{1}}},
+		{"empty range", at(8, 10), at(8, 10), 100, [][]int64{{}}},
+		{"after the last event", at(8, 31), time.Time{}, 100, [][]int64{{}}},
+		{"pages of 2", time.Time{}, time.Time{}, 2, [][]int64{{1, 5}, {2, 4}, {3, 6}}},
+		{"pages of 3, exact fit", time.Time{}, time.Time{}, 3, [][]int64{{1, 5, 2}, {4, 3, 6}}},
+		{"pages of 4 in a range", at(8, 5), at(8, 31), 4, [][]int64{{5, 2, 4, 3}, {6}}},
+		{"pages of 1", time.Time{}, time.Time{}, 1, [][]int64{{1}, {5}, {2}, {4}, {3}, {6}}},
+		{"pages of 1 through a tie", at(8, 30), time.Time{}, 1, [][]int64{{3}, {6}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tracking.TimelineQuery{Tenant: acme, EntityID: "SHP-1", From: tc.from, To: tc.to, Limit: tc.limit}
+			if got := timelinePages(t, e, q); !reflect.DeepEqual(got, tc.pages) {
+				t.Fatalf("pages = %v, want %v", got, tc.pages)
+			}
+		})
+	}
+
+	// The cursor of a page is its last entry.
+	p1, err := e.rm.Timeline(e.ctx, tracking.TimelineQuery{Tenant: acme, EntityID: "SHP-1", Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1.Next == nil || !p1.Next.OccurredAt.Equal(at(8, 5)) || p1.Next.Version != 5 {
+		t.Fatalf("next of the first page of 2 = %+v, want 08:05 v5", p1.Next)
+	}
+
+	for _, tc := range []struct {
+		name, tenant, id string
+		want             int64
+	}{
+		{tracking.ProjectionTimeline, acme, "SHP-1", 6},
+		{tracking.ProjectionEntities, acme, "SHP-1", 6},
+		{tracking.ProjectionTimeline, acme, "SHP-2", 1},
+		{tracking.ProjectionEntities, acme, "SHP-2", 1},
+		{tracking.ProjectionTimeline, acme, "NOPE", 0},
+		{tracking.ProjectionEntities, globex, "SHP-1", 0},
+	} {
+		if got := e.projectedVersion(tc.name, tc.tenant, tc.id); got != tc.want {
+			t.Errorf("projected version %s %s/%s = %d, want %d", tc.name, tc.tenant, tc.id, got, tc.want)
+		}
+	}
+	if _, err := e.rm.ProjectedVersion(e.ctx, tracking.ProjectionMetrics, acme, "SHP-1"); !errors.Is(err, projection.ErrUnknownProjection) {
+		t.Errorf("projected version of the metrics: %v, want ErrUnknownProjection", err)
+	}
+	e.wantRows(map[string]int{"rm_timeline": 7, "rm_entities": 2, "rm_operation_starts": 0, "rm_metric_points": 0})
+}
+
+// timelinePages follows Next to the end and returns each page's versions.
+func timelinePages(t *testing.T, e *env, q tracking.TimelineQuery) [][]int64 {
+	t.Helper()
+	var out [][]int64
+	for range 50 {
+		page, err := e.rm.Timeline(e.ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs := []int64{}
+		for _, en := range page.Entries {
+			vs = append(vs, en.Version)
+		}
+		out = append(out, vs)
+		if page.Next == nil {
+			return out
+		}
+		if last := page.Entries[len(page.Entries)-1]; !page.Next.OccurredAt.Equal(last.OccurredAt) || page.Next.Version != last.Version {
+			t.Fatalf("next %+v is not the page's last entry (%s v%d)", page.Next, last.OccurredAt, last.Version)
+		}
+		q.After = page.Next
+	}
+	t.Fatalf("timeline paging does not end: %v", out)
+	return nil
+}
+
+// ---- Entity state ----
+
+func testEntityState(t *testing.T, e *env) {
+	e.record(entityData())
+	e.catchUp(e.mgr)
+
+	got := e.entity(acme, "PKG-1")
+	eta := at(12, 0)
+	registered := at(8, 0)
+	want := tracking.EntityState{
+		EntityID: "PKG-1", EntityType: tracking.EntityPackage, Version: 12,
+		Status:       tracking.StatusOutForDelivery, // the late picked_up (v5) does not win
+		LastLocation: &tracking.LastLocation{Lat: 51.5, Lon: 3.5, SiteID: "RTM", OccurredAt: at(9, 30)},
+		OpenExceptions: []tracking.OpenException{
+			{ExceptionID: "EX-2", Code: "damage", Severity: "low", Description: "dented box", RaisedAt: at(9, 45)},
+		},
+		ETA:          &eta,    // the late 11:00 estimate (v10) does not win
+		ParentID:     "CNT-1", // the dissociation (v12) is older than the association
+		UpdatedAt:    got.UpdatedAt,
+		RegisteredAt: &registered,
+		Reference:    "R-1", Origin: "Amsterdam", Destination: "Utrecht",
+	}
+	if got.UpdatedAt.IsZero() {
+		t.Errorf("updatedAt is zero")
+	}
+	if !sameState(got, want) {
+		t.Fatalf("PKG-1 =\n %+v\nwant\n %+v", got, want)
+	}
+
+	for _, tc := range []struct {
+		tenant, id, typ, status string
+		version                 int64
+		parent                  string
+	}{
+		{acme, "CNT-1", tracking.EntityContainer, tracking.StatusRegistered, 1, ""},
+		{acme, "PKG-2", tracking.EntityPackage, tracking.StatusDelivered, 3, ""}, // late out_for_delivery ignored
+		{acme, "PKG-3", tracking.EntityPackage, tracking.StatusRegistered, 1, ""},
+		{acme, "PKG-4", tracking.EntityPackage, tracking.StatusOutForDelivery, 1, ""},
+		{acme, "SHP-5", tracking.EntityShipment, tracking.StatusInTransit, 1, ""},
+		{globex, "PKG-1", tracking.EntityPackage, tracking.StatusDelivered, 1, ""},
+	} {
+		st := e.entity(tc.tenant, tc.id)
+		if st.EntityID != tc.id || st.EntityType != tc.typ || st.Status != tc.status || st.Version != tc.version ||
+			st.ParentID != tc.parent || st.OpenExceptions == nil || len(st.OpenExceptions) != 0 || st.LastLocation != nil {
+			t.Errorf("%s/%s = %+v, want type %s status %s version %d", tc.tenant, tc.id, st, tc.typ, tc.status, tc.version)
+		}
+	}
+	for _, k := range []struct{ tenant, id string }{{acme, "NOPE"}, {initech, "PKG-1"}, {globex, "CNT-1"}} {
+		if _, err := e.rm.Entity(e.ctx, k.tenant, k.id); !errors.Is(err, tracking.ErrNotFound) {
+			t.Errorf("entity %s/%s: %v, want ErrNotFound", k.tenant, k.id, err)
+		}
+	}
+	e.wantRows(map[string]int{"rm_timeline": 20, "rm_entities": 7, "rm_operation_starts": 0, "rm_metric_points": 0})
+
+	// Applied one batch at a time, from scratch, the result is the same.
+	before := e.dump()
+	if err := e.rm.Reset(e.ctx, tracking.ProjectionEntities); err != nil {
+		t.Fatal(err)
+	}
+	for e.applyBatch(tracking.ProjectionEntities) > 0 {
+	}
+	sameDump(t, "entities rebuilt batch by batch", e.dump(), before)
+}
+
+// sameState compares states as values (times with Equal).
+func sameState(a, b tracking.EntityState) bool {
+	norm := func(s tracking.EntityState) tracking.EntityState {
+		utc := func(p *time.Time) *time.Time {
+			if p == nil {
+				return nil
+			}
+			u := p.UTC()
+			return &u
+		}
+		s.UpdatedAt = s.UpdatedAt.UTC()
+		s.ETA, s.RegisteredAt = utc(s.ETA), utc(s.RegisteredAt)
+		s.PlannedDeparture, s.PlannedArrival = utc(s.PlannedDeparture), utc(s.PlannedArrival)
+		if s.LastLocation != nil {
+			l := *s.LastLocation
+			l.OccurredAt = l.OccurredAt.UTC()
+			s.LastLocation = &l
+		}
+		ex := slices.Clone(s.OpenExceptions)
+		for i := range ex {
+			ex[i].RaisedAt = ex[i].RaisedAt.UTC()
+		}
+		s.OpenExceptions = ex
+		return s
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func testListEntities(t *testing.T, e *env) {
+	e.record(entityData())
+	e.catchUp(e.mgr)
+
+	cases := []struct {
+		name  string
+		q     tracking.EntityQuery
+		pages [][]string
+	}{
+		{"all", tracking.EntityQuery{Tenant: acme, Limit: 10},
+			[][]string{{"CNT-1", "PKG-1", "PKG-2", "PKG-3", "PKG-4", "SHP-5"}}},
+		{"packages by 3", tracking.EntityQuery{Tenant: acme, EntityType: tracking.EntityPackage, Limit: 3},
+			[][]string{{"PKG-1", "PKG-2", "PKG-3"}, {"PKG-4"}}},
+		{"packages by 2, exact fit", tracking.EntityQuery{Tenant: acme, EntityType: tracking.EntityPackage, Limit: 2},
+			[][]string{{"PKG-1", "PKG-2"}, {"PKG-3", "PKG-4"}}},
+		{"all by 4", tracking.EntityQuery{Tenant: acme, Limit: 4},
+			[][]string{{"CNT-1", "PKG-1", "PKG-2", "PKG-3"}, {"PKG-4", "SHP-5"}}},
+		{"out for delivery by 1", tracking.EntityQuery{Tenant: acme, Status: tracking.StatusOutForDelivery, Limit: 1},
+			[][]string{{"PKG-1"}, {"PKG-4"}}},
+		{"registered", tracking.EntityQuery{Tenant: acme, Status: tracking.StatusRegistered, Limit: 10},
+			[][]string{{"CNT-1", "PKG-3"}}},
+		{"registered packages", tracking.EntityQuery{Tenant: acme, EntityType: tracking.EntityPackage, Status: tracking.StatusRegistered, Limit: 10},
+			[][]string{{"PKG-3"}}},
+		{"delivered", tracking.EntityQuery{Tenant: acme, Status: tracking.StatusDelivered, Limit: 10},
+			[][]string{{"PKG-2"}}},
+		{"in transit", tracking.EntityQuery{Tenant: acme, Status: tracking.StatusInTransit, Limit: 10},
+			[][]string{{"SHP-5"}}},
+		{"no vehicles", tracking.EntityQuery{Tenant: acme, EntityType: tracking.EntityVehicle, Limit: 10},
+			[][]string{{}}},
+		{"after a cursor", tracking.EntityQuery{Tenant: acme, After: "PKG-2", Limit: 10},
+			[][]string{{"PKG-3", "PKG-4", "SHP-5"}}},
+		{"globex", tracking.EntityQuery{Tenant: globex, Limit: 10},
+			[][]string{{"PKG-1"}}},
+		{"initech", tracking.EntityQuery{Tenant: initech, Limit: 10},
+			[][]string{{}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := entityPages(t, e, tc.q); !reflect.DeepEqual(got, tc.pages) {
+				t.Fatalf("pages = %v, want %v", got, tc.pages)
+			}
+		})
+	}
+
+	// Items are the entities' states.
+	page, err := e.rm.ListEntities(e.ctx, tracking.EntityQuery{Tenant: acme, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range page.Items {
+		if st := e.entity(acme, it.EntityID); !sameState(it, st) {
+			t.Errorf("listed %s = %+v, entity = %+v", it.EntityID, it, st)
+		}
+	}
+}
+
+// entityPages follows Next to the end and returns each page's entity ids.
+func entityPages(t *testing.T, e *env, q tracking.EntityQuery) [][]string {
+	t.Helper()
+	var out [][]string
+	for range 50 {
+		page, err := e.rm.ListEntities(e.ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, it := range page.Items {
+			ids = append(ids, it.EntityID)
+		}
+		out = append(out, ids)
+		if page.Next == "" {
+			return out
+		}
+		if last := ids[len(ids)-1]; page.Next != last {
+			t.Fatalf("next %q is not the page's last item %q", page.Next, last)
+		}
+		q.After = page.Next
+	}
+	t.Fatalf("entity paging does not end: %v", out)
+	return nil
+}
+
+func testTenantIsolation(t *testing.T, e *env) {
+	e.record(timelineData())
+	e.record(metricsStarts())
+	e.record(metricsRest())
+	// globex has an SHP-1 of its own.
+	e.record([]step{{globex, "SHP-1", tracking.EntityShipment, []tracking.NewEvent{
+		ev(tracking.TypeMilestoneReached, at(9, 0), `{"milestone":"delivered"}`),
+	}}})
+	e.catchUp(e.mgr)
+
+	for _, tc := range []struct {
+		tenant   string
+		timeline []int64
+		status   string // of SHP-1; "" = not found
+		entities int
+		ops      int // operation points in [08:00, 11:00)
+		miles    int
+	}{
+		{acme, []int64{1, 5, 2, 4, 3, 6}, tracking.StatusInTransit, 10, 10, 5},
+		{globex, []int64{1}, tracking.StatusDelivered, 2, 1, 1},
+		{initech, []int64{}, "", 0, 0, 0},
+	} {
+		t.Run(tc.tenant, func(t *testing.T) {
+			if got := timelinePages(t, e, tracking.TimelineQuery{Tenant: tc.tenant, EntityID: "SHP-1", Limit: 100}); !reflect.DeepEqual(got, [][]int64{tc.timeline}) {
+				t.Errorf("timeline of SHP-1 = %v, want %v", got, tc.timeline)
+			}
+			if got := e.projectedVersion(tracking.ProjectionTimeline, tc.tenant, "SHP-1"); got != int64(len(tc.timeline)) {
+				t.Errorf("projected timeline version = %d, want %d", got, len(tc.timeline))
+			}
+			st, err := e.rm.Entity(e.ctx, tc.tenant, "SHP-1")
+			switch {
+			case tc.status == "" && !errors.Is(err, tracking.ErrNotFound):
+				t.Errorf("entity SHP-1: %v, want ErrNotFound", err)
+			case tc.status != "" && (err != nil || st.Status != tc.status):
+				t.Errorf("entity SHP-1: %+v, %v; want status %s", st, err, tc.status)
+			}
+			page, err := e.rm.ListEntities(e.ctx, tracking.EntityQuery{Tenant: tc.tenant, Limit: 100})
+			if err != nil || len(page.Items) != tc.entities {
+				t.Errorf("list: %d entities, %v; want %d", len(page.Items), err, tc.entities)
+			}
+			for kind, want := range map[string]int{tracking.MetricOperation: tc.ops, tracking.MetricMilestone: tc.miles} {
+				s, err := e.rm.MetricSamples(e.ctx, tracking.MetricsQuery{Tenant: tc.tenant, Kind: kind, From: at(8, 0), To: at(11, 0), Interval: time.Hour})
+				if err != nil || len(s) != want {
+					t.Errorf("%s samples: %d, %v; want %d", kind, len(s), err, want)
+				}
+			}
+		})
+	}
+}
+
+// ---- Metrics ----
+
+// bucket is an expected metric bucket; onTime < 0 means "no on-time rate".
+type bucket struct {
+	start                        time.Time
+	count                        int
+	avg, min, max, p50, p95, p99 float64
+	onTime                       float64
+}
+
+func testMetrics(t *testing.T, e *env) {
+	// The starts are applied first: their completions, later, find them in
+	// the table (and, with batches of 7, some in an earlier batch).
+	e.record(metricsStarts())
+	e.catchUp(e.mgr)
+	e.wantRows(map[string]int{"rm_timeline": 6, "rm_entities": 4, "rm_operation_starts": 6, "rm_metric_points": 0})
+	e.record(metricsRest())
+	e.catchUp(e.mgr)
+	// 10 operations and 5 milestones in acme, 2 points in globex; PKG-C's
+	// op-4 is still open.
+	e.wantRows(map[string]int{"rm_timeline": 30, "rm_entities": 9, "rm_operation_starts": 1, "rm_metric_points": 17})
+
+	op, ms := tracking.MetricOperation, tracking.MetricMilestone
+	cases := []struct {
+		name     string
+		q        tracking.MetricsQuery
+		samples  []float64 // sorted values
+		expected []bucket
+	}{
+		{"package loading, hourly",
+			tracking.MetricsQuery{Tenant: acme, Kind: op, EntityType: "package", Name: "loading", From: at(8, 0), To: at(10, 0), Interval: time.Hour},
+			[]float64{60, 120, 180, 240, 300, 600, 900},
+			[]bucket{
+				// [60 120 180 240 600]: p95 = 240 + 0.8*(600-240), p99 = 240 + 0.96*360
+				{at(8, 0), 5, 240, 60, 600, 180, 528, 585.6, -1},
+				// [300 900]: p50 = 300 + 0.5*600, p95 = 300 + 0.95*600, p99 = 300 + 0.99*600
+				{at(9, 0), 2, 600, 300, 900, 600, 870, 894, -1},
+			}},
+		{"package loading, up to noon",
+			tracking.MetricsQuery{Tenant: acme, Kind: op, EntityType: "package", Name: "loading", From: at(8, 0), To: at(12, 0), Interval: time.Hour},
+			[]float64{60, 120, 180, 240, 300, 600, 600, 900},
+			[]bucket{
+				{at(8, 0), 5, 240, 60, 600, 180, 528, 585.6, -1},
+				{at(9, 0), 2, 600, 300, 900, 600, 870, 894, -1},
+				{at(10, 0), 1, 600, 600, 600, 600, 600, 600, -1},
+			}},
+		{"package loading, two-hour buckets",
+			tracking.MetricsQuery{Tenant: acme, Kind: op, EntityType: "package", Name: "loading", From: at(8, 0), To: at(10, 0), Interval: 2 * time.Hour},
+			[]float64{60, 120, 180, 240, 300, 600, 900},
+			[]bucket{
+				// 7 values, sum 2400; p95 = 600 + 0.7*300, p99 = 600 + 0.94*300
+				{at(8, 0), 7, 2400.0 / 7, 60, 900, 240, 810, 882, -1},
+			}},
+		{"loading of any entity type",
+			tracking.MetricsQuery{Tenant: acme, Kind: op, Name: "loading", From: at(8, 0), To: at(10, 0), Interval: time.Hour},
+			[]float64{60, 120, 180, 240, 300, 600, 900, 3000},
+			[]bucket{
+				// [60 120 180 240 600 3000]: p50 = 180 + 0.5*60, p95 = 600 + 0.75*2400, p99 = 600 + 0.95*2400
+				{at(8, 0), 6, 700, 60, 3000, 210, 2400, 2880, -1},
+				{at(9, 0), 2, 600, 300, 900, 600, 870, 894, -1},
+			}},
+		{"package sorting",
+			tracking.MetricsQuery{Tenant: acme, Kind: op, EntityType: "package", Name: "sorting", From: at(8, 0), To: at(10, 0), Interval: time.Hour},
+			[]float64{300},
+			[]bucket{{at(8, 0), 1, 300, 300, 300, 300, 300, 300, -1}}},
+		{"every package operation",
+			tracking.MetricsQuery{Tenant: acme, Kind: op, EntityType: "package", From: at(8, 0), To: at(10, 0), Interval: time.Hour},
+			[]float64{60, 120, 180, 240, 300, 300, 600, 900},
+			[]bucket{
+				// [60 120 180 240 300 600]: p50 = 180 + 0.5*60, p95 = 300 + 0.75*300, p99 = 300 + 0.95*300
+				{at(8, 0), 6, 250, 60, 600, 210, 525, 585, -1},
+				{at(9, 0), 2, 600, 300, 900, 600, 870, 894, -1},
+			}},
+		{"container operations",
+			tracking.MetricsQuery{Tenant: acme, Kind: op, EntityType: "container", From: at(8, 0), To: at(10, 0), Interval: time.Hour},
+			[]float64{3000},
+			[]bucket{{at(8, 0), 1, 3000, 3000, 3000, 3000, 3000, 3000, -1}}},
+		{"delivered punctuality",
+			tracking.MetricsQuery{Tenant: acme, Kind: ms, EntityType: "package", Name: "delivered", From: at(8, 0), To: at(10, 0), Interval: time.Hour},
+			[]float64{-600, 900, 1800, 3540},
+			[]bucket{
+				// sum 5640; p50 = 900 + 0.5*900, p95 = 1800 + 0.85*1740, p99 = 1800 + 0.97*1740;
+				// on time (delay <= 900 s): -600 and 900
+				{at(8, 0), 4, 1410, -600, 3540, 1350, 3279, 3487.8, 0.5},
+			}},
+		{"every milestone",
+			tracking.MetricsQuery{Tenant: acme, Kind: ms, From: at(8, 0), To: at(10, 0), Interval: time.Hour},
+			[]float64{-600, 600, 900, 1800, 3540},
+			[]bucket{
+				{at(8, 0), 4, 1410, -600, 3540, 1350, 3279, 3487.8, 0.5},
+				{at(9, 0), 1, 600, 600, 600, 600, 600, 600, 1},
+			}},
+		{"globex",
+			tracking.MetricsQuery{Tenant: globex, Kind: op, From: at(8, 0), To: at(10, 0), Interval: time.Hour},
+			[]float64{420},
+			[]bucket{{at(8, 0), 1, 420, 420, 420, 420, 420, 420, -1}}},
+		{"globex punctuality",
+			tracking.MetricsQuery{Tenant: globex, Kind: ms, From: at(8, 0), To: at(10, 0), Interval: time.Hour},
+			[]float64{1800},
+			[]bucket{{at(8, 0), 1, 1800, 1800, 1800, 1800, 1800, 1800, 0}}},
+		{"initech", tracking.MetricsQuery{Tenant: initech, Kind: op, From: at(0, 0), To: at(24, 0), Interval: time.Hour}, nil, nil},
+		{"initech punctuality", tracking.MetricsQuery{Tenant: initech, Kind: ms, From: at(0, 0), To: at(24, 0), Interval: time.Hour}, nil, nil},
+		{"no vehicles", tracking.MetricsQuery{Tenant: acme, Kind: op, EntityType: "vehicle", From: at(0, 0), To: at(24, 0), Interval: time.Hour}, nil, nil},
+		{"before the day", tracking.MetricsQuery{Tenant: acme, Kind: op, From: at(-24, 0), To: at(8, 1), Interval: time.Hour}, nil, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			samples, err := e.rm.MetricSamples(e.ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals := []float64{}
+			for _, s := range samples {
+				vals = append(vals, s.Value)
+			}
+			slices.Sort(vals)
+			if !floatsEqual(vals, tc.samples) {
+				t.Fatalf("samples = %v, want %v", vals, tc.samples)
+			}
+			got := tracking.Buckets(samples, tc.q.Interval, tc.q.Kind == ms, 15*time.Minute)
+			if len(got) != len(tc.expected) {
+				t.Fatalf("%d buckets %+v, want %d", len(got), got, len(tc.expected))
+			}
+			for i, w := range tc.expected {
+				checkBucket(t, i, got[i], w)
+			}
+		})
+	}
+}
+
+func checkBucket(t *testing.T, i int, g tracking.MetricBucket, w bucket) {
+	t.Helper()
+	ok := g.Start.Equal(w.start) && g.Count == w.count
+	for _, p := range [][2]float64{{g.Avg, w.avg}, {g.Min, w.min}, {g.Max, w.max}, {g.P50, w.p50}, {g.P95, w.p95}, {g.P99, w.p99}} {
+		ok = ok && near(p[0], p[1])
+	}
+	switch {
+	case w.onTime < 0:
+		ok = ok && g.OnTimeRate == nil
+	default:
+		ok = ok && g.OnTimeRate != nil && near(*g.OnTimeRate, w.onTime)
+	}
+	if !ok {
+		rate := "nil"
+		if g.OnTimeRate != nil {
+			rate = fmt.Sprint(*g.OnTimeRate)
+		}
+		t.Errorf("bucket %d = %+v (on time %s), want %+v", i, g, rate, w)
+	}
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*max(1, math.Abs(b)) }
+
+func floatsEqual(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !near(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- Exactly once ----
+
+func testExactlyOnce(t *testing.T, e *env) {
+	e.record(allData())
+	var zero eventstore.Cursor
+
+	// The same batch twice: the second Apply, from the old checkpoint, is
+	// refused and changes nothing.
+	for _, name := range tracking.Projections() {
+		batch := e.readAll(zero, batchSize)
+		if err := e.rm.Apply(e.ctx, name, zero, batch); err != nil {
+			t.Fatalf("apply %s: %v", name, err)
+		}
+		if got := e.checkpoint(name); got != batch[len(batch)-1].Cursor {
+			t.Fatalf("%s: checkpoint %s after a batch ending at %s", name, got, batch[len(batch)-1].Cursor)
+		}
+		before := e.dump()
+		if err := e.rm.Apply(e.ctx, name, zero, batch); !errors.Is(err, projection.ErrCheckpointMoved) {
+			t.Fatalf("%s: second apply of a batch: %v, want ErrCheckpointMoved", name, err)
+		}
+		// A stale runner with the next batch is refused too.
+		if err := e.rm.Apply(e.ctx, name, zero, e.readAll(batch[len(batch)-1].Cursor, batchSize)); !errors.Is(err, projection.ErrCheckpointMoved) {
+			t.Fatalf("%s: apply from a stale checkpoint: %v, want ErrCheckpointMoved", name, err)
+		}
+		sameDump(t, name+": refused applies", e.dump(), before)
+		if got := e.checkpoint(name); got != batch[len(batch)-1].Cursor {
+			t.Fatalf("%s: checkpoint moved to %s by refused applies", name, got)
+		}
+	}
+
+	e.catchUp(e.mgr)
+	full := e.dump()
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+
+	// Re-delivery: events already applied, offered again from the current
+	// checkpoint (the whole log, its start, a slice with operation starts
+	// whose completions were applied), change nothing, nor the checkpoint.
+	all := e.readAll(zero, 1000)
+	if len(all) != 57 {
+		t.Fatalf("%d events in the log, want 57", len(all))
+	}
+	for _, name := range tracking.Projections() {
+		cp := e.checkpoint(name)
+		if cp != all[len(all)-1].Cursor {
+			t.Fatalf("%s: checkpoint %s after catching up, head %s", name, cp, all[len(all)-1].Cursor)
+		}
+		for _, redelivered := range [][]eventstore.Recorded{all, all[:batchSize], all[27:36], all[len(all)-1:]} {
+			if err := e.rm.Apply(e.ctx, name, cp, redelivered); err != nil {
+				t.Fatalf("%s: re-delivery: %v", name, err)
+			}
+			sameDump(t, name+": re-delivery", e.dump(), full)
+			if got := e.checkpoint(name); got != cp {
+				t.Fatalf("%s: re-delivery moved the checkpoint from %s to %s", name, cp, got)
+			}
+		}
+	}
+
+	// A batch that overlaps what was applied applies only the new events.
+	e.record([]step{
+		{acme, "PKG-C", "", []tracking.NewEvent{completed("loading", "op-4", tracking.OutcomeSucceeded, at(10, 30))}},
+		{acme, "SHP-1", "", []tracking.NewEvent{ev(tracking.TypeMilestoneReached, at(10, 0), `{"milestone":"delivered"}`)}},
+	})
+	for _, name := range tracking.Projections() {
+		cp := e.checkpoint(name)
+		fresh := e.readAll(cp, 100)
+		if len(fresh) != 2 {
+			t.Fatalf("%d new events, want 2", len(fresh))
+		}
+		if err := e.rm.Apply(e.ctx, name, cp, slices.Concat(all[len(all)-3:], fresh)); err != nil {
+			t.Fatalf("%s: overlapping batch: %v", name, err)
+		}
+		if got := e.checkpoint(name); got != fresh[1].Cursor {
+			t.Fatalf("%s: checkpoint %s after an overlapping batch, want %s", name, got, fresh[1].Cursor)
+		}
+	}
+	// op-4 completed after 10 minutes; SHP-1 was delivered.
+	e.wantRows(map[string]int{"rm_timeline": 59, "rm_entities": 18, "rm_operation_starts": 0, "rm_metric_points": 18})
+	if st := e.entity(acme, "SHP-1"); st.Status != tracking.StatusDelivered || st.Version != 7 {
+		t.Fatalf("SHP-1 = %s v%d, want delivered v7", st.Status, st.Version)
+	}
+	after := e.dump()
+	e.resetAll()
+	e.catchUp(e.mgr)
+	sameDump(t, "rebuild after overlapping batches", e.dump(), after)
+}
+
+// ---- Crash and restart ----
+
+func testCrashRestart(t *testing.T, e *env) {
+	e.record(timelineData())
+	e.catchUp(e.mgr)
+
+	// More events; the runner "crashes" after two batches of each projection.
+	e.record(entityData())
+	for _, name := range tracking.Projections() {
+		ctx, cancel := context.WithCancel(e.ctx)
+		batches := 0
+		crashing := newManager(e.store, e.rm, e.rm, projection.Options{OnApplied: func(string, []eventstore.Recorded) {
+			if batches++; batches == 2 {
+				cancel()
+			}
+		}})
+		err := crashing.CatchUp(ctx, name) // stops at the first step after the cancel
+		cancel()
+		if err == nil {
+			t.Fatalf("%s: catch-up canceled after two batches returned no error", name)
+		}
+	}
+	head := e.readAll(eventstore.Cursor{}, 1000)
+	for _, name := range tracking.Projections() {
+		cp := e.checkpoint(name)
+		// 7 events, then two batches of 7, of 27 in all.
+		if want := head[20].Cursor; cp != want {
+			t.Fatalf("%s: checkpoint after the crash %s, want %s (21 events applied)", name, cp, want)
+		}
+	}
+
+	// Yet more events, and one batch applied by hand.
+	e.record(metricsStarts())
+	e.record(metricsRest())
+	for _, name := range tracking.Projections() {
+		if n := e.applyBatch(name); n != batchSize {
+			t.Fatalf("%s: applied %d, want %d", name, n, batchSize)
+		}
+	}
+
+	// Restart: a new manager catches up.
+	restarted := newManager(e.store, e.rm, e.rm, projection.Options{})
+	e.catchUp(restarted)
+	caughtUp := e.dump()
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+
+	// Rebuild from scratch: the same tables.
+	for _, name := range tracking.Projections() {
+		if err := restarted.Rebuild(e.ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.wantRows(map[string]int{"rm_timeline": 0, "rm_entities": 0, "rm_operation_starts": 0, "rm_metric_points": 0})
+	e.catchUp(restarted)
+	sameDump(t, "rebuild after a crash", e.dump(), caughtUp)
+}
+
+// ---- Reset and status ----
+
+func testResetAndStatus(t *testing.T, e *env) {
+	e.record(timelineData()) // 7 events
+	e.record(metricsStarts())
+	e.record(metricsRest()) // 30 more
+	checkLag := func(want map[string]int64) {
+		t.Helper()
+		st, err := e.mgr.Status(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, s := range st {
+			got[s.Name] = s.LagEvents
+			if s.LagSeconds < 0 || s.LagEvents == 0 && s.LagSeconds != 0 {
+				t.Errorf("%s: lag %d events, %f seconds", s.Name, s.LagEvents, s.LagSeconds)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("lag = %v, want %v", got, want)
+		}
+	}
+	tl, en, me := tracking.ProjectionTimeline, tracking.ProjectionEntities, tracking.ProjectionMetrics
+	checkLag(map[string]int64{tl: 37, en: 37, me: 37})
+	if err := e.mgr.CatchUp(e.ctx, tl); err != nil {
+		t.Fatal(err)
+	}
+	checkLag(map[string]int64{tl: 0, en: 37, me: 37})
+	e.catchUp(e.mgr)
+	checkLag(map[string]int64{tl: 0, en: 0, me: 0})
+	full := e.dump()
+	e.wantRows(map[string]int{"rm_timeline": 37, "rm_entities": 11, "rm_operation_starts": 1, "rm_metric_points": 17})
+
+	// Each reset empties its own tables and checkpoint only.
+	if err := e.rm.Reset(e.ctx, tl); err != nil {
+		t.Fatal(err)
+	}
+	if e.checkpoint(tl) != (eventstore.Cursor{}) {
+		t.Fatalf("timeline checkpoint %s after reset", e.checkpoint(tl))
+	}
+	e.wantRows(map[string]int{"rm_timeline": 0, "rm_entities": 11, "rm_operation_starts": 1, "rm_metric_points": 17})
+	if p := timelinePages(t, e, tracking.TimelineQuery{Tenant: acme, EntityID: "SHP-1", Limit: 10}); !reflect.DeepEqual(p, [][]int64{{}}) {
+		t.Fatalf("timeline after reset: %v", p)
+	}
+	if v := e.projectedVersion(tl, acme, "SHP-1"); v != 0 {
+		t.Fatalf("projected timeline version after reset: %d", v)
+	}
+	if v := e.projectedVersion(en, acme, "SHP-1"); v != 6 {
+		t.Fatalf("projected entity version after timeline reset: %d, want 6", v)
+	}
+	checkLag(map[string]int64{tl: 37, en: 0, me: 0})
+
+	if err := e.rm.Reset(e.ctx, en); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rm.Entity(e.ctx, acme, "SHP-1"); !errors.Is(err, tracking.ErrNotFound) {
+		t.Fatalf("entity after reset: %v", err)
+	}
+	if p := entityPages(t, e, tracking.EntityQuery{Tenant: acme, Limit: 10}); !reflect.DeepEqual(p, [][]string{{}}) {
+		t.Fatalf("entities after reset: %v", p)
+	}
+	if err := e.rm.Reset(e.ctx, me); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := e.rm.MetricSamples(e.ctx, tracking.MetricsQuery{Tenant: acme, Kind: tracking.MetricOperation, From: at(0, 0), To: at(24, 0)}); err != nil || len(s) != 0 {
+		t.Fatalf("metric samples after reset: %v, %v", s, err)
+	}
+	e.wantRows(map[string]int{"rm_timeline": 0, "rm_entities": 0, "rm_operation_starts": 0, "rm_metric_points": 0})
+	for _, name := range tracking.Projections() {
+		if cp := e.checkpoint(name); cp != (eventstore.Cursor{}) {
+			t.Fatalf("%s: checkpoint %s after reset", name, cp)
+		}
+	}
+	checkLag(map[string]int64{tl: 37, en: 37, me: 37})
+	if err := e.rm.Reset(e.ctx, "nope"); !errors.Is(err, projection.ErrUnknownProjection) {
+		t.Fatalf("reset of an unknown projection: %v", err)
+	}
+
+	e.catchUp(e.mgr)
+	checkLag(map[string]int64{tl: 0, en: 0, me: 0})
+	sameDump(t, "caught up again after reset", e.dump(), full)
+}
+
+// ---- Concurrent runners ----
+
+// countingTarget records which events each successful Apply applied.
+type countingTarget struct {
+	ReadModels
+	mu      sync.Mutex
+	applied map[string]map[eventstore.Cursor]int
+	moved   int
+}
+
+func (c *countingTarget) Apply(ctx context.Context, name string, from eventstore.Cursor, events []eventstore.Recorded) error {
+	err := c.ReadModels.Apply(ctx, name, from, events)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		for _, ev := range events {
+			c.applied[name][ev.Cursor]++
+		}
+	case errors.Is(err, projection.ErrCheckpointMoved):
+		c.moved++
+	}
+	return err
+}
+
+func testConcurrentApply(t *testing.T, e *env) {
+	e.record(allData())
+	all := e.readAll(eventstore.Cursor{}, 1000)
+	for round := range 3 {
+		ct := &countingTarget{ReadModels: e.rm, applied: map[string]map[eventstore.Cursor]int{}}
+		for _, name := range tracking.Projections() {
+			ct.applied[name] = map[eventstore.Cursor]int{}
+		}
+		a := newManager(e.store, ct, e.rm, projection.Options{})
+		b := newManager(e.store, ct, e.rm, projection.Options{})
+		var wg sync.WaitGroup
+		errs := make(chan error, 6)
+		for _, name := range tracking.Projections() {
+			for _, m := range []*projection.Manager{a, b} {
+				wg.Go(func() { errs <- m.CatchUp(e.ctx, name) })
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: concurrent catch-up: %v", round, err)
+			}
+		}
+		t.Logf("round %d: %d applies refused by the checkpoint", round, ct.moved)
+		// Every event was applied exactly once to each projection.
+		for _, name := range tracking.Projections() {
+			if len(ct.applied[name]) != len(all) {
+				t.Fatalf("round %d: %s: %d distinct events applied, want %d", round, name, len(ct.applied[name]), len(all))
+			}
+			for _, ev := range all {
+				if n := ct.applied[name][ev.Cursor]; n != 1 {
+					t.Fatalf("round %d: %s: event %s applied %d times", round, name, ev.Cursor, n)
+				}
+			}
+		}
+		concurrent := e.dump()
+		e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+		e.resetAll()
+		e.catchUp(newManager(e.store, e.rm, e.rm, projection.Options{}))
+		sameDump(t, "single runner after concurrent runners", e.dump(), concurrent)
+		e.resetAll()
+	}
+}
+
+// ---- Leadership ----
+
+func testTryLead(t *testing.T, e *env) {
+	name := tracking.ProjectionTimeline
+	lost, release, ok, err := e.rm.TryLead(e.ctx, name)
+	if err != nil || !ok {
+		t.Fatalf("first TryLead: ok %v, %v", ok, err)
+	}
+	for range 2 {
+		if _, rel, ok, err := e.rm.TryLead(e.ctx, name); ok || err != nil {
+			if ok {
+				rel()
+			}
+			t.Fatalf("second TryLead while held: ok %v, %v; want false, nil", ok, err)
+		}
+	}
+	// Another projection is led independently.
+	_, relOther, ok, err := e.rm.TryLead(e.ctx, tracking.ProjectionMetrics)
+	if err != nil || !ok {
+		t.Fatalf("TryLead of another projection: ok %v, %v", ok, err)
+	}
+	relOther()
+	if lost != nil {
+		select {
+		case <-lost:
+			t.Fatal("leadership reported lost while held")
+		default:
+		}
+	}
+	release()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, rel, ok, err := e.rm.TryLead(e.ctx, name)
+		if err != nil {
+			t.Fatalf("TryLead after release: %v", err)
+		}
+		if ok {
+			rel()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("TryLead still fails after release")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

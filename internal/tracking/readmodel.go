@@ -1,0 +1,266 @@
+package tracking
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+)
+
+// Projection names. Each has its own checkpoint and can be rebuilt alone.
+const (
+	ProjectionTimeline = "timeline"            // EntityTimelineProjection
+	ProjectionEntities = "entities"            // entity current state
+	ProjectionMetrics  = "performance-metrics" // PerformanceMetricsProjection
+)
+
+// Projections lists every projection, in the order they are reported.
+func Projections() []string {
+	return []string{ProjectionTimeline, ProjectionEntities, ProjectionMetrics}
+}
+
+// MeasurementOperationalPerformance is the measurement name of metric points,
+// as the seed's PerformanceMetricsProjection writes them.
+const MeasurementOperationalPerformance = "operational_performance"
+
+// TimelineEntry is one event on an entity's timeline.
+type TimelineEntry struct {
+	EventID    uuid.UUID           `json:"eventId"`
+	Version    int64               `json:"version"`
+	Type       string              `json:"type"`
+	OccurredAt time.Time           `json:"occurredAt"`
+	RecordedAt time.Time           `json:"recordedAt"`
+	Data       json.RawMessage     `json:"data"`
+	Metadata   eventstore.Metadata `json:"metadata"`
+}
+
+// TimelineCursor is a position on a timeline, which is ordered by
+// occurredAt, then version.
+type TimelineCursor struct {
+	OccurredAt time.Time
+	Version    int64
+}
+
+// TimelineQuery selects a page of an entity's timeline.
+type TimelineQuery struct {
+	Tenant, EntityID string
+	From, To         time.Time // occurredAt bounds, [From, To); zero = unbounded
+	Limit            int
+	After            *TimelineCursor
+}
+
+// TimelinePage is a page of a timeline. Next is set when more may follow.
+type TimelinePage struct {
+	Entries []TimelineEntry
+	Next    *TimelineCursor
+}
+
+// EntityQuery selects a page of entities, ordered by entity id.
+type EntityQuery struct {
+	Tenant     string
+	EntityType string // "" = any
+	Status     string // "" = any
+	Limit      int
+	After      string // entity id of the previous page's last item
+}
+
+// EntityPage is a page of entities. Next is the cursor of the next page.
+type EntityPage struct {
+	Items []EntityState
+	Next  string
+}
+
+// Metric point kinds.
+const (
+	MetricOperation = "operation" // field: duration_seconds
+	MetricMilestone = "milestone" // field: delay_seconds against plannedAt
+)
+
+// MetricPoint is one point of the operational_performance measurement: a
+// completed operation and its duration, or a milestone and its delay against
+// plannedAt. Tags: tenant, entity type, operation (or milestone), outcome.
+type MetricPoint struct {
+	Tenant     string
+	EntityID   string
+	Version    int64 // of the event; with Tenant and EntityID, the point's identity
+	EntityType string
+	Kind       string // MetricOperation or MetricMilestone
+	Name       string // the operation or the milestone
+	Outcome    string // succeeded or failed, for operations
+	OccurredAt time.Time
+	Value      float64 // duration or delay, in seconds
+}
+
+// OperationStart is what the metrics projection remembers of a started
+// operation until it completes.
+type OperationStart struct {
+	Tenant, EntityID, OperationID string
+	Operation                     string
+	StartedAt                     time.Time
+}
+
+// MetricsChange is what one event does to the performance metrics.
+type MetricsChange struct {
+	Start    *OperationStart // remember a start
+	Complete string          // forget the start of this operation id
+	Point    *MetricPoint
+}
+
+// MetricsOf derives the metrics change of one event. started looks up the
+// start of an operation of the event's entity. Events that are not valid
+// payloads (which the service never stores) change nothing.
+func MetricsOf(rec eventstore.Recorded, started func(operationID string) (OperationStart, bool)) MetricsChange {
+	p, err := DecodePayload(rec.Type, rec.Data)
+	if err != nil {
+		return MetricsChange{}
+	}
+	switch p := p.(type) {
+	case OperationStarted:
+		return MetricsChange{Start: &OperationStart{Tenant: rec.Tenant, EntityID: rec.StreamID,
+			OperationID: p.OperationID, Operation: p.Operation, StartedAt: rec.OccurredAt}}
+	case OperationCompleted:
+		st, ok := started(p.OperationID)
+		if !ok {
+			return MetricsChange{}
+		}
+		return MetricsChange{Complete: p.OperationID, Point: &MetricPoint{
+			Tenant: rec.Tenant, EntityID: rec.StreamID, Version: rec.Version, EntityType: rec.EntityType,
+			Kind: MetricOperation, Name: st.Operation, Outcome: p.Outcome, OccurredAt: rec.OccurredAt,
+			Value: OperationDuration(st.StartedAt, rec.OccurredAt),
+		}}
+	case MilestoneReached:
+		if p.PlannedAt.IsZero() {
+			return MetricsChange{}
+		}
+		return MetricsChange{Point: &MetricPoint{
+			Tenant: rec.Tenant, EntityID: rec.StreamID, Version: rec.Version, EntityType: rec.EntityType,
+			Kind: MetricMilestone, Name: p.Milestone, OccurredAt: rec.OccurredAt,
+			Value: rec.OccurredAt.Sub(p.PlannedAt).Seconds(),
+		}}
+	}
+	return MetricsChange{}
+}
+
+// MetricsQuery selects metric points and buckets them.
+type MetricsQuery struct {
+	Tenant     string
+	Kind       string // MetricOperation or MetricMilestone
+	EntityType string // "" = any
+	Name       string // operation or milestone; "" = any
+	From, To   time.Time
+	Interval   time.Duration
+}
+
+// MetricSample is a point as the bucketing needs it.
+type MetricSample struct {
+	OccurredAt time.Time
+	Value      float64
+}
+
+// MetricBucket summarizes the points whose occurredAt falls in
+// [Start, Start+interval). Values are seconds. OnTimeRate is set for
+// milestone punctuality.
+type MetricBucket struct {
+	Start      time.Time `json:"start"`
+	Count      int       `json:"count"`
+	Avg        float64   `json:"avg"`
+	Min        float64   `json:"min"`
+	Max        float64   `json:"max"`
+	P50        float64   `json:"p50"`
+	P95        float64   `json:"p95"`
+	P99        float64   `json:"p99"`
+	OnTimeRate *float64  `json:"onTimeRate,omitempty"`
+}
+
+// Buckets groups samples into buckets that start at UTC multiples of
+// interval (counted from the Unix epoch) and summarizes each, in time order;
+// empty buckets are left out. For milestones (punctuality) the on-time rate
+// is the share of delays ≤ tolerance.
+func Buckets(samples []MetricSample, interval time.Duration, milestone bool, tolerance time.Duration) []MetricBucket {
+	if interval <= 0 || len(samples) == 0 {
+		return []MetricBucket{}
+	}
+	groups := map[int64][]float64{}
+	for _, s := range samples {
+		k := floorDiv(s.OccurredAt.UnixNano(), int64(interval))
+		groups[k] = append(groups[k], s.Value)
+	}
+	keys := make([]int64, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]MetricBucket, 0, len(keys))
+	for _, k := range keys {
+		vals := groups[k]
+		slices.Sort(vals)
+		b := MetricBucket{Start: time.Unix(0, k*int64(interval)).UTC(), Count: len(vals), Min: vals[0], Max: vals[len(vals)-1],
+			P50: PercentileCont(vals, 0.50), P95: PercentileCont(vals, 0.95), P99: PercentileCont(vals, 0.99)}
+		var sum float64
+		onTime := 0
+		for _, v := range vals {
+			sum += v
+			if v <= tolerance.Seconds() {
+				onTime++
+			}
+		}
+		b.Avg = sum / float64(len(vals))
+		if milestone {
+			r := float64(onTime) / float64(len(vals))
+			b.OnTimeRate = &r
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// PercentileCont is PostgreSQL's percentile_cont: linear interpolation
+// between the closest ranks of sorted values, p in [0, 1].
+func PercentileCont(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	pos := p * float64(len(sorted)-1)
+	lo := int(math.Floor(pos))
+	hi := int(math.Ceil(pos))
+	if lo == hi {
+		return sorted[lo]
+	}
+	return sorted[lo] + (pos-float64(lo))*(sorted[hi]-sorted[lo])
+}
+
+// FoldEntity applies a stream's events (in version order) to its projected
+// aggregate, restored from state (nil for a new entity), and returns the new
+// state and the view. Events at or below the aggregate's version are ignored,
+// so that folding an event twice changes nothing.
+func FoldEntity(entityID string, state json.RawMessage, events []eventstore.Recorded) (json.RawMessage, EntityState) {
+	var ent *Entity
+	if state != nil {
+		var head struct{ Version int64 }
+		_ = json.Unmarshal(state, &head)
+		ent, _ = RestoreEntity(eventstore.Snapshot{StreamID: entityID, Version: head.Version, SchemaVersion: SnapshotSchemaVersion, State: state})
+	}
+	if ent == nil {
+		ent = NewEntity(entityID)
+	}
+	for _, r := range events {
+		if ent.EntityType() == "" && r.EntityType != "" {
+			ent.SetEntityType(r.EntityType)
+		}
+		ent.Apply(r)
+	}
+	out, _ := ent.MarshalSnapshot()
+	return out, ent.State()
+}
