@@ -105,21 +105,10 @@ func (m *ReadModels) Apply(ctx context.Context, name string, from eventstore.Cur
 			return nil
 		}
 		to := events[len(events)-1].Cursor
-		var err error
-		switch name {
-		case tracking.ProjectionTimeline:
-			err = applyTimeline(ctx, tx, events)
-		case tracking.ProjectionEntities:
-			err = applyEntities(ctx, tx, events)
-		case tracking.ProjectionMetrics:
-			err = applyMetrics(ctx, tx, events)
-		default:
-			err = fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
-		}
-		if err != nil {
+		if err := applyNew(ctx, tx, name, events, true); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE projection_checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now() WHERE name = $1`,
+		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now() WHERE name = $1`,
 			name, strconv.FormatUint(to.TxID, 10), to.Position)
 		return err
 	})
@@ -129,7 +118,107 @@ func (m *ReadModels) Apply(ctx context.Context, name string, from eventstore.Cur
 	return err
 }
 
-func applyTimeline(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded) error {
+// ApplyEvents applies events to a projection without a global-log
+// checkpoint (a Kafka-fed projection commits its consumer offsets after
+// this returns). Events of a stream must come in version order; those at or
+// below the stream's applied version are skipped, so redelivery is harmless.
+func (m *ReadModels) ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error {
+	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error { return applyNew(ctx, tx, name, events, false) })
+	if err != nil {
+		return fmt.Errorf("postgres: apply %s: %w", name, classify(err))
+	}
+	return nil
+}
+
+// MoveCheckpoint moves a checkpoint that guards no read model (the Kafka
+// relay's) from `from` to `to`; projection.ErrCheckpointMoved if it is not at `from`.
+func (m *ReadModels) MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error {
+	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING`, name); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET tx_id = $4::text::xid8, position = $5, updated_at = now()
+			WHERE name = $1 AND tx_id = $2::text::xid8 AND position = $3`,
+			name, strconv.FormatUint(from.TxID, 10), from.Position, strconv.FormatUint(to.TxID, 10), to.Position)
+		if err == nil && tag.RowsAffected() != 1 {
+			return projection.ErrCheckpointMoved
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, projection.ErrCheckpointMoved) {
+		return fmt.Errorf("postgres: move checkpoint %s: %w", name, classify(err))
+	}
+	return err
+}
+
+// applyNew applies the events a projection has not applied yet (by stream
+// version) and records the streams' new versions.
+func applyNew(ctx context.Context, tx pgx.Tx, name string, events []eventstore.Recorded, bulk bool) error {
+	var apply func(context.Context, pgx.Tx, []eventstore.Recorded, bool) error
+	switch name {
+	case tracking.ProjectionTimeline:
+		apply = applyTimeline
+	case tracking.ProjectionEntities:
+		apply = applyEntities
+	case tracking.ProjectionMetrics:
+		apply = applyMetrics
+	default:
+		return fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
+	}
+	seen := map[entityKey]int64{}
+	var tenants, ids []string
+	for _, e := range events {
+		k := entityKey{e.Tenant, e.StreamID}
+		if _, ok := seen[k]; !ok {
+			seen[k] = 0
+			tenants, ids = append(tenants, k.tenant), append(ids, k.id)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT p.tenant_id, p.entity_id, p.version FROM rm_stream_positions p
+		JOIN unnest($2::text[], $3::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)
+		WHERE p.projection = $1 FOR UPDATE OF p`, name, tenants, ids)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var k entityKey
+		var v int64
+		if err := rows.Scan(&k.tenant, &k.id, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		seen[k] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	fresh := make([]eventstore.Recorded, 0, len(events))
+	for _, e := range events {
+		k := entityKey{e.Tenant, e.StreamID}
+		if e.Version > seen[k] {
+			fresh = append(fresh, e)
+			seen[k] = e.Version
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := apply(ctx, tx, fresh, bulk); err != nil {
+		return err
+	}
+	versions := make([]int64, len(tenants))
+	for i := range tenants {
+		versions[i] = seen[entityKey{tenants[i], ids[i]}]
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO rm_stream_positions (projection, tenant_id, entity_id, version)
+		SELECT $1, t, e, v FROM unnest($2::text[], $3::text[], $4::int8[]) AS k(t, e, v)
+		ON CONFLICT (projection, tenant_id, entity_id) DO UPDATE SET version = excluded.version
+		WHERE rm_stream_positions.version < excluded.version`, name, tenants, ids, versions)
+	return err
+}
+
+func applyTimeline(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded, bulk bool) error {
 	n := len(events)
 	tenants, entities, types, data, meta := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	versions := make([]int64, n)
@@ -143,6 +232,16 @@ func applyTimeline(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded)
 		tenants[i], entities[i], versions[i], ids[i], types[i] = e.Tenant, e.StreamID, e.Version, e.ID, e.Type
 		occurred[i], recorded[i], data[i], meta[i] = e.OccurredAt, e.RecordedAt, string(e.Data), string(m)
 	}
+	if bulkInsert(bulk, len(events)) {
+		rows := make([][]any, n)
+		for i := range rows {
+			rows[i] = []any{tenants[i], entities[i], versions[i], ids[i], types[i], occurred[i], recorded[i], data[i], meta[i]}
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"rm_timeline"},
+			[]string{"tenant_id", "entity_id", "version", "event_id", "event_type", "occurred_at", "recorded_at", "data", "metadata"},
+			pgx.CopyFromRows(rows))
+		return err
+	}
 	_, err := tx.Exec(ctx, `INSERT INTO rm_timeline (tenant_id, entity_id, version, event_id, event_type, occurred_at, recorded_at, data, metadata)
 		SELECT t, e, v, i, ty, o, r, d::json, m::json
 		FROM unnest($1::text[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[])
@@ -153,7 +252,12 @@ func applyTimeline(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded)
 
 type entityKey struct{ tenant, id string }
 
-func applyEntities(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded) error {
+// bulkInsert reports whether n rows are worth a COPY, which bulk allows:
+// the rows are known to be new (applyNew filtered them by stream version
+// under the checkpoint's row lock, so no concurrent Apply writes them).
+func bulkInsert(bulk bool, n int) bool { return bulk && n >= 64 }
+
+func applyEntities(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded, _ bool) error {
 	byEntity := map[entityKey][]eventstore.Recorded{}
 	var order []entityKey
 	for _, e := range events {
@@ -211,7 +315,7 @@ func applyEntities(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded)
 
 type opKey struct{ tenant, entity, op string }
 
-func applyMetrics(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded) error {
+func applyMetrics(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded, bulk bool) error {
 	// The starts of operations completed in this batch: from the table, or
 	// from earlier in the batch.
 	var qt, qe, qo []string
@@ -301,6 +405,16 @@ func applyMetrics(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded) 
 	for i, p := range points {
 		pt[i], pe[i], pv[i], pk[i], pty[i], pn[i], po[i], pat[i], pval[i] = p.Tenant, p.EntityID, p.Version, p.Kind, p.EntityType, p.Name, p.Outcome, p.OccurredAt, p.Value
 	}
+	if bulkInsert(bulk, n) {
+		rows := make([][]any, n)
+		for i := range rows {
+			rows[i] = []any{pt[i], pe[i], pv[i], pk[i], pty[i], pn[i], po[i], pat[i], pval[i]}
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"rm_metric_points"},
+			[]string{"tenant_id", "entity_id", "version", "kind", "entity_type", "name", "outcome", "occurred_at", "value"},
+			pgx.CopyFromRows(rows))
+		return err
+	}
 	_, err := tx.Exec(ctx, `INSERT INTO rm_metric_points (tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::float8[])
 		ON CONFLICT DO NOTHING`, pt, pe, pv, pk, pty, pn, po, pat, pval)
@@ -333,7 +447,8 @@ func (m *ReadModels) Reset(ctx context.Context, name string) error {
 				return err
 			}
 		}
-		return nil
+		_, err := tx.Exec(ctx, `DELETE FROM rm_stream_positions WHERE projection = $1`, name)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: reset %s: %w", name, classify(err))

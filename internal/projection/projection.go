@@ -194,8 +194,16 @@ func (m *Manager) follow(ctx context.Context, name string, lost <-chan struct{})
 		case n == 0 && retry > 0 && retry <= maxQuickRetries:
 			// Woken by a commit that is not readable yet: on PostgreSQL an
 			// event becomes readable when every older transaction of the
-			// server has ended, which nobody announces. Look again soon.
-			sleepOrLost(ctx, lost, time.Duration(1<<min(retry, 7))*5*time.Millisecond)
+			// server has ended, which nobody announces. Look again soon, or
+			// at the next commit.
+			t := time.NewTimer(time.Duration(min(retry, 10)) * 5 * time.Millisecond)
+			select {
+			case <-committed:
+			case <-t.C:
+			case <-lost:
+			case <-ctx.Done():
+			}
+			t.Stop()
 			retry++
 		default:
 			// Caught up: wait for a commit, the polling interval, or the end.
@@ -316,18 +324,8 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 }
 
 // maxQuickRetries bounds the quick re-reads after a commit signal (5 ms
-// doubling to 640 ms: about 5 s in all).
-const maxQuickRetries = 12
-
-func sleepOrLost(ctx context.Context, lost <-chan struct{}, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-lost:
-	case <-t.C:
-	}
-}
+// growing to 50 ms: about 5 s in all).
+const maxQuickRetries = 105
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

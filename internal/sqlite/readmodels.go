@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -125,7 +126,7 @@ func (m *ReadModels) Apply(ctx context.Context, name string, from eventstore.Cur
 		if len(pending) == 0 {
 			return nil
 		}
-		if err := apply(ctx, tx, pending); err != nil {
+		if err := applyNew(ctx, tx, name, apply, pending); err != nil {
 			return err
 		}
 		to := pending[len(pending)-1].Cursor
@@ -140,6 +141,95 @@ func (m *ReadModels) Apply(ctx context.Context, name string, from eventstore.Cur
 }
 
 // inTx runs f in a write transaction, committing when it returns nil.
+// ApplyEvents applies events to a projection without a global-log
+// checkpoint (a Kafka-fed projection commits its consumer offsets after
+// this returns). Events of a stream must come in version order; those at or
+// below the stream's applied version are skipped, so redelivery is harmless.
+func (m *ReadModels) ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error {
+	apply, err := applierOf(name)
+	if err != nil {
+		return err
+	}
+	if err := m.inTx(ctx, func(tx *sql.Tx) error { return applyNew(ctx, tx, name, apply, events) }); err != nil {
+		return fmt.Errorf("sqlite: apply %s: %w", name, classify(err))
+	}
+	return nil
+}
+
+// MoveCheckpoint moves a checkpoint that guards no read model (the Kafka
+// relay's) from `from` to `to`; projection.ErrCheckpointMoved if it is not at `from`.
+func (m *ReadModels) MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error {
+	err := m.inTx(ctx, func(tx *sql.Tx) error {
+		now := m.store.now().UnixMicro()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, name, now); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE projection_checkpoints SET tx_id = ?, position = ?, updated_at = ?
+			WHERE name = ? AND tx_id = ? AND position = ?`, to.TxID, to.Position, now, name, from.TxID, from.Position)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return cmp.Or(err, projection.ErrCheckpointMoved)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, projection.ErrCheckpointMoved) {
+		return fmt.Errorf("sqlite: move checkpoint %s: %w", name, classify(err))
+	}
+	return err
+}
+
+// applyNew applies the events a projection has not applied yet (by stream
+// version) and records the streams' new versions.
+func applyNew(ctx context.Context, tx *sql.Tx, name string, apply applier, events []eventstore.Recorded) error {
+	seen := map[entityKey]int64{}
+	var order []entityKey
+	get, err := tx.PrepareContext(ctx, `SELECT version FROM rm_stream_positions WHERE projection = ? AND tenant_id = ? AND entity_id = ?`)
+	if err != nil {
+		return err
+	}
+	defer get.Close()
+	for _, e := range events {
+		k := entityKey{e.Tenant, e.StreamID}
+		if _, ok := seen[k]; ok {
+			continue
+		}
+		var v int64
+		if err := get.QueryRowContext(ctx, name, k.tenant, k.id).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		seen[k] = v
+		order = append(order, k)
+	}
+	fresh := make([]eventstore.Recorded, 0, len(events))
+	for _, e := range events {
+		k := entityKey{e.Tenant, e.StreamID}
+		if e.Version > seen[k] {
+			fresh = append(fresh, e)
+			seen[k] = e.Version
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := apply(ctx, tx, fresh); err != nil {
+		return err
+	}
+	put, err := tx.PrepareContext(ctx, `INSERT INTO rm_stream_positions (projection, tenant_id, entity_id, version) VALUES (?, ?, ?, ?)
+		ON CONFLICT (projection, tenant_id, entity_id) DO UPDATE SET version = excluded.version WHERE version < excluded.version`)
+	if err != nil {
+		return err
+	}
+	defer put.Close()
+	for _, k := range order {
+		if _, err := put.ExecContext(ctx, name, k.tenant, k.id, seen[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m *ReadModels) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	tx, err := m.store.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -341,7 +431,8 @@ func (m *ReadModels) Reset(ctx context.Context, name string) error {
 				return err
 			}
 		}
-		return nil
+		_, err := tx.ExecContext(ctx, `DELETE FROM rm_stream_positions WHERE projection = ?`, name)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: reset %s: %w", name, classify(err))

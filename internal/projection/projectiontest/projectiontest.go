@@ -28,6 +28,11 @@ type ReadModels interface {
 	Timeline(ctx context.Context, q tracking.TimelineQuery) (tracking.TimelinePage, error)
 	ProjectedVersion(ctx context.Context, name, tenant, id string) (int64, error)
 	MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error)
+	// ApplyEvents applies events without a global-log checkpoint, skipping
+	// those at or below each stream's applied version (Kafka-fed mode).
+	ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error
+	// MoveCheckpoint moves a bare checkpoint by compare-and-set.
+	MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error
 	// Dump returns every row of the read-model tables (rm_timeline,
 	// rm_entities, rm_operation_starts, rm_metric_points) as comparable
 	// strings in key order.
@@ -56,6 +61,8 @@ func Run(t *testing.T, open func(t *testing.T) (eventstore.Store, ReadModels)) {
 		{"ResetAndStatus", testResetAndStatus},
 		{"ConcurrentApply", testConcurrentApply},
 		{"TryLead", testTryLead},
+		{"RedeliveredStreamsApplyOnce", testRedelivery},
+		{"MoveCheckpoint", testMoveCheckpoint},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1310,5 +1317,46 @@ func testTryLead(t *testing.T, e *env) {
 			t.Fatal("TryLead still fails after release")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testRedelivery: a Kafka-fed projection gets each partition's events in
+// stream order, but after a crash it gets a suffix again. Applying the log in
+// overlapping windows through ApplyEvents must equal applying it once.
+func testRedelivery(t *testing.T, e *env) {
+	e.record(allData())
+	var zero eventstore.Cursor
+	all := e.readAll(zero, 1000)
+	for _, name := range tracking.Projections() {
+		for start := 0; start < len(all); start += 5 {
+			end := min(len(all), start+9) // windows of 9 moving by 5: every event twice or more
+			if err := e.rm.ApplyEvents(e.ctx, name, all[start:end]); err != nil {
+				t.Fatalf("%s: apply events: %v", name, err)
+			}
+		}
+		if err := e.rm.ApplyEvents(e.ctx, name, all); err != nil { // everything once more
+			t.Fatalf("%s: apply events: %v", name, err)
+		}
+	}
+	redelivered := e.dump()
+	e.resetAll()
+	e.catchUp(e.mgr)
+	sameDump(t, "redelivered vs once", redelivered, e.dump())
+}
+
+func testMoveCheckpoint(t *testing.T, e *env) {
+	a := eventstore.Cursor{TxID: 0, Position: 3}
+	b := eventstore.Cursor{TxID: 0, Position: 9}
+	if err := e.rm.MoveCheckpoint(e.ctx, "relay", eventstore.Cursor{}, a); err != nil {
+		t.Fatalf("first move: %v", err)
+	}
+	if err := e.rm.MoveCheckpoint(e.ctx, "relay", eventstore.Cursor{}, b); !errors.Is(err, projection.ErrCheckpointMoved) {
+		t.Fatalf("move from a stale cursor: %v, want ErrCheckpointMoved", err)
+	}
+	if err := e.rm.MoveCheckpoint(e.ctx, "relay", a, b); err != nil {
+		t.Fatalf("second move: %v", err)
+	}
+	if got := e.checkpoint("relay"); got != b {
+		t.Fatalf("checkpoint = %v, want %v", got, b)
 	}
 }
