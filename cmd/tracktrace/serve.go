@@ -190,6 +190,8 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		ReadModels:      views,
 		Projections:     projections,
 		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
+		RateLimit:       cfg.Server.RateLimit.RequestsPerSecond,
+		RateBurst:       cfg.Server.RateLimit.Burst,
 		Logger:          log,
 		Checks: []httpapi.HealthCheck{
 			{Name: "eventstore", Check: store.Ping},

@@ -120,6 +120,9 @@ func (s *server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 
 func writeProblemDoc(w http.ResponseWriter, r *http.Request, p *Problem) {
 	p.Instance = r.URL.Path
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tracktrace"`)
+	}
 	if p.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
 	}

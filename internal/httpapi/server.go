@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,11 +53,24 @@ type Deps struct {
 	ConsistencyWait time.Duration
 	// OnTimeTolerance is how late a milestone may be and count as on time.
 	OnTimeTolerance time.Duration
+	// Verifier checks bearer tokens. Nil turns authentication off: every
+	// caller is trusted and picks its tenant with X-Tenant-ID.
+	Verifier Verifier
+	// RateLimit and RateBurst bound each tenant's requests per second
+	// (0 = unlimited).
+	RateLimit float64
+	RateBurst int
+}
+
+// Verifier checks a bearer token and says who presents it.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (subject, tenant string, scopes []string, err error)
 }
 
 type server struct {
 	Deps
-	log *slog.Logger
+	log     *slog.Logger
+	limiter *tenantLimiter
 }
 
 // NewServer returns the API's handler.
@@ -77,7 +91,7 @@ func NewServer(d Deps) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &server{Deps: d, log: log}
+	s := &server{Deps: d, log: log, limiter: newTenantLimiter(d.RateLimit, d.RateBurst)}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.recoverPanics(securityHeaders(mux))
@@ -141,9 +155,33 @@ var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 // authentication is off.
 const DefaultTenant = "default"
 
-// authenticate resolves the request's principal. Without an identity
-// provider (the embedded mode) the tenant comes from X-Tenant-ID.
+// errUnauthenticated answers 401 with a challenge.
+func errUnauthenticated(detail string) error {
+	p := newProblem(http.StatusUnauthorized, "unauthenticated", detail)
+	return &requestError{p}
+}
+
+// authenticate resolves the request's principal: from the bearer token when
+// a Verifier is configured, else (the embedded mode) from X-Tenant-ID.
 func (s *server) authenticate(r *http.Request) (principal, error) {
+	if s.Verifier != nil {
+		h := r.Header.Get("Authorization")
+		scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+		token = strings.TrimSpace(token)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return principal{}, errUnauthenticated("a bearer token is required")
+		}
+		sub, tenant, scopes, err := s.Verifier.Verify(r.Context(), token)
+		if err != nil {
+			s.log.DebugContext(r.Context(), "token rejected", "error", err)
+			return principal{}, errUnauthenticated("the bearer token is not valid")
+		}
+		p := principal{Subject: sub, Tenant: tenant, Scopes: map[string]bool{}}
+		for _, sc := range scopes {
+			p.Scopes[sc] = true
+		}
+		return p, nil
+	}
 	tenant := r.Header.Get("X-Tenant-ID")
 	if tenant == "" {
 		tenant = DefaultTenant
@@ -162,6 +200,13 @@ func (s *server) apiHandler(h func(w http.ResponseWriter, r *http.Request, p pri
 		defer cancel()
 		r = r.WithContext(ctx)
 		p, err := s.authenticate(r)
+		if err == nil && s.limiter != nil {
+			if ok, wait := s.limiter.allow(p.Tenant, time.Now()); !ok {
+				pr := newProblem(http.StatusTooManyRequests, "rate-limited", "this tenant is over its request rate")
+				pr.RetryAfter = retryAfterSeconds(wait)
+				err = &requestError{pr}
+			}
+		}
 		if err == nil && r.Method == http.MethodGet {
 			err = p.require(scopeRead)
 		}
