@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tlm/tracktrace/internal/config"
@@ -23,6 +24,7 @@ import (
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/sqlite"
+	"github.com/tlm/tracktrace/internal/telemetry"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -129,6 +131,18 @@ func openReadModels(ctx context.Context, cfg *config.Config, store eventstore.St
 	}
 }
 
+// registerCollectors exports pool statistics and projection lag.
+func registerCollectors(m *telemetry.Metrics, store eventstore.Store, projections *projection.Manager) error {
+	var pool prometheus.Collector
+	switch s := store.(type) {
+	case *postgres.Store:
+		pool = telemetry.NewPoolCollector(s.Pool(), "eventstore")
+	case *sqlite.Store:
+		pool = telemetry.NewSQLDBCollector(s.DB(), "eventstore")
+	}
+	return errors.Join(m.Register(pool), m.Register(telemetry.NewProjectionCollector(projections)))
+}
+
 // openStore opens the event store the connection string selects.
 func openStore(ctx context.Context, cfg *config.Config) (eventstore.Store, error) {
 	db, err := cfg.EventStoreDatabase()
@@ -162,11 +176,14 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 			"Set Authentication.Authority and Authentication.Audience before exposing this service.")
 	}
 
-	store, err := openStore(ctx, cfg)
+	rawStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("event store: %w", err)
 	}
-	defer store.Close()
+	defer rawStore.Close()
+	registry := prometheus.NewRegistry()
+	metrics := telemetry.NewMetrics(registry, cfg.Monitoring.Metrics.Tags)
+	store := metrics.InstrumentStore(rawStore)
 
 	svc := tracking.NewService(store, tracking.ServiceOptions{
 		SnapshotFrequency: cfg.EventStore.SnapshotFrequency,
@@ -176,7 +193,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		Logger:            log,
 	})
 
-	views, err := openReadModels(ctx, cfg, store)
+	views, err := openReadModels(ctx, cfg, rawStore)
 	if err != nil {
 		return fmt.Errorf("read models: %w", err)
 	}
@@ -184,13 +201,17 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		Interval: time.Duration(cfg.ReadModels.RefreshInterval),
 		Logger:   log,
 	})
+	if err := registerCollectors(metrics, rawStore, projections); err != nil {
+		return err
+	}
 
-	handler := httpapi.NewServer(httpapi.Deps{
+	deps := httpapi.Deps{
 		Tracker:         svc,
 		ReadModels:      views,
 		Projections:     projections,
 		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
 		RateLimit:       cfg.Server.RateLimit.RequestsPerSecond,
+		Instrument:      metrics.Instrument,
 		RateBurst:       cfg.Server.RateLimit.Burst,
 		Logger:          log,
 		Checks: []httpapi.HealthCheck{
@@ -200,7 +221,11 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		MaxBodyBytes:   int64(cfg.Server.MaxBodyBytes),
 		RequestTimeout: time.Duration(cfg.Server.RequestTimeout),
 		Version:        buildVersion(),
-	})
+	}
+	if cfg.Monitoring.Metrics.Enabled {
+		deps.Metrics, deps.MetricsPath = telemetry.Handler(registry), cfg.Monitoring.Metrics.Endpoint
+	}
+	handler := httpapi.NewServer(deps)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),

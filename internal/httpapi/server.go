@@ -60,6 +60,11 @@ type Deps struct {
 	// (0 = unlimited).
 	RateLimit float64
 	RateBurst int
+	// Metrics, when set, is served (without authentication) at MetricsPath.
+	Metrics     http.Handler
+	MetricsPath string
+	// Instrument, when set, wraps the whole API (RED metrics per route).
+	Instrument func(http.Handler) http.Handler
 }
 
 // Verifier checks a bearer token and says who presents it.
@@ -94,7 +99,11 @@ func NewServer(d Deps) http.Handler {
 	s := &server{Deps: d, log: log, limiter: newTenantLimiter(d.RateLimit, d.RateBurst)}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return s.recoverPanics(securityHeaders(mux))
+	var h http.Handler = mux
+	if d.Instrument != nil {
+		h = d.Instrument(h)
+	}
+	return s.recoverPanics(securityHeaders(h))
 }
 
 func (s *server) routes(mux *http.ServeMux) {
@@ -116,6 +125,13 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /health/live", s.live)
 	mux.HandleFunc("GET /health/ready", s.ready)
+	if s.Metrics != nil {
+		path := s.MetricsPath
+		if path == "" {
+			path = "/metrics"
+		}
+		mux.Handle("GET "+path, s.Metrics)
+	}
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /docs", serveDocs)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

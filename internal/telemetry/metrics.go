@@ -1,0 +1,216 @@
+// Package telemetry holds tracktrace's Prometheus metrics (on an injected
+// registry, never the global one) and the decorators and collectors that
+// feed them.
+package telemetry
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
+)
+
+// Metrics are the service's own metric families.
+type Metrics struct {
+	reg prometheus.Registerer
+
+	httpRequests   *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
+	appendDuration *prometheus.HistogramVec
+	eventsAppended *prometheus.CounterVec
+	cacheRequests  *prometheus.CounterVec
+}
+
+// NewMetrics registers the metric families on reg, each with the constant
+// labels (Monitoring.Metrics.Tags), plus the Go runtime and process collectors.
+func NewMetrics(reg *prometheus.Registry, constLabels map[string]string) *Metrics {
+	r := prometheus.WrapRegistererWith(prometheus.Labels(constLabels), reg)
+	m := &Metrics{
+		reg: r,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracktrace_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tracktrace_http_request_duration_seconds", Help: "HTTP request latency by route and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		appendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tracktrace_eventstore_append_duration_seconds", Help: "Event store append latency (including group-commit wait), by outcome.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"outcome"}),
+		eventsAppended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracktrace_events_appended_total", Help: "Events appended, by event type.",
+		}, []string{"type"}),
+		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracktrace_cache_requests_total", Help: "Read-model cache lookups, by cache and result (hit, miss, error).",
+		}, []string{"cache", "result"}),
+	}
+	r.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.eventsAppended, m.cacheRequests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func Handler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// Register adds a collector (pool statistics, projection lag, relay backlog).
+func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
+
+// CacheResult counts one cache lookup.
+func (m *Metrics) CacheResult(cache, result string) {
+	m.cacheRequests.WithLabelValues(cache, result).Inc()
+}
+
+// statusRecorder captures the status code a handler writes.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Instrument records rate, errors and duration per route: the ServeMux
+// pattern that matched, never the raw path (which would explode the label
+// set with entity ids).
+func (m *Metrics) Instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+		m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	})
+}
+
+// InstrumentStore decorates an event store with append latency and events
+// appended by type.
+func (m *Metrics) InstrumentStore(s eventstore.Store) eventstore.Store {
+	return &instrumentedStore{Store: s, m: m}
+}
+
+type instrumentedStore struct {
+	eventstore.Store
+	m *Metrics
+}
+
+func (s *instrumentedStore) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
+	start := time.Now()
+	res, err := s.Store.Append(ctx, r)
+	outcome := "ok"
+	switch {
+	case err != nil:
+		outcome = "error"
+	case res.Replayed:
+		outcome = "replayed"
+	}
+	s.m.appendDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	if err == nil && !res.Replayed {
+		for _, e := range r.Events {
+			s.m.eventsAppended.WithLabelValues(e.Type).Inc()
+		}
+	}
+	return res, err
+}
+
+// StatusSource reports projections' status (projection.Manager).
+type StatusSource interface {
+	Status(ctx context.Context) ([]projection.Status, error)
+}
+
+// ProjectionCollector exports every projection's lag at scrape time.
+type ProjectionCollector struct {
+	src       StatusSource
+	lagEvents *prometheus.Desc
+	lagSecs   *prometheus.Desc
+	active    *prometheus.Desc
+}
+
+// NewProjectionCollector returns a collector of the projections' lag.
+func NewProjectionCollector(src StatusSource) *ProjectionCollector {
+	return &ProjectionCollector{src: src,
+		lagEvents: prometheus.NewDesc("tracktrace_projection_lag_events", "Events in the global log not yet applied by the projection.", []string{"projection"}, nil),
+		lagSecs:   prometheus.NewDesc("tracktrace_projection_lag_seconds", "Age of the oldest event not yet applied by the projection.", []string{"projection"}, nil),
+		active:    prometheus.NewDesc("tracktrace_projection_active", "1 when this replica runs the projection.", []string{"projection"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *ProjectionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.lagEvents
+	ch <- c.lagSecs
+	ch <- c.active
+}
+
+// Collect implements prometheus.Collector.
+func (c *ProjectionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := c.src.Status(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.lagEvents, err)
+		return
+	}
+	for _, s := range st {
+		ch <- prometheus.MustNewConstMetric(c.lagEvents, prometheus.GaugeValue, float64(s.LagEvents), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.lagSecs, prometheus.GaugeValue, s.LagSeconds, s.Name)
+		active := 0.0
+		if s.Active {
+			active = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, active, s.Name)
+	}
+}
+
+// BacklogSource reports how far a reader of the log is behind (the relay).
+type BacklogSource interface {
+	Backlog(ctx context.Context) (eventstore.Backlog, error)
+}
+
+// NewBacklogCollector exports a backlog (e.g. the Kafka relay's) as gauges.
+func NewBacklogCollector(name, help string, src BacklogSource) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		b, err := src.Backlog(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(b.Events)
+	})
+}
+
+// NewSQLDBCollector exports database/sql pool statistics (SQLite).
+func NewSQLDBCollector(db *sql.DB, name string) prometheus.Collector {
+	return collectors.NewDBStatsCollector(db, name)
+}
