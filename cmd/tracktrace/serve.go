@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,8 +17,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tlm/tracktrace/internal/cache"
 	"github.com/tlm/tracktrace/internal/config"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/httpapi"
@@ -131,6 +134,28 @@ func openReadModels(ctx context.Context, cfg *config.Config, store eventstore.St
 	}
 }
 
+// openCache returns Redis when ConnectionStrings.Redis is set, else an
+// in-process cache bounded by ReadModels.CacheSettings.MaxSize.
+func openCache(cfg *config.Config) (cache.Store, func(context.Context) error, error) {
+	if cfg.ConnectionStrings.Redis == "" {
+		return cache.NewMemory(int64(cfg.ReadModels.CacheSettings.MaxSize), nil), func(context.Context) error { return nil }, nil
+	}
+	ro, err := config.ParseRedis(cfg.ConnectionStrings.Redis)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := &redis.Options{Addr: ro.Addr, Username: ro.Username, Password: ro.Password, DB: ro.DB,
+		// Short timeouts and no retries: a cache that is slow to answer is
+		// worse than none; reads go to the read models meanwhile.
+		DialTimeout: 250 * time.Millisecond, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond,
+		PoolTimeout: 250 * time.Millisecond, MaxRetries: -1}
+	if ro.TLS {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	r := cache.NewRedis(redis.NewClient(opts), "tracktrace:")
+	return r, r.Ping, nil
+}
+
 // registerCollectors exports pool statistics and projection lag.
 func registerCollectors(m *telemetry.Metrics, store eventstore.Store, projections *projection.Manager) error {
 	var pool prometheus.Collector
@@ -197,9 +222,21 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if err != nil {
 		return fmt.Errorf("read models: %w", err)
 	}
+	cacheStore, cacheCheck, err := openCache(cfg)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	cached := cache.NewReadModels(views, cacheStore, cache.Options{
+		TTL: time.Duration(cfg.ReadModels.CacheSettings.DefaultTTL), Logger: log, Observe: metrics.CacheResult,
+	})
 	projections := projection.NewManager(store, views, views, tracking.Projections(), projection.Options{
 		Interval: time.Duration(cfg.ReadModels.RefreshInterval),
 		Logger:   log,
+		OnApplied: func(name string, events []eventstore.Recorded) {
+			if name == tracking.ProjectionTimeline || name == tracking.ProjectionEntities {
+				cached.Invalidate(context.WithoutCancel(ctx), events)
+			}
+		},
 	})
 	if err := registerCollectors(metrics, rawStore, projections); err != nil {
 		return err
@@ -207,7 +244,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 
 	deps := httpapi.Deps{
 		Tracker:         svc,
-		ReadModels:      views,
+		ReadModels:      cached,
 		Projections:     projections,
 		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
 		RateLimit:       cfg.Server.RateLimit.RequestsPerSecond,
@@ -217,6 +254,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		Checks: []httpapi.HealthCheck{
 			{Name: "eventstore", Check: store.Ping},
 			{Name: "readmodels", Check: views.Ping},
+			{Name: "cache", Check: cacheCheck, Optional: true},
 		},
 		MaxBodyBytes:   int64(cfg.Server.MaxBodyBytes),
 		RequestTimeout: time.Duration(cfg.Server.RequestTimeout),

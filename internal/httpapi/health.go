@@ -33,6 +33,9 @@ func (s *server) runChecks(ctx context.Context) healthReport {
 			res := checkResult{Name: c.Name, Status: "Healthy", DurationMs: float64(time.Since(start).Microseconds()) / 1000}
 			if err != nil {
 				res.Status = "Unhealthy"
+				if c.Optional {
+					res.Status = "Degraded"
+				}
 				s.log.WarnContext(ctx, "health check failed", "check", c.Name, "error", err)
 			}
 			rep.Checks[i] = res
@@ -40,8 +43,11 @@ func (s *server) runChecks(ctx context.Context) healthReport {
 	}
 	wg.Wait()
 	for _, c := range rep.Checks {
-		if c.Status != "Healthy" {
+		switch {
+		case c.Status == "Unhealthy":
 			rep.Status = "Unhealthy"
+		case c.Status == "Degraded" && rep.Status == "Healthy":
+			rep.Status = "Degraded"
 		}
 	}
 	return rep
@@ -51,7 +57,7 @@ func (s *server) runChecks(ctx context.Context) healthReport {
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	rep := s.runChecks(r.Context())
 	status := http.StatusOK
-	if rep.Status != "Healthy" {
+	if rep.Status == "Unhealthy" {
 		status = http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, rep)

@@ -96,7 +96,7 @@ func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p principal) 
 			stale = v < minVersion
 		}
 		st, err = s.ReadModels.Entity(r.Context(), p.Tenant, id)
-		if errors.Is(err, eventstore.ErrNotFound) || (stale && err == nil) {
+		if errors.Is(err, eventstore.ErrNotFound) || (err == nil && (stale || st.Version < minVersion)) {
 			// Not projected yet: the event store is the source of truth.
 			st, err = s.Tracker.Entity(r.Context(), p.Tenant, id)
 		}
@@ -174,6 +174,7 @@ func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p principal
 	if err != nil {
 		return err
 	}
+	tq.MinVersion = projected
 	if projected == 0 {
 		// Nothing projected: an unknown entity is a 404, a new one an empty timeline.
 		if _, err := s.Tracker.Events(r.Context(), p.Tenant, tq.EntityID, 1, 1); err != nil {

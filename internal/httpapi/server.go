@@ -31,6 +31,9 @@ type Tracker interface {
 type HealthCheck struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Optional checks (the cache) report Degraded and never fail readiness:
+	// the service still serves without them.
+	Optional bool
 }
 
 // Deps are the server's collaborators and settings.

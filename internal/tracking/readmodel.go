@@ -51,6 +51,9 @@ type TimelineQuery struct {
 	From, To         time.Time // occurredAt bounds, [From, To); zero = unbounded
 	Limit            int
 	After            *TimelineCursor
+	// MinVersion: a cached page must reflect at least this version of the
+	// entity (the version the caller saw projected). Engines ignore it.
+	MinVersion int64
 }
 
 // TimelinePage is a page of a timeline. Next is set when more may follow.

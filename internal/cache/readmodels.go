@@ -1,0 +1,165 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// ReadModels is the read-model query surface the cache decorates.
+type ReadModels interface {
+	Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error)
+	ListEntities(ctx context.Context, q tracking.EntityQuery) (tracking.EntityPage, error)
+	Timeline(ctx context.Context, q tracking.TimelineQuery) (tracking.TimelinePage, error)
+	ProjectedVersion(ctx context.Context, name, tenant, id string) (int64, error)
+	MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error)
+}
+
+// Options tune the read-through cache.
+type Options struct {
+	TTL    time.Duration // ReadModels.CacheSettings.DefaultTTL
+	Logger *slog.Logger
+	// Observe, when set, counts lookups: cache "entity" or "timeline",
+	// result "hit", "miss" or "error".
+	Observe func(cache, result string)
+}
+
+// CachedReadModels is a read-through cache of entity and timeline queries.
+// Lists and metrics are not cached (their keys span many entities).
+type CachedReadModels struct {
+	ReadModels
+	store Store
+	opts  Options
+	// downUntil (unix nanoseconds) skips the cache for a while after a
+	// failure, so that an outage costs one timeout, not one per request.
+	downUntil atomic.Int64
+}
+
+// backoff is how long the cache is skipped after a failure.
+const backoff = time.Second
+
+func (c *CachedReadModels) available() bool { return time.Now().UnixNano() >= c.downUntil.Load() }
+
+func (c *CachedReadModels) failed() { c.downUntil.Store(time.Now().Add(backoff).UnixNano()) }
+
+// NewReadModels decorates next with a read-through cache on store.
+func NewReadModels(next ReadModels, store Store, opts Options) *CachedReadModels {
+	if opts.TTL <= 0 {
+		opts.TTL = 15 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Observe == nil {
+		opts.Observe = func(string, string) {}
+	}
+	return &CachedReadModels{ReadModels: next, store: store, opts: opts}
+}
+
+// Group is the cache group of one entity: every cached value about it.
+// The tenant is part of it, so no tenant can ever read another's entry.
+func Group(tenant, entityID string) string { return tenant + "\x00" + entityID }
+
+// Invalidate drops the cached values of the entities the events are about.
+// Projections call it after applying events.
+func (c *CachedReadModels) Invalidate(ctx context.Context, events []eventstore.Recorded) {
+	seen := map[string]bool{}
+	groups := make([]string, 0, len(events))
+	for _, e := range events {
+		g := Group(e.Tenant, e.StreamID)
+		if !seen[g] {
+			seen[g] = true
+			groups = append(groups, g)
+		}
+	}
+	if err := c.store.Invalidate(ctx, groups...); err != nil {
+		c.failed()
+		// Entries expire after the TTL; an outage that loses an
+		// invalidation costs staleness bounded by it.
+		c.opts.Logger.Warn("cache: invalidation failed", "error", err, "entities", len(groups))
+	}
+}
+
+// Entity implements ReadModels with a read-through cache.
+func (c *CachedReadModels) Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error) {
+	var st tracking.EntityState
+	if c.get(ctx, "entity", Group(tenant, id), "entity", &st) {
+		return st, nil
+	}
+	st, err := c.ReadModels.Entity(ctx, tenant, id)
+	if err == nil {
+		c.set(ctx, Group(tenant, id), "entity", st)
+	}
+	return st, err
+}
+
+// cachedPage is a timeline page with the entity version it reflects.
+type cachedPage struct {
+	Projected int64
+	Page      tracking.TimelinePage
+}
+
+// Timeline implements ReadModels with a read-through cache. A cached page
+// older than q.MinVersion is a miss.
+func (c *CachedReadModels) Timeline(ctx context.Context, q tracking.TimelineQuery) (tracking.TimelinePage, error) {
+	field := timelineField(q)
+	var cp cachedPage
+	if c.get(ctx, "timeline", Group(q.Tenant, q.EntityID), field, &cp) && cp.Projected >= q.MinVersion {
+		return cp.Page, nil
+	}
+	// The version is read before the page: the page is at least that fresh.
+	projected, err := c.ReadModels.ProjectedVersion(ctx, tracking.ProjectionTimeline, q.Tenant, q.EntityID)
+	if err != nil {
+		return tracking.TimelinePage{}, err
+	}
+	page, err := c.ReadModels.Timeline(ctx, q)
+	if err == nil {
+		c.set(ctx, Group(q.Tenant, q.EntityID), field, cachedPage{Projected: projected, Page: page})
+	}
+	return page, err
+}
+
+func timelineField(q tracking.TimelineQuery) string {
+	f := fmt.Sprintf("timeline|%d|%d|%d", q.Limit, q.From.UnixMicro(), q.To.UnixMicro())
+	if q.After != nil {
+		f += fmt.Sprintf("|%d|%d", q.After.OccurredAt.UnixMicro(), q.After.Version)
+	}
+	return f
+}
+
+func (c *CachedReadModels) get(ctx context.Context, cache, group, field string, v any) bool {
+	if !c.available() {
+		c.opts.Observe(cache, "error")
+		return false
+	}
+	b, ok, err := c.store.Get(ctx, group, field)
+	switch {
+	case err != nil:
+		c.failed()
+		c.opts.Observe(cache, "error")
+		c.opts.Logger.Debug("cache: read failed, reading through", "error", err)
+		return false
+	case !ok || json.Unmarshal(b, v) != nil:
+		c.opts.Observe(cache, "miss")
+		return false
+	}
+	c.opts.Observe(cache, "hit")
+	return true
+}
+
+func (c *CachedReadModels) set(ctx context.Context, group, field string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil || !c.available() {
+		return
+	}
+	if err := c.store.Set(ctx, group, field, b, c.opts.TTL); err != nil {
+		c.failed()
+		c.opts.Logger.Debug("cache: write failed", "error", err)
+	}
+}
