@@ -130,6 +130,15 @@ func (r response) JSON(t *testing.T, v any) {
 // do sends a request; body may be nil, a string or a value to marshal.
 func (s *server) do(t *testing.T, method, path string, body any, headers ...string) response {
 	t.Helper()
+	r, err := s.tryDo(method, path, body, headers...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// tryDo is do without failing the test on transport errors.
+func (s *server) tryDo(method, path string, body any, headers ...string) (response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -140,13 +149,13 @@ func (s *server) do(t *testing.T, method, path string, body any, headers ...stri
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			t.Fatal(err)
+			return response{}, err
 		}
 		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, s.URL+path, rd)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -156,14 +165,14 @@ func (s *server) do(t *testing.T, method, path string, body any, headers ...stri
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
-	return response{resp, b}
+	return response{resp, b}, nil
 }
 
 func TestMain(m *testing.M) {
