@@ -452,12 +452,12 @@ func TestConcurrentAnyAppends(t *testing.T) {
 }
 
 // waitProjections polls the projections' status until none lags.
-func waitProjections(t *testing.T, srv *server) {
+func waitProjections(t *testing.T, srv *server, headers ...string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var st struct{ Projections []struct{ LagEvents int64 } }
-		srv.do(t, "GET", "/api/v1/projections", nil).JSON(t, &st)
+		srv.do(t, "GET", "/api/v1/projections", nil, headers...).JSON(t, &st)
 		lag := int64(0)
 		for _, p := range st.Projections {
 			lag += p.LagEvents

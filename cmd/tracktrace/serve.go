@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tlm/tracktrace/internal/auth"
 	"github.com/tlm/tracktrace/internal/cache"
 	"github.com/tlm/tracktrace/internal/config"
 	"github.com/tlm/tracktrace/internal/eventstore"
@@ -132,6 +133,17 @@ func openReadModels(ctx context.Context, cfg *config.Config, store eventstore.St
 	default:
 		return nil, fmt.Errorf("no read models for %T", store)
 	}
+}
+
+// tokenVerifier adapts auth.Verifier to what the API asks of a verifier.
+type tokenVerifier struct{ v *auth.Verifier }
+
+func (t tokenVerifier) Verify(ctx context.Context, token string) (string, string, []string, error) {
+	p, err := t.v.Verify(ctx, token)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return p.Subject, p.Tenant, p.ScopeList(), nil
 }
 
 // openCache returns Redis when ConnectionStrings.Redis is set, else an
@@ -259,6 +271,19 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		MaxBodyBytes:   int64(cfg.Server.MaxBodyBytes),
 		RequestTimeout: time.Duration(cfg.Server.RequestTimeout),
 		Version:        buildVersion(),
+	}
+	if cfg.Authentication.Enabled() {
+		a := cfg.Authentication
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		v, err := auth.NewVerifier(dctx, auth.Options{Authority: a.Authority, Audience: a.Audience,
+			RequireHTTPSMetadata: a.RequireHTTPSMetadata, TenantClaim: a.TenantClaim,
+			Algorithms: a.Algorithms, ClockSkew: time.Duration(a.ClockSkew), Logger: log})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("authentication: %w", err)
+		}
+		defer v.Close()
+		deps.Verifier = tokenVerifier{v}
 	}
 	if cfg.Monitoring.Metrics.Enabled {
 		deps.Metrics, deps.MetricsPath = telemetry.Handler(registry), cfg.Monitoring.Metrics.Endpoint

@@ -35,6 +35,22 @@ func TestBulkAndRowByRowApplyAgree(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Wait until every appended event is readable (other tests' transactions
+	// on the server can hold the horizon back).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		evs, err := store.ReadAll(ctx, eventstore.Cursor{}, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 300 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of 300 events readable", len(evs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	dump := func(batch int) map[string][]string {
 		t.Helper()
 		m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{BatchSize: batch})
