@@ -74,7 +74,11 @@ var engines = []struct {
 // environment (plus defaults) and waits until it listens.
 func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
-	environ := append([]string{"Server__Address=127.0.0.1:0"}, env...)
+	// Tests share the machine's PostgreSQL server with other packages' tests,
+	// whose transactions (CREATE DATABASE among them) hold back the gap-safe
+	// read horizon of every database: reads with minVersion may wait longer
+	// than in production.
+	environ := append([]string{"Server__Address=127.0.0.1:0", "ReadModels__ConsistencyWait=00:00:20"}, env...)
 	logs := &logBuffer{addr: make(chan string, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -106,6 +106,7 @@ type readSide interface {
 	projection.Leader
 	httpapi.ReadModels
 	Ping(ctx context.Context) error
+	EraseEntity(ctx context.Context, tenant, id string) error
 }
 
 // openReadModels opens the read models beside the event store: in its
@@ -133,6 +134,19 @@ func openReadModels(ctx context.Context, cfg *config.Config, store eventstore.St
 	default:
 		return nil, fmt.Errorf("no read models for %T", store)
 	}
+}
+
+// eraser removes an entity from the read models and the cache.
+type eraser struct {
+	views  readSide
+	cached *cache.CachedReadModels
+}
+
+func (e eraser) EraseEntity(ctx context.Context, tenant, id string) error {
+	if err := e.views.EraseEntity(ctx, tenant, id); err != nil {
+		return err
+	}
+	return e.cached.Forget(ctx, tenant, id)
 }
 
 // tokenVerifier adapts auth.Verifier to what the API asks of a verifier.
@@ -257,8 +271,10 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	deps := httpapi.Deps{
 		Tracker:         svc,
 		ReadModels:      cached,
+		Eraser:          eraser{views, cached},
 		Projections:     projections,
 		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
+		ConsistencyWait: time.Duration(cfg.ReadModels.ConsistencyWait),
 		RateLimit:       cfg.Server.RateLimit.RequestsPerSecond,
 		Instrument:      metrics.Instrument,
 		RateBurst:       cfg.Server.RateLimit.Burst,

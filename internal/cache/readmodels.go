@@ -86,6 +86,11 @@ func (c *CachedReadModels) Invalidate(ctx context.Context, events []eventstore.R
 	}
 }
 
+// Forget drops every cached value of one entity (erasure).
+func (c *CachedReadModels) Forget(ctx context.Context, tenant, id string) error {
+	return c.store.Invalidate(ctx, Group(tenant, id))
+}
+
 // Entity implements ReadModels with a read-through cache.
 func (c *CachedReadModels) Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error) {
 	var st tracking.EntityState

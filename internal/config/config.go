@@ -61,9 +61,12 @@ type RetentionPolicy struct {
 type ReadModels struct {
 	// ConnectionString selects the views' database; empty means the event
 	// store's. A non-empty ConnectionStrings.ReadModels replaces it.
-	ConnectionString string        `secret:"database"`
-	RefreshInterval  Duration      // how often projections poll for new events
-	CacheSettings    CacheSettings // the read-through cache
+	ConnectionString string   `secret:"database"`
+	RefreshInterval  Duration // how often projections poll for new events
+	// ConsistencyWait bounds how long a read with minVersion waits for the
+	// projection before answering with what it has (marked stale).
+	ConsistencyWait Duration
+	CacheSettings   CacheSettings // the read-through cache
 }
 
 // CacheSettings bounds the read-through cache of entity and timeline queries.
@@ -280,6 +283,7 @@ func Default() *Config {
 		},
 		ReadModels: ReadModels{
 			RefreshInterval: Duration(5 * time.Second),
+			ConsistencyWait: Duration(2 * time.Second),
 			CacheSettings:   CacheSettings{DefaultTTL: Duration(15 * time.Minute), MaxSize: 64 * MiB},
 		},
 		Kafka: Kafka{

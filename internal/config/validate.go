@@ -90,6 +90,7 @@ func (ch *checker) validate(c *Config) {
 		ch.database(c.ConnectionStrings.ReadModels, "ReadModels", rm.ConnectionString)
 	}
 	ch.positive("ReadModels.RefreshInterval", rm.RefreshInterval)
+	ch.positive("ReadModels.ConsistencyWait", rm.ConsistencyWait)
 	ch.positive("ReadModels.CacheSettings.DefaultTTL", rm.CacheSettings.DefaultTTL)
 	ch.check(rm.CacheSettings.MaxSize > 0, "ReadModels.CacheSettings.MaxSize", "must be positive")
 	if r := c.ConnectionStrings.Redis; r != "" {

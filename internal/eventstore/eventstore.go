@@ -229,6 +229,10 @@ type Store interface {
 	SaveSnapshot(ctx context.Context, s Snapshot) error
 	// LoadSnapshot returns the snapshot of the highest version, or ErrNotFound.
 	LoadSnapshot(ctx context.Context, tenant, streamID string) (Snapshot, error)
+	// Erase hard-deletes a stream: its events, snapshots and metadata. It
+	// returns the number of events deleted, or ErrNotFound. Appends to the
+	// stream id afterwards start a new stream.
+	Erase(ctx context.Context, tenant, streamID string) (int64, error)
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -30,6 +30,8 @@ type ReadModels interface {
 type Projections interface {
 	Status(ctx context.Context) ([]projection.Status, error)
 	Rebuild(ctx context.Context, name string) error
+	// WaitPast waits until every projection has applied the log as it is now.
+	WaitPast(ctx context.Context) error
 	// Progress returns a channel closed when a projection next advances.
 	Progress() <-chan struct{}
 }
@@ -316,4 +318,39 @@ func decodeCursor(c string) (string, error) {
 		return "", badRequest("cursor is not one this API returned", tracking.FieldError{Field: "cursor", Message: "invalid"})
 	}
 	return string(b), nil
+}
+
+// Eraser deletes an entity from the read models and the cache.
+type Eraser interface {
+	EraseEntity(ctx context.Context, tenant, id string) error
+}
+
+// eraseEntity hard-deletes an entity: its stream, then its read-model rows
+// and cached values. The read models are cleaned twice: a projection batch
+// read before the stream was deleted may still be applied, so the second
+// pass runs once every projection has passed the log's head.
+func (s *server) eraseEntity(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := p.require(scopeAdmin); err != nil {
+		return err
+	}
+	id := r.PathValue("entityId")
+	n, err := s.Tracker.Erase(r.Context(), p.Tenant, id)
+	if err != nil {
+		return err
+	}
+	if err := s.Eraser.EraseEntity(r.Context(), p.Tenant, id); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	err = s.Projections.WaitPast(wctx)
+	cancel()
+	if err != nil {
+		s.log.WarnContext(r.Context(), "erasure: projections did not catch up; cleaning the read models anyway", "error", err)
+	}
+	if err := s.Eraser.EraseEntity(r.Context(), p.Tenant, id); err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "entity erased", "tenant", p.Tenant, "entity", id, "events", n, "by", p.Subject)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -653,3 +653,23 @@ func (m *ReadModels) Dump(ctx context.Context) (map[string][]string, error) {
 	}
 	return out, nil
 }
+
+// EraseEntity deletes every read-model row of an entity, holding every
+// projection's checkpoint row so that no batch is applied meanwhile.
+func (m *ReadModels) EraseEntity(ctx context.Context, tenant, id string) error {
+	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM projection_checkpoints FOR UPDATE`); err != nil {
+			return err
+		}
+		for _, table := range []string{"rm_timeline", "rm_entities", "rm_operation_starts", "rm_metric_points", "rm_stream_positions"} {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE tenant_id = $1 AND entity_id = $2", tenant, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: erase read models: %w", classify(err))
+	}
+	return nil
+}

@@ -797,3 +797,31 @@ func (s *Store) Backlog(ctx context.Context, after eventstore.Cursor) (eventstor
 	}
 	return b, nil
 }
+
+// Erase hard-deletes a stream in one transaction, holding its row lock so
+// that no append interleaves.
+func (s *Store) Erase(ctx context.Context, tenant, streamID string) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM streams WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return eventstore.ErrNotFound
+		}
+		if tag, err = tx.Exec(ctx, `DELETE FROM events WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID); err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		_, err = tx.Exec(ctx, `DELETE FROM snapshots WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID)
+		return err
+	})
+	if errors.Is(err, eventstore.ErrNotFound) {
+		return 0, fmt.Errorf("postgres: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: erase: %w", classify(err))
+	}
+	return n, nil
+}

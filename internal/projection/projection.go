@@ -281,6 +281,34 @@ func (m *Manager) Rebuild(ctx context.Context, name string) error {
 	return nil
 }
 
+// WaitPast waits until every projection's checkpoint has reached the log's
+// head as it is now (every batch read before the call has been applied), or
+// until ctx ends.
+func (m *Manager) WaitPast(ctx context.Context) error {
+	head, err := m.feed.Head(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range m.names {
+		for {
+			cp, err := m.target.Checkpoint(ctx, name)
+			if err != nil {
+				return err
+			}
+			if !cp.Cursor.Less(head) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-m.progress.C():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
 // Status describes one projection.
 type Status struct {
 	Name       string    `json:"name"`

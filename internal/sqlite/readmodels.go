@@ -662,3 +662,20 @@ func (m *ReadModels) Dump(ctx context.Context) (map[string][]string, error) {
 	}
 	return out, nil
 }
+
+// EraseEntity deletes every read-model row of an entity in one transaction
+// (which, holding the file's write lock, excludes every projection batch).
+func (m *ReadModels) EraseEntity(ctx context.Context, tenant, id string) error {
+	err := m.inTx(ctx, func(tx *sql.Tx) error {
+		for _, table := range []string{"rm_timeline", "rm_entities", "rm_operation_starts", "rm_metric_points", "rm_stream_positions"} {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE tenant_id = ? AND entity_id = ?", tenant, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: erase read models: %w", classify(err))
+	}
+	return nil
+}

@@ -607,3 +607,31 @@ func (s *Store) Backlog(ctx context.Context, after eventstore.Cursor) (eventstor
 	}
 	return b, nil
 }
+
+// Erase hard-deletes a stream in one transaction.
+func (s *Store) Erase(ctx context.Context, tenant, streamID string) (int64, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: erase: %w", classify(err))
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM streams WHERE tenant_id = ? AND stream_id = ?`, tenant, streamID)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: erase: %w", classify(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, fmt.Errorf("sqlite: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	res, err = tx.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ? AND stream_id = ?`, tenant, streamID)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: erase: %w", classify(err))
+	}
+	n, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM snapshots WHERE tenant_id = ? AND stream_id = ?`, tenant, streamID); err != nil {
+		return 0, fmt.Errorf("sqlite: erase: %w", classify(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: erase: %w", classify(err))
+	}
+	return n, nil
+}

@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -158,6 +159,11 @@ func (m *memStore) Backlog(ctx context.Context, after eventstore.Cursor) (events
 		}
 	}
 	return b, nil
+}
+
+// Erase is not needed by the domain tests.
+func (m *memStore) Erase(ctx context.Context, tenant, streamID string) (int64, error) {
+	return 0, errors.New("memStore: erase not supported")
 }
 
 // Committed is never signalled: the domain tests do not run projections.

@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConflictInCoalescedBatchFailsAlone", testConflictFailsAlone},
 		{"LargeAndNonASCIIPayloadsRoundTrip", testPayloadRoundTrip},
 		{"CanceledContext", testCanceledContext},
+		{"Erase", testErase},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -694,5 +695,47 @@ func testCanceledContext(t *testing.T, s eventstore.Store) {
 		// The append may have been committed before the cancellation was seen
 		// only if it reported success; it reported an error, so nothing is stored.
 		t.Fatalf("canceled append left a stream behind: %v", err)
+	}
+}
+
+func testErase(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	evs := events(3)
+	mustAppend(t, s, req(ten, "gone", eventstore.NoStream, evs...))
+	mustAppend(t, s, req(ten, "kept", eventstore.NoStream, events(2)...))
+	if err := s.SaveSnapshot(ctx, eventstore.Snapshot{Tenant: ten, StreamID: "gone", Version: 2, SchemaVersion: 1, State: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Erase(ctx, ten, "gone")
+	if err != nil || n != 3 {
+		t.Fatalf("erase = %d, %v; want 3 events deleted", n, err)
+	}
+	if _, err := s.StreamInfo(ctx, ten, "gone"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("stream info after erase: %v", err)
+	}
+	if _, err := s.ReadStream(ctx, ten, "gone", 1, 10); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("read after erase: %v", err)
+	}
+	if _, err := s.LoadSnapshot(ctx, ten, "gone"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("snapshot after erase: %v", err)
+	}
+	if found, err := s.Lookup(ctx, ten, []uuid.UUID{evs[0].ID}); err != nil || len(found) != 0 {
+		t.Fatalf("lookup after erase = %v, %v", found, err)
+	}
+	for _, r := range readTenantLog(t, s, ten, eventstore.Cursor{}) {
+		if r.StreamID == "gone" {
+			t.Fatalf("the global log still holds %s v%d", r.StreamID, r.Version)
+		}
+	}
+	if got := readAllStream(t, s, ten, "kept"); len(got) != 2 {
+		t.Fatalf("the other stream has %d events after erasure, want 2", len(got))
+	}
+	if _, err := s.Erase(ctx, ten, "gone"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("second erase: %v, want ErrNotFound", err)
+	}
+	// The id can be used again: a new stream from version 1.
+	if res := mustAppend(t, s, req(ten, "gone", eventstore.NoStream, events(1)...)); res.Version != 1 {
+		t.Fatalf("append after erase: version %d, want 1", res.Version)
 	}
 }
