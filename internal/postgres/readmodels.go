@@ -594,17 +594,15 @@ func (m *ReadModels) Timeline(ctx context.Context, q tracking.TimelineQuery) (tr
 // ProjectedVersion returns the highest version of an entity a projection
 // has applied (0 when none).
 func (m *ReadModels) ProjectedVersion(ctx context.Context, name, tenant, id string) (int64, error) {
-	var q string
 	switch name {
-	case tracking.ProjectionTimeline:
-		q = `SELECT coalesce(max(version), 0) FROM rm_timeline WHERE tenant_id = $1 AND entity_id = $2`
-	case tracking.ProjectionEntities:
-		q = `SELECT coalesce(max(version), 0) FROM rm_entities WHERE tenant_id = $1 AND entity_id = $2`
+	case tracking.ProjectionTimeline, tracking.ProjectionEntities, tracking.ProjectionMetrics:
 	default:
 		return 0, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
 	}
 	var v int64
-	if err := m.pool.QueryRow(ctx, q, tenant, id).Scan(&v); err != nil {
+	err := m.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM rm_stream_positions
+		WHERE projection = $1 AND tenant_id = $2 AND entity_id = $3`, name, tenant, id).Scan(&v)
+	if err != nil {
 		return 0, fmt.Errorf("postgres: projected version: %w", classify(err))
 	}
 	return v, nil

@@ -581,17 +581,13 @@ func (m *ReadModels) Timeline(ctx context.Context, q tracking.TimelineQuery) (tr
 // ProjectedVersion returns the highest version of an entity a projection
 // (timeline or entities) has applied, 0 when none.
 func (m *ReadModels) ProjectedVersion(ctx context.Context, name, tenant, id string) (int64, error) {
-	var q string
-	switch name {
-	case tracking.ProjectionTimeline:
-		q = `SELECT coalesce(max(version), 0) FROM rm_timeline WHERE tenant_id = ? AND entity_id = ?`
-	case tracking.ProjectionEntities:
-		q = `SELECT coalesce(max(version), 0) FROM rm_entities WHERE tenant_id = ? AND entity_id = ?`
-	default:
-		return 0, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
+	if _, err := applierOf(name); err != nil {
+		return 0, err
 	}
 	var v int64
-	if err := m.store.read.QueryRowContext(ctx, q, tenant, id).Scan(&v); err != nil {
+	err := m.store.read.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM rm_stream_positions
+		WHERE projection = ? AND tenant_id = ? AND entity_id = ?`, name, tenant, id).Scan(&v)
+	if err != nil {
 		return 0, fmt.Errorf("sqlite: projected version: %w", classify(err))
 	}
 	return v, nil

@@ -549,13 +549,14 @@ func testTimeline(t *testing.T, e *env) {
 		{tracking.ProjectionEntities, acme, "SHP-2", 1},
 		{tracking.ProjectionTimeline, acme, "NOPE", 0},
 		{tracking.ProjectionEntities, globex, "SHP-1", 0},
+		{tracking.ProjectionMetrics, acme, "SHP-1", 6},
 	} {
 		if got := e.projectedVersion(tc.name, tc.tenant, tc.id); got != tc.want {
 			t.Errorf("projected version %s %s/%s = %d, want %d", tc.name, tc.tenant, tc.id, got, tc.want)
 		}
 	}
-	if _, err := e.rm.ProjectedVersion(e.ctx, tracking.ProjectionMetrics, acme, "SHP-1"); !errors.Is(err, projection.ErrUnknownProjection) {
-		t.Errorf("projected version of the metrics: %v, want ErrUnknownProjection", err)
+	if _, err := e.rm.ProjectedVersion(e.ctx, "nope", acme, "SHP-1"); !errors.Is(err, projection.ErrUnknownProjection) {
+		t.Errorf("projected version of an unknown projection: %v, want ErrUnknownProjection", err)
 	}
 	e.wantRows(map[string]int{"rm_timeline": 7, "rm_entities": 2, "rm_operation_starts": 0, "rm_metric_points": 0})
 }
