@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return migrate(ctx, rest, environ, stdout, stderr)
 	case "projections":
 		return projectionsCmd(ctx, rest, environ, stdout, stderr)
+	case "retention":
+		return retentionCmd(ctx, rest, environ, stdout, stderr)
 	case "config":
 		return showConfig(ctx, rest, environ, stdout, stderr)
 	case "healthcheck":
@@ -63,6 +65,7 @@ Commands:
   serve         run the service (the default command)
   migrate       apply the database migrations and exit
   projections   status | rebuild NAME: projection checkpoints and lag; replay one
+  retention     run [--dry-run]: apply EventStore.RetentionPolicy now (prints a report)
   config        validate the configuration and print it, secrets masked
   healthcheck   probe a running server's /health/live (for container HEALTHCHECKs)
   version       print the version

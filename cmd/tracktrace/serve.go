@@ -27,6 +27,7 @@ import (
 	"github.com/tlm/tracktrace/internal/httpapi"
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/telemetry"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -325,6 +326,13 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
 	g.Go(func() error { return svc.Run(svcCtx) })
 	g.Go(func() error { return projections.Run(svcCtx) })
+	if deps, policy, err := retentionDeps(cfg, rawStore, views, svc); err == nil {
+		deps.Logger = log
+		g.Go(func() error {
+			retention.Loop(svcCtx, deps, policy, time.Duration(cfg.EventStore.RetentionPolicy.Interval), time.Now)
+			return nil
+		})
+	}
 	g.Go(func() error {
 		log.Info("listening", "addr", ln.Addr().String(), "startup", time.Since(started).String())
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -378,7 +378,13 @@ func (s *server) getEvents(w http.ResponseWriter, r *http.Request, p principal) 
 	out := struct {
 		Events          []eventResponse `json:"events"`
 		NextFromVersion *int64          `json:"nextFromVersion,omitempty"`
+		// FirstRetainedVersion says the stream was truncated by the
+		// retention policy: older versions are gone (a snapshot holds them).
+		FirstRetainedVersion *int64 `json:"firstRetainedVersion,omitempty"`
 	}{Events: make([]eventResponse, len(recs))}
+	if len(recs) > 0 && recs[0].Version > from {
+		out.FirstRetainedVersion = &recs[0].Version
+	}
 	for i, e := range recs {
 		out.Events[i] = eventResponse{EventID: e.ID, Version: e.Version, Position: e.Position, Type: e.Type,
 			OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt, Data: e.Data, Metadata: e.Metadata}

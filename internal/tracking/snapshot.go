@@ -89,7 +89,7 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		case k := <-q.jobs:
 			q.take(k)
-			if err := s.snapshot(ctx, k); err != nil && ctx.Err() == nil {
+			if err := s.snapshot(ctx, k, false); err != nil && ctx.Err() == nil {
 				s.log.Error("tracking: snapshot failed", "tenant", k.tenant, "entity", k.id, "err", err)
 			}
 			q.done()
@@ -119,12 +119,12 @@ func (s *Service) Flush(ctx context.Context) error {
 
 // snapshot loads a stream and saves a snapshot of its current version, unless
 // the latest snapshot is already there.
-func (s *Service) snapshot(ctx context.Context, k streamKey) error {
+func (s *Service) snapshot(ctx context.Context, k streamKey, refresh bool) error {
 	ent, stats, err := s.load(ctx, k.tenant, k.id)
 	if err != nil {
 		return err
 	}
-	if ent.Version() == 0 || stats.snapshotVersion == ent.Version() {
+	if ent.Version() == 0 || (stats.snapshotVersion == ent.Version() && !refresh) {
 		return nil
 	}
 	if err := s.fillType(ctx, k.tenant, ent); err != nil {
@@ -142,4 +142,11 @@ func (s *Service) snapshot(ctx context.Context, k streamKey) error {
 		return fmt.Errorf("tracking: save snapshot of %q at version %d: %w", k.id, ent.Version(), err)
 	}
 	return nil
+}
+
+// Snapshot takes a snapshot of an entity now, at its current version, even
+// when one of that version exists (the retention job refreshes old snapshots
+// with it).
+func (s *Service) Snapshot(ctx context.Context, tenant, entityID string) error {
+	return s.snapshot(ctx, streamKey{tenant, entityID}, true)
 }

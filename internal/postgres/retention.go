@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/retention"
+)
+
+var (
+	_ retention.EventStore = (*Store)(nil)
+	_ retention.ReadModels = (*ReadModels)(nil)
+)
+
+// StreamsToSnapshot lists streams whose newest snapshot is older than
+// snapshotsBefore, or with events recorded before eventsBefore that no
+// snapshot covers.
+func (s *Store) StreamsToSnapshot(ctx context.Context, snapshotsBefore, eventsBefore time.Time, limit int) ([]retention.StreamRef, error) {
+	rows, err := s.pool.Query(ctx, `SELECT st.tenant_id, st.stream_id FROM streams st
+		LEFT JOIN LATERAL (SELECT version, created_at FROM snapshots sn
+			WHERE sn.tenant_id = st.tenant_id AND sn.stream_id = st.stream_id ORDER BY version DESC LIMIT 1) s ON true
+		WHERE s.created_at < $1
+		   OR EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = st.tenant_id AND e.stream_id = st.stream_id
+		              AND e.version > coalesce(s.version, 0) AND e.recorded_at < $2)
+		LIMIT $3`, snapshotsBefore, eventsBefore, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: streams to snapshot: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (retention.StreamRef, error) {
+		var s retention.StreamRef
+		return s, r.Scan(&s.Tenant, &s.StreamID)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: streams to snapshot: %w", classify(err))
+	}
+	return out, nil
+}
+
+// PruneSnapshots deletes (or counts) superseded snapshots created before `before`.
+func (s *Store) PruneSnapshots(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+	pred := `FROM snapshots s WHERE s.created_at < $1 AND EXISTS (SELECT 1 FROM snapshots n
+		WHERE n.tenant_id = s.tenant_id AND n.stream_id = s.stream_id AND n.version > s.version)`
+	return s.countOrDelete(ctx, "prune snapshots", pred, dryRun, before)
+}
+
+// TrimEvents deletes (or counts) old events that a current snapshot covers
+// and every reader has passed.
+func (s *Store) TrimEvents(ctx context.Context, before time.Time, below eventstore.Cursor, schemaVersion int, dryRun bool) (int64, error) {
+	pred := `FROM events e WHERE e.recorded_at < $1 AND (e.tx_id, e.position) <= ($2::text::xid8, $3::int8)
+		AND e.version <= (SELECT max(sn.version) FROM snapshots sn
+			WHERE sn.tenant_id = e.tenant_id AND sn.stream_id = e.stream_id AND sn.schema_version = $4)`
+	return s.countOrDelete(ctx, "trim events", pred, dryRun, before, strconv.FormatUint(below.TxID, 10), below.Position, schemaVersion)
+}
+
+func (s *Store) countOrDelete(ctx context.Context, what, pred string, dryRun bool, args ...any) (int64, error) {
+	var n int64
+	var err error
+	if dryRun {
+		err = s.pool.QueryRow(ctx, "SELECT count(*) "+pred, args...).Scan(&n)
+	} else {
+		// "FROM t x WHERE ..." → "DELETE FROM t x WHERE ...".
+		var tag interface{ RowsAffected() int64 }
+		tag, err = s.pool.Exec(ctx, "DELETE "+pred, args...)
+		if err == nil {
+			n = tag.RowsAffected()
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: %s: %w", what, classify(err))
+	}
+	return n, nil
+}
+
+// TrimTimeline deletes (or counts) timeline rows recorded before `before`.
+func (m *ReadModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+	var n int64
+	var err error
+	if dryRun {
+		err = m.pool.QueryRow(ctx, `SELECT count(*) FROM rm_timeline WHERE recorded_at < $1`, before).Scan(&n)
+	} else {
+		var tag interface{ RowsAffected() int64 }
+		tag, err = m.pool.Exec(ctx, `DELETE FROM rm_timeline WHERE recorded_at < $1`, before)
+		if err == nil {
+			n = tag.RowsAffected()
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: trim timeline: %w", classify(err))
+	}
+	return n, nil
+}

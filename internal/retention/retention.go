@@ -1,0 +1,165 @@
+// Package retention applies EventStore.RetentionPolicy: events older than
+// MaxAge are deleted only where a snapshot covers them (so no entity's state
+// changes), timeline rows older than MaxAge go too, superseded snapshots older
+// than SnapshotAge are pruned, and streams whose newest snapshot is older than
+// SnapshotAge (or whose old events no snapshot covers) get a fresh snapshot.
+// Events are deleted only behind every reader of the log (projections, relay).
+package retention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
+)
+
+// StreamRef names a stream.
+type StreamRef struct{ Tenant, StreamID string }
+
+// EventStore is what retention needs of an event store engine.
+type EventStore interface {
+	// StreamsToSnapshot lists up to limit streams whose newest snapshot was
+	// created before snapshotsBefore, or that have events recorded before
+	// eventsBefore which no snapshot covers.
+	StreamsToSnapshot(ctx context.Context, snapshotsBefore, eventsBefore time.Time, limit int) ([]StreamRef, error)
+	// PruneSnapshots deletes (or counts) snapshots created before `before`
+	// that a newer snapshot of their stream supersedes.
+	PruneSnapshots(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+	// TrimEvents deletes (or counts) events recorded before `before`, at or
+	// below the version of their stream's newest snapshot of schemaVersion,
+	// and whose log cursor is at or before `below` (applied by every reader).
+	TrimEvents(ctx context.Context, before time.Time, below eventstore.Cursor, schemaVersion int, dryRun bool) (int64, error)
+}
+
+// ReadModels is what retention needs of the read models.
+type ReadModels interface {
+	Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error)
+	// TrimTimeline deletes (or counts) timeline rows recorded before `before`.
+	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+}
+
+// Snapshotter takes a fresh snapshot of one entity (tracking.Service).
+type Snapshotter interface {
+	Snapshot(ctx context.Context, tenant, entityID string) error
+}
+
+// Policy is EventStore.RetentionPolicy.
+type Policy struct {
+	MaxAge      time.Duration // 0 keeps events forever
+	SnapshotAge time.Duration // 0 keeps snapshots forever
+}
+
+// Deps are the collaborators of a run.
+type Deps struct {
+	Store       EventStore
+	ReadModels  ReadModels
+	Snapshotter Snapshotter
+	// Readers are the checkpoints events must be behind before deletion
+	// (every projection, and the Kafka relay when it runs).
+	Readers []string
+	// SnapshotSchemaVersion is the schema of snapshots that may stand in for
+	// deleted events.
+	SnapshotSchemaVersion int
+	Logger                *slog.Logger
+}
+
+// Report says what a run did (or, dry, would do).
+type Report struct {
+	DryRun              bool  `json:"dryRun"`
+	SnapshotsTaken      int64 `json:"snapshotsTaken"`
+	SnapshotsPruned     int64 `json:"snapshotsPruned"`
+	EventsDeleted       int64 `json:"eventsDeleted"`
+	TimelineRowsDeleted int64 `json:"timelineRowsDeleted"`
+}
+
+// maxSnapshotsPerRun bounds the work of one run; the next run continues.
+const maxSnapshotsPerRun = 10000
+
+// Run applies the policy as of now.
+func Run(ctx context.Context, d Deps, p Policy, now time.Time, dryRun bool) (Report, error) {
+	r := Report{DryRun: dryRun}
+	if p.MaxAge <= 0 && p.SnapshotAge <= 0 {
+		return r, nil
+	}
+	far := time.Time{} // "before the zero time": matches nothing
+	snapBefore, eventsBefore := far, far
+	if p.SnapshotAge > 0 {
+		snapBefore = now.Add(-p.SnapshotAge)
+	}
+	if p.MaxAge > 0 {
+		eventsBefore = now.Add(-p.MaxAge)
+	}
+	// 1. Fresh snapshots first: they are what lets old events go.
+	streams, err := d.Store.StreamsToSnapshot(ctx, snapBefore, eventsBefore, maxSnapshotsPerRun)
+	if err != nil {
+		return r, fmt.Errorf("retention: streams to snapshot: %w", err)
+	}
+	for _, s := range streams {
+		if dryRun {
+			r.SnapshotsTaken++
+			continue
+		}
+		if err := d.Snapshotter.Snapshot(ctx, s.Tenant, s.StreamID); err != nil {
+			if errors.Is(err, eventstore.ErrNotFound) {
+				continue // erased meanwhile
+			}
+			return r, fmt.Errorf("retention: snapshot %s/%s: %w", s.Tenant, s.StreamID, err)
+		}
+		r.SnapshotsTaken++
+	}
+	// 2. Superseded snapshots.
+	if p.SnapshotAge > 0 {
+		if r.SnapshotsPruned, err = d.Store.PruneSnapshots(ctx, snapBefore, dryRun); err != nil {
+			return r, fmt.Errorf("retention: prune snapshots: %w", err)
+		}
+	}
+	if p.MaxAge <= 0 {
+		return r, nil
+	}
+	// 3. Old events, behind every reader.
+	var below eventstore.Cursor
+	for i, name := range d.Readers {
+		cp, err := d.ReadModels.Checkpoint(ctx, name)
+		if err != nil {
+			return r, fmt.Errorf("retention: checkpoint %s: %w", name, err)
+		}
+		if i == 0 || cp.Cursor.Less(below) {
+			below = cp.Cursor
+		}
+	}
+	if r.EventsDeleted, err = d.Store.TrimEvents(ctx, eventsBefore, below, d.SnapshotSchemaVersion, dryRun); err != nil {
+		return r, fmt.Errorf("retention: trim events: %w", err)
+	}
+	// 4. Old timeline rows.
+	if r.TimelineRowsDeleted, err = d.ReadModels.TrimTimeline(ctx, eventsBefore, dryRun); err != nil {
+		return r, fmt.Errorf("retention: trim timeline: %w", err)
+	}
+	if d.Logger != nil {
+		d.Logger.Info("retention run", "dryRun", dryRun, "snapshotsTaken", r.SnapshotsTaken, "snapshotsPruned", r.SnapshotsPruned,
+			"eventsDeleted", r.EventsDeleted, "timelineRowsDeleted", r.TimelineRowsDeleted)
+	}
+	return r, nil
+}
+
+// Loop runs the policy every interval until ctx ends.
+func Loop(ctx context.Context, d Deps, p Policy, interval time.Duration, now func() time.Time) {
+	if interval <= 0 || (p.MaxAge <= 0 && p.SnapshotAge <= 0) {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := Run(ctx, d, p, now(), false); err != nil && ctx.Err() == nil && d.Logger != nil {
+				d.Logger.Error("retention run failed", "error", err)
+			}
+		}
+	}
+}
