@@ -1,0 +1,361 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// Dead-letter headers, added to the original record's headers when it is
+// produced to <topic>.dlq.
+const (
+	HeaderDLQError             = "dlq-error"
+	HeaderDLQOriginalTopic     = "dlq-original-topic"
+	HeaderDLQOriginalPartition = "dlq-original-partition"
+	HeaderDLQOriginalOffset    = "dlq-original-offset"
+	HeaderDLQAttempts          = "dlq-attempts"
+)
+
+// maxDLQErrorBytes bounds the dlq-error header.
+const maxDLQErrorBytes = 1024
+
+// Applier applies events to a projection's read models, idempotently per
+// (stream, version), without a global-log checkpoint. Both engines' read
+// models implement it.
+type Applier interface {
+	ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error
+}
+
+// ConsumerOptions tune a Consumer.
+type ConsumerOptions struct {
+	// Projections are the projections a projection consumer feeds
+	// (default tracking.Projections()).
+	Projections []string
+	// MaxAttempts bounds the attempts at a failing message before it is
+	// dead-lettered (default 3). Messages that cannot succeed (undecodable,
+	// invalid) are dead-lettered at once; failures of an unavailable
+	// database (eventstore.ErrUnavailable) are retried until it is back.
+	MaxAttempts int
+	// Backoff is the wait after the first failed attempt, doubling after
+	// each next one (default 200ms) up to MaxBackoff (default 10s).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// MaxPollRecords bounds the records handled per poll (default 500).
+	MaxPollRecords int
+	// DefaultTenant is the tenant of ingest messages without a tenant
+	// header (default "default").
+	DefaultTenant string
+	Logger        *slog.Logger
+	// OnHandled, when set, is called with the records of a partition once
+	// they are handled and their offsets committed (metrics, tracing, tests).
+	OnHandled func([]Delivery)
+}
+
+// Delivery is one handled record.
+type Delivery struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	// TraceParent is the record's W3C traceparent header, "" when absent.
+	TraceParent string
+	// Event is the decoded domain event (projection consumer).
+	Event eventstore.Recorded
+	// Result is the append's outcome (ingest consumer); Result.Replayed is
+	// true for a redelivered message.
+	Result eventstore.AppendResult
+	// DeadLettered is true when the record went to the dead-letter topic
+	// because of Err after Attempts attempts.
+	DeadLettered bool
+	Err          error
+	Attempts     int
+}
+
+// handler handles the records of one partition.
+type handler interface {
+	// one handles one record.
+	one(ctx context.Context, rec *kgo.Record, d *Delivery) error
+	// batch handles a partition's records at once, or fails as a whole;
+	// the consumer then handles them one by one.
+	batch(ctx context.Context, recs []*kgo.Record, ds []Delivery) error
+}
+
+// Consumer consumes a topic in a consumer group, handles each partition's
+// records in order, dead-letters the ones that keep failing to <topic>.dlq
+// and commits the partition's offsets once its records are handled (never
+// before: a crash redelivers, and handling is idempotent).
+type Consumer struct {
+	client *kgo.Client
+	h      handler
+	opts   ConsumerOptions
+	log    *slog.Logger
+}
+
+func newConsumer(client *kgo.Client, h handler, opts ConsumerOptions) *Consumer {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 3
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = 200 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	if opts.MaxPollRecords <= 0 {
+		opts.MaxPollRecords = 500
+	}
+	if opts.DefaultTenant == "" {
+		opts.DefaultTenant = "default"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{client: client, h: h, opts: opts, log: log}
+}
+
+// NewProjectionConsumer returns a consumer that feeds the projections from
+// the domain-events topic: per partition and poll, it decodes the
+// CloudEvents, applies them to every projection (idempotent per stream
+// version) and then commits the offsets. The client must be created with
+// ProjectionConsumerOpts; the caller closes it after Run returns.
+func NewProjectionConsumer(client *kgo.Client, target Applier, opts ConsumerOptions) *Consumer {
+	if len(opts.Projections) == 0 {
+		opts.Projections = tracking.Projections()
+	}
+	return newConsumer(client, &projectionHandler{target: target, names: opts.Projections}, opts)
+}
+
+// Run consumes until ctx is done and returns nil then. Handling stops at
+// once; what was not committed is redelivered to the next consumer.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.client.AllowRebalance()
+	idle := 0
+	for {
+		fetches := c.client.PollRecords(ctx, c.opts.MaxPollRecords)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		failed := false
+		fetches.EachError(func(topic string, partition int32, err error) {
+			failed = true
+			c.log.Warn("kafka consumer: fetch failed", "topic", topic, "partition", partition, "error", err)
+		})
+		var stop error
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if stop == nil && len(p.Records) > 0 {
+				stop = c.partition(ctx, p.Records)
+			}
+		})
+		c.client.AllowRebalance()
+		if stop != nil {
+			return nil // ctx ended
+		}
+		if failed && fetches.NumRecords() == 0 {
+			idle++
+			sleep(ctx, nil, backoff(idle, c.opts.MaxBackoff), nil)
+		} else {
+			idle = 0
+		}
+	}
+}
+
+// partition handles one partition's records in order and commits them. It
+// returns an error only when ctx ended.
+func (c *Consumer) partition(ctx context.Context, recs []*kgo.Record) error {
+	ds := make([]Delivery, len(recs))
+	for i, rec := range recs {
+		ds[i] = Delivery{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+			TraceParent: header(rec, HeaderTraceParent), Attempts: 1}
+	}
+	if err := c.h.batch(ctx, recs, ds); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, errNoBatch) {
+			c.log.Warn("kafka consumer: batch failed; handling its records one by one",
+				"topic", recs[0].Topic, "partition", recs[0].Partition, "error", err)
+		}
+		for i, rec := range recs {
+			if err := c.handle(ctx, rec, &ds[i]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.client.CommitRecords(ctx, recs[len(recs)-1]); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Redelivery is harmless: handling is idempotent.
+		c.log.Warn("kafka consumer: commit failed", "topic", recs[0].Topic, "partition", recs[0].Partition, "error", err)
+	}
+	if c.opts.OnHandled != nil {
+		c.opts.OnHandled(ds)
+	}
+	return nil
+}
+
+// Lag returns how many records of the consumer's topics its group has not
+// committed yet, over all partitions (metrics: consumer lag).
+func (c *Consumer) Lag(ctx context.Context) (int64, error) {
+	group, _ := c.client.OptValue(kgo.ConsumerGroup).(string)
+	if group == "" {
+		return 0, errors.New("kafka consumer: the client has no consumer group")
+	}
+	lags, err := kadm.NewClient(c.client).Lag(ctx, group)
+	if err != nil {
+		return 0, fmt.Errorf("kafka consumer: lag: %w", err)
+	}
+	l, ok := lags[group]
+	if !ok {
+		return 0, fmt.Errorf("kafka consumer: lag: group %s not described", group)
+	}
+	if err := l.Error(); err != nil {
+		return 0, fmt.Errorf("kafka consumer: lag: %w", err)
+	}
+	var total int64
+	for _, ps := range l.Lag {
+		for _, p := range ps {
+			if p.Err != nil {
+				return 0, fmt.Errorf("kafka consumer: lag of %s/%d: %w", p.Topic, p.Partition, p.Err)
+			}
+			total += p.Lag
+		}
+	}
+	return total, nil
+}
+
+// Classes of failures.
+const (
+	retryBounded     = iota // retried MaxAttempts times, then dead-lettered
+	retryNever              // dead-lettered at once: it cannot succeed
+	retryUnavailable        // retried until it succeeds: the database is down
+)
+
+// permanentError marks a failure that retrying cannot cure.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func classOf(err error) int {
+	var pe *permanentError
+	switch {
+	case errors.As(err, &pe):
+		return retryNever
+	case errors.Is(err, eventstore.ErrUnavailable):
+		return retryUnavailable
+	}
+	return retryBounded
+}
+
+// handle handles one record with retries, dead-lettering it when it keeps
+// failing. It returns an error only when ctx ended.
+func (c *Consumer) handle(ctx context.Context, rec *kgo.Record, d *Delivery) error {
+	for attempt := 1; ; attempt++ {
+		err := c.h.one(ctx, rec, d)
+		if err == nil {
+			d.Attempts = attempt
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		class := classOf(err)
+		if class == retryNever || class == retryBounded && attempt >= c.opts.MaxAttempts {
+			d.DeadLettered, d.Err, d.Attempts = true, err, attempt
+			return c.deadLetter(ctx, rec, err, attempt)
+		}
+		wait := min(c.opts.Backoff<<min(attempt-1, 16), c.opts.MaxBackoff)
+		c.log.Warn("kafka consumer: message failed; retrying", "topic", rec.Topic, "partition", rec.Partition,
+			"offset", rec.Offset, "attempt", attempt, "retry_in", wait.String(), "error", err)
+		if sleep(ctx, nil, wait, nil) == stopped {
+			return ctx.Err()
+		}
+	}
+}
+
+// deadLetter produces the record to its topic's dead-letter topic, with the
+// failure in headers, retrying until the broker acknowledges it (the
+// partition must not move on without it) or ctx ends.
+func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, cause error, attempts int) error {
+	msg := cause.Error()
+	if len(msg) > maxDLQErrorBytes {
+		msg = msg[:maxDLQErrorBytes]
+	}
+	headers := append(slices.Clone(rec.Headers),
+		kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(msg)},
+		kgo.RecordHeader{Key: HeaderDLQOriginalTopic, Value: []byte(rec.Topic)},
+		kgo.RecordHeader{Key: HeaderDLQOriginalPartition, Value: []byte(strconv.FormatInt(int64(rec.Partition), 10))},
+		kgo.RecordHeader{Key: HeaderDLQOriginalOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+		kgo.RecordHeader{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(attempts))},
+	)
+	dl := &kgo.Record{Topic: DLQTopic(rec.Topic), Key: rec.Key, Value: rec.Value, Headers: headers}
+	c.log.Error("kafka consumer: dead-lettering message", "topic", rec.Topic, "partition", rec.Partition,
+		"offset", rec.Offset, "attempts", attempts, "error", cause)
+	for n := 1; ; n++ {
+		err := c.client.ProduceSync(ctx, dl).FirstErr()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.log.Error("kafka consumer: dead-letter produce failed; retrying", "topic", dl.Topic, "error", err)
+		if sleep(ctx, nil, backoff(n, c.opts.MaxBackoff), nil) == stopped {
+			return ctx.Err()
+		}
+	}
+}
+
+// errNoBatch: the handler handles records one by one only.
+var errNoBatch = errors.New("kafka: no batch handling")
+
+// projectionHandler applies domain events to the projections.
+type projectionHandler struct {
+	target Applier
+	names  []string
+}
+
+func (p *projectionHandler) batch(ctx context.Context, recs []*kgo.Record, ds []Delivery) error {
+	events := make([]eventstore.Recorded, len(recs))
+	for i, rec := range recs {
+		e, err := DecodeCloudEvent(rec.Value)
+		if err != nil {
+			return err
+		}
+		events[i] = e
+	}
+	for _, name := range p.names {
+		if err := p.target.ApplyEvents(ctx, name, events); err != nil {
+			return fmt.Errorf("kafka consumer: apply %s: %w", name, err)
+		}
+	}
+	for i := range ds {
+		ds[i].Event = events[i]
+	}
+	return nil
+}
+
+func (p *projectionHandler) one(ctx context.Context, rec *kgo.Record, d *Delivery) error {
+	e, err := DecodeCloudEvent(rec.Value)
+	if err != nil {
+		return &permanentError{err}
+	}
+	d.Event = e
+	for _, name := range p.names {
+		if err := p.target.ApplyEvents(ctx, name, []eventstore.Recorded{e}); err != nil {
+			return fmt.Errorf("kafka consumer: apply %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,287 @@
+package kafka
+
+import (
+	"container/list"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// Kinds of integration events, the public contract for other services. Their
+// CloudEvents type is tracktrace.integration.<Kind>.v<IntegrationVersion>,
+// their id "<domain event id>:<Kind>".
+const (
+	KindEntityStatusChanged = "EntityStatusChanged"
+	KindExceptionRaised     = "ExceptionRaised"
+	KindExceptionResolved   = "ExceptionResolved"
+	KindEtaChanged          = "EtaChanged"
+	// IntegrationVersion is the schema version of every integration event.
+	IntegrationVersion = 1
+)
+
+// IntegrationEvent is the data of an integration event. Which fields are set
+// depends on the kind: EntityStatusChanged has PreviousStatus (absent on an
+// entity's first event) and Status; EtaChanged has PreviousEta and Eta (either
+// may be absent); the exception kinds have Exception.
+type IntegrationEvent struct {
+	EntityID   string    `json:"entityId"`
+	EntityType string    `json:"entityType,omitempty"`
+	Version    int64     `json:"version"`
+	OccurredAt time.Time `json:"occurredAt"`
+
+	PreviousStatus string `json:"previousStatus,omitempty"`
+	Status         string `json:"status,omitempty"`
+
+	PreviousEta *time.Time `json:"previousEta,omitempty"`
+	Eta         *time.Time `json:"eta,omitempty"`
+
+	Exception *IntegrationException `json:"exception,omitempty"`
+}
+
+// IntegrationException describes the exception of ExceptionRaised and
+// ExceptionResolved.
+type IntegrationException struct {
+	ExceptionID string    `json:"exceptionId"`
+	Code        string    `json:"code"`
+	Severity    string    `json:"severity"`
+	Description string    `json:"description,omitempty"`
+	RaisedAt    time.Time `json:"raisedAt"`
+	Resolution  string    `json:"resolution,omitempty"`
+}
+
+// derived is one integration event derived from a domain event.
+type derived struct {
+	kind string
+	data IntegrationEvent
+}
+
+// derive compares an entity's view before and after one of its events
+// (before is the zero EntityState for the entity's first event) and returns
+// the integration events the event causes. Late events that change neither
+// status, ETA nor open exceptions cause none.
+func derive(r eventstore.Recorded, before, after tracking.EntityState) []derived {
+	base := IntegrationEvent{EntityID: r.StreamID, EntityType: firstNonEmpty(after.EntityType, r.EntityType), Version: r.Version, OccurredAt: r.OccurredAt}
+	var out []derived
+	if after.Status != before.Status {
+		d := base
+		d.PreviousStatus, d.Status = before.Status, after.Status
+		out = append(out, derived{KindEntityStatusChanged, d})
+	}
+	open := func(list []tracking.OpenException, id string) bool {
+		return slices.ContainsFunc(list, func(x tracking.OpenException) bool { return x.ExceptionID == id })
+	}
+	for _, x := range after.OpenExceptions {
+		if !open(before.OpenExceptions, x.ExceptionID) {
+			d := base
+			d.Exception = &IntegrationException{ExceptionID: x.ExceptionID, Code: x.Code, Severity: x.Severity, Description: x.Description, RaisedAt: x.RaisedAt}
+			out = append(out, derived{KindExceptionRaised, d})
+		}
+	}
+	for _, x := range before.OpenExceptions {
+		if !open(after.OpenExceptions, x.ExceptionID) {
+			d := base
+			d.Exception = &IntegrationException{ExceptionID: x.ExceptionID, Code: x.Code, Severity: x.Severity, Description: x.Description, RaisedAt: x.RaisedAt}
+			if r.Type == tracking.TypeExceptionResolved {
+				var p tracking.ExceptionResolved
+				if json.Unmarshal(r.Data, &p) == nil {
+					d.Exception.Resolution = p.Resolution
+				}
+			}
+			out = append(out, derived{KindExceptionResolved, d})
+		}
+	}
+	if !sameTime(before.ETA, after.ETA) {
+		d := base
+		d.PreviousEta, d.Eta = before.ETA, after.ETA
+		out = append(out, derived{KindEtaChanged, d})
+	}
+	return out
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// encodeIntegration encodes an integration event as a CloudEvent with the
+// deterministic id "<eventId>:<kind>".
+func encodeIntegration(source string, r eventstore.Recorded, d derived) ([]byte, error) {
+	data, err := marshal(d.data)
+	if err != nil {
+		return nil, err
+	}
+	e := envelope{
+		SpecVersion:     SpecVersion,
+		ID:              r.ID.String() + ":" + d.kind,
+		Source:          source,
+		Type:            IntegrationTypePrefix + d.kind + ".v" + strconv.Itoa(IntegrationVersion),
+		Subject:         r.StreamID,
+		Time:            formatTime(r.OccurredAt),
+		DataContentType: DataContentType,
+		TenantID:        r.Tenant,
+		EntityType:      d.data.EntityType,
+		StreamVersion:   strconv.FormatInt(r.Version, 10),
+		Position:        strconv.FormatInt(r.Position, 10),
+		RecordedAt:      formatTime(r.RecordedAt),
+		CorrelationID:   r.Metadata.CorrelationID,
+		CausationID:     r.ID.String(),
+		Principal:       r.Metadata.Principal,
+		EventSource:     r.Metadata.Source,
+		TraceID:         r.Metadata.TraceID,
+		Data:            data,
+	}
+	return marshal(e)
+}
+
+// StreamReader reads one stream of the event store; the relay uses it to
+// rebuild an entity's state when its cache does not hold it.
+type StreamReader interface {
+	ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]eventstore.Recorded, error)
+}
+
+type entityKey struct{ tenant, id string }
+
+// folded is an entity's projected state at a version.
+type folded struct {
+	version int64
+	state   json.RawMessage
+	view    tracking.EntityState
+}
+
+// stateCache is a bounded LRU of folded entity states. It is used by the
+// relay's single goroutine only.
+type stateCache struct {
+	max   int
+	order *list.List // front = most recent; values are entityKey
+	items map[entityKey]*list.Element
+	state map[entityKey]folded
+}
+
+func newStateCache(max int) *stateCache {
+	return &stateCache{max: max, order: list.New(), items: map[entityKey]*list.Element{}, state: map[entityKey]folded{}}
+}
+
+func (c *stateCache) get(k entityKey) (folded, bool) {
+	el, ok := c.items[k]
+	if !ok {
+		return folded{}, false
+	}
+	c.order.MoveToFront(el)
+	return c.state[k], true
+}
+
+func (c *stateCache) put(k entityKey, f folded) {
+	if el, ok := c.items[k]; ok {
+		c.order.MoveToFront(el)
+		c.state[k] = f
+		return
+	}
+	c.items[k] = c.order.PushFront(k)
+	c.state[k] = f
+	for c.order.Len() > c.max {
+		old := c.order.Back()
+		ok := old.Value.(entityKey)
+		c.order.Remove(old)
+		delete(c.items, ok)
+		delete(c.state, ok)
+	}
+}
+
+func (c *stateCache) len() int { return c.order.Len() }
+
+// deriver derives integration events of a batch of domain events. Folded
+// states are staged per batch and enter the cache only once the batch is
+// published (commit), so a failed batch is re-derived from the same states.
+type deriver struct {
+	cache   *stateCache
+	streams StreamReader
+	staged  map[entityKey]folded
+}
+
+// rebuildPage is the page size of stream reads when rebuilding a state.
+const rebuildPage = 500
+
+// before returns the entity's state just before version v.
+func (d *deriver) before(ctx context.Context, r eventstore.Recorded) (folded, error) {
+	k := entityKey{r.Tenant, r.StreamID}
+	if f, ok := d.staged[k]; ok && f.version == r.Version-1 {
+		return f, nil
+	}
+	if f, ok := d.cache.get(k); ok && f.version == r.Version-1 {
+		return f, nil
+	}
+	if r.Version == 1 {
+		return folded{}, nil
+	}
+	if d.streams == nil {
+		return folded{}, errors.New("kafka: relay: no stream reader to rebuild entity state for integration events")
+	}
+	// A cache miss, a version gap or a replay after a failed batch: fold
+	// the stream up to v-1 from the store.
+	var f folded
+	for from := int64(1); from < r.Version; {
+		limit := int(min(int64(rebuildPage), r.Version-from))
+		events, err := d.streams.ReadStream(ctx, r.Tenant, r.StreamID, from, limit)
+		if errors.Is(err, eventstore.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return folded{}, fmt.Errorf("kafka: relay: rebuild %s/%s: %w", r.Tenant, r.StreamID, err)
+		}
+		if len(events) == 0 {
+			break
+		}
+		for i := range events {
+			if events[i].EntityType == "" {
+				events[i].EntityType = r.EntityType
+			}
+		}
+		f.state, f.view = tracking.FoldEntity(r.StreamID, f.state, events)
+		last := events[len(events)-1].Version
+		f.version = last
+		from = last + 1
+	}
+	return f, nil
+}
+
+// derive folds one event and returns its integration events.
+func (d *deriver) derive(ctx context.Context, r eventstore.Recorded) ([]derived, error) {
+	prev, err := d.before(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	state, view := tracking.FoldEntity(r.StreamID, prev.state, []eventstore.Recorded{r})
+	d.staged[entityKey{r.Tenant, r.StreamID}] = folded{version: r.Version, state: state, view: view}
+	if prev.version == 0 && r.Version > 1 {
+		// Nothing of the stream before v is readable (erased or truncated
+		// by retention): the "before" view is unknown; say nothing rather
+		// than announce changes that did not happen.
+		return nil, nil
+	}
+	return derive(r, prev.view, view), nil
+}
+
+func (d *deriver) commit() {
+	for k, f := range d.staged {
+		d.cache.put(k, f)
+	}
+	clear(d.staged)
+}
+
+func (d *deriver) discard() { clear(d.staged) }
