@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: run test check unit fuzz build
+.PHONY: run test check unit deploy-check fuzz build
 
 run:
 	$(GO) run ./cmd/tracktrace serve
@@ -13,7 +13,7 @@ build:
 # The whole suite: formatting, vet, every package's tests with the race
 # detector (PostgreSQL tests included: they fail under CI=true when the
 # server is unreachable), then each fuzz target briefly.
-test: check unit fuzz
+test: check unit deploy-check fuzz
 
 check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -21,6 +21,11 @@ check:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The deployment files, checked by a module of their own (k8s.io/api, HCL,
+# compose-go, buildkit) so that the service's dependencies stay lean.
+deploy-check:
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # Every fuzz target, found in the sources, runs for FUZZTIME; any failure
 # (including a package that does not build) fails the suite.

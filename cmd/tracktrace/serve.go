@@ -108,6 +108,8 @@ type readSide interface {
 	httpapi.ReadModels
 	Ping(ctx context.Context) error
 	EraseEntity(ctx context.Context, tenant, id string) error
+	ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error
+	MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error
 }
 
 // openReadModels opens the read models beside the event store: in its
@@ -268,6 +270,16 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if err := registerCollectors(metrics, rawStore, projections); err != nil {
 		return err
 	}
+	var kp *kafkaParts
+	if cfg.Kafka.Enabled() {
+		kp, err = startKafka(ctx, cfg, store, views, svc, metrics, func(evs []eventstore.Recorded) {
+			cached.Invalidate(context.WithoutCancel(ctx), evs)
+		}, log)
+		if err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+		defer kp.close()
+	}
 
 	deps := httpapi.Deps{
 		Tracker:         svc,
@@ -288,6 +300,11 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		MaxBodyBytes:   int64(cfg.Server.MaxBodyBytes),
 		RequestTimeout: time.Duration(cfg.Server.RequestTimeout),
 		Version:        buildVersion(),
+	}
+	if kp != nil {
+		// Optional: during a broker outage appends go on (the relay catches
+		// up later), so the pod must stay ready.
+		deps.Checks = append(deps.Checks, httpapi.HealthCheck{Name: "kafka", Check: kp.ping, Optional: true})
 	}
 	if cfg.Authentication.Enabled() {
 		a := cfg.Authentication
@@ -325,7 +342,12 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	// it stops only after the HTTP server has drained.
 	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
 	g.Go(func() error { return svc.Run(svcCtx) })
-	g.Go(func() error { return projections.Run(svcCtx) })
+	if !kafkaFeedsProjections(cfg) {
+		g.Go(func() error { return projections.Run(svcCtx) })
+	}
+	if kp != nil {
+		g.Go(func() error { return kp.run(svcCtx) })
+	}
 	if deps, policy, err := retentionDeps(cfg, rawStore, views, svc); err == nil {
 		deps.Logger = log
 		g.Go(func() error {

@@ -66,6 +66,10 @@ type ReadModels struct {
 	// ConsistencyWait bounds how long a read with minVersion waits for the
 	// projection before answering with what it has (marked stale).
 	ConsistencyWait Duration
+	// Feed is what projections read: "log" (the event store's global log)
+	// or "kafka" (the consumer group Kafka.Consumer.GroupId on the domain
+	// events topic). Empty: kafka when Kafka is configured, else log.
+	Feed string
 	CacheSettings   CacheSettings // the read-through cache
 }
 

@@ -91,6 +91,13 @@ func (ch *checker) validate(c *Config) {
 	}
 	ch.positive("ReadModels.RefreshInterval", rm.RefreshInterval)
 	ch.positive("ReadModels.ConsistencyWait", rm.ConsistencyWait)
+	switch strings.ToLower(rm.Feed) {
+	case "", "log":
+	case "kafka":
+		ch.check(c.Kafka.Enabled(), "ReadModels.Feed", "is kafka, but Kafka.BootstrapServers is empty")
+	default:
+		ch.add("ReadModels.Feed", "must be log or kafka, got %q", rm.Feed)
+	}
 	ch.positive("ReadModels.CacheSettings.DefaultTTL", rm.CacheSettings.DefaultTTL)
 	ch.check(rm.CacheSettings.MaxSize > 0, "ReadModels.CacheSettings.MaxSize", "must be positive")
 	if r := c.ConnectionStrings.Redis; r != "" {

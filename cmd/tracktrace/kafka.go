@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tlm/tracktrace/internal/config"
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/kafka"
+	"github.com/tlm/tracktrace/internal/telemetry"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// kafkaParts are the Kafka components of a serving process.
+type kafkaParts struct {
+	clients   []*kgo.Client
+	relay     *kafka.Relay
+	consumers []*kafka.Consumer
+}
+
+// kafkaFeedsProjections reports whether the projections read the Kafka
+// topic rather than the event store's log.
+func kafkaFeedsProjections(cfg *config.Config) bool {
+	switch strings.ToLower(cfg.ReadModels.Feed) {
+	case "kafka":
+		return true
+	case "log":
+		return false
+	}
+	return cfg.Kafka.Enabled()
+}
+
+// startKafka builds the relay (always, when Kafka is configured), the
+// projection consumer (when Kafka feeds the projections) and the ingest
+// consumer (when an ingest topic is configured).
+func startKafka(ctx context.Context, cfg *config.Config, store eventstore.Store, views readSide, svc *tracking.Service,
+	metrics *telemetry.Metrics, onApplied func([]eventstore.Recorded), log *slog.Logger) (*kafkaParts, error) {
+	kc := kafka.Config{Brokers: cfg.Kafka.Brokers(), ClientID: "tracktrace",
+		Topics: kafka.Topics{DomainEvents: cfg.Kafka.Topics.DomainEvents, IntegrationEvents: cfg.Kafka.Topics.IntegrationEvents,
+			Ingest: cfg.Kafka.Topics.Ingest},
+		GroupID: cfg.Kafka.Consumer.GroupID, AutoOffsetReset: cfg.Kafka.Consumer.AutoOffsetReset,
+		EnableAutoCommit: cfg.Kafka.Consumer.EnableAutoCommit}
+	parts := &kafkaParts{}
+	producer, err := kafka.NewClient(kc)
+	if err != nil {
+		return nil, err
+	}
+	parts.clients = append(parts.clients, producer)
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := kafka.EnsureTopics(tctx, producer, kc); err != nil {
+		// The relay retries until the broker is back; topics are created then
+		// by the broker (auto-create) or by the next start.
+		log.Warn("kafka: cannot ensure topics now", "error", err)
+	}
+	cancel()
+	parts.relay = kafka.NewRelay(producer, store, views, views, kafka.RelayOptions{DomainTopic: kc.Topics.DomainEvents,
+		IntegrationTopic: kc.Topics.IntegrationEvents, Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
+	if err := metrics.Register(telemetry.NewBacklogCollector("tracktrace_relay_backlog_events",
+		"Events in the global log not yet published to Kafka.", parts.relay)); err != nil {
+		return nil, err
+	}
+	if kafkaFeedsProjections(cfg) {
+		pc, err := kafka.NewClient(kc, kafka.ProjectionConsumerOpts(kc)...)
+		if err != nil {
+			return nil, err
+		}
+		parts.clients = append(parts.clients, pc)
+		cons := kafka.NewProjectionConsumer(pc, views, kafka.ConsumerOptions{Logger: log,
+			OnHandled: func(ds []kafka.Delivery) {
+				evs := make([]eventstore.Recorded, 0, len(ds))
+				for _, d := range ds {
+					evs = append(evs, d.Event)
+				}
+				onApplied(evs)
+			}})
+		parts.consumers = append(parts.consumers, cons)
+		if err := metrics.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracktrace_consumer_lag_messages",
+			Help: "Messages of the projection consumer group not yet applied."}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := cons.Lag(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		})); err != nil {
+			return nil, err
+		}
+	}
+	if kc.Topics.Ingest != "" {
+		ic, err := kafka.NewClient(kc, kafka.IngestConsumerOpts(kc)...)
+		if err != nil {
+			return nil, err
+		}
+		parts.clients = append(parts.clients, ic)
+		parts.consumers = append(parts.consumers, kafka.NewIngestConsumer(ic, svc, kafka.ConsumerOptions{Logger: log}))
+	}
+	return parts, nil
+}
+
+// run runs the relay and the consumers until ctx ends.
+func (k *kafkaParts) run(ctx context.Context) error {
+	errs := make(chan error, 1+len(k.consumers))
+	go func() { errs <- k.relay.Run(ctx) }()
+	for _, c := range k.consumers {
+		go func() { errs <- c.Run(ctx) }()
+	}
+	var all []error
+	for range 1 + len(k.consumers) {
+		if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// close closes the clients (after run returned).
+func (k *kafkaParts) close() {
+	for _, c := range k.clients {
+		c.Close()
+	}
+}
+
+// ping checks that a broker answers.
+func (k *kafkaParts) ping(ctx context.Context) error { return k.clients[0].Ping(ctx) }
