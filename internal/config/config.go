@@ -69,8 +69,8 @@ type ReadModels struct {
 	// Feed is what projections read: "log" (the event store's global log)
 	// or "kafka" (the consumer group Kafka.Consumer.GroupId on the domain
 	// events topic). Empty: kafka when Kafka is configured, else log.
-	Feed string
-	CacheSettings   CacheSettings // the read-through cache
+	Feed          string
+	CacheSettings CacheSettings // the read-through cache
 }
 
 // CacheSettings bounds the read-through cache of entity and timeline queries.
