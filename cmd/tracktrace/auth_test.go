@@ -136,6 +136,11 @@ func TestAuthenticationAndTenantIsolation(t *testing.T) {
 	if r := mustStatus(200, srv.do(t, "GET", "/api/v1/metrics/operational?from="+from+"&to="+to, nil, aRead...)); !strings.Contains(string(r.Body), `"count":1`) {
 		t.Errorf("acme's metrics lack its operation: %s", r.Body)
 	}
+	// globex, even as admin, cannot erase acme's entity.
+	mustStatus(404, srv.do(t, "DELETE", "/api/v1/entities/A-1", nil, bAdmin...))
+	mustStatus(200, srv.do(t, "GET", "/api/v1/entities/A-1?consistent=true", nil, aRead...))
+	// acme's writer is no admin: no erasure either.
+	mustStatus(403, srv.do(t, "DELETE", "/api/v1/entities/A-1", nil, aWrite...))
 	// globex writing "A-1" makes its own entity; acme's is untouched.
 	mustStatus(201, srv.do(t, "POST", "/api/v1/entities/A-1/events", map[string]any{"entityType": "vehicle",
 		"events": []any{ev("LocationReported", 0, `{"lat":1,"lon":1}`)}}, bAdmin...))

@@ -67,6 +67,7 @@ func TestMetricsMove(t *testing.T) {
 		}
 	}
 	srv.do(t, "GET", "/api/v1/entities/M-1?minVersion=5", nil)
+	srv.do(t, "GET", "/api/v1/entities/M-1", nil) // from the cache
 	srv.do(t, "GET", "/api/v1/entities/nope", nil)
 	after := scrape(t, srv)
 	checks := []struct {
@@ -79,6 +80,8 @@ func TestMetricsMove(t *testing.T) {
 		{"tracktrace_http_request_duration_seconds_count", []string{`route="POST /api/v1/entities/{entityId}/events"`}, 5},
 		{"tracktrace_eventstore_append_duration_seconds_count", []string{`outcome="ok"`}, 5},
 		{"tracktrace_events_appended_total", []string{`type="LocationReported"`}, 5},
+		{"tracktrace_cache_requests_total", []string{`cache="entity"`, `result="hit"`}, 1},
+		{"tracktrace_cache_requests_total", []string{`cache="entity"`, `result="miss"`}, 1},
 	}
 	for _, c := range checks {
 		if got := sum(after, c.family, c.labels...) - sum(before, c.family, c.labels...); got < c.min {

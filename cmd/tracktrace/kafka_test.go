@@ -1,0 +1,63 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// With Kafka configured (an in-process Kafka-protocol broker): events are
+// published, the projections are fed from the topic, and the relay backlog
+// and consumer lag are exported.
+func TestServeWithKafka(t *testing.T) {
+	t.Parallel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db"),
+		"Kafka__BootstrapServers=" + strings.Join(cluster.ListenAddrs(), ","), "ReadModels__RefreshInterval=00:00:01"})
+	for i := range 3 {
+		r := srv.do(t, "POST", "/api/v1/entities/K-1/events", map[string]any{"entityType": "container",
+			"events": []any{ev("MilestoneReached", time.Duration(i)*time.Minute, `{"milestone":"departed"}`)}})
+		if r.StatusCode != 201 {
+			t.Fatalf("append: %d %s", r.StatusCode, r.Body)
+		}
+	}
+	var tl struct {
+		Entries          []struct{ Version int64 }
+		ProjectedVersion int64
+	}
+	srv.do(t, "GET", "/api/v1/entities/K-1/timeline?minVersion=3", nil).JSON(t, &tl)
+	if tl.ProjectedVersion != 3 || len(tl.Entries) != 3 {
+		t.Fatalf("timeline fed from Kafka: %+v", tl)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m := scrape(t, srv)
+		backlog, okB := m["tracktrace_relay_backlog_events"]
+		lag, okL := m["tracktrace_consumer_lag_messages"]
+		if okB && okL && backlog == 0 && lag == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay backlog %v (%v), consumer lag %v (%v): want both exported and drained", backlog, okB, lag, okL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var health struct {
+		Checks []struct{ Name, Status string }
+	}
+	srv.do(t, "GET", "/health/ready", nil).JSON(t, &health)
+	found := false
+	for _, c := range health.Checks {
+		found = found || (c.Name == "kafka" && c.Status == "Healthy")
+	}
+	if !found {
+		t.Fatalf("/health/ready lacks a healthy kafka check: %+v", health)
+	}
+}
