@@ -313,25 +313,13 @@ func applyEntities(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded,
 	return err
 }
 
-type opKey struct{ tenant, entity, op string }
-
 func applyMetrics(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded, bulk bool) error {
-	// The starts of operations completed in this batch: from the table, or
-	// from earlier in the batch.
-	var qt, qe, qo []string
-	for _, e := range events {
-		if e.Type != tracking.TypeOperationCompleted {
-			continue
+	open := map[tracking.OperationKey]tracking.OperationStart{}
+	if keys := tracking.CompletedOperations(events); len(keys) > 0 {
+		qt, qe, qo := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+		for i, k := range keys {
+			qt[i], qe[i], qo[i] = k.Tenant, k.EntityID, k.OperationID
 		}
-		var p struct {
-			OperationID string `json:"operationId"`
-		}
-		if json.Unmarshal(e.Data, &p) == nil {
-			qt, qe, qo = append(qt, e.Tenant), append(qe, e.StreamID), append(qo, p.OperationID)
-		}
-	}
-	starts := map[opKey]tracking.OperationStart{}
-	if len(qt) > 0 {
 		rows, err := tx.Query(ctx, `SELECT s.tenant_id, s.entity_id, s.operation_id, s.operation, s.started_at FROM rm_operation_starts s
 			JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(tenant_id, entity_id, operation_id) USING (tenant_id, entity_id, operation_id)`, qt, qe, qo)
 		if err != nil {
@@ -343,48 +331,28 @@ func applyMetrics(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded, 
 				rows.Close()
 				return err
 			}
-			starts[opKey{s.Tenant, s.EntityID, s.OperationID}] = s
+			open[s.Key()] = s
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 	}
-	var points []tracking.MetricPoint
-	completed := map[opKey]bool{}
-	for _, e := range events {
-		ch := tracking.MetricsOf(e, func(op string) (tracking.OperationStart, bool) {
-			s, ok := starts[opKey{e.Tenant, e.StreamID, op}]
-			return s, ok
-		})
-		if ch.Start != nil {
-			k := opKey{e.Tenant, e.StreamID, ch.Start.OperationID}
-			starts[k] = *ch.Start
-			delete(completed, k)
-		}
-		if ch.Complete != "" {
-			k := opKey{e.Tenant, e.StreamID, ch.Complete}
-			delete(starts, k)
-			completed[k] = true
-		}
-		if ch.Point != nil {
-			points = append(points, *ch.Point)
-		}
-	}
-	if len(completed) > 0 {
+	batch := tracking.FoldMetrics(events, open)
+	if len(batch.Completed) > 0 {
 		var dt, de, do []string
-		for k := range completed {
-			dt, de, do = append(dt, k.tenant), append(de, k.entity), append(do, k.op)
+		for _, k := range batch.Completed {
+			dt, de, do = append(dt, k.Tenant), append(de, k.EntityID), append(do, k.OperationID)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM rm_operation_starts s USING unnest($1::text[], $2::text[], $3::text[]) AS k(t, e, o)
 			WHERE s.tenant_id = k.t AND s.entity_id = k.e AND s.operation_id = k.o`, dt, de, do); err != nil {
 			return err
 		}
 	}
-	if len(starts) > 0 {
+	if len(batch.Open) > 0 {
 		var st, se, so, sn []string
 		var sa []time.Time
-		for _, s := range starts {
+		for _, s := range batch.Open {
 			st, se, so, sn, sa = append(st, s.Tenant), append(se, s.EntityID), append(so, s.OperationID), append(sn, s.Operation), append(sa, s.StartedAt)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO rm_operation_starts (tenant_id, entity_id, operation_id, operation, started_at)
@@ -394,6 +362,7 @@ func applyMetrics(ctx context.Context, tx pgx.Tx, events []eventstore.Recorded, 
 			return err
 		}
 	}
+	points := batch.Points
 	if len(points) == 0 {
 		return nil
 	}

@@ -311,69 +311,35 @@ func applyEntities(ctx context.Context, tx *sql.Tx, events []eventstore.Recorded
 	return nil
 }
 
-type opKey struct{ tenant, entity, op string }
-
 func applyMetrics(ctx context.Context, tx *sql.Tx, events []eventstore.Recorded) error {
-	// The starts of operations completed in this batch: from the table, or
-	// from earlier in the batch.
-	starts := map[opKey]tracking.OperationStart{}
-	var sel *sql.Stmt
-	for _, e := range events {
-		if e.Type != tracking.TypeOperationCompleted {
-			continue
+	open := map[tracking.OperationKey]tracking.OperationStart{}
+	if keys := tracking.CompletedOperations(events); len(keys) > 0 {
+		sel, err := tx.PrepareContext(ctx, `SELECT operation, started_at FROM rm_operation_starts
+			WHERE tenant_id = ? AND entity_id = ? AND operation_id = ?`)
+		if err != nil {
+			return err
 		}
-		var p struct {
-			OperationID string `json:"operationId"`
-		}
-		if json.Unmarshal(e.Data, &p) != nil {
-			continue
-		}
-		if sel == nil {
-			var err error
-			if sel, err = tx.PrepareContext(ctx, `SELECT operation, started_at FROM rm_operation_starts
-				WHERE tenant_id = ? AND entity_id = ? AND operation_id = ?`); err != nil {
+		defer sel.Close()
+		for _, k := range keys {
+			s := tracking.OperationStart{Tenant: k.Tenant, EntityID: k.EntityID, OperationID: k.OperationID}
+			var at int64
+			switch err := sel.QueryRowContext(ctx, k.Tenant, k.EntityID, k.OperationID).Scan(&s.Operation, &at); {
+			case err == nil:
+				s.StartedAt = time.UnixMicro(at).UTC()
+				open[k] = s
+			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
-			defer sel.Close()
-		}
-		s := tracking.OperationStart{Tenant: e.Tenant, EntityID: e.StreamID, OperationID: p.OperationID}
-		var at int64
-		switch err := sel.QueryRowContext(ctx, e.Tenant, e.StreamID, p.OperationID).Scan(&s.Operation, &at); {
-		case err == nil:
-			s.StartedAt = time.UnixMicro(at).UTC()
-			starts[opKey{e.Tenant, e.StreamID, p.OperationID}] = s
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
 		}
 	}
-	var points []tracking.MetricPoint
-	completed := map[opKey]bool{}
-	for _, e := range events {
-		ch := tracking.MetricsOf(e, func(op string) (tracking.OperationStart, bool) {
-			s, ok := starts[opKey{e.Tenant, e.StreamID, op}]
-			return s, ok
-		})
-		if ch.Start != nil {
-			k := opKey{e.Tenant, e.StreamID, ch.Start.OperationID}
-			starts[k] = *ch.Start
-			delete(completed, k)
-		}
-		if ch.Complete != "" {
-			k := opKey{e.Tenant, e.StreamID, ch.Complete}
-			delete(starts, k)
-			completed[k] = true
-		}
-		if ch.Point != nil {
-			points = append(points, *ch.Point)
-		}
-	}
-	for k := range completed {
+	batch := tracking.FoldMetrics(events, open)
+	for _, k := range batch.Completed {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM rm_operation_starts WHERE tenant_id = ? AND entity_id = ? AND operation_id = ?`,
-			k.tenant, k.entity, k.op); err != nil {
+			k.Tenant, k.EntityID, k.OperationID); err != nil {
 			return err
 		}
 	}
-	if len(starts) > 0 {
+	if len(batch.Open) > 0 {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO rm_operation_starts (tenant_id, entity_id, operation_id, operation, started_at)
 			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (tenant_id, entity_id, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at`)
@@ -381,12 +347,13 @@ func applyMetrics(ctx context.Context, tx *sql.Tx, events []eventstore.Recorded)
 			return err
 		}
 		defer stmt.Close()
-		for _, s := range starts {
+		for _, s := range batch.Open {
 			if _, err := stmt.ExecContext(ctx, s.Tenant, s.EntityID, s.OperationID, s.Operation, s.StartedAt.UnixMicro()); err != nil {
 				return err
 			}
 		}
 	}
+	points := batch.Points
 	if len(points) == 0 {
 		return nil
 	}

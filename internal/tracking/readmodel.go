@@ -267,3 +267,67 @@ func FoldEntity(entityID string, state json.RawMessage, events []eventstore.Reco
 	out, _ := ent.MarshalSnapshot()
 	return out, ent.State()
 }
+
+// OperationKey identifies an operation of an entity.
+type OperationKey struct{ Tenant, EntityID, OperationID string }
+
+// Key returns the start's OperationKey.
+func (s OperationStart) Key() OperationKey { return OperationKey{s.Tenant, s.EntityID, s.OperationID} }
+
+// CompletedOperations lists the operations a batch completes: the metrics
+// projection loads their starts before FoldMetrics.
+func CompletedOperations(events []eventstore.Recorded) []OperationKey {
+	var out []OperationKey
+	for _, e := range events {
+		if e.Type != TypeOperationCompleted {
+			continue
+		}
+		var p struct {
+			OperationID string `json:"operationId"`
+		}
+		if json.Unmarshal(e.Data, &p) == nil {
+			out = append(out, OperationKey{e.Tenant, e.StreamID, p.OperationID})
+		}
+	}
+	return out
+}
+
+// MetricsBatch is what a batch of events does to the metrics projection.
+type MetricsBatch struct {
+	Open      []OperationStart // starts to store (operations open after the batch)
+	Completed []OperationKey   // starts to delete
+	Points    []MetricPoint
+}
+
+// FoldMetrics applies a batch (in log order) to the open operations, which
+// hold at least the starts of the batch's completions (see
+// CompletedOperations), and says what changes.
+func FoldMetrics(events []eventstore.Recorded, open map[OperationKey]OperationStart) MetricsBatch {
+	var b MetricsBatch
+	completed := map[OperationKey]bool{}
+	for _, e := range events {
+		ch := MetricsOf(e, func(op string) (OperationStart, bool) {
+			s, ok := open[OperationKey{e.Tenant, e.StreamID, op}]
+			return s, ok
+		})
+		if ch.Start != nil {
+			open[ch.Start.Key()] = *ch.Start
+			delete(completed, ch.Start.Key())
+		}
+		if ch.Complete != "" {
+			k := OperationKey{e.Tenant, e.StreamID, ch.Complete}
+			delete(open, k)
+			completed[k] = true
+		}
+		if ch.Point != nil {
+			b.Points = append(b.Points, *ch.Point)
+		}
+	}
+	for k := range completed {
+		b.Completed = append(b.Completed, k)
+	}
+	for _, s := range open {
+		b.Open = append(b.Open, s)
+	}
+	return b
+}
