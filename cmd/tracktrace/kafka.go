@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tlm/tracktrace/internal/config"
 	"github.com/tlm/tracktrace/internal/eventstore"
@@ -40,7 +41,7 @@ func kafkaFeedsProjections(cfg *config.Config) bool {
 // projection consumer (when Kafka feeds the projections) and the ingest
 // consumer (when an ingest topic is configured).
 func startKafka(ctx context.Context, cfg *config.Config, store eventstore.Store, views readSide, svc *tracking.Service,
-	metrics *telemetry.Metrics, onApplied func([]eventstore.Recorded), log *slog.Logger) (*kafkaParts, error) {
+	metrics *telemetry.Metrics, tp trace.TracerProvider, onApplied func([]eventstore.Recorded), log *slog.Logger) (*kafkaParts, error) {
 	kc := kafka.Config{Brokers: cfg.Kafka.Brokers(), ClientID: "tracktrace",
 		Topics: kafka.Topics{DomainEvents: cfg.Kafka.Topics.DomainEvents, IntegrationEvents: cfg.Kafka.Topics.IntegrationEvents,
 			Ingest: cfg.Kafka.Topics.Ingest},
@@ -60,7 +61,7 @@ func startKafka(ctx context.Context, cfg *config.Config, store eventstore.Store,
 	}
 	cancel()
 	parts.relay = kafka.NewRelay(producer, store, views, views, kafka.RelayOptions{DomainTopic: kc.Topics.DomainEvents,
-		IntegrationTopic: kc.Topics.IntegrationEvents, Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
+		IntegrationTopic: kc.Topics.IntegrationEvents, Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log, Tracer: tp})
 	if err := metrics.Register(telemetry.NewBacklogCollector("tracktrace_relay_backlog_events",
 		"Events in the global log not yet published to Kafka.", parts.relay)); err != nil {
 		return nil, err
@@ -71,7 +72,7 @@ func startKafka(ctx context.Context, cfg *config.Config, store eventstore.Store,
 			return nil, err
 		}
 		parts.clients = append(parts.clients, pc)
-		cons := kafka.NewProjectionConsumer(pc, views, kafka.ConsumerOptions{Logger: log,
+		cons := kafka.NewProjectionConsumer(pc, views, kafka.ConsumerOptions{Logger: log, Tracer: tp,
 			OnHandled: func(ds []kafka.Delivery) {
 				evs := make([]eventstore.Recorded, 0, len(ds))
 				for _, d := range ds {

@@ -93,12 +93,15 @@ func loadConfig(name string, args []string, environ []string, stderr io.Writer) 
 	return cfg, opts, nil
 }
 
+// newLogger logs JSON (or text) records that carry the trace and span ids
+// of their context.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	hopts := &slog.HandlerOptions{Level: cfg.Logging.SlogLevel()}
+	var h slog.Handler = slog.NewJSONHandler(w, hopts)
 	if strings.EqualFold(cfg.Logging.Format, "text") {
-		return slog.New(slog.NewTextHandler(w, hopts))
+		h = slog.NewTextHandler(w, hopts)
 	}
-	return slog.New(slog.NewJSONHandler(w, hopts))
+	return slog.New(telemetry.LogHandler{Handler: h})
 }
 
 // readSide is what both engines' read models offer.
@@ -237,7 +240,20 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	defer rawStore.Close()
 	registry := prometheus.NewRegistry()
 	metrics := telemetry.NewMetrics(registry, cfg.Monitoring.Metrics.Tags)
-	store := metrics.InstrumentStore(rawStore)
+	tp, stopTracing, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{
+		Enabled: cfg.Monitoring.Tracing.Enabled, Endpoint: cfg.Monitoring.Tracing.Endpoint,
+		SamplingRate: cfg.Monitoring.Tracing.SamplingRate, Service: "tracktrace", Version: buildVersion()})
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: flush on shutdown failed", "error", err)
+		}
+	}()
+	store := metrics.InstrumentStore(telemetry.TraceStore(rawStore, tp))
 
 	svc := tracking.NewService(store, tracking.ServiceOptions{
 		SnapshotFrequency: cfg.EventStore.SnapshotFrequency,
@@ -272,7 +288,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 	var kp *kafkaParts
 	if cfg.Kafka.Enabled() {
-		kp, err = startKafka(ctx, cfg, store, views, svc, metrics, func(evs []eventstore.Recorded) {
+		kp, err = startKafka(ctx, cfg, store, views, svc, metrics, tp, func(evs []eventstore.Recorded) {
 			cached.Invalidate(context.WithoutCancel(ctx), evs)
 		}, log)
 		if err != nil {
@@ -289,9 +305,11 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
 		ConsistencyWait: time.Duration(cfg.ReadModels.ConsistencyWait),
 		RateLimit:       cfg.Server.RateLimit.RequestsPerSecond,
-		Instrument:      metrics.Instrument,
-		RateBurst:       cfg.Server.RateLimit.Burst,
-		Logger:          log,
+		// Tracing outside metrics: both read the route the mux records on
+		// the request the tracing middleware passes down.
+		Instrument: func(h http.Handler) http.Handler { return telemetry.TraceHTTP(tp)(metrics.Instrument(h)) },
+		RateBurst:  cfg.Server.RateLimit.Burst,
+		Logger:     log,
 		Checks: []httpapi.HealthCheck{
 			{Name: "eventstore", Check: store.Ping},
 			{Name: "readmodels", Check: views.Ping},

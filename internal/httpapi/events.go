@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -177,7 +178,7 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // command turns a decoded body into a tracking command.
-func (b *appendBody) command(p principal, entityID string, ifMatch string, corrID string) (tracking.RecordCommand, error) {
+func (b *appendBody) command(p principal, entityID, ifMatch, corrID, traceID string) (tracking.RecordCommand, error) {
 	exp := eventstore.Any
 	if b.ExpectedVersion.set {
 		exp = b.ExpectedVersion.v
@@ -194,7 +195,7 @@ func (b *appendBody) command(p principal, entityID string, ifMatch string, corrI
 	}
 	cmd := tracking.RecordCommand{
 		Tenant: p.Tenant, EntityID: entityID, EntityType: b.EntityType, Expected: exp,
-		Principal: p.Subject, CorrelationID: corrID, Events: make([]tracking.NewEvent, len(b.Events)),
+		Principal: p.Subject, CorrelationID: corrID, TraceID: traceID, Events: make([]tracking.NewEvent, len(b.Events)),
 	}
 	for i, e := range b.Events {
 		ne := tracking.NewEvent{Type: e.Type, OccurredAt: e.OccurredAt, Data: e.Data}
@@ -212,6 +213,15 @@ func (b *appendBody) command(p principal, entityID string, ifMatch string, corrI
 		cmd.Events[i] = ne
 	}
 	return cmd, nil
+}
+
+// sampledTraceID is the request's trace id when its trace is recorded: the
+// events carry it, so that the relay and the projections join the trace.
+func sampledTraceID(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		return sc.TraceID().String()
+	}
+	return ""
 }
 
 // parseIfMatch reads `"3"` (an exact version) or `*` (the entity exists).
@@ -263,7 +273,7 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p principa
 	if body.EntityID != "" && body.EntityID != entityID {
 		return badRequest("entityId in the body differs from the path")
 	}
-	cmd, err := body.command(p, entityID, r.Header.Get("If-Match"), requestID(r))
+	cmd, err := body.command(p, entityID, r.Header.Get("If-Match"), requestID(r), sampledTraceID(r.Context()))
 	if err != nil {
 		return err
 	}
@@ -311,7 +321,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) erro
 	for i := range body.Items {
 		item := &body.Items[i]
 		results[i].EntityID = item.EntityID
-		cmd, err := item.command(p, item.EntityID, "", corr)
+		cmd, err := item.command(p, item.EntityID, "", corr, sampledTraceID(r.Context()))
 		if err == nil && item.EntityID == "" {
 			err = badRequest("entityId is required", tracking.FieldError{Field: fmt.Sprintf("items/%d/entityId", i), Message: "required"})
 		}

@@ -11,6 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -56,6 +59,9 @@ type ConsumerOptions struct {
 	// header (default "default").
 	DefaultTenant string
 	Logger        *slog.Logger
+	// Tracer, when set, records a "projection.apply" span per record that
+	// carries a traceparent header, in that trace.
+	Tracer trace.TracerProvider
 	// OnHandled, when set, is called with the records of a partition once
 	// they are handled and their offsets committed (metrics, tracing, tests).
 	OnHandled func([]Delivery)
@@ -173,10 +179,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 // returns an error only when ctx ended.
 func (c *Consumer) partition(ctx context.Context, recs []*kgo.Record) error {
 	ds := make([]Delivery, len(recs))
+	var spans []trace.Span
 	for i, rec := range recs {
 		ds[i] = Delivery{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 			TraceParent: header(rec, HeaderTraceParent), Attempts: 1}
+		if c.opts.Tracer != nil && ds[i].TraceParent != "" {
+			sctx := propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": ds[i].TraceParent})
+			_, span := c.opts.Tracer.Tracer("tracktrace/kafka").Start(sctx, "kafka.consume "+rec.Topic,
+				trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", rec.Topic),
+					attribute.Int64("messaging.kafka.offset", rec.Offset)))
+			spans = append(spans, span)
+		}
 	}
+	defer func() {
+		for _, s := range spans {
+			s.End()
+		}
+	}()
 	if err := c.h.batch(ctx, recs, ds); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

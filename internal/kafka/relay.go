@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
@@ -58,6 +62,10 @@ type RelayOptions struct {
 	// MaxBackoff caps the wait between failed batches (default 10s).
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
+	// Tracer, when set, records a "kafka.publish" span per event that
+	// carries a trace id, in that trace, and sends its context in the
+	// traceparent header (otherwise the header is derived from the event).
+	Tracer trace.TracerProvider
 	// OnPublished, when set, is called after each acknowledged and
 	// checkpointed batch (metrics).
 	OnPublished func(events []eventstore.Recorded)
@@ -254,11 +262,14 @@ func (r *Relay) step(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	defer r.derive.discard()
-	records, err := r.records(ctx, events)
+	records, spans, err := r.records(ctx, events)
 	if err != nil {
+		endSpans(spans, err)
 		return 0, err
 	}
-	if err := r.produce(ctx, records); err != nil {
+	err = r.produce(ctx, records)
+	endSpans(spans, err)
+	if err != nil {
 		return 0, fmt.Errorf("kafka relay: produce: %w", err)
 	}
 	if err := r.cps.MoveCheckpoint(ctx, RelayCheckpoint, cp.Cursor, events[len(events)-1].Cursor); err != nil {
@@ -280,43 +291,81 @@ func (r *Relay) step(ctx context.Context) (int, error) {
 
 // records builds the batch's records: each domain event, followed by the
 // integration events it causes.
-func (r *Relay) records(ctx context.Context, events []eventstore.Recorded) ([]*kgo.Record, error) {
+func (r *Relay) records(ctx context.Context, events []eventstore.Recorded) (_ []*kgo.Record, spans []trace.Span, _ error) {
 	out := make([]*kgo.Record, 0, len(events)*2)
 	for _, e := range events {
 		value, err := EncodeCloudEventFrom(r.opts.Source, e)
 		if err != nil {
-			return nil, fmt.Errorf("kafka relay: event %s: %w", e.ID, err)
+			return nil, spans, fmt.Errorf("kafka relay: event %s: %w", e.ID, err)
 		}
 		key := []byte(e.Tenant + "/" + e.StreamID)
-		headers := recordHeaders(e)
+		tp, span := r.traceParent(ctx, e)
+		if span != nil {
+			spans = append(spans, span)
+		}
+		headers := recordHeaders(e, tp)
 		out = append(out, &kgo.Record{Topic: r.opts.DomainTopic, Key: key, Value: value, Headers: headers})
 		if r.opts.IntegrationTopic == "" {
 			continue
 		}
 		ds, err := r.derive.derive(ctx, e)
 		if err != nil {
-			return nil, err
+			return nil, spans, err
 		}
 		for _, d := range ds {
 			v, err := encodeIntegration(r.opts.Source, e, d)
 			if err != nil {
-				return nil, fmt.Errorf("kafka relay: event %s: %w", e.ID, err)
+				return nil, spans, fmt.Errorf("kafka relay: event %s: %w", e.ID, err)
 			}
 			out = append(out, &kgo.Record{Topic: r.opts.IntegrationTopic, Key: key, Value: v, Headers: headers})
 		}
 	}
-	return out, nil
+	return out, spans, nil
 }
 
-func recordHeaders(e eventstore.Recorded) []kgo.RecordHeader {
+func recordHeaders(e eventstore.Recorded, traceParent string) []kgo.RecordHeader {
 	h := []kgo.RecordHeader{
 		{Key: HeaderContentType, Value: []byte(ContentType)},
 		{Key: HeaderTenant, Value: []byte(e.Tenant)},
 	}
-	if tp, ok := TraceParent(e.Metadata.TraceID, e.ID); ok {
-		h = append(h, kgo.RecordHeader{Key: HeaderTraceParent, Value: []byte(tp)})
+	if traceParent != "" {
+		h = append(h, kgo.RecordHeader{Key: HeaderTraceParent, Value: []byte(traceParent)})
 	}
 	return h
+}
+
+// traceParent returns the traceparent header of an event, and the publish
+// span it started when tracing is on and the event carries a trace id.
+func (r *Relay) traceParent(ctx context.Context, e eventstore.Recorded) (string, trace.Span) {
+	tp, ok := TraceParent(e.Metadata.TraceID, e.ID)
+	if !ok {
+		return "", nil
+	}
+	if r.opts.Tracer == nil {
+		return tp, nil
+	}
+	carrier := propagation.MapCarrier{"traceparent": tp}
+	ctx = propagation.TraceContext{}.Extract(ctx, carrier)
+	ctx, span := r.opts.Tracer.Tracer("tracktrace/kafka").Start(ctx, "kafka.publish "+r.opts.DomainTopic,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", r.opts.DomainTopic),
+			attribute.String("tracktrace.event_id", e.ID.String())))
+	out := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, out)
+	if v := out["traceparent"]; v != "" {
+		tp = v
+	}
+	return tp, span
+}
+
+func endSpans(spans []trace.Span, err error) {
+	for _, s := range spans {
+		if err != nil {
+			s.RecordError(err)
+			s.SetStatus(codes.Error, "publish failed")
+		}
+		s.End()
+	}
 }
 
 // produce sends the records and waits until every one is acknowledged, or
