@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return migrate(ctx, rest, environ, stdout, stderr)
 	case "projections":
 		return projectionsCmd(ctx, rest, environ, stdout, stderr)
+	case "loadtest":
+		return loadtest(ctx, rest, stdout, stderr)
 	case "retention":
 		return retentionCmd(ctx, rest, environ, stdout, stderr)
 	case "config":
@@ -66,6 +68,8 @@ Commands:
   migrate       apply the database migrations and exit
   projections   status | rebuild NAME: projection checkpoints and lag; replay one
   retention     run [--dry-run]: apply EventStore.RetentionPolicy now (prints a report)
+  loadtest      drive a running server: --scenario append-single|append-batch|read-entity|read-timeline|mixed,
+                --connections, --rate or as fast as possible, --duration; prints a JSON report
   config        validate the configuration and print it, secrets masked
   healthcheck   probe a running server's /health/live (for container HEALTHCHECKs)
   version       print the version

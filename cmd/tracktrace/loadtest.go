@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// loadtestOptions are the flags of `tracktrace loadtest`.
+type loadtestOptions struct {
+	url         string
+	scenario    string
+	connections int
+	rate        float64
+	duration    time.Duration
+	entities    int
+	batchSize   int
+	tenant      string
+	token       string
+}
+
+// loadReport is the JSON report of a load test.
+type loadReport struct {
+	Scenario       string           `json:"scenario"`
+	URL            string           `json:"url"`
+	Connections    int              `json:"connections"`
+	TargetRate     float64          `json:"targetRate,omitempty"`
+	DurationS      float64          `json:"durationSeconds"`
+	Requests       int64            `json:"requests"`
+	Events         int64            `json:"events"`
+	RequestsPerS   float64          `json:"requestsPerSecond"`
+	EventsPerS     float64          `json:"eventsPerSecond"`
+	LatencyMs      latencySummary   `json:"latencyMs"`
+	ErrorsByStatus map[string]int64 `json:"errorsByStatus"`
+}
+
+type latencySummary struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// loadtest drives a running server with one scenario and prints a JSON
+// report: append-single, append-batch, read-entity, read-timeline, mixed.
+func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o loadtestOptions
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL")
+	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed")
+	fs.IntVar(&o.connections, "connections", 64, "concurrent connections")
+	fs.Float64Var(&o.rate, "rate", 0, "requests per second in all (0: as fast as the server answers)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run")
+	fs.IntVar(&o.entities, "entities", 10000, "distinct entities written or read")
+	fs.IntVar(&o.batchSize, "batch-size", 500, "events per request in append-batch")
+	fs.StringVar(&o.tenant, "tenant", "loadtest", "X-Tenant-ID (without authentication)")
+	fs.StringVar(&o.token, "token", "", "bearer token (with authentication)")
+	if err := fs.Parse(args); err != nil {
+		return &usageError{err.Error()}
+	}
+	switch o.scenario {
+	case "append-single", "append-batch", "read-entity", "read-timeline", "mixed":
+	default:
+		return &usageError{fmt.Sprintf("unknown scenario %q", o.scenario)}
+	}
+	if o.connections < 1 || o.entities < 1 || o.batchSize < 1 || o.duration <= 0 || o.rate < 0 {
+		return &usageError{"connections, entities and batch-size must be positive, duration positive, rate not negative"}
+	}
+	lt := newLoadTester(o)
+	if o.scenario != "append-single" && o.scenario != "append-batch" {
+		fmt.Fprintf(stderr, "loadtest: seeding %d entities to read\n", o.entities)
+		if err := lt.seed(ctx); err != nil {
+			return fmt.Errorf("loadtest: seed: %w", err)
+		}
+	}
+	rep := lt.run(ctx, stderr)
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+type loadTester struct {
+	o      loadtestOptions
+	client *http.Client
+	start  time.Time
+	seq    atomic.Int64
+}
+
+func newLoadTester(o loadtestOptions) *loadTester {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        o.connections,
+		MaxIdleConnsPerHost: o.connections,
+		MaxConnsPerHost:     o.connections,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &loadTester{o: o, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, start: time.Now()}
+}
+
+func (lt *loadTester) entity(i int) string { return "LT-" + strconv.Itoa(i%lt.o.entities) }
+
+// event renders one event; occurredAt moves forward so that late-event
+// logic sees a realistic stream.
+func (lt *loadTester) event() map[string]any {
+	n := lt.seq.Add(1)
+	return map[string]any{"eventId": uuid.New(), "type": "LocationReported",
+		"occurredAt": lt.start.Add(-time.Hour + time.Duration(n)*time.Millisecond).UTC().Format(time.RFC3339Nano),
+		"data":       map[string]any{"lat": 52.1, "lon": 4.3, "siteId": "AMS-HUB-01"}}
+}
+
+// request sends one request and returns its status (0 for a transport error).
+func (lt *loadTester) request(ctx context.Context, method, path string, body any) int {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, lt.o.url+path, rd)
+	if err != nil {
+		return 0
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if lt.o.token != "" {
+		req.Header.Set("Authorization", "Bearer "+lt.o.token)
+	} else {
+		req.Header.Set("X-Tenant-ID", lt.o.tenant)
+	}
+	resp, err := lt.client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// op performs one operation of the scenario and returns its status and the
+// events it wrote.
+func (lt *loadTester) op(ctx context.Context, r *rand.Rand, scenario string) (int, int) {
+	if scenario == "mixed" {
+		switch x := r.IntN(10); {
+		case x < 5:
+			scenario = "append-single"
+		case x < 8:
+			scenario = "read-entity"
+		default:
+			scenario = "read-timeline"
+		}
+	}
+	id := lt.entity(r.IntN(lt.o.entities))
+	switch scenario {
+	case "append-single":
+		st := lt.request(ctx, "POST", "/api/v1/entities/"+id+"/events",
+			map[string]any{"entityType": "package", "events": []any{lt.event()}})
+		return st, 1
+	case "append-batch":
+		items := make([]any, lt.o.batchSize)
+		for i := range items {
+			items[i] = map[string]any{"entityId": lt.entity(r.IntN(lt.o.entities)), "entityType": "package", "events": []any{lt.event()}}
+		}
+		return lt.request(ctx, "POST", "/api/v1/events/batch", map[string]any{"items": items}), lt.o.batchSize
+	case "read-entity":
+		return lt.request(ctx, "GET", "/api/v1/entities/"+id, nil), 0
+	default:
+		return lt.request(ctx, "GET", "/api/v1/entities/"+id+"/timeline?limit=100", nil), 0
+	}
+}
+
+// seed writes a few events to every entity so that reads find them.
+func (lt *loadTester) seed(ctx context.Context) error {
+	sem := make(chan struct{}, lt.o.connections)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := 0; i < lt.o.entities; i += 100 {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var items []any
+			for k := i; k < min(i+100, lt.o.entities); k++ {
+				items = append(items, map[string]any{"entityId": lt.entity(k), "entityType": "package",
+					"events": []any{lt.event(), lt.event(), lt.event()}})
+			}
+			if st := lt.request(ctx, "POST", "/api/v1/events/batch", map[string]any{"items": items}); st != http.StatusOK {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d seeding requests failed", n)
+	}
+	return nil
+}
+
+// run drives the scenario for the duration and summarizes.
+func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
+	ctx, cancel := context.WithTimeout(ctx, lt.o.duration)
+	defer cancel()
+	var tokens chan struct{}
+	if lt.o.rate > 0 {
+		tokens = make(chan struct{}, lt.o.connections)
+		go func() {
+			t := time.NewTicker(time.Duration(float64(time.Second) / lt.o.rate))
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					select {
+					case tokens <- struct{}{}:
+					default: // the server is behind: the missed slot is not replayed
+					}
+				}
+			}
+		}()
+	}
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errs      = map[string]int64{}
+		requests  atomic.Int64
+		events    atomic.Int64
+		wg        sync.WaitGroup
+	)
+	began := time.Now()
+	for w := range lt.o.connections {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), uint64(began.UnixNano())))
+			var local []time.Duration
+			localErrs := map[string]int64{}
+			for ctx.Err() == nil {
+				if tokens != nil {
+					select {
+					case <-tokens:
+					case <-ctx.Done():
+					}
+					if ctx.Err() != nil {
+						break
+					}
+				}
+				t0 := time.Now()
+				st, n := lt.op(ctx, r, lt.o.scenario)
+				if ctx.Err() != nil && st == 0 {
+					break // cut by the end of the run
+				}
+				local = append(local, time.Since(t0))
+				requests.Add(1)
+				if st >= 200 && st < 300 {
+					events.Add(int64(n))
+				} else {
+					localErrs[strconv.Itoa(st)]++
+				}
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			for k, v := range localErrs {
+				errs[k] += v
+			}
+			mu.Unlock()
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				n := requests.Load()
+				fmt.Fprintf(progress, "loadtest: %s %5.0fs  %8d requests  %7d req/s  %9d events\n",
+					lt.o.scenario, time.Since(began).Seconds(), n, n-last, events.Load())
+				last = n
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	elapsed := time.Since(began).Seconds()
+	slices.Sort(latencies)
+	q := func(p float64) float64 {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
+	return loadReport{Scenario: lt.o.scenario, URL: lt.o.url, Connections: lt.o.connections, TargetRate: lt.o.rate,
+		DurationS: elapsed, Requests: requests.Load(), Events: events.Load(),
+		RequestsPerS: float64(requests.Load()) / elapsed, EventsPerS: float64(events.Load()) / elapsed,
+		LatencyMs:      latencySummary{P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1)},
+		ErrorsByStatus: errs}
+}
