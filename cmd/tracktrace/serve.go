@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -153,6 +154,17 @@ func (e eraser) EraseEntity(ctx context.Context, tenant, id string) error {
 		return err
 	}
 	return e.cached.Forget(ctx, tenant, id)
+}
+
+// debugMux serves Go's pprof profiles.
+func debugMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // tokenVerifier adapts auth.Verifier to what the API asks of a verifier.
@@ -371,6 +383,20 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		g.Go(func() error {
 			retention.Loop(svcCtx, deps, policy, time.Duration(cfg.EventStore.RetentionPolicy.Interval), time.Now)
 			return nil
+		})
+	}
+	if cfg.Server.DebugAddress != "" {
+		dbg := &http.Server{Addr: cfg.Server.DebugAddress, Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			log.Warn("serving pprof profiles", "addr", cfg.Server.DebugAddress)
+			if err := dbg.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("debug listener: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			return dbg.Close()
 		})
 	}
 	g.Go(func() error {

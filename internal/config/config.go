@@ -177,6 +177,9 @@ type Server struct {
 	RequestTimeout    Duration // deadline of one request's handling
 	MaxBodyBytes      ByteSize // request body limit, 1KiB–1GiB
 	RateLimit         RateLimit
+	// DebugAddress, when set (e.g. 127.0.0.1:6060), serves Go's pprof
+	// profiles there, on a listener of its own, never on the API's.
+	DebugAddress string
 }
 
 // RateLimit is the per-tenant request rate limit.
