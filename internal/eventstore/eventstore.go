@@ -68,6 +68,39 @@ func (e ExpectedVersion) String() string {
 	}
 }
 
+// MarshalJSON writes the JSON union the APIs use: a version number, or
+// "any", "none", "exists".
+func (e ExpectedVersion) MarshalJSON() ([]byte, error) {
+	if e >= 0 && e != NoStream {
+		return []byte(strconv.FormatInt(int64(e), 10)), nil
+	}
+	return json.Marshal(e.String())
+}
+
+// UnmarshalJSON reads a version number (>= 0) or "any", "none", "exists".
+func (e *ExpectedVersion) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		switch s {
+		case "any":
+			*e = Any
+		case "none":
+			*e = NoStream
+		case "exists":
+			*e = StreamExists
+		default:
+			return errors.New(`expectedVersion must be a version number, "any", "none" or "exists"`)
+		}
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil || n < 0 {
+		return errors.New(`expectedVersion must be a version number (>= 0), "any", "none" or "exists"`)
+	}
+	*e = Exact(n)
+	return nil
+}
+
 // Metadata is the context recorded with every event. It is not part of an
 // event's identity: an idempotent retry may carry different metadata.
 type Metadata struct {

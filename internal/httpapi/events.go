@@ -29,36 +29,6 @@ const (
 	maxEventsLimit     = 1000
 )
 
-// expectedVersion is the JSON union 3 | "any" | "none" | "exists".
-type expectedVersion struct {
-	v   eventstore.ExpectedVersion
-	set bool
-}
-
-func (e *expectedVersion) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		switch s {
-		case "any":
-			e.v = eventstore.Any
-		case "none":
-			e.v = eventstore.NoStream
-		case "exists":
-			e.v = eventstore.StreamExists
-		default:
-			return errors.New(`expectedVersion must be a version number, "any", "none" or "exists"`)
-		}
-		e.set = true
-		return nil
-	}
-	var n int64
-	if err := json.Unmarshal(b, &n); err != nil || n < 0 {
-		return errors.New(`expectedVersion must be a version number (>= 0), "any", "none" or "exists"`)
-	}
-	e.v, e.set = eventstore.Exact(n), true
-	return nil
-}
-
 // eventMetadata is what a client may say about an event's context; the
 // principal is always the authenticated subject.
 type eventMetadata struct {
@@ -79,10 +49,10 @@ type eventBody struct {
 // appendBody is the body of POST /api/v1/entities/{entityId}/events and an
 // item of a batch (which adds entityId).
 type appendBody struct {
-	EntityID        string          `json:"entityId,omitempty"`
-	EntityType      string          `json:"entityType,omitempty"`
-	ExpectedVersion expectedVersion `json:"expectedVersion"`
-	Events          []eventBody     `json:"events"`
+	EntityID        string                      `json:"entityId,omitempty"`
+	EntityType      string                      `json:"entityType,omitempty"`
+	ExpectedVersion *eventstore.ExpectedVersion `json:"expectedVersion"` // absent: any
+	Events          []eventBody                 `json:"events"`
 }
 
 type batchBody struct {
@@ -180,15 +150,15 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, v any) error {
 // command turns a decoded body into a tracking command.
 func (b *appendBody) command(p principal, entityID, ifMatch, corrID, traceID string) (tracking.RecordCommand, error) {
 	exp := eventstore.Any
-	if b.ExpectedVersion.set {
-		exp = b.ExpectedVersion.v
+	if b.ExpectedVersion != nil {
+		exp = *b.ExpectedVersion
 	}
 	if ifMatch != "" {
 		v, err := parseIfMatch(ifMatch)
 		if err != nil {
 			return tracking.RecordCommand{}, err
 		}
-		if b.ExpectedVersion.set && b.ExpectedVersion.v != v {
+		if b.ExpectedVersion != nil && *b.ExpectedVersion != v {
 			return tracking.RecordCommand{}, badRequest("If-Match and expectedVersion disagree")
 		}
 		exp = v

@@ -22,45 +22,13 @@ type Recorder interface {
 	Record(ctx context.Context, cmd tracking.RecordCommand) (eventstore.AppendResult, error)
 }
 
-// ExpectedVersion is the JSON union 3 | "any" | "none" | "exists" of the
-// REST API's expectedVersion.
-type ExpectedVersion struct {
-	Version eventstore.ExpectedVersion
-	Set     bool
-}
-
-// UnmarshalJSON decodes a version number or "any", "none", "exists".
-func (e *ExpectedVersion) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		switch s {
-		case "any":
-			e.Version = eventstore.Any
-		case "none":
-			e.Version = eventstore.NoStream
-		case "exists":
-			e.Version = eventstore.StreamExists
-		default:
-			return errors.New(`expectedVersion must be a version number, "any", "none" or "exists"`)
-		}
-		e.Set = true
-		return nil
-	}
-	var n int64
-	if err := json.Unmarshal(b, &n); err != nil || n < 0 {
-		return errors.New(`expectedVersion must be a version number (>= 0), "any", "none" or "exists"`)
-	}
-	e.Version, e.Set = eventstore.Exact(n), true
-	return nil
-}
-
 // IngestMessage is a message of the ingest topic: the body of
 // POST /api/v1/events/batch's items (the REST append body plus entityId).
 type IngestMessage struct {
-	EntityID        string          `json:"entityId"`
-	EntityType      string          `json:"entityType,omitempty"`
-	ExpectedVersion ExpectedVersion `json:"expectedVersion"`
-	Events          []IngestEvent   `json:"events"`
+	EntityID        string                      `json:"entityId"`
+	EntityType      string                      `json:"entityType,omitempty"`
+	ExpectedVersion *eventstore.ExpectedVersion `json:"expectedVersion,omitempty"` // absent: any
+	Events          []IngestEvent               `json:"events"`
 }
 
 // IngestEvent is one event of an IngestMessage.
@@ -118,8 +86,8 @@ func IngestEventID(topic string, partition int32, offset int64, index int) uuid.
 // without an eventId get IngestEventID(topic, partition, offset, index).
 func (m IngestMessage) Command(tenant, topic string, partition int32, offset int64) tracking.RecordCommand {
 	exp := eventstore.Any
-	if m.ExpectedVersion.Set {
-		exp = m.ExpectedVersion.Version
+	if m.ExpectedVersion != nil {
+		exp = *m.ExpectedVersion
 	}
 	cmd := tracking.RecordCommand{Tenant: tenant, EntityID: m.EntityID, EntityType: m.EntityType, Expected: exp,
 		Source: "kafka:" + topic, Events: make([]tracking.NewEvent, len(m.Events))}
