@@ -268,11 +268,12 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	store := metrics.InstrumentStore(telemetry.TraceStore(rawStore, tp))
 
 	svc := tracking.NewService(store, tracking.ServiceOptions{
-		SnapshotFrequency: cfg.EventStore.SnapshotFrequency,
-		OnTimeTolerance:   time.Duration(cfg.Tracking.OnTimeTolerance),
-		MaxFutureSkew:     time.Duration(cfg.Tracking.MaxFutureSkew),
-		ExtraEntityTypes:  cfg.Tracking.EntityTypes,
-		Logger:            log,
+		SnapshotFrequency:  cfg.EventStore.SnapshotFrequency,
+		OnTimeTolerance:    time.Duration(cfg.Tracking.OnTimeTolerance),
+		MaxFutureSkew:      time.Duration(cfg.Tracking.MaxFutureSkew),
+		ExtraEntityTypes:   cfg.Tracking.EntityTypes,
+		AggregateCacheSize: cfg.Tracking.AggregateCacheSize,
+		Logger:             log,
 	})
 
 	views, err := openReadModels(ctx, cfg, rawStore)

@@ -195,6 +195,9 @@ type Tracking struct {
 	// EntityTypes are accepted beside the built-in shipment, package,
 	// container, vehicle and asset.
 	EntityTypes []string
+	// AggregateCacheSize bounds the entity aggregates kept in memory between
+	// commands (0: the default, 10,000; negative: off).
+	AggregateCacheSize int
 }
 
 // Logging configures the process logger.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/eventstore/eventstoretest"
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 	"github.com/tlm/tracktrace/internal/projection"
@@ -25,6 +26,18 @@ func benchEvent(i int, at time.Time) eventstore.Event {
 		"location": map[string]float64{"lat": 52.1, "lon": 4.3}, "plannedAt": at.Add(-time.Duration(i%1800) * time.Second).Format(time.RFC3339)})
 	return eventstore.Event{ID: uuid.New(), Type: tracking.TypeMilestoneReached, Data: data, OccurredAt: at,
 		Metadata: eventstore.Metadata{CorrelationID: "5f7c", CausationID: "9a1b", Source: "scanner-17"}}
+}
+
+// BenchmarkAppend: go test -run '^$' -bench 'Append$' -benchtime 5s ./internal/postgres/
+func BenchmarkAppend(b *testing.B) {
+	eventstoretest.BenchmarkAppend(b, func(b *testing.B) eventstore.Store {
+		s, err := postgres.Open(context.Background(), pgtest.NewDatabase(b), postgres.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 // BenchmarkAppendToVisible appends at a steady rate (default 1,000 events/s,

@@ -3,6 +3,7 @@ package tracking_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -106,6 +107,106 @@ func TestSnapshotBoundsLoadingOnEngines(t *testing.T) {
 			}
 			if n := store.read.Load(); n != 1 {
 				t.Fatalf("loading after one more event read %d events, want 1", n)
+			}
+		})
+	}
+}
+
+// loadCountingStore counts the reads Record makes before it appends.
+type loadCountingStore struct {
+	eventstore.Store
+	loads atomic.Int64
+}
+
+func (c *loadCountingStore) ReadStream(ctx context.Context, tenant, id string, from int64, limit int) ([]eventstore.Recorded, error) {
+	c.loads.Add(1)
+	return c.Store.ReadStream(ctx, tenant, id, from, limit)
+}
+
+func (c *loadCountingStore) LoadSnapshot(ctx context.Context, tenant, id string) (eventstore.Snapshot, error) {
+	c.loads.Add(1)
+	return c.Store.LoadSnapshot(ctx, tenant, id)
+}
+
+// Two replicas (two Services) write one entity through one store. Each keeps
+// the entity's aggregate cached between commands, and the other's writes make
+// it stale: a stale cache must neither reject a valid command nor let an
+// invalid one through, and a client's exact expected version is checked
+// against the store, not against the cache.
+func TestReplicasWithStaleAggregateCaches(t *testing.T) {
+	t.Parallel()
+	for _, eng := range realEngines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			store := &loadCountingStore{Store: eng.open(t)}
+			a := tracking.NewService(store, tracking.ServiceOptions{})
+			b := tracking.NewService(store, tracking.ServiceOptions{})
+			at := time.Now().Add(-time.Hour)
+			op := func(typ, id string) tracking.NewEvent {
+				at = at.Add(time.Minute)
+				data := `{"operation":"loading","operationId":"` + id + `"}`
+				if typ == "OperationCompleted" {
+					data = `{"operation":"loading","operationId":"` + id + `","outcome":"succeeded"}`
+				}
+				return tracking.NewEvent{Type: typ, OccurredAt: at, Data: json.RawMessage(data)}
+			}
+			record := func(svc *tracking.Service, expected eventstore.ExpectedVersion, e tracking.NewEvent) (eventstore.AppendResult, error) {
+				return svc.Record(ctx, tracking.RecordCommand{Tenant: "t1", EntityID: "TRK-1", EntityType: "vehicle",
+					Expected: expected, Events: []tracking.NewEvent{e}})
+			}
+			mustRecord := func(svc *tracking.Service, expected eventstore.ExpectedVersion, e tracking.NewEvent, want int64) {
+				t.Helper()
+				res, err := record(svc, expected, e)
+				if err != nil || res.Version != want {
+					t.Fatalf("record %s: version %d, %v; want version %d", e.Type, res.Version, err, want)
+				}
+			}
+
+			mustRecord(a, eventstore.NoStream, op("OperationStarted", "op1"), 1) // a caches v1: op1 open
+			// A warm command on a's cached aggregate reads nothing before appending.
+			store.loads.Store(0)
+			mustRecord(a, eventstore.Any, op("OperationStarted", "op2"), 2) // a caches v2
+			if n := store.loads.Load(); n != 0 {
+				t.Fatalf("a command on a cached aggregate made %d reads, want 0", n)
+			}
+			mustRecord(b, eventstore.Any, op("OperationCompleted", "op1"), 3) // a's cache is stale now
+
+			// a's cache says op1 is open, the store says it is completed:
+			// starting it again is valid and must not be rejected.
+			mustRecord(a, eventstore.Any, op("OperationStarted", "op1"), 4)
+			mustRecord(b, eventstore.Any, op("OperationCompleted", "op1"), 5) // b's cache is stale too, by one
+
+			// a's cache (v4) says op1 is open, so completing it looks valid;
+			// the store says it is completed: the append must fail with 422.
+			_, err := record(a, eventstore.Any, op("OperationCompleted", "op1"))
+			if !errors.Is(err, tracking.ErrRuleViolation) {
+				t.Fatalf("completing a completed operation on a stale replica: %v, want a rule violation", err)
+			}
+			// The client knows the version is 5; a's cache may not.
+			mustRecord(a, eventstore.Exact(5), op("OperationCompleted", "op2"), 6)
+			// An exact version that is stale for the store is a conflict on
+			// either replica.
+			for name, svc := range map[string]*tracking.Service{"a": a, "b": b} {
+				_, err := record(svc, eventstore.Exact(5), op("OperationStarted", "op9"))
+				var wrong *eventstore.WrongExpectedVersionError
+				if !errors.As(err, &wrong) || wrong.Actual != 6 {
+					t.Fatalf("%s: stale exact version: %v, want a conflict at actual version 6", name, err)
+				}
+			}
+			// Erasure through a forgets a's cache; b's stale cache (v5)
+			// fails its append and reloads an empty stream.
+			if _, err := a.Erase(ctx, "t1", "TRK-1"); err != nil {
+				t.Fatal(err)
+			}
+			mustRecord(b, eventstore.Any, op("OperationStarted", "op1"), 1)
+			mustRecord(a, eventstore.Exact(1), op("OperationCompleted", "op1"), 2)
+			if _, err := record(b, eventstore.Any, op("OperationCompleted", "op1")); !errors.Is(err, tracking.ErrRuleViolation) {
+				t.Fatalf("completing op1 twice after re-creation: %v, want a rule violation", err)
+			}
+			st, err := b.Entity(ctx, "t1", "TRK-1")
+			if err != nil || st.Version != 2 {
+				t.Fatalf("state after erasure and re-creation = %+v, %v", st, err)
 			}
 		})
 	}

@@ -23,6 +23,8 @@ const (
 	DefaultOnTimeTolerance   = 15 * time.Minute
 	DefaultMaxFutureSkew     = 5 * time.Minute
 	DefaultMaxRetries        = 10
+	// DefaultAggregateCacheSize is the default of ServiceOptions.AggregateCacheSize.
+	DefaultAggregateCacheSize = 10000
 	// MaxEventsPerCommand bounds the events of one RecordCommand.
 	MaxEventsPerCommand = 1000
 	// maxMetadataLength bounds each client-supplied metadata string.
@@ -56,6 +58,11 @@ type ServiceOptions struct {
 	// client did not ask for an exact version. Default 10; negative means no
 	// retry.
 	MaxRetries int
+	// AggregateCacheSize bounds the aggregates of recently written entities
+	// kept in memory between commands (see Record). Default 10,000; negative
+	// turns the cache off, so that every command loads its entity from the
+	// store.
+	AggregateCacheSize int
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// Logger receives background errors. Default: discard.
@@ -126,6 +133,9 @@ type Service struct {
 	types     EntityTypes
 	snaps     *snapshotQueue
 	writers   *stripedLock
+	// aggregates caches the aggregates of recently written entities; nil
+	// when disabled.
+	aggregates *aggregateCache
 }
 
 // NewService returns a Service on store. Options are defaulted and clamped as
@@ -141,6 +151,12 @@ func NewService(store eventstore.Store, opts ServiceOptions) *Service {
 		log:       opts.Logger,
 		snaps:     newSnapshotQueue(snapshotQueueSize),
 		writers:   newStripedLock(1024),
+	}
+	switch {
+	case opts.AggregateCacheSize == 0:
+		s.aggregates = newAggregateCache(DefaultAggregateCacheSize)
+	case opts.AggregateCacheSize > 0:
+		s.aggregates = newAggregateCache(opts.AggregateCacheSize)
 	}
 	if s.freq == 0 {
 		s.freq = DefaultSnapshotFrequency
@@ -209,26 +225,27 @@ func (s *Service) Record(ctx context.Context, cmd RecordCommand) (eventstore.App
 		return eventstore.AppendResult{}, err
 	}
 	defer unlock()
+	key := streamKey{cmd.Tenant, cmd.EntityID}
+	ent := s.aggregates.take(key)
 	for attempt := 0; ; attempt++ {
-		ent, _, err := s.load(ctx, cmd.Tenant, cmd.EntityID)
-		if err != nil {
-			return eventstore.AppendResult{}, err
+		fromCache := ent != nil
+		if !fromCache {
+			if ent, _, err = s.load(ctx, cmd.Tenant, cmd.EntityID); err != nil {
+				return eventstore.AppendResult{}, err
+			}
 		}
 		v := ent.Version()
-		if !cmd.Expected.Allows(v) {
-			return s.replayOr(ctx, cmd, events, clientIDs, &eventstore.WrongExpectedVersionError{
-				Tenant: cmd.Tenant, StreamID: cmd.EntityID, Expected: cmd.Expected, Actual: v,
-			})
-		}
-		if v == 0 && cmd.EntityType == "" {
-			return eventstore.AppendResult{}, &ValidationError{Errors: []FieldError{{
-				Field: "entityType", Message: "entityType is required on the first event of an entity",
-			}}}
-		}
-		if cmd.EntityType != "" && ent.EntityType() != "" && ent.EntityType() != cmd.EntityType {
-			return s.replayOr(ctx, cmd, events, clientIDs, typeMismatch(cmd.EntityType, ent.EntityType()))
-		}
-		if err := ent.Decide(changes...); err != nil {
+		if err := s.decide(cmd, ent, changes); err != nil {
+			if fromCache {
+				// The cached aggregate may be stale (another replica wrote):
+				// decide again on the store's state before rejecting.
+				ent, attempt = nil, attempt-1
+				continue
+			}
+			var invalid *ValidationError
+			if errors.As(err, &invalid) {
+				return eventstore.AppendResult{}, err
+			}
 			return s.replayOr(ctx, cmd, events, clientIDs, err)
 		}
 		res, err := s.store.Append(ctx, eventstore.AppendRequest{
@@ -237,11 +254,22 @@ func (s *Service) Record(ctx context.Context, cmd RecordCommand) (eventstore.App
 		})
 		switch {
 		case err == nil:
-			if !res.Replayed && (res.Version-int64(len(events)))/s.freq != res.Version/s.freq {
-				s.snaps.enqueue(streamKey{cmd.Tenant, cmd.EntityID}, s.log)
+			if !res.Replayed {
+				if cmd.EntityType != "" {
+					ent.SetEntityType(cmd.EntityType)
+				}
+				s.aggregates.put(key, ent)
+				if (res.Version-int64(len(events)))/s.freq != res.Version/s.freq {
+					s.snaps.enqueue(key, s.log)
+				}
 			}
 			return res, nil
 		case errors.Is(err, eventstore.ErrWrongExpectedVersion):
+			ent = nil // decided on a stale version: reload
+			if fromCache {
+				attempt--
+				continue
+			}
 			retryable := cmd.Expected == eventstore.Any || cmd.Expected == eventstore.StreamExists
 			if retryable && attempt < s.retries {
 				if err := backoff(ctx, attempt); err != nil {
@@ -261,6 +289,28 @@ func (s *Service) Record(ctx context.Context, cmd RecordCommand) (eventstore.App
 			return eventstore.AppendResult{}, fmt.Errorf("tracking: record %q: %w", cmd.EntityID, err)
 		}
 	}
+}
+
+// decide checks a command against the aggregate ent: the client's expected
+// version (409 before 422), the entity type, then the invariants, applying the
+// command's changes to ent. ent must not be used for another decision after an
+// error.
+func (s *Service) decide(cmd RecordCommand, ent *Entity, changes []Change) error {
+	v := ent.Version()
+	if !cmd.Expected.Allows(v) {
+		return &eventstore.WrongExpectedVersionError{
+			Tenant: cmd.Tenant, StreamID: cmd.EntityID, Expected: cmd.Expected, Actual: v,
+		}
+	}
+	if v == 0 && cmd.EntityType == "" {
+		return &ValidationError{Errors: []FieldError{{
+			Field: "entityType", Message: "entityType is required on the first event of an entity",
+		}}}
+	}
+	if cmd.EntityType != "" && ent.EntityType() != "" && ent.EntityType() != cmd.EntityType {
+		return typeMismatch(cmd.EntityType, ent.EntityType())
+	}
+	return ent.Decide(changes...)
 }
 
 func typeMismatch(asked, actual string) error {
@@ -543,6 +593,7 @@ func (s *Service) Erase(ctx context.Context, tenant, entityID string) (int64, er
 		return 0, err
 	}
 	defer unlock()
+	s.aggregates.drop(streamKey{tenant, entityID})
 	n, err := s.store.Erase(ctx, tenant, entityID)
 	if errors.Is(err, eventstore.ErrNotFound) {
 		return 0, fmt.Errorf("tracking: erase %q: %w", entityID, ErrNotFound)
