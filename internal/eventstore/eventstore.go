@@ -272,6 +272,40 @@ type Store interface {
 	Close() error
 }
 
+// StreamLoader is implemented by stores that read what loading an aggregate
+// needs in one round trip. Use the function LoadStream, which falls back to
+// LoadSnapshot and ReadStream for other stores.
+type StreamLoader interface {
+	// LoadStream returns, as of one point in time, the stream's snapshot of
+	// the highest version (nil when there is none) and up to limit events
+	// after it (from version 1 without a snapshot), in version order. A
+	// missing stream returns ErrNotFound, even when a snapshot is left.
+	LoadStream(ctx context.Context, tenant, streamID string, limit int) (*Snapshot, []Recorded, error)
+}
+
+// LoadStream returns a stream's latest snapshot and up to limit events after
+// it, in one round trip where the store is a StreamLoader, or with
+// LoadSnapshot and ReadStream otherwise (where a snapshot saved between the two
+// calls only means that fewer of the events are needed).
+func LoadStream(ctx context.Context, s Store, tenant, streamID string, limit int) (*Snapshot, []Recorded, error) {
+	if l, ok := s.(StreamLoader); ok {
+		return l.LoadStream(ctx, tenant, streamID, limit)
+	}
+	var snap *Snapshot
+	from := int64(1)
+	switch sn, err := s.LoadSnapshot(ctx, tenant, streamID); {
+	case err == nil:
+		snap, from = &sn, sn.Version+1
+	case !errors.Is(err, ErrNotFound):
+		return nil, nil, err
+	}
+	recs, err := s.ReadStream(ctx, tenant, streamID, from, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	return snap, recs, nil
+}
+
 // Sentinel errors. Implementations wrap them with %w.
 var (
 	// ErrNotFound: the stream (or snapshot) does not exist in this tenant.

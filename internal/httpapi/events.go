@@ -24,7 +24,7 @@ import (
 // Limits of the request vocabulary.
 const (
 	maxBatchItems      = 1000
-	batchParallelism   = 32
+	batchParallelism   = 128 // enough for the store to coalesce a batch into few commits
 	defaultEventsLimit = 100
 	maxEventsLimit     = 1000
 )

@@ -18,6 +18,7 @@ import (
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/projection/projectiontest"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -37,6 +38,22 @@ func BenchmarkAppend(b *testing.B) {
 		}
 		b.Cleanup(func() { s.Close() })
 		return s
+	})
+}
+
+// BenchmarkProjectionApply: go test -run '^$' -bench ProjectionApply ./internal/postgres/
+func BenchmarkProjectionApply(b *testing.B) {
+	projectiontest.BenchmarkApply(b, func(b *testing.B) projectiontest.ReadModels {
+		s, err := postgres.Open(context.Background(), pgtest.NewDatabase(b), postgres.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		rm, err := postgres.OpenReadModels(context.Background(), "", s.Pool())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rm
 	})
 }
 

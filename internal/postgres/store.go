@@ -631,6 +631,76 @@ func (s *Store) ReadStream(ctx context.Context, tenant, streamID string, from in
 	return out, nil
 }
 
+// LoadStream implements eventstore.StreamLoader: the latest snapshot and the
+// events after it, read in one round trip within one repeatable-read
+// transaction, so that the events continue the snapshot exactly.
+func (s *Store) LoadStream(ctx context.Context, tenant, streamID string, limit int) (*eventstore.Snapshot, []eventstore.Recorded, error) {
+	if limit <= 0 {
+		return nil, nil, fmt.Errorf("postgres: load stream: %w: limit must be positive", eventstore.ErrInvalid)
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+	b.Queue(`SELECT sn.version, sn.schema_version, sn.state::text, sn.created_at FROM streams s
+		LEFT JOIN LATERAL (SELECT version, schema_version, state, created_at FROM snapshots
+			WHERE tenant_id = s.tenant_id AND stream_id = s.stream_id ORDER BY version DESC LIMIT 1) sn ON true
+		WHERE s.tenant_id = $1 AND s.stream_id = $2`, tenant, streamID)
+	b.Queue(`SELECT `+eventColumns+` FROM events e
+		WHERE e.tenant_id = $1 AND e.stream_id = $2
+		  AND e.version > coalesce((SELECT max(version) FROM snapshots WHERE tenant_id = $1 AND stream_id = $2), 0)
+		ORDER BY e.version LIMIT $3`, tenant, streamID, limit)
+	b.Queue("COMMIT")
+	// A failure leaves the connection inside the transaction; the pool
+	// closes such connections instead of reusing them.
+	br := s.pool.SendBatch(ctx, b)
+	snap, recs, err := readLoadStream(br, tenant, streamID)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if errors.Is(err, eventstore.ErrNotFound) {
+		return nil, nil, fmt.Errorf("postgres: stream %q: %w", streamID, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: load stream: %w", classify(err))
+	}
+	return snap, recs, nil
+}
+
+func readLoadStream(br pgx.BatchResults, tenant, streamID string) (*eventstore.Snapshot, []eventstore.Recorded, error) {
+	if _, err := br.Exec(); err != nil { // BEGIN
+		return nil, nil, err
+	}
+	var (
+		version   *int64
+		schema    *int32
+		state     *string
+		createdAt *time.Time
+	)
+	err := br.QueryRow().Scan(&version, &schema, &state, &createdAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, eventstore.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var snap *eventstore.Snapshot
+	if version != nil {
+		snap = &eventstore.Snapshot{Tenant: tenant, StreamID: streamID, Version: *version,
+			SchemaVersion: int(*schema), State: json.RawMessage(*state), CreatedAt: createdAt.UTC()}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, err := scanEvents(rows, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := br.Exec(); err != nil { // COMMIT
+		return nil, nil, err
+	}
+	return snap, recs, nil
+}
+
 // ReadAll reads the global log after a cursor, in (tx_id, position) order,
 // and only below the oldest transaction still running: an event whose
 // transaction has not committed yet holds back every event after it.

@@ -30,9 +30,9 @@ func (c *countingStore) ReadStream(ctx context.Context, tenant, id string, from 
 
 var realEngines = []struct {
 	name string
-	open func(t *testing.T) eventstore.Store
+	open func(t testing.TB) eventstore.Store
 }{
-	{"sqlite", func(t *testing.T) eventstore.Store {
+	{"sqlite", func(t testing.TB) eventstore.Store {
 		s, err := sqlite.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "e.db"), sqlite.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -40,7 +40,7 @@ var realEngines = []struct {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}},
-	{"postgres", func(t *testing.T) eventstore.Store {
+	{"postgres", func(t testing.TB) eventstore.Store {
 		s, err := postgres.Open(context.Background(), pgtest.NewDatabase(t), postgres.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -262,7 +262,7 @@ func (e *Entity) Apply(r eventstore.Recorded) {
 	if r.Version <= e.version {
 		return
 	}
-	p, err := DecodePayload(r.Type, r.Data)
+	p, err := DecodeStored(r.Type, r.Data)
 	if err != nil {
 		p = nil
 	}

@@ -72,6 +72,10 @@ func TestDecodePayloadValid(t *testing.T) {
 				t.Fatalf("EventType() = %q, want %q", got.EventType(), tt.typ)
 			}
 			assertRedecodes(t, tt.typ, got)
+			stored, err := DecodeStored(tt.typ, json.RawMessage(tt.data))
+			if err != nil || !reflect.DeepEqual(stored, tt.want) {
+				t.Fatalf("DecodeStored = %#v, %v\nwant %#v", stored, err, tt.want)
+			}
 		})
 	}
 }
@@ -304,5 +308,36 @@ func FuzzDecodePayload(f *testing.F) {
 			t.Fatalf("EventType %q, want %q", p.EventType(), typ)
 		}
 		assertRedecodes(t, typ, p)
+	})
+}
+
+// Whatever DecodePayload accepts (what can be stored), DecodeStored decodes to
+// the same payload.
+func FuzzDecodeStored(f *testing.F) {
+	for _, seed := range []struct{ typ, data string }{
+		{TypeEntityRegistered, `{"reference":"PO-1","attributes":{"a":"b"},"plannedDeparture":"2025-01-01T08:00:00+02:00"}`},
+		{TypeEntityRegistered, `{"attributes":{}}`},
+		{TypeMilestoneReached, `{"milestone":"arrived","siteId":"AMS-1","location":{"lat":52.3,"lon":4.76},"plannedAt":"2025-01-01T10:00:00.5Z"}`},
+		{TypeLocationReported, `{"lat":-90,"lon":180,"accuracyMeters":0,"speedKph":88.5,"siteId":"x"}`},
+		{TypeOperationStarted, `{"operation":"loading","operationId":"op-1"}`},
+		{TypeOperationCompleted, `{"operation":"sorting","operationId":"op-1","outcome":"failed"}`},
+		{TypeExceptionRaised, `{"exceptionId":"e1","code":"temperature","severity":"critical"}`},
+		{TypeExceptionResolved, `{"exceptionId":"e1","resolution":"cooled"}`},
+		{TypeEtaUpdated, `{"eta":"2025-03-01T12:00:00-05:00","source":"carrier"}`},
+		{TypeEntityAssociated, `{"parentId":"CONT-1"}`},
+		{TypeEntityDissociated, `{"parentId":null}`},
+		{"x-custom", `{"a":[1,2]}`},
+	} {
+		f.Add(seed.typ, seed.data)
+	}
+	f.Fuzz(func(t *testing.T, typ, data string) {
+		want, err := DecodePayload(typ, json.RawMessage(data))
+		if err != nil {
+			return // cannot be stored
+		}
+		got, err := DecodeStored(typ, json.RawMessage(data))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("DecodeStored(%q, %s) = %#v, %v\nDecodePayload gives %#v", typ, data, got, err, want)
+		}
 	})
 }

@@ -117,7 +117,7 @@ type MetricsChange struct {
 // start of an operation of the event's entity. Events that are not valid
 // payloads (which the service never stores) change nothing.
 func MetricsOf(rec eventstore.Recorded, started func(operationID string) (OperationStart, bool)) MetricsChange {
-	p, err := DecodePayload(rec.Type, rec.Data)
+	p, err := DecodeStored(rec.Type, rec.Data)
 	if err != nil {
 		return MetricsChange{}
 	}

@@ -549,30 +549,38 @@ type loadStats struct {
 // events after it, page by page.
 func (s *Service) load(ctx context.Context, tenant, entityID string) (*Entity, loadStats, error) {
 	var stats loadStats
+	snap, recs, err := eventstore.LoadStream(ctx, s.store, tenant, entityID, readPageSize)
+	if errors.Is(err, eventstore.ErrNotFound) {
+		// No stream: a snapshot without its stream is an erasure in progress.
+		return NewEntity(entityID), stats, nil
+	}
+	if err != nil {
+		return nil, stats, fmt.Errorf("tracking: load %q: %w", entityID, err)
+	}
 	var ent *Entity
-	snap, err := s.store.LoadSnapshot(ctx, tenant, entityID)
-	switch {
-	case err == nil:
-		if e, ok := RestoreEntity(snap); ok {
+	readNext := false // whether the next page is still to be read
+	if snap != nil {
+		if e, ok := RestoreEntity(*snap); ok {
 			ent, stats.snapshotVersion = e, e.Version()
 		} else {
 			s.log.Debug("tracking: ignoring snapshot", "tenant", tenant, "entity", entityID,
 				"version", snap.Version, "schemaVersion", snap.SchemaVersion)
+			recs = nil // they continue the snapshot: read from the start instead
+			readNext = true
 		}
-	case !errors.Is(err, eventstore.ErrNotFound):
-		return nil, stats, fmt.Errorf("tracking: load snapshot of %q: %w", entityID, err)
 	}
 	if ent == nil {
 		ent = NewEntity(entityID)
 	}
 	for {
-		recs, err := s.store.ReadStream(ctx, tenant, entityID, ent.Version()+1, readPageSize)
-		if errors.Is(err, eventstore.ErrNotFound) {
-			// No stream: a snapshot without its stream is an erasure in progress.
-			return NewEntity(entityID), loadStats{}, nil
-		}
-		if err != nil {
-			return nil, stats, fmt.Errorf("tracking: read stream %q: %w", entityID, err)
+		if readNext {
+			recs, err = s.store.ReadStream(ctx, tenant, entityID, ent.Version()+1, readPageSize)
+			if errors.Is(err, eventstore.ErrNotFound) {
+				return NewEntity(entityID), loadStats{}, nil
+			}
+			if err != nil {
+				return nil, stats, fmt.Errorf("tracking: read stream %q: %w", entityID, err)
+			}
 		}
 		for _, r := range recs {
 			ent.Apply(r)
@@ -581,6 +589,7 @@ func (s *Service) load(ctx context.Context, tenant, entityID string) (*Entity, l
 		if len(recs) < readPageSize {
 			return ent, stats, nil
 		}
+		readNext = true
 	}
 }
 

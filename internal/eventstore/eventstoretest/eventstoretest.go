@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ReadAllInOrderPagedByCursor", testReadAll},
 		{"Head", testHead},
 		{"Snapshots", testSnapshots},
+		{"LoadStream", testLoadStream},
 		{"TenantsAreSeparate", testTenants},
 		{"EntityType", testEntityType},
 		{"StreamInfo", testStreamInfo},
@@ -435,6 +436,54 @@ func testSnapshots(t *testing.T, s eventstore.Store) {
 	}
 	if _, err := s.LoadSnapshot(ctx, tenant(), "s1"); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Fatalf("another tenant's snapshot: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testLoadStream(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	versions := func(recs []eventstore.Recorded) []int64 {
+		var vs []int64
+		for _, r := range recs {
+			vs = append(vs, r.Version)
+		}
+		return vs
+	}
+	if _, _, err := eventstore.LoadStream(ctx, s, ten, "s1", 10); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("missing stream: err = %v, want ErrNotFound", err)
+	}
+	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, events(5)...))
+	snap, recs, err := eventstore.LoadStream(ctx, s, ten, "s1", 3)
+	if err != nil || snap != nil || !slices.Equal(versions(recs), []int64{1, 2, 3}) {
+		t.Fatalf("without a snapshot, limit 3: %v, versions %v, %v; want no snapshot and versions 1-3", snap, versions(recs), err)
+	}
+	if recs[0].Type != "Thing" || string(recs[0].Data) != `{"n":0}` || recs[0].Tenant != ten || recs[0].Position == 0 {
+		t.Fatalf("first event = %+v", recs[0])
+	}
+	for _, v := range []int64{3, 2} { // the latest wins, whatever the order saved
+		if err := s.SaveSnapshot(ctx, eventstore.Snapshot{Tenant: ten, StreamID: "s1", Version: v, SchemaVersion: 1, State: json.RawMessage(`{"v":3}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, recs, err = eventstore.LoadStream(ctx, s, ten, "s1", 10)
+	if err != nil || snap == nil || snap.Version != 3 || string(snap.State) != `{"v":3}` || !slices.Equal(versions(recs), []int64{4, 5}) {
+		t.Fatalf("with a snapshot at 3: %+v, versions %v, %v; want the snapshot and versions 4, 5", snap, versions(recs), err)
+	}
+	if err := s.SaveSnapshot(ctx, eventstore.Snapshot{Tenant: ten, StreamID: "s1", Version: 5, SchemaVersion: 1, State: json.RawMessage(`{"v":5}`)}); err != nil {
+		t.Fatal(err)
+	}
+	snap, recs, err = eventstore.LoadStream(ctx, s, ten, "s1", 10)
+	if err != nil || snap == nil || snap.Version != 5 || len(recs) != 0 {
+		t.Fatalf("with a snapshot of the current version: %+v, %d events, %v", snap, len(recs), err)
+	}
+	if _, _, err := eventstore.LoadStream(ctx, s, tenant(), "s1", 10); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("another tenant's stream: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Erase(ctx, ten, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eventstore.LoadStream(ctx, s, ten, "s1", 10); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("erased stream: err = %v, want ErrNotFound", err)
 	}
 }
 
