@@ -88,6 +88,15 @@ func (m *ReadModels) Apply(ctx context.Context, name string, from eventstore.Cur
 	}
 	events = pending
 	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		// The batch and its checkpoint commit together, and both derive from
+		// events already durable in the log: if the server crashes before
+		// this commit reaches the disk, both are lost together and the batch
+		// is applied again. So the commit need not wait for the WAL flush,
+		// which spares the events' own commits one fsync per batch and
+		// projection.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
 		// Compare-and-set: lock the checkpoint row and check where it is.
 		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING`, name); err != nil {
 			return err
