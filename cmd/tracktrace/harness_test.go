@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 )
 
@@ -26,19 +28,25 @@ type server struct {
 
 // logBuffer collects the server's log lines and reports the listen address.
 type logBuffer struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	addr  chan string
-	found bool
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	addr    chan string
+	found   bool
+	scanned int // bytes of buf up to the last complete line looked at
 }
 
+// Write takes log output in chunks of any size (a pipe may split lines).
 func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	start := l.buf.Len()
 	l.buf.Write(p)
 	if !l.found {
-		sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()[start:]))
+		complete := bytes.LastIndexByte(l.buf.Bytes(), '\n') + 1
+		if complete <= l.scanned {
+			return len(p), nil
+		}
+		sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()[l.scanned:complete]))
+		l.scanned = complete
 		for sc.Scan() {
 			var line struct{ Msg, Addr string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
@@ -180,6 +188,9 @@ func (s *server) tryDo(method, path string, body any, headers ...string) (respon
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "serve" {
+		os.Exit(childMain())
+	}
 	// Tests run the server in-process; make the machine's environment
 	// irrelevant to them.
 	for _, kv := range os.Environ() {
@@ -187,5 +198,7 @@ func TestMain(m *testing.M) {
 			os.Unsetenv(k)
 		}
 	}
-	os.Exit(m.Run())
+	// Every test stops what it started: no goroutine may outlive the tests
+	// (servers, relays, consumers, pools, listeners).
+	goleak.VerifyTestMain(m)
 }

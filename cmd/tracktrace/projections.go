@@ -42,6 +42,7 @@ func projectionsCmd(ctx context.Context, args []string, environ []string, stdout
 	if err != nil {
 		return fmt.Errorf("read models: %w", err)
 	}
+	defer views.Close()
 	m := projection.NewManager(store, views, views, tracking.Projections(), projection.Options{BatchSize: 5000})
 	if sub == "rebuild" {
 		start := time.Now()

@@ -65,6 +65,7 @@ func retentionCmd(ctx context.Context, args []string, environ []string, stdout, 
 	if err != nil {
 		return fmt.Errorf("read models: %w", err)
 	}
+	defer views.Close()
 	svc := tracking.NewService(store, tracking.ServiceOptions{SnapshotFrequency: cfg.EventStore.SnapshotFrequency})
 	deps, policy, err := retentionDeps(cfg, store, views, svc)
 	if err != nil {

@@ -114,6 +114,7 @@ type readSide interface {
 	EraseEntity(ctx context.Context, tenant, id string) error
 	ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error
 	MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error
+	Close() error
 }
 
 // openReadModels opens the read models beside the event store: in its
@@ -280,6 +281,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if err != nil {
 		return fmt.Errorf("read models: %w", err)
 	}
+	defer views.Close()
 	cacheStore, cacheCheck, err := openCache(cfg)
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)

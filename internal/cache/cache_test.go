@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tlm/tracktrace/internal/cache"
+	"github.com/tlm/tracktrace/internal/cache/redistest"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/sqlite"
@@ -49,44 +47,6 @@ func sharedRedis(t *testing.T) *redis.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// privateRedis starts a redis-server of the test's own on a free port, so
-// that the test can stop it without touching the machine's shared one.
-func privateRedis(t *testing.T) (addr string, stop func()) {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is not installed: %v", err)
-		}
-		t.Skip("skipping: redis-server is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() { once.Do(func() { cmd.Process.Kill(); cmd.Wait() }) }
-	t.Cleanup(stop)
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("private redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return addr, stop
 }
 
 func TestMemory(t *testing.T) {
@@ -202,7 +162,7 @@ func TestCachedReadModels(t *testing.T) {
 			var store cache.Store = cache.NewMemory(1<<20, nil)
 			stopRedis := func() {}
 			if backend == "redis" {
-				addr, stop := privateRedis(t)
+				addr, stop := redistest.Start(t)
 				stopRedis = stop
 				store = cache.NewRedis(redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond,
 					ReadTimeout: 200 * time.Millisecond, MaxRetries: -1}), "tt:")

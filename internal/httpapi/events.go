@@ -24,7 +24,7 @@ import (
 // Limits of the request vocabulary.
 const (
 	maxBatchItems      = 1000
-	batchParallelism   = 128 // enough for the store to coalesce a batch into few commits
+	batchParallelism   = 128 // items in flight, server-wide: enough for the store to coalesce them into few commits
 	defaultEventsLimit = 100
 	maxEventsLimit     = 1000
 )
@@ -286,7 +286,6 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) erro
 	}
 	corr := requestID(r)
 	results := make([]batchResult, len(body.Items))
-	sem := make(chan struct{}, batchParallelism)
 	var wg sync.WaitGroup
 	for i := range body.Items {
 		item := &body.Items[i]
@@ -299,9 +298,14 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) erro
 			results[i].fail(err)
 			continue
 		}
-		sem <- struct{}{}
+		select {
+		case s.batchSlots <- struct{}{}:
+		case <-r.Context().Done():
+			results[i].fail(r.Context().Err())
+			continue
+		}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			defer func() { <-s.batchSlots }()
 			res, err := s.Tracker.Record(r.Context(), cmd)
 			if err != nil {
 				results[i].fail(err)

@@ -82,6 +82,9 @@ type server struct {
 	Deps
 	log     *slog.Logger
 	limiter *tenantLimiter
+	// batchSlots bounds the batch items being recorded at once, across all
+	// batch requests, and with them the memory a burst of batches takes.
+	batchSlots chan struct{}
 }
 
 // NewServer returns the API's handler.
@@ -102,7 +105,8 @@ func NewServer(d Deps) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &server{Deps: d, log: log, limiter: newTenantLimiter(d.RateLimit, d.RateBurst)}
+	s := &server{Deps: d, log: log, limiter: newTenantLimiter(d.RateLimit, d.RateBurst),
+		batchSlots: make(chan struct{}, batchParallelism)}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	var h http.Handler = mux

@@ -144,6 +144,7 @@ func postgresEngine(t *testing.T) engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { other.Close() })
 	return engine{store, rm, other}
 }
 

@@ -28,6 +28,7 @@ func TestProjectionFailover(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { rm.Close() }) // after the manager has stopped
 		m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{Interval: refresh})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

@@ -26,13 +26,25 @@ var (
 // ReadModels holds the projections' read models and checkpoints in a
 // PostgreSQL database (the event store's, or one of their own).
 type ReadModels struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	owned bool // the pool was opened for the read models: Close closes it
+}
+
+// Close closes the read models' own pool, opened when OpenReadModels was
+// given a connection string; read models on the event store's pool leave it
+// to the store.
+func (m *ReadModels) Close() error {
+	if m.owned {
+		m.pool.Close()
+	}
+	return nil
 }
 
 // OpenReadModels connects to the read-model database and applies its
 // migrations. With pool non-nil (the event store's database) it uses that.
 func OpenReadModels(ctx context.Context, dsn string, pool *pgxpool.Pool) (*ReadModels, error) {
-	if pool == nil {
+	owned := pool == nil
+	if owned {
 		cfg, err := pgxpool.ParseConfig(dsn)
 		if err != nil {
 			return nil, errors.New("postgres: the read-model connection string cannot be parsed")
@@ -42,9 +54,12 @@ func OpenReadModels(ctx context.Context, dsn string, pool *pgxpool.Pool) (*ReadM
 		}
 	}
 	if err := migrate(ctx, pool, "readmodels", "goose_readmodels_version", 0x7472616b02); err != nil {
+		if owned {
+			pool.Close()
+		}
 		return nil, err
 	}
-	return &ReadModels{pool: pool}, nil
+	return &ReadModels{pool: pool, owned: owned}, nil
 }
 
 // Ping checks that the read-model database answers.

@@ -38,6 +38,11 @@ type ReadModels struct {
 	store *Store
 }
 
+// Close releases nothing: the read models share the store's connections
+// (closing the store closes them). It exists so that both engines' read
+// models can be closed alike.
+func (m *ReadModels) Close() error { return nil }
+
 // OpenReadModels applies the read-model migrations (their own set, with the
 // version table goose_readmodels_version) to the store's file and returns
 // its read models. They share the store's connections: closing the store

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/postgres"
+	"github.com/tlm/tracktrace/internal/postgres/pgtest"
+	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/sqlite"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// faultEngine is a storage engine as the fault tests use it: the server's
+// environment, and the store and read models opened in the test process
+// (with no server running) to check them.
+type faultEngine struct {
+	name string
+	env  []string
+	open func(t *testing.T) (eventstore.Store, readModelsDump)
+}
+
+// readModelsDump is what the read-model check needs of an engine.
+type readModelsDump interface {
+	projection.Target
+	projection.Leader
+	Dump(ctx context.Context) (map[string][]string, error)
+}
+
+func faultEngines(t *testing.T) []faultEngine {
+	file := filepath.Join(t.TempDir(), "tracktrace.db")
+	dsn := pgtest.NewDatabase(t)
+	return []faultEngine{
+		{"sqlite", []string{"EventStore__ConnectionString=file:" + file}, func(t *testing.T) (eventstore.Store, readModelsDump) {
+			s, err := sqlite.Open(t.Context(), "file:"+file, sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			rm, err := sqlite.OpenReadModels(t.Context(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, rm
+		}},
+		{"postgres", []string{"ConnectionStrings__EventStore=" + dsn}, func(t *testing.T) (eventstore.Store, readModelsDump) {
+			s, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			rm, err := postgres.OpenReadModels(t.Context(), "", s.Pool())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, rm
+		}},
+	}
+}
+
+// ackLog records the events clients saw acknowledged (201), by entity, and
+// what the other requests saw.
+type ackLog struct {
+	mu       sync.Mutex
+	ids      map[string][]uuid.UUID
+	n        int
+	statuses map[int]int   // responses by status
+	failed   int           // requests without a response
+	slowest  time.Duration // longest request
+	// noRetryAfter counts 503 responses without a Retry-After header.
+	noRetryAfter int
+}
+
+// observe records one request's outcome (status 0: no response).
+func (a *ackLog) observe(status int, took time.Duration, retryAfter string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.statuses == nil {
+		a.statuses = map[int]int{}
+	}
+	if status == 0 {
+		a.failed++
+	} else {
+		a.statuses[status]++
+	}
+	a.slowest = max(a.slowest, took)
+	if status == 503 && retryAfter == "" {
+		a.noRetryAfter++
+	}
+}
+
+func (a *ackLog) add(entity string, ids ...uuid.UUID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ids == nil {
+		a.ids = map[string][]uuid.UUID{}
+	}
+	a.ids[entity] = append(a.ids[entity], ids...)
+	a.n += len(ids)
+}
+
+// appendLoad runs clients that append until stop is closed, each to four
+// entities of its own, with client-chosen event ids: a milestone with a
+// planned time, an operation started and completed in one request (two
+// events, atomic), or a location fix. They send to the URL in target (none
+// while it is nil) and record what was acknowledged; transport errors and
+// the statuses in allowed are outcomes a client may see, anything else fails
+// the test.
+func appendLoad(t *testing.T, clients int, prefix string, target *atomic.Pointer[string], acked *ackLog, stop <-chan struct{}, allowed ...int) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				url := target.Load()
+				if url == nil {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				entity := fmt.Sprintf("%s-%d-%d", prefix, c, i%4)
+				at := time.Now().Add(-time.Hour)
+				var evs []map[string]any
+				ids := []uuid.UUID{uuid.New()}
+				switch i % 3 {
+				case 0:
+					evs = append(evs, map[string]any{"eventId": ids[0], "type": "MilestoneReached", "occurredAt": at,
+						"data": map[string]any{"milestone": "arrived", "siteId": "AMS", "plannedAt": at.Add(-10 * time.Minute)}})
+				case 1:
+					ids = append(ids, uuid.New())
+					op := fmt.Sprintf("op-%d", i)
+					evs = append(evs,
+						map[string]any{"eventId": ids[0], "type": "OperationStarted", "occurredAt": at,
+							"data": map[string]any{"operation": "loading", "operationId": op}},
+						map[string]any{"eventId": ids[1], "type": "OperationCompleted", "occurredAt": at.Add(time.Minute),
+							"data": map[string]any{"operation": "loading", "operationId": op, "outcome": "succeeded"}})
+				default:
+					evs = append(evs, map[string]any{"eventId": ids[0], "type": "LocationReported", "occurredAt": at,
+						"data": map[string]any{"lat": 52.1, "lon": 4.3}})
+				}
+				start := time.Now()
+				r, err := (&server{URL: *url}).tryDo("POST", "/api/v1/entities/"+entity+"/events",
+					map[string]any{"entityType": "vehicle", "events": evs})
+				if err != nil {
+					acked.observe(0, time.Since(start), "")
+				} else {
+					acked.observe(r.StatusCode, time.Since(start), r.Header.Get("Retry-After"))
+				}
+				switch {
+				case err != nil:
+					// Unknown outcome: not acknowledged.
+				case r.StatusCode == 201:
+					acked.add(entity, ids...)
+				default:
+					if !slicesContains(allowed, r.StatusCode) {
+						t.Errorf("append to %s: %d %s", entity, r.StatusCode, r.Body)
+					}
+				}
+			}
+		})
+	}
+	return &wg
+}
+
+func slicesContains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// requester sends requests to a server: *server (in-process) or *process.
+type requester interface {
+	tryDo(method, path string, body any, headers ...string) (response, error)
+}
+
+// checkAcknowledged reads every entity's events through the API and checks
+// that versions are contiguous, no event id appears twice, and every
+// acknowledged event is there.
+func checkAcknowledged(t *testing.T, p requester, acked *ackLog) {
+	t.Helper()
+	acked.mu.Lock()
+	defer acked.mu.Unlock()
+	for entity, ids := range acked.ids {
+		seen := map[uuid.UUID]int{}
+		var version int64
+		for {
+			r, err := p.tryDo("GET", fmt.Sprintf("/api/v1/entities/%s/events?fromVersion=%d&limit=1000", entity, version+1), nil)
+			if err != nil || r.StatusCode != 200 {
+				t.Fatalf("read events of %s: %v %d %s", entity, err, r.StatusCode, r.Body)
+			}
+			var page struct {
+				Events []struct {
+					EventID uuid.UUID
+					Version int64
+				}
+			}
+			r.JSON(t, &page)
+			for _, e := range page.Events {
+				if e.Version != version+1 {
+					t.Fatalf("%s: version %d follows %d", entity, e.Version, version)
+				}
+				version = e.Version
+				seen[e.EventID]++
+			}
+			if len(page.Events) < 1000 {
+				break
+			}
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("%s: event %s stored %d times", entity, id, n)
+			}
+		}
+		for _, id := range ids {
+			if seen[id] != 1 {
+				t.Errorf("%s: acknowledged event %s is not stored", entity, id)
+			}
+		}
+	}
+}
+
+// checkReadModelsEqualRebuild brings every projection up to the log's head,
+// dumps the read models, rebuilds each projection from the log and checks
+// that the rebuilt read models are the same. No server may be running.
+func checkReadModelsEqualRebuild(t *testing.T, eng faultEngine) {
+	t.Helper()
+	ctx := t.Context()
+	store, rm := eng.open(t)
+	m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{})
+	catchUp := func() {
+		t.Helper()
+		for _, name := range tracking.Projections() {
+			if err := m.CatchUp(ctx, name); err != nil {
+				t.Fatalf("catch up %s: %v", name, err)
+			}
+		}
+	}
+	catchUp()
+	before, err := rm.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before["rm_timeline"]) == 0 || len(before["rm_entities"]) == 0 || len(before["rm_metric_points"]) == 0 {
+		t.Fatalf("read models are empty: %d timeline rows, %d entities, %d metric points",
+			len(before["rm_timeline"]), len(before["rm_entities"]), len(before["rm_metric_points"]))
+	}
+	for _, name := range tracking.Projections() {
+		if err := m.Rebuild(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	catchUp()
+	after, err := rm.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for table, rows := range before {
+		if !reflect.DeepEqual(rows, after[table]) {
+			t.Errorf("%s after the crashes differs from its rebuild: %d rows, rebuilt %d", table, len(rows), len(after[table]))
+		}
+	}
+}
+
+// SIGKILL while 16 clients append, ten times over, on each engine: after the
+// last restart every acknowledged event is stored exactly once, and the read
+// models equal a rebuild from the log.
+func TestCrashUnderLoadLosesNothingAcknowledged(t *testing.T) {
+	t.Parallel()
+	for _, eng := range faultEngines(t) {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			const cycles = 10
+			var target atomic.Pointer[string]
+			acked := &ackLog{}
+			stop := make(chan struct{})
+			// 503: a request caught by a crash of the database connection.
+			load := appendLoad(t, 16, "CRASH", &target, acked, stop, 503)
+			for cycle := range cycles {
+				p := startProcess(t, eng.env)
+				target.Store(&p.URL)
+				before := acked.count()
+				time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
+				// Kill it under load: after some appends were acknowledged.
+				for deadline := time.Now().Add(20 * time.Second); acked.count() == before && time.Now().Before(deadline); {
+					time.Sleep(10 * time.Millisecond)
+				}
+				p.kill()
+				target.Store(nil)
+				t.Logf("cycle %d: %d events acknowledged before SIGKILL", cycle+1, acked.count()-before)
+			}
+			close(stop)
+			load.Wait()
+			if acked.count() == 0 {
+				t.Fatal("nothing was acknowledged")
+			}
+			p := startProcess(t, eng.env)
+			checkAcknowledged(t, p, acked)
+			p.terminate(t, 10*time.Second)
+			checkReadModelsEqualRebuild(t, eng)
+			t.Logf("%d acknowledged events over %d crashes: all stored once; read models equal a rebuild", acked.count(), cycles)
+		})
+	}
+}
+
+func (a *ackLog) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
+}
