@@ -293,9 +293,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		Interval: time.Duration(cfg.ReadModels.RefreshInterval),
 		Logger:   log,
 		OnApplied: func(name string, events []eventstore.Recorded) {
-			if name == tracking.ProjectionTimeline || name == tracking.ProjectionEntities {
-				cached.Invalidate(context.WithoutCancel(ctx), events)
-			}
+			cached.Invalidate(context.WithoutCancel(ctx), name, events)
 		},
 	})
 	if err := registerCollectors(metrics, rawStore, projections); err != nil {
@@ -304,7 +302,10 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	var kp *kafkaParts
 	if cfg.Kafka.Enabled() {
 		kp, err = startKafka(ctx, cfg, store, views, svc, metrics, tp, func(evs []eventstore.Recorded) {
-			cached.Invalidate(context.WithoutCancel(ctx), evs)
+			// The projection consumer applies each event to every projection.
+			for _, name := range tracking.Projections() {
+				cached.Invalidate(context.WithoutCancel(ctx), name, evs)
+			}
 		}, log)
 		if err != nil {
 			return fmt.Errorf("kafka: %w", err)

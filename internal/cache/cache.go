@@ -7,19 +7,33 @@ package cache
 import (
 	"container/list"
 	"context"
+	"math"
+	"strconv"
 	"sync"
 	"time"
 )
 
 // Store is a cache backend. Values of one group are invalidated together.
+//
+// Each value is stored with the entity version it reflects, and each
+// invalidation leaves a floor behind: the highest version invalidated. A value
+// below its group's floor is not stored. That closes the race of every
+// read-through cache, where a read that began before a change stores its older
+// value after the change's invalidation (to be served until it expires).
 type Store interface {
 	// Get returns the value of field in group, and whether it was there.
 	Get(ctx context.Context, group, field string) ([]byte, bool, error)
-	// Set stores a value of field in group for ttl.
-	Set(ctx context.Context, group, field string, value []byte, ttl time.Duration) error
-	// Invalidate drops whole groups.
-	Invalidate(ctx context.Context, groups ...string) error
+	// Set stores a value of field in group for ttl, unless the group's
+	// floor is above version.
+	Set(ctx context.Context, group, field string, value []byte, version int64, ttl time.Duration) error
+	// Invalidate drops whole groups and raises each one's floor to the
+	// version given (a floor never goes down), keeping it for ttl.
+	Invalidate(ctx context.Context, floors map[string]int64, ttl time.Duration) error
 }
+
+// floorField is the field that holds a group's floor; no value field starts
+// with a NUL byte.
+const floorField = "\x00floor"
 
 // Memory is an in-process Store: LRU, bounded by the bytes it holds (keys and
 // values), with per-entry expiry. Safe for concurrent use.
@@ -68,39 +82,65 @@ func (m *Memory) Get(_ context.Context, group, field string) ([]byte, bool, erro
 }
 
 // Set implements Store. A value larger than the whole cache is not kept.
-func (m *Memory) Set(_ context.Context, group, field string, value []byte, ttl time.Duration) error {
+func (m *Memory) Set(_ context.Context, group, field string, value []byte, version int64, ttl time.Duration) error {
 	e := &entry{group: group, field: field, value: value, expires: m.now().Add(ttl)}
 	if e.bytes() > m.max {
 		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if el, ok := m.groups[group][field]; ok {
-		m.remove(el)
+	if version < m.floor(group) {
+		return nil
 	}
-	g := m.groups[group]
-	if g == nil {
-		g = map[string]*list.Element{}
-		m.groups[group] = g
-	}
-	g[field] = m.lru.PushFront(e)
-	m.size += e.bytes()
-	for m.size > m.max {
-		m.remove(m.lru.Back())
-	}
+	m.put(e)
 	return nil
 }
 
 // Invalidate implements Store.
-func (m *Memory) Invalidate(_ context.Context, groups ...string) error {
+func (m *Memory) Invalidate(_ context.Context, floors map[string]int64, ttl time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, g := range groups {
+	for g, v := range floors {
+		v = max(v, m.floor(g))
 		for _, el := range m.groups[g] {
 			m.remove(el)
 		}
+		m.put(&entry{group: g, field: floorField, value: strconv.AppendInt(nil, v, 10), expires: m.now().Add(ttl)})
 	}
 	return nil
+}
+
+// floor returns the group's unexpired floor, or the lowest version.
+func (m *Memory) floor(group string) int64 {
+	el, ok := m.groups[group][floorField]
+	if !ok {
+		return math.MinInt64
+	}
+	e := el.Value.(*entry)
+	if !m.now().Before(e.expires) {
+		m.remove(el)
+		return math.MinInt64
+	}
+	v, _ := strconv.ParseInt(string(e.value), 10, 64)
+	return v
+}
+
+// put adds an entry (replacing the group's field), evicting the least
+// recently used beyond the size bound.
+func (m *Memory) put(e *entry) {
+	if el, ok := m.groups[e.group][e.field]; ok {
+		m.remove(el)
+	}
+	g := m.groups[e.group]
+	if g == nil {
+		g = map[string]*list.Element{}
+		m.groups[e.group] = g
+	}
+	g[e.field] = m.lru.PushFront(e)
+	m.size += e.bytes()
+	for m.size > m.max {
+		m.remove(m.lru.Back())
+	}
 }
 
 // Size returns the bytes held.

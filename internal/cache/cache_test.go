@@ -58,7 +58,7 @@ func TestMemory(t *testing.T) {
 	if _, ok, _ := m.Get(ctx, "g", "f"); ok {
 		t.Fatal("hit in an empty cache")
 	}
-	m.Set(ctx, "g", "f", []byte("v1"), time.Minute)
+	m.Set(ctx, "g", "f", []byte("v1"), 1, time.Minute)
 	if v, ok, _ := m.Get(ctx, "g", "f"); !ok || string(v) != "v1" {
 		t.Fatalf("get = %q, %v; want a hit", v, ok)
 	}
@@ -68,10 +68,10 @@ func TestMemory(t *testing.T) {
 		t.Fatal("hit after the TTL")
 	}
 	// Invalidation drops the whole group and nothing else.
-	m.Set(ctx, "a", "x", []byte("1"), time.Hour)
-	m.Set(ctx, "a", "y", []byte("2"), time.Hour)
-	m.Set(ctx, "b", "x", []byte("3"), time.Hour)
-	m.Invalidate(ctx, "a")
+	m.Set(ctx, "a", "x", []byte("1"), 1, time.Hour)
+	m.Set(ctx, "a", "y", []byte("2"), 1, time.Hour)
+	m.Set(ctx, "b", "x", []byte("3"), 1, time.Hour)
+	m.Invalidate(ctx, map[string]int64{"a": 1}, time.Hour)
 	_, okAX, _ := m.Get(ctx, "a", "x")
 	_, okAY, _ := m.Get(ctx, "a", "y")
 	_, okBX, _ := m.Get(ctx, "b", "x")
@@ -80,7 +80,7 @@ func TestMemory(t *testing.T) {
 	}
 	// Size bound: the least recently used entries go first.
 	for i := range 50 {
-		m.Set(ctx, fmt.Sprintf("s%d", i), "f", make([]byte, 100), time.Hour)
+		m.Set(ctx, fmt.Sprintf("s%d", i), "f", make([]byte, 100), 1, time.Hour)
 		if m.Size() > 1000 {
 			t.Fatalf("cache holds %d bytes, bound 1000", m.Size())
 		}
@@ -92,33 +92,102 @@ func TestMemory(t *testing.T) {
 		t.Fatal("the newest entry was evicted")
 	}
 	// A value larger than the cache is not kept (and evicts nothing).
-	m.Set(ctx, "huge", "f", make([]byte, 5000), time.Hour)
+	m.Set(ctx, "huge", "f", make([]byte, 5000), 1, time.Hour)
 	if _, ok, _ := m.Get(ctx, "huge", "f"); ok {
 		t.Fatal("an oversized value was kept")
+	}
+	testFloors(t, cache.NewMemory(10000, clk.Now), func() { clk.Add(2 * time.Hour) })
+}
+
+// testFloors checks a Store's version floors: after an invalidation, a value
+// older than the invalidated version is not stored (the read that began
+// before the change and finishes after it), newer ones are, floors never go
+// down, other groups are unaffected, and a floor expires with the TTL.
+// expire makes an hour-long TTL pass.
+func testFloors(t *testing.T, s cache.Store, expire func()) {
+	t.Helper()
+	ctx := context.Background()
+	has := func(group, field, want string) bool {
+		t.Helper()
+		v, ok, err := s.Get(ctx, group, field)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok && string(v) == want
+	}
+	set := func(group, value string, version int64) {
+		t.Helper()
+		if err := s.Set(ctx, group, "f", []byte(value), version, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	invalidate := func(floors map[string]int64) {
+		t.Helper()
+		if err := s.Invalidate(ctx, floors, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("fl", "v3", 3)
+	set("other", "o1", 1)
+	if !has("fl", "f", "v3") {
+		t.Fatal("no floor yet: value not stored")
+	}
+	invalidate(map[string]int64{"fl": 5})
+	if has("fl", "f", "v3") {
+		t.Fatal("value survived its invalidation")
+	}
+	set("fl", "v4", 4) // read before the change, stored after its invalidation
+	if has("fl", "f", "v4") {
+		t.Fatal("a value older than the floor was stored")
+	}
+	set("fl", "v5", 5)
+	if !has("fl", "f", "v5") {
+		t.Fatal("a value at the floor was not stored")
+	}
+	invalidate(map[string]int64{"fl": 7})
+	invalidate(map[string]int64{"fl": 6}) // a late, lower invalidation
+	set("fl", "v6", 6)
+	if has("fl", "f", "v6") {
+		t.Fatal("the floor went down")
+	}
+	set("fl", "v7", 7)
+	if !has("fl", "f", "v7") || !has("other", "f", "o1") {
+		t.Fatal("a value at the floor, or another group's, is missing")
+	}
+	invalidate(map[string]int64{"fl": 1 << 53}) // erasure
+	set("fl", "v8", 8)
+	if has("fl", "f", "v8") {
+		t.Fatal("a value was stored after an erasure")
+	}
+	expire()
+	set("fl", "v9", 9)
+	if !has("fl", "f", "v9") {
+		t.Fatal("the floor outlived its TTL")
 	}
 }
 
 func TestRedis(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := cache.NewRedis(sharedRedis(t), "tt-test-"+uuid.NewString()[:8]+":")
+	prefix := "tt-test-" + uuid.NewString()[:8] + ":"
+	r := cache.NewRedis(sharedRedis(t), prefix)
 	if _, ok, err := r.Get(ctx, "g", "f"); ok || err != nil {
 		t.Fatalf("empty get = %v, %v", ok, err)
 	}
-	if err := r.Set(ctx, "g", "f", []byte("v"), time.Minute); err != nil {
+	if err := r.Set(ctx, "g", "f", []byte("v"), 1, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if v, ok, err := r.Get(ctx, "g", "f"); !ok || err != nil || string(v) != "v" {
 		t.Fatalf("get = %q, %v, %v", v, ok, err)
 	}
-	if err := r.Invalidate(ctx, "g"); err != nil {
+	if err := r.Invalidate(ctx, map[string]int64{"g": 1}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := r.Get(ctx, "g", "f"); ok {
 		t.Fatal("hit after invalidation")
 	}
 	// TTL expiry, on Redis' own clock.
-	r.Set(ctx, "ttl", "f", []byte("v"), 150*time.Millisecond)
+	r.Set(ctx, "ttl", "f", []byte("v"), 1, 150*time.Millisecond)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, ok, _ := r.Get(ctx, "ttl", "f"); !ok {
@@ -129,6 +198,12 @@ func TestRedis(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Floors, with the hour-long TTL made to pass by expiring the keys.
+	testFloors(t, r, func() {
+		if err := sharedRedis(t).Del(ctx, prefix+"fl").Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // recordAndProject records events and catches the projections up.
@@ -184,7 +259,7 @@ func TestCachedReadModels(t *testing.T) {
 				mu.Unlock()
 			}})
 			m := projection.NewManager(es, rm, rm, tracking.Projections(), projection.Options{
-				OnApplied: func(_ string, evs []eventstore.Recorded) { cached.Invalidate(ctx, evs) }})
+				OnApplied: func(name string, evs []eventstore.Recorded) { cached.Invalidate(ctx, name, evs) }})
 			svc := tracking.NewService(es, tracking.ServiceOptions{})
 			base := time.Now().Add(-time.Hour)
 			recordAndProject(t, svc, m, "P-1", loc(base, 10))

@@ -62,76 +62,91 @@ func NewReadModels(next ReadModels, store Store, opts Options) *CachedReadModels
 	return &CachedReadModels{ReadModels: next, store: store, opts: opts}
 }
 
-// Group is the cache group of one entity: every cached value about it.
-// The tenant is part of it, so no tenant can ever read another's entry.
-func Group(tenant, entityID string) string { return tenant + "\x00" + entityID }
+// Group is the cache group of one projection's values about one entity:
+// what one projection batch invalidates, and whose floor follows that
+// projection's version of the entity. The tenant is part of it, so no tenant
+// can ever read another's entry.
+func Group(projection, tenant, entityID string) string {
+	return projection + "\x00" + tenant + "\x00" + entityID
+}
 
-// Invalidate drops the cached values of the entities the events are about.
-// Projections call it after applying events.
-func (c *CachedReadModels) Invalidate(ctx context.Context, events []eventstore.Recorded) {
-	seen := map[string]bool{}
-	groups := make([]string, 0, len(events))
-	for _, e := range events {
-		g := Group(e.Tenant, e.StreamID)
-		if !seen[g] {
-			seen[g] = true
-			groups = append(groups, g)
-		}
+// Invalidate drops the values the projection cached about the entities the
+// events are about, and keeps values older than these events from being
+// stored after it (see Store). Projections call it after applying events;
+// projections without cached values are ignored.
+func (c *CachedReadModels) Invalidate(ctx context.Context, projection string, events []eventstore.Recorded) {
+	if projection != tracking.ProjectionEntities && projection != tracking.ProjectionTimeline {
+		return
 	}
-	if err := c.store.Invalidate(ctx, groups...); err != nil {
+	floors := make(map[string]int64, len(events))
+	for _, e := range events {
+		g := Group(projection, e.Tenant, e.StreamID)
+		floors[g] = max(floors[g], e.Version)
+	}
+	if err := c.store.Invalidate(ctx, floors, c.opts.TTL); err != nil {
 		c.failed()
 		// Entries expire after the TTL; an outage that loses an
 		// invalidation costs staleness bounded by it.
-		c.opts.Logger.Warn("cache: invalidation failed", "error", err, "entities", len(groups))
+		c.opts.Logger.Warn("cache: invalidation failed", "error", err, "entities", len(floors))
 	}
 }
 
+// erasedFloor is the floor Forget leaves: above any version, so that nothing
+// read before an erasure is stored after it (for the TTL, the entity is not
+// cached at all). 2^53, which Redis' Lua numbers hold exactly.
+const erasedFloor = 1 << 53
+
 // Forget drops every cached value of one entity (erasure).
 func (c *CachedReadModels) Forget(ctx context.Context, tenant, id string) error {
-	return c.store.Invalidate(ctx, Group(tenant, id))
+	return c.store.Invalidate(ctx, map[string]int64{
+		Group(tracking.ProjectionEntities, tenant, id): erasedFloor,
+		Group(tracking.ProjectionTimeline, tenant, id): erasedFloor,
+	}, c.opts.TTL)
 }
 
 // Entity implements ReadModels with a read-through cache.
 func (c *CachedReadModels) Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error) {
 	var st tracking.EntityState
-	if c.get(ctx, "entity", Group(tenant, id), "entity", &st) {
+	if c.get(ctx, "entity", Group(tracking.ProjectionEntities, tenant, id), "entity", &st) {
 		return st, nil
 	}
 	st, err := c.ReadModels.Entity(ctx, tenant, id)
 	if err == nil {
-		c.set(ctx, Group(tenant, id), "entity", st)
+		c.set(ctx, Group(tracking.ProjectionEntities, tenant, id), "entity", st, st.Version)
 	}
 	return st, err
 }
 
-// cachedPage is a timeline page with the entity version it reflects.
-type cachedPage struct {
-	Projected int64
-	Page      tracking.TimelinePage
-}
-
 // Timeline implements ReadModels with a read-through cache. A cached page
-// older than q.MinVersion is a miss.
+// older than q.MinVersion is a miss. The page's Projected is the timeline
+// projection's version of the entity that the page reflects (0: nothing
+// projected).
 func (c *CachedReadModels) Timeline(ctx context.Context, q tracking.TimelineQuery) (tracking.TimelinePage, error) {
 	field := timelineField(q)
-	var cp cachedPage
-	if c.get(ctx, "timeline", Group(q.Tenant, q.EntityID), field, &cp) && cp.Projected >= q.MinVersion {
-		return cp.Page, nil
+	var page tracking.TimelinePage
+	if c.get(ctx, "timeline", Group(tracking.ProjectionTimeline, q.Tenant, q.EntityID), field, &page) && page.Projected >= q.MinVersion {
+		return page, nil
 	}
 	// The version is read before the page: the page is at least that fresh.
 	projected, err := c.ReadModels.ProjectedVersion(ctx, tracking.ProjectionTimeline, q.Tenant, q.EntityID)
 	if err != nil {
 		return tracking.TimelinePage{}, err
 	}
-	page, err := c.ReadModels.Timeline(ctx, q)
-	if err == nil {
-		c.set(ctx, Group(q.Tenant, q.EntityID), field, cachedPage{Projected: projected, Page: page})
+	page, err = c.ReadModels.Timeline(ctx, q)
+	if err != nil {
+		return page, err
 	}
-	return page, err
+	page.Projected = projected
+	if projected > 0 {
+		c.set(ctx, Group(tracking.ProjectionTimeline, q.Tenant, q.EntityID), field, page, projected)
+	}
+	return page, nil
 }
 
 func timelineField(q tracking.TimelineQuery) string {
-	f := fmt.Sprintf("timeline|%d|%d|%d", q.Limit, q.From.UnixMicro(), q.To.UnixMicro())
+	// "timeline2": pages carry their version inside (the format of the
+	// first "timeline" entries differs; they are never read).
+	f := fmt.Sprintf("timeline2|%d|%d|%d", q.Limit, q.From.UnixMicro(), q.To.UnixMicro())
 	if q.After != nil {
 		f += fmt.Sprintf("|%d|%d", q.After.OccurredAt.UnixMicro(), q.After.Version)
 	}
@@ -158,12 +173,12 @@ func (c *CachedReadModels) get(ctx context.Context, cache, group, field string, 
 	return true
 }
 
-func (c *CachedReadModels) set(ctx context.Context, group, field string, v any) {
+func (c *CachedReadModels) set(ctx context.Context, group, field string, v any, version int64) {
 	b, err := json.Marshal(v)
 	if err != nil || !c.available() {
 		return
 	}
-	if err := c.store.Set(ctx, group, field, b, c.opts.TTL); err != nil {
+	if err := c.store.Set(ctx, group, field, b, version, c.opts.TTL); err != nil {
 		c.failed()
 		c.opts.Logger.Debug("cache: write failed", "error", err)
 	}

@@ -32,27 +32,44 @@ func (r *Redis) Get(ctx context.Context, group, field string) ([]byte, bool, err
 	return b, true, nil
 }
 
+// setScript stores a value unless the group's floor is above its version.
+// KEYS[1] group; ARGV field, value, version, ttl (ms).
+var setScript = redis.NewScript(`
+local floor = redis.call('HGET', KEYS[1], '` + floorField + `')
+if floor and tonumber(floor) > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1`)
+
+// invalidateScript drops a group and leaves its floor, never lowering it.
+// KEYS[1] group; ARGV version, ttl (ms).
+var invalidateScript = redis.NewScript(`
+local floor = tonumber(redis.call('HGET', KEYS[1], '` + floorField + `') or ARGV[1])
+local v = tonumber(ARGV[1])
+if floor > v then v = floor end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '` + floorField + `', string.format('%d', v))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`)
+
 // Set implements Store. The TTL applies to the group (Redis expires keys,
 // not hash fields): a group lives ttl after its newest value.
-func (r *Redis) Set(ctx context.Context, group, field string, value []byte, ttl time.Duration) error {
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, r.prefix+group, field, value)
-		p.Expire(ctx, r.prefix+group, ttl)
+func (r *Redis) Set(ctx context.Context, group, field string, value []byte, version int64, ttl time.Duration) error {
+	return setScript.Run(ctx, r.client, []string{r.prefix + group}, field, value, version, ttl.Milliseconds()).Err()
+}
+
+// Invalidate implements Store, in one pipeline for all the groups.
+func (r *Redis) Invalidate(ctx context.Context, floors map[string]int64, ttl time.Duration) error {
+	if len(floors) == 0 {
+		return nil
+	}
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for g, v := range floors {
+			invalidateScript.Eval(ctx, p, []string{r.prefix + g}, v, ttl.Milliseconds())
+		}
 		return nil
 	})
 	return err
-}
-
-// Invalidate implements Store.
-func (r *Redis) Invalidate(ctx context.Context, groups ...string) error {
-	if len(groups) == 0 {
-		return nil
-	}
-	keys := make([]string, len(groups))
-	for i, g := range groups {
-		keys[i] = r.prefix + g
-	}
-	return r.client.Del(ctx, keys...).Err()
 }
 
 // Ping checks that Redis answers.

@@ -24,7 +24,7 @@ import (
 // Limits of the request vocabulary.
 const (
 	maxBatchItems      = 1000
-	batchParallelism   = 128 // items in flight, server-wide: enough for the store to coalesce them into few commits
+	batchParallelism   = 512 // items in flight, server-wide: enough for the store to coalesce them into few commits (128 is not)
 	defaultEventsLimit = 100
 	maxEventsLimit     = 1000
 )

@@ -172,20 +172,32 @@ func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p principal
 		}
 		tq.After = &tracking.TimelineCursor{OccurredAt: time.UnixMicro(us).UTC(), Version: v}
 	}
-	projected, err := s.waitProjected(r.Context(), tracking.ProjectionTimeline, p.Tenant, tq.EntityID, minVersion)
+	var projected int64
+	if minVersion > 0 {
+		// Read your writes: wait for the projection, then take no cached
+		// page older than what it has.
+		if projected, err = s.waitProjected(r.Context(), tracking.ProjectionTimeline, p.Tenant, tq.EntityID, minVersion); err != nil {
+			return err
+		}
+		tq.MinVersion = projected
+	}
+	page, err := s.ReadModels.Timeline(r.Context(), tq)
 	if err != nil {
 		return err
 	}
-	tq.MinVersion = projected
+	if page.Projected > 0 {
+		projected = max(projected, page.Projected)
+	} else if minVersion == 0 {
+		// A source that does not say which version its page reflects.
+		if projected, err = s.ReadModels.ProjectedVersion(r.Context(), tracking.ProjectionTimeline, p.Tenant, tq.EntityID); err != nil {
+			return err
+		}
+	}
 	if projected == 0 {
 		// Nothing projected: an unknown entity is a 404, a new one an empty timeline.
 		if _, err := s.Tracker.Events(r.Context(), p.Tenant, tq.EntityID, 1, 1); err != nil {
 			return err
 		}
-	}
-	page, err := s.ReadModels.Timeline(r.Context(), tq)
-	if err != nil {
-		return err
 	}
 	out := struct {
 		EntityID         string                   `json:"entityId"`

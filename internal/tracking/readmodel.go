@@ -60,6 +60,9 @@ type TimelineQuery struct {
 type TimelinePage struct {
 	Entries []TimelineEntry
 	Next    *TimelineCursor
+	// Projected is the version of the entity the page reflects, where the
+	// source knows it (the cache does); 0 otherwise.
+	Projected int64
 }
 
 // EntityQuery selects a page of entities, ordered by entity id.
