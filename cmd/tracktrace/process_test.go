@@ -51,6 +51,7 @@ func startProcess(t *testing.T, env []string) *process {
 	cmd.Env = append([]string{childEnv + "=serve", "PATH=" + os.Getenv("PATH"),
 		"Server__Address=127.0.0.1:0", "ReadModels__ConsistencyWait=00:00:20"}, env...)
 	cmd.Stdout, cmd.Stderr = logs, logs
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start server process: %v", err)
 	}

@@ -27,9 +27,15 @@ type Store interface {
 	// floor is above version.
 	Set(ctx context.Context, group, field string, value []byte, version int64, ttl time.Duration) error
 	// Invalidate drops whole groups and raises each one's floor to the
-	// version given (a floor never goes down), keeping it for ttl.
-	Invalidate(ctx context.Context, floors map[string]int64, ttl time.Duration) error
+	// version given (a floor never goes down), keeping it for floorTTL. An
+	// erasure floor (ErasedFloor) is kept as it is, and runs out its own TTL.
+	Invalidate(ctx context.Context, floors map[string]int64, floorTTL time.Duration) error
 }
+
+// ErasedFloor is the floor an erasure leaves: above any version, so that
+// nothing read before the erasure is stored after it. 2^53, which Redis' Lua
+// numbers hold exactly.
+const ErasedFloor = 1 << 53
 
 // floorField is the field that holds a group's floor; no value field starts
 // with a NUL byte.
@@ -97,15 +103,20 @@ func (m *Memory) Set(_ context.Context, group, field string, value []byte, versi
 }
 
 // Invalidate implements Store.
-func (m *Memory) Invalidate(_ context.Context, floors map[string]int64, ttl time.Duration) error {
+func (m *Memory) Invalidate(_ context.Context, floors map[string]int64, floorTTL time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for g, v := range floors {
-		v = max(v, m.floor(g))
-		for _, el := range m.groups[g] {
-			m.remove(el)
+		old := m.floor(g)
+		for field, el := range m.groups[g] {
+			if field != floorField {
+				m.remove(el)
+			}
 		}
-		m.put(&entry{group: g, field: floorField, value: strconv.AppendInt(nil, v, 10), expires: m.now().Add(ttl)})
+		if old >= ErasedFloor {
+			continue
+		}
+		m.put(&entry{group: g, field: floorField, value: strconv.AppendInt(nil, max(v, old), 10), expires: m.now().Add(floorTTL)})
 	}
 	return nil
 }

@@ -154,14 +154,19 @@ func testFloors(t *testing.T, s cache.Store, expire func()) {
 	if !has("fl", "f", "v7") || !has("other", "f", "o1") {
 		t.Fatal("a value at the floor, or another group's, is missing")
 	}
-	invalidate(map[string]int64{"fl": 1 << 53}) // erasure
+	invalidate(map[string]int64{"fl": cache.ErasedFloor}) // erasure
 	set("fl", "v8", 8)
 	if has("fl", "f", "v8") {
 		t.Fatal("a value was stored after an erasure")
 	}
-	expire()
+	invalidate(map[string]int64{"fl": 9}) // the re-created entity's writes
 	set("fl", "v9", 9)
-	if !has("fl", "f", "v9") {
+	if has("fl", "f", "v9") {
+		t.Fatal("a value was stored within the erasure floor's TTL")
+	}
+	expire()
+	set("fl", "v10", 10)
+	if !has("fl", "f", "v10") {
 		t.Fatal("the floor outlived its TTL")
 	}
 }

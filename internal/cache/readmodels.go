@@ -83,7 +83,7 @@ func (c *CachedReadModels) Invalidate(ctx context.Context, projection string, ev
 		g := Group(projection, e.Tenant, e.StreamID)
 		floors[g] = max(floors[g], e.Version)
 	}
-	if err := c.store.Invalidate(ctx, floors, c.opts.TTL); err != nil {
+	if err := c.store.Invalidate(ctx, floors, floorTTL); err != nil {
 		c.failed()
 		// Entries expire after the TTL; an outage that loses an
 		// invalidation costs staleness bounded by it.
@@ -91,17 +91,16 @@ func (c *CachedReadModels) Invalidate(ctx context.Context, projection string, ev
 	}
 }
 
-// erasedFloor is the floor Forget leaves: above any version, so that nothing
-// read before an erasure is stored after it (for the TTL, the entity is not
-// cached at all). 2^53, which Redis' Lua numbers hold exactly.
-const erasedFloor = 1 << 53
+// floorTTL is how long a floor is kept: longer than any read-through (a
+// request's work is bounded by Server.RequestTimeout, 15 s by default).
+const floorTTL = time.Minute
 
 // Forget drops every cached value of one entity (erasure).
 func (c *CachedReadModels) Forget(ctx context.Context, tenant, id string) error {
 	return c.store.Invalidate(ctx, map[string]int64{
-		Group(tracking.ProjectionEntities, tenant, id): erasedFloor,
-		Group(tracking.ProjectionTimeline, tenant, id): erasedFloor,
-	}, c.opts.TTL)
+		Group(tracking.ProjectionEntities, tenant, id): ErasedFloor,
+		Group(tracking.ProjectionTimeline, tenant, id): ErasedFloor,
+	}, floorTTL)
 }
 
 // Entity implements ReadModels with a read-through cache.

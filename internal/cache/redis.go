@@ -41,10 +41,17 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1`)
 
-// invalidateScript drops a group and leaves its floor, never lowering it.
-// KEYS[1] group; ARGV version, ttl (ms).
+// invalidateScript drops a group's values and leaves its floor, never
+// lowering it; an erasure floor keeps its remaining time.
+// KEYS[1] group; ARGV version, floor TTL (ms), ErasedFloor.
 var invalidateScript = redis.NewScript(`
 local floor = tonumber(redis.call('HGET', KEYS[1], '` + floorField + `') or ARGV[1])
+if floor >= tonumber(ARGV[3]) then
+	for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+		if f ~= '` + floorField + `' then redis.call('HDEL', KEYS[1], f) end
+	end
+	return 1
+end
 local v = tonumber(ARGV[1])
 if floor > v then v = floor end
 redis.call('DEL', KEYS[1])
@@ -59,13 +66,13 @@ func (r *Redis) Set(ctx context.Context, group, field string, value []byte, vers
 }
 
 // Invalidate implements Store, in one pipeline for all the groups.
-func (r *Redis) Invalidate(ctx context.Context, floors map[string]int64, ttl time.Duration) error {
+func (r *Redis) Invalidate(ctx context.Context, floors map[string]int64, floorTTL time.Duration) error {
 	if len(floors) == 0 {
 		return nil
 	}
 	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for g, v := range floors {
-			invalidateScript.Eval(ctx, p, []string{r.prefix + g}, v, ttl.Milliseconds())
+			invalidateScript.Eval(ctx, p, []string{r.prefix + g}, v, floorTTL.Milliseconds(), int64(ErasedFloor))
 		}
 		return nil
 	})

@@ -196,7 +196,8 @@ type Tracking struct {
 	// container, vehicle and asset.
 	EntityTypes []string
 	// AggregateCacheSize bounds the entity aggregates kept in memory between
-	// commands (0: the default, 10,000; negative: off).
+	// commands (0: off, the default; see tracking.ServiceOptions for when to
+	// turn it on).
 	AggregateCacheSize int
 }
 

@@ -25,6 +25,7 @@ import (
 const (
 	maxBatchItems      = 1000
 	batchParallelism   = 512 // items in flight, server-wide: enough for the store to coalesce them into few commits (128 is not)
+	batchPerRequest    = 128 // items in flight of one request, so that one batch cannot take every slot
 	defaultEventsLimit = 100
 	maxEventsLimit     = 1000
 )
@@ -286,6 +287,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) erro
 	}
 	corr := requestID(r)
 	results := make([]batchResult, len(body.Items))
+	mine := make(chan struct{}, batchPerRequest)
 	var wg sync.WaitGroup
 	for i := range body.Items {
 		item := &body.Items[i]
@@ -298,14 +300,16 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) erro
 			results[i].fail(err)
 			continue
 		}
+		mine <- struct{}{} // freed by this request's own items: never waits for long
 		select {
 		case s.batchSlots <- struct{}{}:
 		case <-r.Context().Done():
+			<-mine
 			results[i].fail(r.Context().Err())
 			continue
 		}
 		wg.Go(func() {
-			defer func() { <-s.batchSlots }()
+			defer func() { <-s.batchSlots; <-mine }()
 			res, err := s.Tracker.Record(r.Context(), cmd)
 			if err != nil {
 				results[i].fail(err)

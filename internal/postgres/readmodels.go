@@ -108,9 +108,15 @@ func (m *ReadModels) Apply(ctx context.Context, name string, from eventstore.Cur
 		// this commit reaches the disk, both are lost together and the batch
 		// is applied again. So the commit need not wait for the WAL flush,
 		// which spares the events' own commits one fsync per batch and
-		// projection.
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
+		// projection. Only on the event store's own server, though: there a
+		// checkpoint is durable before any later synchronous commit (WAL
+		// order), such as the retention job's, which trims events behind the
+		// checkpoints; a read-model server of its own could lose a checkpoint
+		// that retention has already acted on.
+		if !m.owned {
+			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
 		}
 		// Compare-and-set: lock the checkpoint row and check where it is.
 		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING`, name); err != nil {

@@ -23,8 +23,6 @@ const (
 	DefaultOnTimeTolerance   = 15 * time.Minute
 	DefaultMaxFutureSkew     = 5 * time.Minute
 	DefaultMaxRetries        = 10
-	// DefaultAggregateCacheSize is the default of ServiceOptions.AggregateCacheSize.
-	DefaultAggregateCacheSize = 10000
 	// MaxEventsPerCommand bounds the events of one RecordCommand.
 	MaxEventsPerCommand = 1000
 	// maxMetadataLength bounds each client-supplied metadata string.
@@ -59,9 +57,15 @@ type ServiceOptions struct {
 	// retry.
 	MaxRetries int
 	// AggregateCacheSize bounds the aggregates of recently written entities
-	// kept in memory between commands (see Record). Default 10,000; negative
-	// turns the cache off, so that every command loads its entity from the
-	// store.
+	// kept in memory between commands (see Record); 0 (the default) turns the
+	// cache off, so that every command loads its entity from the store.
+	//
+	// Appends state the cached version, so an entry made stale by another
+	// replica's append costs one reload. What they cannot detect is another
+	// replica erasing the entity and re-creating it up to the same version:
+	// a command would then be decided on the erased entity's state. Turn the
+	// cache on only with one process per store, or where entity ids are not
+	// re-used after an erasure.
 	AggregateCacheSize int
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
@@ -120,8 +124,9 @@ type NewEvent struct {
 // Service implements the tracking use cases on an event store: recording
 // events under the domain invariants, and consistent reads of an entity's
 // state and events. It takes snapshots in the background (see Run). A Service
-// is safe for concurrent use; it keeps no per-entity state in memory, so any
-// number of replicas can share one store.
+// is safe for concurrent use. Unless its aggregate cache is on (see
+// ServiceOptions.AggregateCacheSize) it keeps no per-entity state between
+// commands, so any number of replicas can share one store.
 type Service struct {
 	store     eventstore.Store
 	freq      int64
@@ -152,12 +157,7 @@ func NewService(store eventstore.Store, opts ServiceOptions) *Service {
 		snaps:     newSnapshotQueue(snapshotQueueSize),
 		writers:   newStripedLock(1024),
 	}
-	switch {
-	case opts.AggregateCacheSize == 0:
-		s.aggregates = newAggregateCache(DefaultAggregateCacheSize)
-	case opts.AggregateCacheSize > 0:
-		s.aggregates = newAggregateCache(opts.AggregateCacheSize)
-	}
+	s.aggregates = newAggregateCache(opts.AggregateCacheSize)
 	if s.freq == 0 {
 		s.freq = DefaultSnapshotFrequency
 	}
