@@ -24,7 +24,7 @@ import (
 // Limits of the request vocabulary.
 const (
 	maxBatchItems      = 1000
-	batchParallelism   = 512 // items in flight, server-wide: enough for the store to coalesce them into few commits (128 is not)
+	batchParallelism   = 512 // items in flight, server-wide: bounds the memory of a burst of batches
 	batchPerRequest    = 128 // items in flight of one request, so that one batch cannot take every slot
 	defaultEventsLimit = 100
 	maxEventsLimit     = 1000
