@@ -20,7 +20,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"runtime"
 	"slices"
 	"strconv"
@@ -819,6 +821,13 @@ func classify(err error) error {
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) || errors.Is(err, pgx.ErrTxClosed) {
+		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
+	// The server went away mid-exchange (a restart, a crash, a network
+	// failure): "unexpected EOF", "connection reset by peer". For an append
+	// the outcome is unknown, and a retry with the same event ids is safe.
+	var ne net.Error
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) {
 		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
 	}
 	return err
