@@ -150,8 +150,8 @@ func DecodeCloudEvent(b []byte) (eventstore.Recorded, error) {
 	}
 	var r eventstore.Recorded
 	var err error
-	if r.ID, err = uuid.Parse(e.ID); err != nil {
-		return r, fmt.Errorf("kafka: decode cloudevent: id %q is not a UUID", e.ID)
+	if r.ID, err = uuid.Parse(e.ID); err != nil || r.ID == uuid.Nil {
+		return r, fmt.Errorf("kafka: decode cloudevent: id %q is not a UUID (other than the nil UUID)", e.ID)
 	}
 	if r.Type, r.SchemaVersion, err = parseDomainType(e.Type); err != nil {
 		return r, err
