@@ -1,11 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +17,7 @@ import (
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/projection/projectiontest"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -27,21 +28,14 @@ import (
 type faultEngine struct {
 	name string
 	env  []string
-	open func(t *testing.T) (eventstore.Store, readModelsDump)
-}
-
-// readModelsDump is what the read-model check needs of an engine.
-type readModelsDump interface {
-	projection.Target
-	projection.Leader
-	Dump(ctx context.Context) (map[string][]string, error)
+	open func(t *testing.T) (eventstore.Store, projectiontest.ReadModels)
 }
 
 func faultEngines(t *testing.T) []faultEngine {
 	file := filepath.Join(t.TempDir(), "tracktrace.db")
 	dsn := pgtest.NewDatabase(t)
 	return []faultEngine{
-		{"sqlite", []string{"EventStore__ConnectionString=file:" + file}, func(t *testing.T) (eventstore.Store, readModelsDump) {
+		{"sqlite", []string{"EventStore__ConnectionString=file:" + file}, func(t *testing.T) (eventstore.Store, projectiontest.ReadModels) {
 			s, err := sqlite.Open(t.Context(), "file:"+file, sqlite.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -53,7 +47,7 @@ func faultEngines(t *testing.T) []faultEngine {
 			}
 			return s, rm
 		}},
-		{"postgres", []string{"ConnectionStrings__EventStore=" + dsn}, func(t *testing.T) (eventstore.Store, readModelsDump) {
+		{"postgres", []string{"ConnectionStrings__EventStore=" + dsn}, func(t *testing.T) (eventstore.Store, projectiontest.ReadModels) {
 			s, err := postgres.Open(t.Context(), dsn, postgres.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -165,7 +159,7 @@ func appendLoad(t *testing.T, clients int, prefix string, target *atomic.Pointer
 				case r.StatusCode == 201:
 					acked.add(entity, ids...)
 				default:
-					if !slicesContains(allowed, r.StatusCode) {
+					if !slices.Contains(allowed, r.StatusCode) {
 						t.Errorf("append to %s: %d %s", entity, r.StatusCode, r.Body)
 					}
 				}
@@ -173,15 +167,6 @@ func appendLoad(t *testing.T, clients int, prefix string, target *atomic.Pointer
 		})
 	}
 	return &wg
-}
-
-func slicesContains(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // requester sends requests to a server: *server (in-process) or *process.

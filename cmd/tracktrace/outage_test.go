@@ -220,12 +220,7 @@ func TestBrokerOutageUnderLoad(t *testing.T) {
 // records (or 30 s pass) and counts records by their CloudEvent id.
 func consumeEventIDs(t *testing.T, broker, topic string, want int) map[uuid.UUID]int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := topicReader(t, []string{broker}, topic)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	ids := map[uuid.UUID]int{}
@@ -280,14 +275,7 @@ func TestPoisonMessagesEndInDeadLetterTopics(t *testing.T) {
 	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db"),
 		"Kafka__BootstrapServers=" + strings.Join(brokers, ","), "Kafka__Topics__Ingest=" + ingest,
 		"ReadModels__RefreshInterval=00:00:01"})
-	appendOne := func(minute int) {
-		t.Helper()
-		r := srv.do(t, "POST", "/api/v1/entities/P-1/events", map[string]any{"entityType": "container",
-			"events": []any{ev("LocationReported", time.Duration(minute)*time.Minute, `{"lat":1,"lon":2}`)}})
-		if r.StatusCode != 201 {
-			t.Fatalf("append: %d %s", r.StatusCode, r.Body)
-		}
-	}
+	appendOne := func(minute int) { t.Helper(); appendLocation(t, srv, "P-1", minute) }
 	timelineAt := func(v int) {
 		t.Helper()
 		var tl struct{ ProjectedVersion int64 }
@@ -342,12 +330,7 @@ func TestPoisonMessagesEndInDeadLetterTopics(t *testing.T) {
 // consumeOne returns the first record of a topic (waiting up to 20 s).
 func consumeOne(t *testing.T, brokers []string, topic string) *kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := topicReader(t, brokers, topic)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
@@ -366,14 +349,7 @@ func TestRedisOutage(t *testing.T) {
 	addr, stopRedis := redistest.Start(t)
 	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db"),
 		"ConnectionStrings__Redis=" + addr})
-	appendOne := func(minute int) {
-		t.Helper()
-		r := srv.do(t, "POST", "/api/v1/entities/R-1/events", map[string]any{"entityType": "container",
-			"events": []any{ev("LocationReported", time.Duration(minute)*time.Minute, `{"lat":1,"lon":2}`)}})
-		if r.StatusCode != 201 {
-			t.Fatalf("append: %d %s", r.StatusCode, r.Body)
-		}
-	}
+	appendOne := func(minute int) { t.Helper(); appendLocation(t, srv, "R-1", minute) }
 	read := func(version int) {
 		t.Helper()
 		var st struct{ Version int64 }
@@ -400,4 +376,28 @@ func TestRedisOutage(t *testing.T) {
 	}
 	r := srv.do(t, "GET", "/health/ready", nil)
 	t.Logf("/health/ready without Redis: %d %s", r.StatusCode, r.Body)
+}
+
+// topicReader returns a client reading a topic from its start, closed at the
+// test's end.
+func topicReader(t *testing.T, brokers []string, topic string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// appendLocation records one location fix of a container, minute minutes
+// after the tests' base time.
+func appendLocation(t *testing.T, srv *server, entity string, minute int) {
+	t.Helper()
+	r := srv.do(t, "POST", "/api/v1/entities/"+entity+"/events", map[string]any{"entityType": "container",
+		"events": []any{ev("LocationReported", time.Duration(minute)*time.Minute, `{"lat":1,"lon":2}`)}})
+	if r.StatusCode != 201 {
+		t.Fatalf("append: %d %s", r.StatusCode, r.Body)
+	}
 }

@@ -16,16 +16,23 @@ import (
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
-// countingStore counts the events ReadStream returns.
+// countingStore counts the events ReadStream returns (read) and the stream
+// and snapshot reads made (loads).
 type countingStore struct {
 	eventstore.Store
-	read atomic.Int64
+	read, loads atomic.Int64
 }
 
 func (c *countingStore) ReadStream(ctx context.Context, tenant, id string, from int64, limit int) ([]eventstore.Recorded, error) {
+	c.loads.Add(1)
 	recs, err := c.Store.ReadStream(ctx, tenant, id, from, limit)
 	c.read.Add(int64(len(recs)))
 	return recs, err
+}
+
+func (c *countingStore) LoadSnapshot(ctx context.Context, tenant, id string) (eventstore.Snapshot, error) {
+	c.loads.Add(1)
+	return c.Store.LoadSnapshot(ctx, tenant, id)
 }
 
 var realEngines = []struct {
@@ -112,22 +119,6 @@ func TestSnapshotBoundsLoadingOnEngines(t *testing.T) {
 	}
 }
 
-// loadCountingStore counts the reads Record makes before it appends.
-type loadCountingStore struct {
-	eventstore.Store
-	loads atomic.Int64
-}
-
-func (c *loadCountingStore) ReadStream(ctx context.Context, tenant, id string, from int64, limit int) ([]eventstore.Recorded, error) {
-	c.loads.Add(1)
-	return c.Store.ReadStream(ctx, tenant, id, from, limit)
-}
-
-func (c *loadCountingStore) LoadSnapshot(ctx context.Context, tenant, id string) (eventstore.Snapshot, error) {
-	c.loads.Add(1)
-	return c.Store.LoadSnapshot(ctx, tenant, id)
-}
-
 // Two replicas (two Services) write one entity through one store. Each keeps
 // the entity's aggregate cached between commands, and the other's writes make
 // it stale: a stale cache must neither reject a valid command nor let an
@@ -139,7 +130,7 @@ func TestReplicasWithStaleAggregateCaches(t *testing.T) {
 		t.Run(eng.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			store := &loadCountingStore{Store: eng.open(t)}
+			store := &countingStore{Store: eng.open(t)}
 			a := tracking.NewService(store, tracking.ServiceOptions{AggregateCacheSize: 100})
 			b := tracking.NewService(store, tracking.ServiceOptions{AggregateCacheSize: 100})
 			at := time.Now().Add(-time.Hour)
