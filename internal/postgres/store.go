@@ -55,9 +55,7 @@ type Store struct {
 	stopListen context.CancelFunc
 	listening  sync.WaitGroup
 
-	queue     chan *appendOp
-	quit      chan struct{}
-	writers   sync.WaitGroup
+	appends   *eventstore.GroupCommit
 	closeOnce sync.Once
 }
 
@@ -67,16 +65,6 @@ type Options struct {
 	Writers int
 	// SkipMigrations leaves the schema alone (for `migrate`-managed deployments).
 	SkipMigrations bool
-}
-
-type appendOp struct {
-	req  eventstore.AppendRequest
-	done chan appendOutcome
-}
-
-type appendOutcome struct {
-	res eventstore.AppendResult
-	err error
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a libpq
@@ -97,16 +85,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w: %w", eventstore.ErrUnavailable, err)
 	}
-	s := &Store{pool: pool, queue: make(chan *appendOp, 4096), quit: make(chan struct{})}
+	s := &Store{pool: pool}
 	if !opts.SkipMigrations {
 		if err := Migrate(ctx, pool); err != nil {
 			pool.Close()
 			return nil, err
 		}
 	}
-	for range opts.Writers {
-		s.writers.Go(s.writer)
-	}
+	s.appends = eventstore.NewGroupCommit(s.commit, eventstore.GroupCommitOptions{
+		Writers: opts.Writers, MaxBatchEvents: maxBatchEvents, Name: "postgres"})
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stopListen = cancel
 	s.listening.Go(func() { s.listen(lctx, cfg.ConnConfig) })
@@ -152,23 +139,11 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopListen()
 		s.listening.Wait()
-		close(s.quit)
-		s.writers.Wait()
-		for {
-			select {
-			case op := <-s.queue:
-				op.done <- appendOutcome{err: errClosed}
-				continue
-			default:
-			}
-			break
-		}
+		s.appends.Close()
 		s.pool.Close()
 	})
 	return nil
 }
-
-var errClosed = fmt.Errorf("postgres: %w: store closed", eventstore.ErrUnavailable)
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -180,88 +155,37 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Append queues the request for a writer and waits for its commit.
 func (s *Store) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
-	r, err := r.Prepare()
-	if err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("postgres: append: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	op := &appendOp{req: r, done: make(chan appendOutcome, 1)}
-	select {
-	case s.queue <- op:
-	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
-	case <-s.quit:
-		return eventstore.AppendResult{}, errClosed
-	}
-	select {
-	case out := <-op.done:
-		return out.res, out.err
-	case <-ctx.Done():
-		// The append may still commit; a retry with the same event ids is safe.
-		return eventstore.AppendResult{}, ctx.Err()
-	}
+	return s.appends.Append(ctx, r)
 }
 
-func (s *Store) writer() {
-	var batch []*appendOp
-	for {
-		batch = batch[:0]
-		select {
-		case op := <-s.queue:
-			batch = append(batch, op)
-		case <-s.quit:
-			return
-		}
-		n := len(batch[0].req.Events)
-	drain:
-		for n < maxBatchEvents {
-			select {
-			case op := <-s.queue:
-				batch = append(batch, op)
-				n += len(op.req.Events)
-			default:
-				break drain
-			}
-		}
-		s.commit(batch)
-	}
-}
-
-// commit writes a batch; when the batch as a whole fails (a race with another
-// writer on a new stream or an event id), each append is retried alone so
-// that the failure stays with the append that caused it.
-func (s *Store) commit(batch []*appendOp) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// commit writes a group commit's batch; when the batch as a whole fails (a
+// race with another writer on a new stream or an event id), each append is
+// retried alone so that the failure stays with the append that caused it.
+func (s *Store) commit(ctx context.Context, batch []eventstore.AppendRequest) []eventstore.Outcome {
 	outs, err := s.commitBatch(ctx, batch)
 	if err == nil {
-		for i, op := range batch {
-			op.done <- outs[i]
-		}
-		return
+		return outs
 	}
-	for _, op := range batch {
-		var out appendOutcome
+	outs = make([]eventstore.Outcome, len(batch))
+	for i, r := range batch {
 		for attempt := 0; ; attempt++ {
-			outs, err := s.commitBatch(ctx, []*appendOp{op})
+			one, err := s.commitBatch(ctx, batch[i:i+1])
 			if err == nil {
-				out = outs[0]
+				outs[i] = one[0]
 				break
 			}
 			if isUniqueViolation(err, "events_event_id") {
-				out.res, out.err = s.replayAfterConflict(ctx, op.req)
+				outs[i].Result, outs[i].Err = s.replayAfterConflict(ctx, r)
 				break
 			}
 			if isUniqueViolation(err, "") && attempt < 3 {
 				continue // lost a race creating the stream: now it exists
 			}
-			out.err = fmt.Errorf("postgres: append: %w", classify(err))
+			outs[i].Err = fmt.Errorf("postgres: append: %w", classify(err))
 			break
 		}
-		op.done <- out
 	}
+	return outs
 }
 
 func (s *Store) replayAfterConflict(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
@@ -291,7 +215,7 @@ type streamRow struct {
 // batch's existing streams in key order; the appends are checked in queue
 // order; round trip 2 writes the accepted ones and commits. The returned
 // error concerns the batch as a whole; per-append failures are in the outcomes.
-func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appendOutcome, err error) {
+func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendRequest) (outs []eventstore.Outcome, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -308,8 +232,8 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appe
 	}()
 
 	keys := make([]streamKey, 0, len(batch))
-	for _, op := range batch {
-		keys = append(keys, streamKey{op.req.Tenant, op.req.StreamID})
+	for _, r := range batch {
+		keys = append(keys, streamKey{r.Tenant, r.StreamID})
 	}
 	slices.SortFunc(keys, func(a, b streamKey) int {
 		return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.stream, b.stream))
@@ -354,29 +278,22 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appe
 	}
 
 	// Checks, in queue order: appends to one stream see each other.
-	outs = make([]appendOutcome, len(batch))
+	outs = make([]eventstore.Outcome, len(batch))
 	created := map[streamKey]*streamRow{}
 	var w eventWriter
 	var needLookup []int
-	for i, op := range batch {
-		r := op.req
+	for i, r := range batch {
 		k := streamKey{r.Tenant, r.StreamID}
 		st := state[k]
 		if st == nil {
 			st = &streamRow{}
 			state[k] = st
 		}
-		switch {
-		case !r.Expected.Allows(st.version):
-			outs[i].err = &eventstore.WrongExpectedVersionError{Tenant: r.Tenant, StreamID: r.StreamID, Expected: r.Expected, Actual: st.version}
-			needLookup = append(needLookup, i)
-			continue
-		case st.version == 0 && r.EntityType == "":
-			outs[i].err = fmt.Errorf("postgres: append: %w: entity type is required on a stream's first append", eventstore.ErrInvalid)
-			continue
-		case st.version > 0 && r.EntityType != "" && r.EntityType != st.entityType:
-			outs[i].err = fmt.Errorf("postgres: append: %w: stream is a %s, not a %s", eventstore.ErrEntityTypeMismatch, st.entityType, r.EntityType)
-			needLookup = append(needLookup, i)
+		if replayable, err := r.Check(st.version, st.entityType); err != nil {
+			outs[i].Err = err
+			if replayable {
+				needLookup = append(needLookup, i)
+			}
 			continue
 		}
 		if st.version == 0 {
@@ -392,22 +309,22 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appe
 			}
 		}
 		res.Version = st.version
-		outs[i].res = res
+		outs[i].Result = res
 	}
 
 	// A failed check may be a replay of a stored append: look the ids up in
 	// this transaction, while the streams are locked.
 	for _, i := range needLookup {
-		r := batch[i].req
+		r := batch[i]
 		stored, err := lookup(ctx, c, r.Tenant, r.EventIDs())
 		if err != nil {
 			return nil, err
 		}
-		if len(stored) > 0 {
-			outs[i].res, outs[i].err = eventstore.ReplayResult(r, stored)
-			if outs[i].err != nil {
-				outs[i].err = fmt.Errorf("postgres: append: %w", outs[i].err)
-			}
+		outs[i].Result, outs[i].Err = eventstore.Resolve(r, stored, outs[i].Err)
+	}
+	for i := range outs {
+		if outs[i].Err != nil {
+			outs[i].Err = fmt.Errorf("postgres: append: %w", outs[i].Err)
 		}
 	}
 
@@ -508,12 +425,12 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendOp) (outs []appe
 		return nil, err
 	}
 	inTx = false
-	for i, op := range batch {
-		if outs[i].err != nil || outs[i].res.Replayed {
+	for i, r := range batch {
+		if outs[i].Err != nil || outs[i].Result.Replayed {
 			continue
 		}
-		for j := range outs[i].res.Events {
-			outs[i].res.Events[j].Position = positions[eventKey{op.req.Tenant, outs[i].res.Events[j].ID}]
+		for j := range outs[i].Result.Events {
+			outs[i].Result.Events[j].Position = positions[eventKey{r.Tenant, outs[i].Result.Events[j].ID}]
 		}
 	}
 	return outs, nil

@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,11 +40,7 @@ type Store struct {
 	now   func() time.Time
 
 	committed eventstore.Signal
-
-	queue     chan *appendOp
-	quit      chan struct{}
-	writerEnd chan struct{}
-	closeOnce sync.Once
+	appends   *eventstore.GroupCommit
 }
 
 // Options tune a Store.
@@ -54,16 +49,6 @@ type Options struct {
 	ReadConns int
 	// Now returns the current time (default time.Now); tests inject clocks.
 	Now func() time.Time
-}
-
-type appendOp struct {
-	req  eventstore.AppendRequest
-	done chan appendOutcome
-}
-
-type appendOutcome struct {
-	res eventstore.AppendResult
-	err error
 }
 
 // Open opens (creating when needed) the database named by dsn, a
@@ -102,18 +87,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
-	s := &Store{
-		path: path, write: write, read: read, now: opts.Now,
-		queue:     make(chan *appendOp, 1024),
-		quit:      make(chan struct{}),
-		writerEnd: make(chan struct{}),
-	}
+	s := &Store{path: path, write: write, read: read, now: opts.Now}
 	if err := s.Migrate(ctx); err != nil {
 		write.Close()
 		read.Close()
 		return nil, err
 	}
-	go s.writer()
+	s.appends = eventstore.NewGroupCommit(s.commit, eventstore.GroupCommitOptions{
+		Writers: 1, MaxBatchEvents: maxBatchEvents, Name: "sqlite"})
 	return s, nil
 }
 
@@ -177,10 +158,7 @@ func (s *Store) ReadDB() *sql.DB { return s.read }
 
 // Close stops the writer, failing queued appends, and closes the database.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.quit)
-		<-s.writerEnd
-	})
+	s.appends.Close()
 	return errors.Join(s.write.Close(), s.read.Close())
 }
 
@@ -192,81 +170,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-var errClosed = fmt.Errorf("sqlite: %w: store closed", eventstore.ErrUnavailable)
-
-// Append queues the request for the writer and waits for its commit.
+// Append queues the request for the single writer and waits for its commit.
 func (s *Store) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
-	r, err := r.Prepare()
-	if err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("sqlite: append: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	op := &appendOp{req: r, done: make(chan appendOutcome, 1)}
-	select {
-	case s.queue <- op:
-	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
-	case <-s.quit:
-		return eventstore.AppendResult{}, errClosed
-	}
-	select {
-	case out := <-op.done:
-		return out.res, out.err
-	case <-ctx.Done():
-		// The append may still commit; a retry with the same event ids is safe.
-		return eventstore.AppendResult{}, ctx.Err()
-	}
+	return s.appends.Append(ctx, r)
 }
 
-// writer is the single writer goroutine: it takes what is queued and commits
-// it in one transaction.
-func (s *Store) writer() {
-	defer close(s.writerEnd)
-	var batch []*appendOp
-	for {
-		batch = batch[:0]
-		select {
-		case op := <-s.queue:
-			batch = append(batch, op)
-		case <-s.quit:
-			s.failQueued()
-			return
-		}
-		n := len(batch[0].req.Events)
-	drain:
-		for n < maxBatchEvents {
-			select {
-			case op := <-s.queue:
-				batch = append(batch, op)
-				n += len(op.req.Events)
-			default:
-				break drain
-			}
-		}
-		s.commit(batch)
-	}
-}
-
-func (s *Store) failQueued() {
-	for {
-		select {
-		case op := <-s.queue:
-			op.done <- appendOutcome{err: errClosed}
-		default:
-			return
-		}
-	}
-}
-
-// commit writes a batch in one transaction, each append under a savepoint.
-func (s *Store) commit(batch []*appendOp) {
-	// The writer is not tied to any one request: a canceled caller must not
-	// abort its neighbours' commit.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	outs := make([]appendOutcome, len(batch))
+// commit writes a group commit's batch in one transaction, each append
+// under a savepoint so that a failing append fails alone.
+func (s *Store) commit(ctx context.Context, batch []eventstore.AppendRequest) []eventstore.Outcome {
+	outs := make([]eventstore.Outcome, len(batch))
 	err := func() error {
 		tx, err := s.write.BeginTx(ctx, nil)
 		if err != nil {
@@ -274,14 +186,17 @@ func (s *Store) commit(batch []*appendOp) {
 		}
 		defer tx.Rollback()
 		now := eventstore.NormalizeTime(s.now())
-		for i, op := range batch {
+		for i, r := range batch {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT append"); err != nil {
 				return err
 			}
-			outs[i].res, outs[i].err = s.appendTx(ctx, tx, op.req, now)
+			outs[i].Result, outs[i].Err = s.appendTx(ctx, tx, r, now)
 			undo := ""
-			if outs[i].err != nil || outs[i].res.Replayed {
+			if outs[i].Err != nil || outs[i].Result.Replayed {
 				undo = "ROLLBACK TO append; "
+				if outs[i].Err != nil {
+					outs[i].Err = fmt.Errorf("sqlite: append: %w", classify(outs[i].Err))
+				}
 			}
 			if _, err := tx.ExecContext(ctx, undo+"RELEASE append"); err != nil {
 				return err
@@ -289,15 +204,14 @@ func (s *Store) commit(batch []*appendOp) {
 		}
 		return tx.Commit()
 	}()
-	if err == nil {
-		s.committed.Notify()
-	}
-	for i, op := range batch {
-		if err != nil {
-			outs[i] = appendOutcome{err: fmt.Errorf("sqlite: commit append: %w", classify(err))}
+	if err != nil {
+		for i := range outs {
+			outs[i] = eventstore.Outcome{Err: fmt.Errorf("sqlite: commit append: %w", classify(err))}
 		}
-		op.done <- outs[i]
+		return outs
 	}
+	s.committed.Notify()
+	return outs
 }
 
 // appendTx checks and writes one append inside the writer's transaction.
@@ -309,21 +223,11 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendReq
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return eventstore.AppendResult{}, err
 	}
-	if !r.Expected.Allows(version) {
-		if res, replay, err := s.replay(ctx, tx, r); replay {
-			return res, err
+	if replayable, err := r.Check(version, entityType); err != nil {
+		if !replayable {
+			return eventstore.AppendResult{}, err
 		}
-		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{
-			Tenant: r.Tenant, StreamID: r.StreamID, Expected: r.Expected, Actual: version}
-	}
-	switch {
-	case version == 0 && r.EntityType == "":
-		return eventstore.AppendResult{}, fmt.Errorf("sqlite: append: %w: entity type is required on a stream's first append", eventstore.ErrInvalid)
-	case version > 0 && r.EntityType != "" && r.EntityType != entityType:
-		if res, replay, err := s.replay(ctx, tx, r); replay {
-			return res, err
-		}
-		return eventstore.AppendResult{}, fmt.Errorf("sqlite: append: %w: stream is a %s, not a %s", eventstore.ErrEntityTypeMismatch, entityType, r.EntityType)
+		return s.resolve(ctx, tx, r, err)
 	}
 	res := eventstore.AppendResult{StreamID: r.StreamID, Events: make([]eventstore.AppendedEvent, len(r.Events))}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events
@@ -344,9 +248,7 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendReq
 			string(e.Data), string(meta), e.OccurredAt.UnixMicro(), now.UnixMicro()).Scan(&pos)
 		if isUniqueViolation(err) {
 			// An event id is stored already: a replay, or a reuse of the id.
-			if res, replay, err := s.replay(ctx, tx, r); replay {
-				return res, err
-			}
+			return s.resolve(ctx, tx, r, err)
 		}
 		if err != nil {
 			return eventstore.AppendResult{}, err
@@ -367,20 +269,13 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendReq
 	return res, nil
 }
 
-// replay looks the request's event ids up; replay is false when none is stored.
-func (s *Store) replay(ctx context.Context, q querier, r eventstore.AppendRequest) (res eventstore.AppendResult, replay bool, err error) {
+// resolve decides a replayable failure by looking the request's event ids up.
+func (s *Store) resolve(ctx context.Context, q querier, r eventstore.AppendRequest, failure error) (eventstore.AppendResult, error) {
 	stored, err := lookup(ctx, q, r.Tenant, r.EventIDs())
 	if err != nil {
-		return eventstore.AppendResult{}, true, err
+		return eventstore.AppendResult{}, err
 	}
-	if len(stored) == 0 {
-		return eventstore.AppendResult{}, false, nil
-	}
-	res, err = eventstore.ReplayResult(r, stored)
-	if err != nil {
-		err = fmt.Errorf("sqlite: append: %w", err)
-	}
-	return res, true, err
+	return eventstore.Resolve(r, stored, failure)
 }
 
 type querier interface {
