@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -168,7 +169,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		if failed && fetches.NumRecords() == 0 {
 			idle++
-			sleep(ctx, nil, backoff(idle, c.opts.MaxBackoff), nil)
+			sleep(ctx, projection.Backoff(idle, c.opts.MaxBackoff))
 		} else {
 			idle = 0
 		}
@@ -298,7 +299,7 @@ func (c *Consumer) handle(ctx context.Context, rec *kgo.Record, d *Delivery) err
 		wait := min(c.opts.Backoff<<min(attempt-1, 16), c.opts.MaxBackoff)
 		c.log.Warn("kafka consumer: message failed; retrying", "topic", rec.Topic, "partition", rec.Partition,
 			"offset", rec.Offset, "attempt", attempt, "retry_in", wait.String(), "error", err)
-		if sleep(ctx, nil, wait, nil) == stopped {
+		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
@@ -331,7 +332,7 @@ func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, cause error,
 			return ctx.Err()
 		}
 		c.log.Error("kafka consumer: dead-letter produce failed; retrying", "topic", dl.Topic, "error", err)
-		if sleep(ctx, nil, backoff(n, c.opts.MaxBackoff), nil) == stopped {
+		if !sleep(ctx, projection.Backoff(n, c.opts.MaxBackoff)) {
 			return ctx.Err()
 		}
 	}
@@ -378,4 +379,16 @@ func (p *projectionHandler) one(ctx context.Context, rec *kgo.Record, d *Deliver
 		}
 	}
 	return nil
+}
+
+// sleep waits d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -92,13 +91,13 @@ type RelayStatus struct {
 // checkpoint with backoff, so a batch may be published twice but never
 // skipped. One relay runs across replicas (Leader).
 type Relay struct {
-	client *kgo.Client
-	feed   projection.Feed
-	cps    Checkpoints
-	leader projection.Leader
-	opts   RelayOptions
-	log    *slog.Logger
-	derive *deriver
+	client   *kgo.Client
+	feed     projection.Feed
+	cps      Checkpoints
+	opts     RelayOptions
+	log      *slog.Logger
+	derive   *deriver
+	follower *projection.Follower
 
 	mu     sync.Mutex
 	status RelayStatus
@@ -136,8 +135,13 @@ func NewRelay(client *kgo.Client, feed projection.Feed, cp Checkpoints, leader p
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{client: client, feed: feed, cps: cp, leader: leader, opts: opts, log: log,
+	r := &Relay{client: client, feed: feed, cps: cp, opts: opts, log: log,
 		derive: &deriver{cache: newStateCache(opts.CacheSize), streams: opts.Streams, staged: map[entityKey]folded{}}}
+	r.follower = projection.NewFollower(RelayCheckpoint, feed, cp, leader, r.publish, projection.FollowerOptions{
+		Interval: opts.Interval, BatchSize: opts.BatchSize, MaxBackoff: opts.MaxBackoff, Logger: log,
+		OnState: r.setState,
+	})
+	return r
 }
 
 // Status reports the relay's state in this process.
@@ -147,10 +151,14 @@ func (r *Relay) Status() RelayStatus {
 	return r.status
 }
 
-func (r *Relay) setActive(active bool) {
+// setState records the follower's leadership and its last batch's error.
+func (r *Relay) setState(active bool, err error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.status.Active = active
+	r.mu.Unlock()
+	if active {
+		r.setError(err)
+	}
 }
 
 func (r *Relay) setError(err error) {
@@ -175,118 +183,37 @@ func (r *Relay) Backlog(ctx context.Context) (eventstore.Backlog, error) {
 // Run competes for leadership of the relay and, while leading, publishes
 // until ctx is done. It returns nil when ctx ends. A produce still waiting
 // for an unreachable broker is abandoned then: close the client afterwards.
-func (r *Relay) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		lost, release, ok, err := r.leader.TryLead(ctx, RelayCheckpoint)
-		if err != nil {
-			r.log.Warn("kafka relay: leadership unavailable", "error", err)
-		}
-		if !ok {
-			sleep(ctx, nil, r.opts.Interval, nil)
-			continue
-		}
-		r.log.Info("kafka relay: leading")
-		r.setActive(true)
-		err = r.follow(ctx, lost)
-		release()
-		r.setActive(false)
-		if err != nil && ctx.Err() == nil {
-			r.log.Warn("kafka relay: stopped leading", "error", err)
-			sleep(ctx, nil, time.Second, nil)
-		}
-	}
-	return nil
-}
+func (r *Relay) Run(ctx context.Context) error { return r.follower.Run(ctx) }
 
-// maxQuickRetries bounds the quick re-reads after a commit signal that
-// found nothing readable yet (PostgreSQL: an event becomes readable when
-// every older transaction has ended). About 5 s in all.
-const maxQuickRetries = 105
-
-// follow publishes batches until ctx ends or leadership is lost.
-func (r *Relay) follow(ctx context.Context, lost <-chan struct{}) error {
-	failures, retry := 0, 0
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-lost:
-			return errors.New("leadership lost")
-		default:
-		}
-		committed := r.feed.Committed()
-		n, err := r.step(ctx)
-		switch {
-		case err == nil:
-			if failures > 0 {
-				r.log.Info("kafka relay: publishing again", "failures", failures)
-			}
-			failures = 0
-		case errors.Is(err, projection.ErrCheckpointMoved):
-			continue // another relay moved it: re-read
-		case ctx.Err() != nil:
-			return nil
-		default:
-			failures++
-			r.setError(err)
-			r.log.Error("kafka relay: batch failed; retrying from the checkpoint", "error", err, "failures", failures)
-			sleep(ctx, lost, backoff(failures, r.opts.MaxBackoff), nil)
-			continue
-		}
-		switch {
-		case n == r.opts.BatchSize:
-			retry = 0
-		case n == 0 && retry > 0 && retry <= maxQuickRetries:
-			sleep(ctx, lost, time.Duration(min(retry, 10))*5*time.Millisecond, committed)
-			retry++
-		default:
-			retry = 0
-			if sleep(ctx, lost, r.opts.Interval, committed) == woken {
-				retry = 1
-			}
-		}
-	}
-}
-
-// step publishes one batch and returns its size.
-func (r *Relay) step(ctx context.Context) (int, error) {
-	cp, err := r.cps.Checkpoint(ctx, RelayCheckpoint)
-	if err != nil {
-		return 0, fmt.Errorf("kafka relay: checkpoint: %w", err)
-	}
-	events, err := r.feed.ReadAll(ctx, cp.Cursor, r.opts.BatchSize)
-	if err != nil {
-		return 0, fmt.Errorf("kafka relay: read log: %w", err)
-	}
-	if len(events) == 0 {
-		return 0, nil
-	}
+// publish is the relay's effect on a batch: produce its records, wait for
+// every acknowledgement, and only then move the checkpoint.
+func (r *Relay) publish(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error {
 	defer r.derive.discard()
 	records, spans, err := r.records(ctx, events)
 	if err != nil {
 		endSpans(spans, err)
-		return 0, err
+		return err
 	}
 	err = r.produce(ctx, records)
 	endSpans(spans, err)
 	if err != nil {
-		return 0, fmt.Errorf("kafka relay: produce: %w", err)
+		return fmt.Errorf("kafka relay: produce: %w", err)
 	}
-	if err := r.cps.MoveCheckpoint(ctx, RelayCheckpoint, cp.Cursor, events[len(events)-1].Cursor); err != nil {
+	if err := r.cps.MoveCheckpoint(ctx, RelayCheckpoint, from, events[len(events)-1].Cursor); err != nil {
 		if errors.Is(err, projection.ErrCheckpointMoved) {
-			return 0, err
+			return err
 		}
-		return 0, fmt.Errorf("kafka relay: move checkpoint: %w", err)
+		return fmt.Errorf("kafka relay: move checkpoint: %w", err)
 	}
 	r.derive.commit()
 	r.mu.Lock()
 	r.status.Published += int64(len(events))
 	r.mu.Unlock()
-	r.setError(nil)
+	r.setError(nil) // also the note produce leaves while it waits for a broker
 	if r.opts.OnPublished != nil {
 		r.opts.OnPublished(events)
 	}
-	return len(events), nil
+	return nil
 }
 
 // records builds the batch's records: each domain event, followed by the
@@ -391,37 +318,5 @@ func (r *Relay) produce(ctx context.Context, records []*kgo.Record) error {
 			// duplicates or reordering: keep waiting, but say why.
 			r.setError(errors.New("kafka relay: produce: waiting for the broker to acknowledge records in flight"))
 		}
-	}
-}
-
-// backoff is the jittered wait before retry n (1, 2, ...): 100 ms doubling,
-// capped.
-func backoff(n int, ceiling time.Duration) time.Duration {
-	d := min(100*time.Millisecond<<min(n-1, 16), ceiling)
-	return d/2 + rand.N(d/2+1)
-}
-
-type wake int
-
-const (
-	elapsed wake = iota
-	woken
-	stopped
-)
-
-// sleep waits d, or until ctx ends, lost closes, or wakeup closes (nil
-// channels never close).
-func sleep(ctx context.Context, lost <-chan struct{}, d time.Duration, wakeup <-chan struct{}) wake {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return stopped
-	case <-lost:
-		return stopped
-	case <-wakeup:
-		return woken
-	case <-t.C:
-		return elapsed
 	}
 }

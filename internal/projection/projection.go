@@ -69,15 +69,16 @@ type Options struct {
 	OnApplied func(name string, events []eventstore.Recorded)
 }
 
-// Manager runs a set of projections and reports on them.
+// Manager runs a set of projections, each a Follower of the log whose
+// effect is Target.Apply, and reports on them.
 type Manager struct {
-	feed     Feed
-	target   Target
-	leader   Leader
-	names    []string
-	opts     Options
-	log      *slog.Logger
-	progress eventstore.Signal
+	feed      Feed
+	target    Target
+	names     []string
+	followers map[string]*Follower
+	opts      Options
+	log       *slog.Logger
+	progress  eventstore.Signal
 
 	mu     sync.Mutex
 	active map[string]bool
@@ -86,31 +87,38 @@ type Manager struct {
 
 // NewManager returns a manager of the named projections.
 func NewManager(feed Feed, target Target, leader Leader, names []string, opts Options) *Manager {
-	if opts.Interval <= 0 {
-		opts.Interval = 5 * time.Second
-	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = 1000
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{feed: feed, target: target, leader: leader, names: names, opts: opts, log: log,
-		active: map[string]bool{}, errs: map[string]string{}}
+	m := &Manager{feed: feed, target: target, names: names, opts: opts, log: log,
+		followers: make(map[string]*Follower, len(names)), active: map[string]bool{}, errs: map[string]string{}}
+	for _, name := range names {
+		m.followers[name] = NewFollower(name, feed, target, leader, m.applier(name), FollowerOptions{
+			Interval: opts.Interval, BatchSize: opts.BatchSize, Logger: log.With("projection", name),
+			OnState: func(active bool, err error) { m.setState(name, active, err) },
+		})
+	}
+	return m
+}
+
+// applier is a projection's effect: the batch and its checkpoint in one
+// transaction of the target.
+func (m *Manager) applier(name string) HandleFunc {
+	return func(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error {
+		if err := m.target.Apply(ctx, name, from, events); err != nil {
+			return err
+		}
+		if m.opts.OnApplied != nil {
+			m.opts.OnApplied(name, events)
+		}
+		m.progress.Notify()
+		return nil
+	}
 }
 
 // Names returns the projections' names.
 func (m *Manager) Names() []string { return m.names }
-
-func (m *Manager) known(name string) bool {
-	for _, n := range m.names {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
 
 // Progress returns a channel closed when any projection next advances here.
 func (m *Manager) Progress() <-chan struct{} { return m.progress.C() }
@@ -118,14 +126,14 @@ func (m *Manager) Progress() <-chan struct{} { return m.progress.C() }
 // Run runs every projection until ctx is done.
 func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, name := range m.names {
-		wg.Go(func() { m.runOne(ctx, name) })
+	for _, f := range m.followers {
+		wg.Go(func() { f.Run(ctx) })
 	}
 	wg.Wait()
 	return nil
 }
 
-func (m *Manager) setActive(name string, active bool, err error) {
+func (m *Manager) setState(name string, active bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.active[name] = active
@@ -136,117 +144,13 @@ func (m *Manager) setActive(name string, active bool, err error) {
 	}
 }
 
-// runOne competes for leadership of one projection and, while leading,
-// follows the log.
-func (m *Manager) runOne(ctx context.Context, name string) {
-	for ctx.Err() == nil {
-		lost, release, ok, err := m.leader.TryLead(ctx, name)
-		if err != nil {
-			m.log.Warn("projection: leadership unavailable", "projection", name, "error", err)
-		}
-		if !ok {
-			m.setActive(name, false, err)
-			sleep(ctx, m.opts.Interval)
-			continue
-		}
-		m.log.Info("projection: leading", "projection", name)
-		m.setActive(name, true, nil)
-		err = m.follow(ctx, name, lost)
-		release()
-		m.setActive(name, false, err)
-		if err != nil && ctx.Err() == nil {
-			m.log.Warn("projection: stopped leading", "projection", name, "error", err)
-			sleep(ctx, time.Second)
-		}
-	}
-}
-
-// follow applies batches until the context ends or leadership is lost.
-func (m *Manager) follow(ctx context.Context, name string, lost <-chan struct{}) error {
-	failures, retry := 0, 0
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-lost:
-			return errors.New("leadership lost")
-		default:
-		}
-		committed := m.feed.Committed()
-		n, err := m.step(ctx, name)
-		switch {
-		case err == nil:
-			failures = 0
-		case errors.Is(err, ErrCheckpointMoved):
-			continue // a rebuild reset it, or another runner moved it: re-read
-		case ctx.Err() != nil:
-			return nil
-		default:
-			failures++
-			m.setActive(name, true, err)
-			m.log.Error("projection: batch failed", "projection", name, "error", err, "failures", failures)
-			sleep(ctx, min(time.Duration(failures)*200*time.Millisecond, 5*time.Second))
-			continue
-		}
-		switch {
-		case n == m.opts.BatchSize:
-			retry = 0
-		case n == 0 && retry > 0 && retry <= maxQuickRetries:
-			// Woken by a commit that is not readable yet: on PostgreSQL an
-			// event becomes readable when every older transaction of the
-			// server has ended, which nobody announces. Look again soon, or
-			// at the next commit.
-			t := time.NewTimer(time.Duration(min(retry, 10)) * 5 * time.Millisecond)
-			select {
-			case <-committed:
-			case <-t.C:
-			case <-lost:
-			case <-ctx.Done():
-			}
-			t.Stop()
-			retry++
-		default:
-			// Caught up: wait for a commit, the polling interval, or the end.
-			retry = 0
-			t := time.NewTimer(m.opts.Interval)
-			select {
-			case <-committed:
-				retry = 1
-			case <-t.C:
-			case <-lost:
-			case <-ctx.Done():
-			}
-			t.Stop()
-		}
-	}
-}
-
-// step applies one batch and returns its size.
-func (m *Manager) step(ctx context.Context, name string) (int, error) {
-	cp, err := m.target.Checkpoint(ctx, name)
-	if err != nil {
-		return 0, err
-	}
-	events, err := m.feed.ReadAll(ctx, cp.Cursor, m.opts.BatchSize)
-	if err != nil || len(events) == 0 {
-		return 0, err
-	}
-	if err := m.target.Apply(ctx, name, cp.Cursor, events); err != nil {
-		return 0, err
-	}
-	if m.opts.OnApplied != nil {
-		m.opts.OnApplied(name, events)
-	}
-	m.progress.Notify()
-	return len(events), nil
-}
-
 // CatchUp applies batches of one projection in the calling goroutine until
 // it reaches the head of the log as it was when called. It does not take
 // leadership: the checkpoint's compare-and-set keeps a concurrent runner
 // from applying anything twice. Used by tests and the CLI.
 func (m *Manager) CatchUp(ctx context.Context, name string) error {
-	if !m.known(name) {
+	f, ok := m.followers[name]
+	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownProjection, name)
 	}
 	head, err := m.feed.Head(ctx)
@@ -261,7 +165,7 @@ func (m *Manager) CatchUp(ctx context.Context, name string) error {
 		if !cp.Cursor.Less(head) {
 			return nil
 		}
-		if _, err := m.step(ctx, name); err != nil && !errors.Is(err, ErrCheckpointMoved) {
+		if _, err := f.Step(ctx); err != nil && !errors.Is(err, ErrCheckpointMoved) {
 			return err
 		}
 	}
@@ -270,7 +174,7 @@ func (m *Manager) CatchUp(ctx context.Context, name string) error {
 // Rebuild resets a projection; its active runner (here or in another
 // process) replays the log into it.
 func (m *Manager) Rebuild(ctx context.Context, name string) error {
-	if !m.known(name) {
+	if _, ok := m.followers[name]; !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownProjection, name)
 	}
 	if err := m.target.Reset(ctx, name); err != nil {
@@ -349,19 +253,6 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-// maxQuickRetries bounds the quick re-reads after a commit signal (5 ms
-// growing to 50 ms: about 5 s in all).
-const maxQuickRetries = 105
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // LocalLeader grants leadership to every caller: for a single process, or a

@@ -1,0 +1,216 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+)
+
+// Checkpoints reads followers' checkpoints.
+type Checkpoints interface {
+	// Checkpoint returns the named checkpoint (zero if it never moved).
+	Checkpoint(ctx context.Context, name string) (Checkpoint, error)
+}
+
+// HandleFunc is a follower's effect: it applies, publishes or delivers a
+// batch of events read after `from`, in log order, and moves the follower's
+// checkpoint from `from` to the last event's cursor only once the effect is
+// durable (committed in the same transaction, or acknowledged). It returns
+// ErrCheckpointMoved when the checkpoint is no longer at `from`.
+type HandleFunc func(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error
+
+// FollowerOptions tune a Follower.
+type FollowerOptions struct {
+	// Interval is the polling fallback when no commit signal arrives, and how
+	// often a standby tries to take over (default 5s).
+	Interval time.Duration
+	// BatchSize is the number of events handed to the handler at once
+	// (default 1000).
+	BatchSize int
+	// MaxBackoff caps the jittered, doubling wait after failed batches
+	// (default 5s).
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+	// OnState, when set, is told whenever this process starts or stops
+	// leading, and of every failed batch (err non-nil) and the next success
+	// (err nil), for status reports.
+	OnState func(active bool, err error)
+}
+
+// Follower follows the store's global log for one handler (a projection,
+// the Kafka relay, a subscription): it competes for leadership across
+// processes (one active follower per name), reads batches after its
+// checkpoint, hands them to the handler, wakes on commits (with a polling
+// fallback) and backs off after failures. Delivery is at least once: a
+// batch whose checkpoint did not move is read again.
+type Follower struct {
+	name   string
+	feed   Feed
+	cps    Checkpoints
+	leader Leader
+	handle HandleFunc
+	opts   FollowerOptions
+	log    *slog.Logger
+}
+
+// NewFollower returns a follower named name (its checkpoint's and its
+// leadership lock's name).
+func NewFollower(name string, feed Feed, cps Checkpoints, leader Leader, handle HandleFunc, opts FollowerOptions) *Follower {
+	if opts.Interval <= 0 {
+		opts.Interval = 5 * time.Second
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1000
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Second
+	}
+	if opts.OnState == nil {
+		opts.OnState = func(bool, error) {}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Follower{name: name, feed: feed, cps: cps, leader: leader, handle: handle, opts: opts,
+		log: log.With("follower", name)}
+}
+
+// Name returns the follower's name.
+func (f *Follower) Name() string { return f.name }
+
+// Run competes for leadership and, while leading, follows the log until ctx
+// is done. It returns nil then.
+func (f *Follower) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		lost, release, ok, err := f.leader.TryLead(ctx, f.name)
+		if err != nil {
+			f.log.Warn("leadership unavailable", "error", err)
+		}
+		if !ok {
+			f.opts.OnState(false, err)
+			wait(ctx, nil, f.opts.Interval, nil)
+			continue
+		}
+		f.log.Info("leading")
+		f.opts.OnState(true, nil)
+		err = f.follow(ctx, lost)
+		release()
+		f.opts.OnState(false, err)
+		if err != nil && ctx.Err() == nil {
+			f.log.Warn("stopped leading", "error", err)
+			wait(ctx, nil, time.Second, nil)
+		}
+	}
+	return nil
+}
+
+// maxQuickRetries bounds the quick re-reads after a commit signal that found
+// nothing readable yet (5 ms growing to 50 ms: about 5 s in all).
+const maxQuickRetries = 105
+
+var errLeadershipLost = errors.New("leadership lost")
+
+// follow handles batches until ctx ends or leadership is lost.
+func (f *Follower) follow(ctx context.Context, lost <-chan struct{}) error {
+	failures, retry := 0, 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-lost:
+			return errLeadershipLost
+		default:
+		}
+		committed := f.feed.Committed()
+		n, err := f.Step(ctx)
+		switch {
+		case err == nil:
+			if failures > 0 {
+				f.log.Info("handling again", "failures", failures)
+				f.opts.OnState(true, nil)
+			}
+			failures = 0
+		case errors.Is(err, ErrCheckpointMoved):
+			continue // a rebuild reset it, or another follower moved it: re-read
+		case ctx.Err() != nil:
+			return nil
+		default:
+			failures++
+			f.opts.OnState(true, err)
+			f.log.Error("batch failed; retrying from the checkpoint", "error", err, "failures", failures)
+			wait(ctx, lost, Backoff(failures, f.opts.MaxBackoff), nil)
+			continue
+		}
+		switch {
+		case n == f.opts.BatchSize:
+			retry = 0
+		case n == 0 && retry > 0 && retry <= maxQuickRetries:
+			// Woken by a commit that is not readable yet: on PostgreSQL an
+			// event becomes readable when every older transaction of the
+			// server has ended, which nobody announces. Look again soon, or
+			// at the next commit.
+			wait(ctx, lost, time.Duration(min(retry, 10))*5*time.Millisecond, committed)
+			retry++
+		default:
+			// Caught up: wait for a commit, the polling interval, or the end.
+			retry = 0
+			if wait(ctx, lost, f.opts.Interval, committed) == woken {
+				retry = 1
+			}
+		}
+	}
+}
+
+// Step reads one batch after the checkpoint and hands it to the handler. It
+// returns the batch's size.
+func (f *Follower) Step(ctx context.Context) (int, error) {
+	cp, err := f.cps.Checkpoint(ctx, f.name)
+	if err != nil {
+		return 0, err
+	}
+	events, err := f.feed.ReadAll(ctx, cp.Cursor, f.opts.BatchSize)
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	if err := f.handle(ctx, cp.Cursor, events); err != nil {
+		return 0, err
+	}
+	return len(events), nil
+}
+
+// Backoff is the jittered wait before retry n (1, 2, ...): 100 ms doubling,
+// capped at ceiling, of which a random half.
+func Backoff(n int, ceiling time.Duration) time.Duration {
+	d := min(100*time.Millisecond<<min(n-1, 16), ceiling)
+	return d/2 + rand.N(d/2+1)
+}
+
+type wakeReason int
+
+const (
+	elapsed wakeReason = iota
+	woken
+	stopped
+)
+
+// wait waits d, or until ctx ends, lost closes, or wakeup closes (nil
+// channels never close).
+func wait(ctx context.Context, lost <-chan struct{}, d time.Duration, wakeup <-chan struct{}) wakeReason {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return stopped
+	case <-lost:
+		return stopped
+	case <-wakeup:
+		return woken
+	case <-t.C:
+		return elapsed
+	}
+}
