@@ -14,6 +14,7 @@ import (
 	"github.com/tlm/tracktrace/internal/config"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/kafka"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/telemetry"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -40,7 +41,7 @@ func kafkaFeedsProjections(cfg *config.Config) bool {
 // startKafka builds the relay (always, when Kafka is configured), the
 // projection consumer (when Kafka feeds the projections) and the ingest
 // consumer (when an ingest topic is configured).
-func startKafka(ctx context.Context, cfg *config.Config, store eventstore.Store, views readSide, svc *tracking.Service,
+func startKafka(ctx context.Context, cfg *config.Config, store eventstore.Store, views *readmodel.Store, svc *tracking.Service,
 	metrics *telemetry.Metrics, tp trace.TracerProvider, onApplied func([]eventstore.Recorded), log *slog.Logger) (*kafkaParts, error) {
 	kc := kafka.Config{Brokers: cfg.Kafka.Brokers(), ClientID: "tracktrace",
 		Topics: kafka.Topics{DomainEvents: cfg.Kafka.Topics.DomainEvents, IntegrationEvents: cfg.Kafka.Topics.IntegrationEvents,

@@ -33,17 +33,12 @@ func projectionsCmd(ctx context.Context, args []string, environ []string, stdout
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg)
+	st, err := openStorage(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("event store: %w", err)
+		return err
 	}
-	defer store.Close()
-	views, err := openReadModels(ctx, cfg, store)
-	if err != nil {
-		return fmt.Errorf("read models: %w", err)
-	}
-	defer views.Close()
-	m := projection.NewManager(store, views, views, tracking.Projections(), projection.Options{BatchSize: 5000})
+	defer st.Close()
+	m := projection.NewManager(st.store, st.views, st.views, tracking.Projections(), projection.Options{BatchSize: 5000})
 	if sub == "rebuild" {
 		start := time.Now()
 		if err := m.Rebuild(ctx, name); err != nil {
@@ -54,13 +49,13 @@ func projectionsCmd(ctx context.Context, args []string, environ []string, stdout
 		}
 		fmt.Fprintf(stdout, "rebuilt %s in %s\n", name, time.Since(start).Round(time.Millisecond))
 	}
-	st, err := m.Status(ctx)
+	status, err := m.Status(ctx)
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROJECTION\tCHECKPOINT\tHEAD\tLAG EVENTS\tLAG SECONDS")
-	for _, s := range st {
+	for _, s := range status {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\n", s.Name, s.Checkpoint, s.Head, s.LagEvents, s.LagSeconds)
 	}
 	return tw.Flush()

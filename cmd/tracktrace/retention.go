@@ -4,34 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/config"
-	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // retentionDeps assembles what a retention run needs.
-func retentionDeps(cfg *config.Config, store eventstore.Store, views readSide, svc *tracking.Service) (retention.Deps, retention.Policy, error) {
-	es, ok := store.(retention.EventStore)
-	if !ok {
-		return retention.Deps{}, retention.Policy{}, fmt.Errorf("retention is not supported on %T", store)
-	}
-	rm, ok := views.(retention.ReadModels)
-	if !ok {
-		return retention.Deps{}, retention.Policy{}, fmt.Errorf("retention is not supported on %T", views)
-	}
+func retentionDeps(cfg *config.Config, st *storage, svc *tracking.Service) (retention.Deps, retention.Policy) {
 	readers := tracking.Projections()
 	if cfg.Kafka.Enabled() {
 		readers = append(readers, "kafka-relay")
 	}
-	return retention.Deps{Store: es, ReadModels: rm, Snapshotter: svc, Readers: readers,
+	return retention.Deps{Store: st.retention, ReadModels: st.views, Snapshotter: svc, Readers: readers,
 			SnapshotSchemaVersion: tracking.SnapshotSchemaVersion},
-		retention.Policy{MaxAge: time.Duration(cfg.EventStore.RetentionPolicy.MaxAge), SnapshotAge: time.Duration(cfg.EventStore.RetentionPolicy.SnapshotAge)},
-		nil
+		retention.Policy{MaxAge: time.Duration(cfg.EventStore.RetentionPolicy.MaxAge), SnapshotAge: time.Duration(cfg.EventStore.RetentionPolicy.SnapshotAge)}
 }
 
 // retentionCmd is `tracktrace retention run [--dry-run]`.
@@ -56,21 +45,13 @@ func retentionCmd(ctx context.Context, args []string, environ []string, stdout, 
 		}
 		return err
 	}
-	store, err := openStore(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("event store: %w", err)
-	}
-	defer store.Close()
-	views, err := openReadModels(ctx, cfg, store)
-	if err != nil {
-		return fmt.Errorf("read models: %w", err)
-	}
-	defer views.Close()
-	svc := tracking.NewService(store, tracking.ServiceOptions{SnapshotFrequency: cfg.EventStore.SnapshotFrequency})
-	deps, policy, err := retentionDeps(cfg, store, views, svc)
+	st, err := openStorage(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	defer st.Close()
+	svc := tracking.NewService(st.store, tracking.ServiceOptions{SnapshotFrequency: cfg.EventStore.SnapshotFrequency})
+	deps, policy := retentionDeps(cfg, st, svc)
 	rep, err := retention.Run(ctx, deps, policy, time.Now(), dryRun)
 	if err != nil {
 		return err

@@ -26,10 +26,9 @@ import (
 	"github.com/tlm/tracktrace/internal/config"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/httpapi"
-	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/retention"
-	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/telemetry"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -105,48 +104,9 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(telemetry.LogHandler{Handler: h})
 }
 
-// readSide is what both engines' read models offer.
-type readSide interface {
-	projection.Target
-	projection.Leader
-	httpapi.ReadModels
-	Ping(ctx context.Context) error
-	EraseEntity(ctx context.Context, tenant, id string) error
-	ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error
-	MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error
-	Close() error
-}
-
-// openReadModels opens the read models beside the event store: in its
-// database unless ReadModels.ConnectionString names another (PostgreSQL only).
-func openReadModels(ctx context.Context, cfg *config.Config, store eventstore.Store) (readSide, error) {
-	views, err := cfg.ReadModelsDatabase()
-	if err != nil {
-		return nil, err
-	}
-	events, _ := cfg.EventStoreDatabase()
-	switch s := store.(type) {
-	case *postgres.Store:
-		if views.Engine != config.EnginePostgres {
-			return nil, fmt.Errorf("read models on %s with the event store on PostgreSQL are not supported", views.Engine)
-		}
-		if views.DSN == events.DSN {
-			return postgres.OpenReadModels(ctx, "", s.Pool())
-		}
-		return postgres.OpenReadModels(ctx, views.DSN, nil)
-	case *sqlite.Store:
-		if views.DSN != events.DSN {
-			return nil, errors.New("with the embedded SQLite engine the read models live in the event store's file; leave ReadModels.ConnectionString empty")
-		}
-		return sqlite.OpenReadModels(ctx, s)
-	default:
-		return nil, fmt.Errorf("no read models for %T", store)
-	}
-}
-
 // eraser removes an entity from the read models and the cache.
 type eraser struct {
-	views  readSide
+	views  *readmodel.Store
 	cached *cache.CachedReadModels
 }
 
@@ -202,35 +162,8 @@ func openCache(cfg *config.Config) (cache.Store, func(context.Context) error, er
 }
 
 // registerCollectors exports pool statistics and projection lag.
-func registerCollectors(m *telemetry.Metrics, store eventstore.Store, projections *projection.Manager) error {
-	var pool prometheus.Collector
-	switch s := store.(type) {
-	case *postgres.Store:
-		pool = telemetry.NewPoolCollector(s.Pool(), "eventstore")
-	case *sqlite.Store:
-		pool = telemetry.NewSQLDBCollector(s.DB(), "eventstore")
-	}
-	return errors.Join(m.Register(pool), m.Register(telemetry.NewProjectionCollector(projections)))
-}
-
-// openStore opens the event store the connection string selects.
-func openStore(ctx context.Context, cfg *config.Config) (eventstore.Store, error) {
-	db, err := cfg.EventStoreDatabase()
-	if err != nil {
-		return nil, err
-	}
-	switch db.Engine {
-	case config.EnginePostgres:
-		return postgres.Open(ctx, db.DSN, postgres.Options{})
-	case config.EngineSQLite:
-		dsn := db.DSN
-		if !strings.HasPrefix(dsn, "file:") {
-			dsn = "file:" + dsn
-		}
-		return sqlite.Open(ctx, dsn, sqlite.Options{})
-	default:
-		return nil, fmt.Errorf("unsupported database engine %q", db.Engine)
-	}
+func registerCollectors(m *telemetry.Metrics, st *storage, projections *projection.Manager) error {
+	return errors.Join(m.Register(st.pool), m.Register(telemetry.NewProjectionCollector(projections)))
 }
 
 func serve(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
@@ -246,11 +179,12 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 			"Set Authentication.Authority and Authentication.Audience before exposing this service.")
 	}
 
-	rawStore, err := openStore(ctx, cfg)
+	st, err := openStorage(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("event store: %w", err)
+		return err
 	}
-	defer rawStore.Close()
+	defer st.Close()
+	rawStore, views := st.store, st.views
 	registry := prometheus.NewRegistry()
 	metrics := telemetry.NewMetrics(registry, cfg.Monitoring.Metrics.Tags)
 	tp, stopTracing, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{
@@ -277,11 +211,6 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		Logger:             log,
 	})
 
-	views, err := openReadModels(ctx, cfg, rawStore)
-	if err != nil {
-		return fmt.Errorf("read models: %w", err)
-	}
-	defer views.Close()
 	cacheStore, cacheCheck, err := openCache(cfg)
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
@@ -296,7 +225,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 			cached.Invalidate(context.WithoutCancel(ctx), name, events)
 		},
 	})
-	if err := registerCollectors(metrics, rawStore, projections); err != nil {
+	if err := registerCollectors(metrics, st, projections); err != nil {
 		return err
 	}
 	var kp *kafkaParts
@@ -382,13 +311,12 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if kp != nil {
 		g.Go(func() error { return kp.run(svcCtx) })
 	}
-	if deps, policy, err := retentionDeps(cfg, rawStore, views, svc); err == nil {
-		deps.Logger = log
-		g.Go(func() error {
-			retention.Loop(svcCtx, deps, policy, time.Duration(cfg.EventStore.RetentionPolicy.Interval), time.Now)
-			return nil
-		})
-	}
+	retentionJob, policy := retentionDeps(cfg, st, svc)
+	retentionJob.Logger = log
+	g.Go(func() error {
+		retention.Loop(svcCtx, retentionJob, policy, time.Duration(cfg.EventStore.RetentionPolicy.Interval), time.Now)
+		return nil
+	})
 	if cfg.Server.DebugAddress != "" {
 		dbg := &http.Server{Addr: cfg.Server.DebugAddress, Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
@@ -433,11 +361,11 @@ func migrate(ctx context.Context, args []string, environ []string, stdout, stder
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg) // opening applies the pending migrations
+	st, err := openStorage(ctx, cfg) // opening applies the pending migrations
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	defer store.Close()
+	defer st.Close()
 	db, _ := cfg.EventStoreDatabase()
 	fmt.Fprintf(stdout, "migrations applied (%s)\n", db.Engine)
 	return nil

@@ -21,6 +21,7 @@ import (
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/kafka"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -111,7 +112,7 @@ func freePort(t *testing.T) int {
 }
 
 // openSQLite opens an event store and its read models in a temporary file.
-func openSQLite(t *testing.T) (*sqlite.Store, *sqlite.ReadModels) {
+func openSQLite(t *testing.T) (*sqlite.Store, *readmodel.Store) {
 	t.Helper()
 	ctx := context.Background()
 	s, err := sqlite.Open(ctx, "file:"+filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})

@@ -17,7 +17,7 @@ import (
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 	"github.com/tlm/tracktrace/internal/projection"
-	"github.com/tlm/tracktrace/internal/sqlite"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -148,10 +148,7 @@ func postgresEngine(t *testing.T) engine {
 	return engine{store, rm, other}
 }
 
-var (
-	_ readModels = (*sqlite.ReadModels)(nil)
-	_ readModels = (*postgres.ReadModels)(nil)
-)
+var _ readModels = (*readmodel.Store)(nil)
 
 // A relay killed after producing a batch and before checkpointing it
 // republishes at most that batch on restart, and read models fed from the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 	"github.com/tlm/tracktrace/internal/projection/projectiontest"
@@ -12,12 +11,14 @@ import (
 
 func TestReadModelsConformance(t *testing.T) {
 	t.Parallel()
-	projectiontest.Run(t, func(t *testing.T) (eventstore.Store, projectiontest.ReadModels) {
-		s := open(t, pgtest.NewDatabase(t))
+	projectiontest.Run(t, func(t *testing.T) projectiontest.Harness {
+		// Through a proxy that can cut the connections mid-reply.
+		proxy, dsn := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+		s := open(t, dsn)
 		rm, err := postgres.OpenReadModels(context.Background(), "", s.Pool())
 		if err != nil {
 			t.Fatalf("open read models: %v", err)
 		}
-		return s, rm
+		return projectiontest.Harness{Store: s, ReadModels: rm, Sever: func() { proxy.SeverAfter(16 << 10) }}
 	})
 }

@@ -14,7 +14,6 @@ import (
 
 var (
 	_ retention.EventStore = (*Store)(nil)
-	_ retention.ReadModels = (*ReadModels)(nil)
 )
 
 // StreamsToSnapshot lists streams whose newest snapshot is older than
@@ -77,7 +76,7 @@ func (s *Store) countOrDelete(ctx context.Context, what, pred string, dryRun boo
 }
 
 // TrimTimeline deletes (or counts) timeline rows recorded before `before`.
-func (m *ReadModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+func (m *readModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
 	var n int64
 	var err error
 	if dryRun {

@@ -9,11 +9,12 @@ import (
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection/projectiontest"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
-func openReadModels(t *testing.T, s *sqlite.Store) *sqlite.ReadModels {
+func openReadModels(t *testing.T, s *sqlite.Store) *readmodel.Store {
 	t.Helper()
 	rm, err := sqlite.OpenReadModels(context.Background(), s)
 	if err != nil {
@@ -24,9 +25,9 @@ func openReadModels(t *testing.T, s *sqlite.Store) *sqlite.ReadModels {
 
 func TestReadModelsConformance(t *testing.T) {
 	t.Parallel()
-	projectiontest.Run(t, func(t *testing.T) (eventstore.Store, projectiontest.ReadModels) {
+	projectiontest.Run(t, func(t *testing.T) projectiontest.Harness {
 		s := open(t, filepath.Join(t.TempDir(), "tracktrace.db"))
-		return s, openReadModels(t, s)
+		return projectiontest.Harness{Store: s, ReadModels: openReadModels(t, s), Sever: func() { s.Close() }}
 	})
 }
 
@@ -36,7 +37,7 @@ func TestReadModelsSharedFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "shared.db")
 	stores := make([]*sqlite.Store, 3)
-	rms := make([]*sqlite.ReadModels, 3)
+	rms := make([]*readmodel.Store, 3)
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
 	for i := range stores {

@@ -10,10 +10,7 @@ import (
 	"github.com/tlm/tracktrace/internal/retention"
 )
 
-var (
-	_ retention.EventStore = (*Store)(nil)
-	_ retention.ReadModels = (*ReadModels)(nil)
-)
+var _ retention.EventStore = (*Store)(nil)
 
 // StreamsToSnapshot lists streams whose newest snapshot is older than
 // snapshotsBefore, or with events recorded before eventsBefore that no
@@ -35,11 +32,14 @@ func (s *Store) StreamsToSnapshot(ctx context.Context, snapshotsBefore, eventsBe
 	for rows.Next() {
 		var r retention.StreamRef
 		if err := rows.Scan(&r.Tenant, &r.StreamID); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sqlite: streams to snapshot: %w", classify(err))
 		}
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: streams to snapshot: %w", classify(err))
+	}
+	return out, nil
 }
 
 // micros turns a time into the stored unix microseconds; the zero time
@@ -85,7 +85,7 @@ func countOrDelete(ctx context.Context, read, write *sql.DB, what, pred string, 
 }
 
 // TrimTimeline deletes (or counts) timeline rows recorded before `before`.
-func (m *ReadModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+func (m *readModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
 	return countOrDelete(ctx, m.store.read, m.store.write, "trim timeline",
 		`FROM rm_timeline WHERE recorded_at < ?`, dryRun, micros(before))
 }

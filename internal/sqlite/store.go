@@ -473,6 +473,9 @@ func isUniqueViolation(err error) bool {
 // classify marks errors of an unreachable or locked database as ErrUnavailable
 // so that callers answer 503 rather than 500.
 func classify(err error) error {
+	if errors.Is(err, sql.ErrConnDone) || err != nil && err.Error() == "sql: database is closed" {
+		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,10 +43,22 @@ type ReadModels interface {
 // batchSize is small so that every scenario crosses batch boundaries.
 const batchSize = 7
 
-// Run runs the suite. open returns a fresh, empty event store and the read
-// models beside it (a new file or database per call), closed at the test's
-// cleanup. Subtests run in parallel.
-func Run(t *testing.T, open func(t *testing.T) (eventstore.Store, ReadModels)) {
+// Harness is what an engine gives one subtest: a fresh, empty event store
+// and the read models beside it (a new file or database), closed at the
+// test's cleanup.
+type Harness struct {
+	Store      eventstore.Store
+	ReadModels ReadModels
+	// Sever breaks the read models' connection to their database in the
+	// middle of the next reply, for good: what is being read and whatever
+	// is read afterwards fails. An engine without a connection to lose
+	// (SQLite) closes its database instead.
+	Sever func()
+}
+
+// Run runs the suite; open returns each subtest's Harness. Subtests run in
+// parallel.
+func Run(t *testing.T, open func(t *testing.T) Harness) {
 	t.Helper()
 	tests := []struct {
 		name string
@@ -63,12 +76,16 @@ func Run(t *testing.T, open func(t *testing.T) (eventstore.Store, ReadModels)) {
 		{"TryLead", testTryLead},
 		{"RedeliveredStreamsApplyOnce", testRedelivery},
 		{"MoveCheckpoint", testMoveCheckpoint},
+		{"LimitMustBePositive", testLimitMustBePositive},
+		{"ConnectionLostMidRead", testConnectionLost},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			store, rm := open(t)
-			tc.fn(t, newEnv(t, store, rm))
+			h := open(t)
+			e := newEnv(t, h.Store, h.ReadModels)
+			e.sever = h.Sever
+			tc.fn(t, e)
 		})
 	}
 }
@@ -96,6 +113,7 @@ type env struct {
 	svc      *tracking.Service
 	mgr      *projection.Manager
 	recorded int64 // events recorded so far
+	sever    func()
 }
 
 func newEnv(t *testing.T, store eventstore.Store, rm ReadModels) *env {
@@ -1359,5 +1377,69 @@ func testMoveCheckpoint(t *testing.T, e *env) {
 	}
 	if got := e.checkpoint("relay"); got != b {
 		t.Fatalf("checkpoint = %v, want %v", got, b)
+	}
+}
+
+// A page of zero (or fewer) items is a caller's mistake, never a panic or
+// an empty page that claims more follow.
+func testLimitMustBePositive(t *testing.T, e *env) {
+	e.record(timelineData())
+	e.catchUp(e.mgr)
+	for _, limit := range []int{0, -1} {
+		if _, err := e.rm.ListEntities(e.ctx, tracking.EntityQuery{Tenant: acme, Limit: limit}); !errors.Is(err, tracking.ErrInvalid) {
+			t.Errorf("ListEntities(limit %d) = %v, want ErrInvalid", limit, err)
+		}
+		if _, err := e.rm.Timeline(e.ctx, tracking.TimelineQuery{Tenant: acme, EntityID: "SHP-1", Limit: limit}); !errors.Is(err, tracking.ErrInvalid) {
+			t.Errorf("Timeline(limit %d) = %v, want ErrInvalid", limit, err)
+		}
+	}
+}
+
+// A connection lost in the middle of a reply is unavailability (a 503 the
+// client retries), on every read path, never an unclassified error (a 500).
+func testConnectionLost(t *testing.T, e *env) {
+	if e.sever == nil {
+		t.Fatal("the engine's harness has no Sever")
+	}
+	// A timeline whose reply spans many network packets.
+	payload := `{"note": "` + strings.Repeat("x", 1000) + `"}`
+	events := make([]tracking.NewEvent, 300)
+	for i := range events {
+		events[i] = ev("x-note", at(8, 0).Add(time.Duration(i)*time.Second), payload)
+	}
+	e.record([]step{{acme, "SHP-LONG", "shipment", append([]tracking.NewEvent{ev(tracking.TypeEntityRegistered, at(7, 0), `{}`)}, events...)}})
+	e.catchUp(e.mgr)
+	if page, err := e.rm.Timeline(e.ctx, tracking.TimelineQuery{Tenant: acme, EntityID: "SHP-LONG", Limit: 1000}); err != nil || len(page.Entries) != 301 {
+		t.Fatalf("timeline before the cut: %d entries, %v", len(page.Entries), err)
+	}
+
+	e.sever()
+	reads := []struct {
+		name string
+		read func() error
+	}{
+		{"Timeline", func() error {
+			_, err := e.rm.Timeline(e.ctx, tracking.TimelineQuery{Tenant: acme, EntityID: "SHP-LONG", Limit: 1000})
+			return err
+		}},
+		{"ListEntities", func() error {
+			_, err := e.rm.ListEntities(e.ctx, tracking.EntityQuery{Tenant: acme, Limit: 100})
+			return err
+		}},
+		{"Entity", func() error { _, err := e.rm.Entity(e.ctx, acme, "SHP-LONG"); return err }},
+		{"ProjectedVersion", func() error {
+			_, err := e.rm.ProjectedVersion(e.ctx, tracking.ProjectionTimeline, acme, "SHP-LONG")
+			return err
+		}},
+		{"MetricSamples", func() error {
+			_, err := e.rm.MetricSamples(e.ctx, tracking.MetricsQuery{Tenant: acme, Kind: tracking.MetricOperation, From: day, To: day.Add(24 * time.Hour)})
+			return err
+		}},
+		{"Checkpoint", func() error { _, err := e.rm.Checkpoint(e.ctx, tracking.ProjectionTimeline); return err }},
+	}
+	for _, r := range reads {
+		if err := r.read(); !errors.Is(err, eventstore.ErrUnavailable) {
+			t.Errorf("%s after the connection was lost = %v, want ErrUnavailable", r.name, err)
+		}
 	}
 }

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tlm/tracktrace/internal/config"
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/postgres"
+	"github.com/tlm/tracktrace/internal/readmodel"
+	"github.com/tlm/tracktrace/internal/retention"
+	"github.com/tlm/tracktrace/internal/sqlite"
+	"github.com/tlm/tracktrace/internal/telemetry"
+)
+
+// storage is what the configuration's connection strings select: the event
+// store, the read models beside it, and the engine's parts that the rest of
+// the program needs. It is the only place that names an engine.
+type storage struct {
+	store     eventstore.Store
+	views     *readmodel.Store
+	retention retention.EventStore
+	// pool exports the event store's connection-pool statistics.
+	pool prometheus.Collector
+}
+
+// openStorage opens (and migrates) the event store and its read models: in
+// the event store's database unless ReadModels.ConnectionString names
+// another (PostgreSQL only).
+func openStorage(ctx context.Context, cfg *config.Config) (*storage, error) {
+	events, err := cfg.EventStoreDatabase()
+	if err != nil {
+		return nil, fmt.Errorf("event store: %w", err)
+	}
+	views, err := cfg.ReadModelsDatabase()
+	if err != nil {
+		return nil, fmt.Errorf("read models: %w", err)
+	}
+	var st storage
+	switch events.Engine {
+	case config.EnginePostgres:
+		if views.Engine != config.EnginePostgres {
+			return nil, fmt.Errorf("read models: on %s with the event store on PostgreSQL are not supported", views.Engine)
+		}
+		s, err := postgres.Open(ctx, events.DSN, postgres.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		st = storage{store: s, retention: s, pool: telemetry.NewPoolCollector(s.Pool(), "eventstore")}
+		if views.DSN == events.DSN {
+			st.views, err = postgres.OpenReadModels(ctx, "", s.Pool())
+		} else {
+			st.views, err = postgres.OpenReadModels(ctx, views.DSN, nil)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("read models: %w", err)
+		}
+	case config.EngineSQLite:
+		if views.DSN != events.DSN {
+			return nil, errors.New("read models: with the embedded SQLite engine the read models live in the event store's file; leave ReadModels.ConnectionString empty")
+		}
+		dsn := events.DSN
+		if !strings.HasPrefix(dsn, "file:") {
+			dsn = "file:" + dsn
+		}
+		s, err := sqlite.Open(ctx, dsn, sqlite.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		st = storage{store: s, retention: s, pool: telemetry.NewSQLDBCollector(s.DB(), "eventstore")}
+		if st.views, err = sqlite.OpenReadModels(ctx, s); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("read models: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("event store: unsupported database engine %q", events.Engine)
+	}
+	return &st, nil
+}
+
+// Close closes the read models, then the event store.
+func (s *storage) Close() error {
+	return errors.Join(s.views.Close(), s.store.Close())
+}

@@ -1,0 +1,542 @@
+// Package readmodel holds the projections' read models above the storage
+// engines, once: what each projection owns, which events a batch still has
+// to apply (by stream version), grouping by entity, checkpoints moved by
+// compare-and-set in the batch's transaction, erasure, and paging. An
+// engine (sqlite, postgres) provides an Engine: its SQL and its error
+// classification, nothing else.
+package readmodel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// The read-model tables.
+const (
+	TableTimeline        = "rm_timeline"
+	TableEntities        = "rm_entities"
+	TableOperationStarts = "rm_operation_starts"
+	TableMetricPoints    = "rm_metric_points"
+	TableStreamPositions = "rm_stream_positions"
+)
+
+// owned lists the tables each projection owns: a reset empties them.
+var owned = map[string][]string{
+	tracking.ProjectionTimeline: {TableTimeline},
+	tracking.ProjectionEntities: {TableEntities},
+	tracking.ProjectionMetrics:  {TableMetricPoints, TableOperationStarts},
+}
+
+// entityTables are the tables with rows per entity (tenant_id, entity_id),
+// which an erasure empties of that entity.
+var entityTables = []string{TableTimeline, TableEntities, TableOperationStarts, TableMetricPoints, TableStreamPositions}
+
+// Table describes a read-model table for Dump: its columns, and the columns
+// its rows are ordered by.
+type Table struct {
+	Name    string
+	Columns []string
+	Key     []string
+}
+
+// dumped are the tables Dump returns, with every column.
+var dumped = []Table{
+	{TableTimeline, []string{"tenant_id", "entity_id", "version", "event_id", "event_type", "occurred_at", "recorded_at", "data", "metadata"},
+		[]string{"tenant_id", "entity_id", "version"}},
+	{TableEntities, []string{"tenant_id", "entity_id", "entity_type", "status", "version", "updated_at", "state", "view"},
+		[]string{"tenant_id", "entity_id"}},
+	{TableOperationStarts, []string{"tenant_id", "entity_id", "operation_id", "operation", "started_at"},
+		[]string{"tenant_id", "entity_id", "operation_id"}},
+	{TableMetricPoints, []string{"tenant_id", "entity_id", "version", "kind", "entity_type", "name", "outcome", "occurred_at", "value"},
+		[]string{"tenant_id", "entity_id", "version"}},
+}
+
+// Key identifies an entity of a tenant.
+type Key struct{ Tenant, EntityID string }
+
+// EntityRow is a row of the entities read model: the folded state the
+// projection continues from, and the view the API serves.
+type EntityRow struct {
+	Key
+	EntityType string
+	Status     string
+	Version    int64
+	UpdatedAt  time.Time
+	State      json.RawMessage
+	View       json.RawMessage
+}
+
+// TimelineRange selects timeline rows of one entity, ordered by
+// (occurred_at, version): occurred_at in [From, To) and (occurred_at,
+// version) after (AfterAt, AfterVersion); at most Limit rows.
+type TimelineRange struct {
+	Tenant, EntityID string
+	From, To         time.Time
+	AfterAt          time.Time
+	AfterVersion     int64
+	Limit            int
+}
+
+// Engine is a storage engine's side of the read models. Every error it
+// returns for an unreachable database wraps eventstore.ErrUnavailable, from
+// reading rows as well as from starting a query.
+type Engine interface {
+	// Update runs fn in a write transaction, committing when it returns
+	// nil. derived says that everything fn writes derives from the durable
+	// log and is written again if lost (the engine may then commit without
+	// waiting for the disk, where that is safe).
+	Update(ctx context.Context, derived bool, fn func(Tx) error) error
+	// Checkpoint reads a checkpoint (zero if it never moved).
+	Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error)
+	// TryLead implements projection.Leader.
+	TryLead(ctx context.Context, name string) (lost <-chan struct{}, release func(), ok bool, err error)
+
+	// EntityView returns an entity's view, or tracking.ErrNotFound.
+	EntityView(ctx context.Context, tenant, id string) (json.RawMessage, error)
+	// EntityViews returns up to limit views of q's entities, after
+	// q.After, by entity id.
+	EntityViews(ctx context.Context, q tracking.EntityQuery, limit int) ([]json.RawMessage, error)
+	// TimelineEntries returns the timeline rows r selects.
+	TimelineEntries(ctx context.Context, r TimelineRange) ([]tracking.TimelineEntry, error)
+	// StreamPosition returns the version of an entity a projection has
+	// applied (0 when none).
+	StreamPosition(ctx context.Context, projection, tenant, id string) (int64, error)
+	// MetricSamples returns the metric points q selects.
+	MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error)
+	// DumpTable returns every row of a table, in key order, each as one
+	// string of all its columns.
+	DumpTable(ctx context.Context, t Table) ([]string, error)
+	// TrimTimeline deletes (or, with dryRun, counts) the timeline rows
+	// recorded before `before`.
+	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is a write transaction of an Engine.
+type Tx interface {
+	// LockCheckpoint creates the checkpoint when missing, locks it until
+	// the transaction ends and returns its cursor.
+	LockCheckpoint(ctx context.Context, name string) (eventstore.Cursor, error)
+	// LockCheckpoints locks every checkpoint until the transaction ends.
+	LockCheckpoints(ctx context.Context) error
+	// SetCheckpoint moves a locked checkpoint.
+	SetCheckpoint(ctx context.Context, name string, to eventstore.Cursor) error
+
+	// StreamPositions returns the versions a projection has applied of the
+	// given entities (absent: none), locked until the transaction ends.
+	StreamPositions(ctx context.Context, projection string, keys []Key) (map[Key]int64, error)
+	// RaiseStreamPositions records applied versions, never lowering one.
+	RaiseStreamPositions(ctx context.Context, projection string, keys []Key, versions []int64) error
+
+	// InsertTimeline inserts timeline rows, ignoring those present. fresh
+	// says that none can be present (the engine may bulk-load them).
+	InsertTimeline(ctx context.Context, events []eventstore.Recorded, fresh bool) error
+	// EntityStates returns the folded states of the given entities.
+	EntityStates(ctx context.Context, keys []Key) (map[Key]json.RawMessage, error)
+	// UpsertEntities writes entity rows, each only over an older version.
+	UpsertEntities(ctx context.Context, rows []EntityRow) error
+	// OperationStarts returns the remembered starts of operations.
+	OperationStarts(ctx context.Context, keys []tracking.OperationKey) ([]tracking.OperationStart, error)
+	// DeleteOperationStarts forgets starts.
+	DeleteOperationStarts(ctx context.Context, keys []tracking.OperationKey) error
+	// UpsertOperationStarts remembers starts.
+	UpsertOperationStarts(ctx context.Context, starts []tracking.OperationStart) error
+	// InsertMetricPoints inserts metric points, ignoring those present;
+	// fresh as for InsertTimeline.
+	InsertMetricPoints(ctx context.Context, points []tracking.MetricPoint, fresh bool) error
+
+	// DeleteAll empties a table (of a projection's rows, for
+	// rm_stream_positions).
+	DeleteAll(ctx context.Context, table, projection string) error
+	// DeleteEntity deletes an entity's rows from a table.
+	DeleteEntity(ctx context.Context, table, tenant, id string) error
+}
+
+var (
+	_ projection.Target = (*Store)(nil)
+	_ projection.Leader = (*Store)(nil)
+)
+
+// Store is the read models of every projection on one Engine.
+type Store struct {
+	engine Engine
+	name   string
+}
+
+// New returns the read models on an engine; name prefixes errors.
+func New(engine Engine, name string) *Store { return &Store{engine: engine, name: name} }
+
+// Engine returns the engine under the read models.
+func (s *Store) Engine() Engine { return s.engine }
+
+// Close closes the engine.
+func (s *Store) Close() error { return s.engine.Close() }
+
+// Ping checks that the read-model database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.engine.Ping(ctx) }
+
+// Checkpoint returns a projection's (or another follower's) checkpoint.
+func (s *Store) Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error) {
+	return s.engine.Checkpoint(ctx, name)
+}
+
+// TryLead implements projection.Leader with the engine's lock.
+func (s *Store) TryLead(ctx context.Context, name string) (<-chan struct{}, func(), bool, error) {
+	return s.engine.TryLead(ctx, name)
+}
+
+func known(name string) error {
+	if _, ok := owned[name]; !ok {
+		return fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
+	}
+	return nil
+}
+
+// Apply applies a batch to one projection and moves its checkpoint from
+// `from` to the batch's last cursor, in one transaction; it returns
+// projection.ErrCheckpointMoved when the checkpoint is not at `from`.
+// Events at or before `from` were applied already (a re-delivery) and are
+// skipped, so the checkpoint never moves backwards.
+func (s *Store) Apply(ctx context.Context, name string, from eventstore.Cursor, events []eventstore.Recorded) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if err := known(name); err != nil {
+		return err
+	}
+	pending := make([]eventstore.Recorded, 0, len(events))
+	for _, e := range events {
+		if from.Less(e.Cursor) {
+			pending = append(pending, e)
+		}
+	}
+	// The batch and its checkpoint commit together and derive from events
+	// already durable in the log: if both are lost, the batch is applied again.
+	err := s.engine.Update(ctx, true, func(tx Tx) error {
+		cur, err := tx.LockCheckpoint(ctx, name)
+		if err != nil {
+			return err
+		}
+		if cur != from {
+			return projection.ErrCheckpointMoved
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		// Under the checkpoint's lock no other Apply writes these rows.
+		if err := applyNew(ctx, tx, name, pending, true); err != nil {
+			return err
+		}
+		return tx.SetCheckpoint(ctx, name, pending[len(pending)-1].Cursor)
+	})
+	if err != nil && !errors.Is(err, projection.ErrCheckpointMoved) {
+		return fmt.Errorf("%s: apply %s: %w", s.name, name, err)
+	}
+	return err
+}
+
+// ApplyEvents applies events to a projection without a global-log
+// checkpoint (a Kafka-fed projection commits its consumer offsets after
+// this returns). Events of a stream must come in version order; those at or
+// below the stream's applied version are skipped, so redelivery is harmless.
+func (s *Store) ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error {
+	if err := known(name); err != nil {
+		return err
+	}
+	err := s.engine.Update(ctx, false, func(tx Tx) error { return applyNew(ctx, tx, name, events, false) })
+	if err != nil {
+		return fmt.Errorf("%s: apply %s: %w", s.name, name, err)
+	}
+	return nil
+}
+
+// MoveCheckpoint moves a checkpoint that guards no read model (the Kafka
+// relay's) from `from` to `to`; projection.ErrCheckpointMoved if it is not
+// at `from`.
+func (s *Store) MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error {
+	err := s.engine.Update(ctx, false, func(tx Tx) error {
+		cur, err := tx.LockCheckpoint(ctx, name)
+		if err != nil {
+			return err
+		}
+		if cur != from {
+			return projection.ErrCheckpointMoved
+		}
+		return tx.SetCheckpoint(ctx, name, to)
+	})
+	if err != nil && !errors.Is(err, projection.ErrCheckpointMoved) {
+		return fmt.Errorf("%s: move checkpoint %s: %w", s.name, name, err)
+	}
+	return err
+}
+
+// Reset empties a projection's tables and its checkpoint in one
+// transaction. Readers keep seeing the old rows until it commits.
+func (s *Store) Reset(ctx context.Context, name string) error {
+	if err := known(name); err != nil {
+		return err
+	}
+	err := s.engine.Update(ctx, false, func(tx Tx) error {
+		// The checkpoint first: a concurrent Apply then fails its
+		// compare-and-set instead of writing into the emptied tables.
+		if _, err := tx.LockCheckpoint(ctx, name); err != nil {
+			return err
+		}
+		if err := tx.SetCheckpoint(ctx, name, eventstore.Cursor{}); err != nil {
+			return err
+		}
+		for _, t := range owned[name] {
+			if err := tx.DeleteAll(ctx, t, ""); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteAll(ctx, TableStreamPositions, name)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: reset %s: %w", s.name, name, err)
+	}
+	return nil
+}
+
+// EraseEntity deletes every read-model row of an entity in one transaction,
+// holding every checkpoint so that no batch is applied meanwhile.
+func (s *Store) EraseEntity(ctx context.Context, tenant, id string) error {
+	err := s.engine.Update(ctx, false, func(tx Tx) error {
+		if err := tx.LockCheckpoints(ctx); err != nil {
+			return err
+		}
+		for _, t := range entityTables {
+			if err := tx.DeleteEntity(ctx, t, tenant, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: erase read models: %w", s.name, err)
+	}
+	return nil
+}
+
+// applyNew applies the events a projection has not applied yet (by stream
+// version) and records the streams' new versions.
+func applyNew(ctx context.Context, tx Tx, name string, events []eventstore.Recorded, fresh bool) error {
+	keys, _ := byEntity(events)
+	applied, err := tx.StreamPositions(ctx, name, keys)
+	if err != nil {
+		return err
+	}
+	pending := make([]eventstore.Recorded, 0, len(events))
+	for _, e := range events {
+		k := Key{e.Tenant, e.StreamID}
+		if e.Version > applied[k] {
+			pending = append(pending, e)
+			applied[k] = e.Version
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	switch name {
+	case tracking.ProjectionTimeline:
+		err = tx.InsertTimeline(ctx, pending, fresh)
+	case tracking.ProjectionEntities:
+		err = applyEntities(ctx, tx, pending)
+	case tracking.ProjectionMetrics:
+		err = applyMetrics(ctx, tx, pending, fresh)
+	}
+	if err != nil {
+		return err
+	}
+	versions := make([]int64, len(keys))
+	for i, k := range keys {
+		versions[i] = applied[k]
+	}
+	return tx.RaiseStreamPositions(ctx, name, keys, versions)
+}
+
+// byEntity groups events by entity, keeping the order of first appearance.
+func byEntity(events []eventstore.Recorded) ([]Key, map[Key][]eventstore.Recorded) {
+	groups := map[Key][]eventstore.Recorded{}
+	var keys []Key
+	for _, e := range events {
+		k := Key{e.Tenant, e.StreamID}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], e)
+	}
+	return keys, groups
+}
+
+func applyEntities(ctx context.Context, tx Tx, events []eventstore.Recorded) error {
+	keys, groups := byEntity(events)
+	states, err := tx.EntityStates(ctx, keys)
+	if err != nil {
+		return err
+	}
+	rows := make([]EntityRow, len(keys))
+	for i, k := range keys {
+		state, view := tracking.FoldEntity(k.EntityID, states[k], groups[k])
+		v, err := json.Marshal(view)
+		if err != nil {
+			return err
+		}
+		rows[i] = EntityRow{Key: k, EntityType: view.EntityType, Status: view.Status, Version: view.Version,
+			UpdatedAt: view.UpdatedAt, State: state, View: v}
+	}
+	return tx.UpsertEntities(ctx, rows)
+}
+
+func applyMetrics(ctx context.Context, tx Tx, events []eventstore.Recorded, fresh bool) error {
+	open := map[tracking.OperationKey]tracking.OperationStart{}
+	if keys := tracking.CompletedOperations(events); len(keys) > 0 {
+		starts, err := tx.OperationStarts(ctx, keys)
+		if err != nil {
+			return err
+		}
+		for _, s := range starts {
+			open[s.Key()] = s
+		}
+	}
+	batch := tracking.FoldMetrics(events, open)
+	if len(batch.Completed) > 0 {
+		if err := tx.DeleteOperationStarts(ctx, batch.Completed); err != nil {
+			return err
+		}
+	}
+	if len(batch.Open) > 0 {
+		if err := tx.UpsertOperationStarts(ctx, batch.Open); err != nil {
+			return err
+		}
+	}
+	if len(batch.Points) == 0 {
+		return nil
+	}
+	return tx.InsertMetricPoints(ctx, batch.Points, fresh)
+}
+
+// Entity returns an entity's projected state, or tracking.ErrNotFound.
+func (s *Store) Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error) {
+	var st tracking.EntityState
+	view, err := s.engine.EntityView(ctx, tenant, id)
+	if err != nil {
+		return st, fmt.Errorf("%s: entity %q: %w", s.name, id, err)
+	}
+	if err := json.Unmarshal(view, &st); err != nil {
+		return st, fmt.Errorf("%s: entity %q: %w", s.name, id, err)
+	}
+	return st, nil
+}
+
+// ListEntities returns a page of a tenant's entities, by entity id,
+// optionally of one entity type and in one status.
+func (s *Store) ListEntities(ctx context.Context, q tracking.EntityQuery) (tracking.EntityPage, error) {
+	if q.Limit <= 0 {
+		return tracking.EntityPage{}, fmt.Errorf("%s: list entities: %w: limit must be positive", s.name, tracking.ErrInvalid)
+	}
+	views, err := s.engine.EntityViews(ctx, q, q.Limit+1)
+	if err != nil {
+		return tracking.EntityPage{}, fmt.Errorf("%s: list entities: %w", s.name, err)
+	}
+	page := tracking.EntityPage{Items: make([]tracking.EntityState, 0, min(len(views), q.Limit))}
+	for _, v := range views[:min(len(views), q.Limit)] {
+		var st tracking.EntityState
+		if err := json.Unmarshal(v, &st); err != nil {
+			return tracking.EntityPage{}, fmt.Errorf("%s: list entities: %w", s.name, err)
+		}
+		page.Items = append(page.Items, st)
+	}
+	if len(views) > q.Limit {
+		page.Next = page.Items[len(page.Items)-1].EntityID
+	}
+	return page, nil
+}
+
+// Unbounded ends of a timeline's occurredAt range.
+var (
+	minTime = time.Date(-2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// Timeline returns a page of an entity's timeline, ordered by occurredAt,
+// then version, within [From, To) and after the cursor.
+func (s *Store) Timeline(ctx context.Context, q tracking.TimelineQuery) (tracking.TimelinePage, error) {
+	if q.Limit <= 0 {
+		return tracking.TimelinePage{}, fmt.Errorf("%s: timeline: %w: limit must be positive", s.name, tracking.ErrInvalid)
+	}
+	r := TimelineRange{Tenant: q.Tenant, EntityID: q.EntityID, From: q.From, To: q.To, Limit: q.Limit + 1}
+	if r.From.IsZero() {
+		r.From = minTime
+	}
+	if r.To.IsZero() {
+		r.To = maxTime
+	}
+	r.AfterAt, r.AfterVersion = r.From.Add(-time.Microsecond), 0
+	if q.After != nil {
+		r.AfterAt, r.AfterVersion = q.After.OccurredAt, q.After.Version
+	}
+	entries, err := s.engine.TimelineEntries(ctx, r)
+	if err != nil {
+		return tracking.TimelinePage{}, fmt.Errorf("%s: timeline: %w", s.name, err)
+	}
+	page := tracking.TimelinePage{Entries: entries[:min(len(entries), q.Limit)]}
+	if len(entries) > q.Limit {
+		last := page.Entries[len(page.Entries)-1]
+		page.Next = &tracking.TimelineCursor{OccurredAt: last.OccurredAt, Version: last.Version}
+	}
+	return page, nil
+}
+
+// ProjectedVersion returns the highest version of an entity a projection
+// has applied, 0 when none.
+func (s *Store) ProjectedVersion(ctx context.Context, name, tenant, id string) (int64, error) {
+	if err := known(name); err != nil {
+		return 0, err
+	}
+	v, err := s.engine.StreamPosition(ctx, name, tenant, id)
+	if err != nil {
+		return 0, fmt.Errorf("%s: projected version: %w", s.name, err)
+	}
+	return v, nil
+}
+
+// MetricSamples returns the metric points a query selects: of its tenant and
+// kind, with occurredAt in [From, To), of the entity type and name when set.
+func (s *Store) MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error) {
+	out, err := s.engine.MetricSamples(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%s: metrics: %w", s.name, err)
+	}
+	return out, nil
+}
+
+// TrimTimeline deletes (or, with dryRun, counts) the timeline rows recorded
+// before `before` (retention).
+func (s *Store) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+	return s.engine.TrimTimeline(ctx, before, dryRun)
+}
+
+// Dump returns every row of the read-model tables, in key order, each as one
+// string of all its columns: tests compare a projection's tables with a
+// rebuild's. Checkpoints are left out (their update times differ).
+func (s *Store) Dump(ctx context.Context) (map[string][]string, error) {
+	out := make(map[string][]string, len(dumped))
+	for _, t := range dumped {
+		rows, err := s.engine.DumpTable(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("%s: dump %s: %w", s.name, t.Name, err)
+		}
+		out[t.Name] = rows
+	}
+	return out, nil
+}
