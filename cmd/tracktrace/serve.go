@@ -144,19 +144,6 @@ func openReadModels(ctx context.Context, cfg *config.Config, store eventstore.St
 	}
 }
 
-// eraser removes an entity from the read models and the cache.
-type eraser struct {
-	views  readSide
-	cached *cache.CachedReadModels
-}
-
-func (e eraser) EraseEntity(ctx context.Context, tenant, id string) error {
-	if err := e.views.EraseEntity(ctx, tenant, id); err != nil {
-		return err
-	}
-	return e.cached.Forget(ctx, tenant, id)
-}
-
 // debugMux serves Go's pprof profiles.
 func debugMux() http.Handler {
 	mux := http.NewServeMux()
@@ -313,10 +300,13 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		defer kp.close()
 	}
 
+	eraser := tracking.NewEraser(svc, tracking.EraserOptions{
+		ReadModels: views, Cache: cached, Projections: projections, Logger: log,
+	})
 	deps := httpapi.Deps{
 		Tracker:         svc,
 		ReadModels:      cached,
-		Eraser:          eraser{views, cached},
+		Eraser:          eraser,
 		Projections:     projections,
 		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
 		ConsistencyWait: time.Duration(cfg.ReadModels.ConsistencyWait),
