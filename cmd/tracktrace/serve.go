@@ -27,7 +27,6 @@ import (
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/httpapi"
 	"github.com/tlm/tracktrace/internal/projection"
-	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/telemetry"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -102,19 +101,6 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		h = slog.NewTextHandler(w, hopts)
 	}
 	return slog.New(telemetry.LogHandler{Handler: h})
-}
-
-// eraser removes an entity from the read models and the cache.
-type eraser struct {
-	views  *readmodel.Store
-	cached *cache.CachedReadModels
-}
-
-func (e eraser) EraseEntity(ctx context.Context, tenant, id string) error {
-	if err := e.views.EraseEntity(ctx, tenant, id); err != nil {
-		return err
-	}
-	return e.cached.Forget(ctx, tenant, id)
 }
 
 // debugMux serves Go's pprof profiles.
@@ -242,10 +228,13 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		defer kp.close()
 	}
 
+	eraser := tracking.NewEraser(svc, tracking.EraserOptions{
+		ReadModels: views, Cache: cached, Projections: projections, Logger: log,
+	})
 	deps := httpapi.Deps{
 		Tracker:         svc,
 		ReadModels:      cached,
-		Eraser:          eraser{views, cached},
+		Eraser:          eraser,
 		Projections:     projections,
 		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
 		ConsistencyWait: time.Duration(cfg.ReadModels.ConsistencyWait),

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,34 +31,10 @@ const (
 	maxEventsLimit     = 1000
 )
 
-// eventMetadata is what a client may say about an event's context; the
-// principal is always the authenticated subject.
-type eventMetadata struct {
-	CorrelationID string `json:"correlationId,omitempty"`
-	CausationID   string `json:"causationId,omitempty"`
-	Source        string `json:"source,omitempty"`
-	TraceID       string `json:"traceId,omitempty"`
-}
-
-type eventBody struct {
-	EventID    *uuid.UUID      `json:"eventId,omitempty"`
-	Type       string          `json:"type"`
-	OccurredAt time.Time       `json:"occurredAt"`
-	Data       json.RawMessage `json:"data"`
-	Metadata   *eventMetadata  `json:"metadata,omitempty"`
-}
-
-// appendBody is the body of POST /api/v1/entities/{entityId}/events and an
-// item of a batch (which adds entityId).
-type appendBody struct {
-	EntityID        string                      `json:"entityId,omitempty"`
-	EntityType      string                      `json:"entityType,omitempty"`
-	ExpectedVersion *eventstore.ExpectedVersion `json:"expectedVersion"` // absent: any
-	Events          []eventBody                 `json:"events"`
-}
-
+// batchBody is the body of POST /api/v1/events/batch: append requests that
+// name their entity.
 type batchBody struct {
-	Items []appendBody `json:"items"`
+	Items []tracking.AppendRequest `json:"items"`
 }
 
 // requireJSON answers 415 unless the body is declared as JSON.
@@ -126,7 +103,8 @@ func jsonKind(goType string) string {
 	switch {
 	case strings.HasPrefix(goType, "[]"):
 		return "array"
-	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "struct"), strings.HasPrefix(goType, "httpapi."):
+	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "struct"), strings.HasPrefix(goType, "httpapi."),
+		strings.HasPrefix(goType, "tracking."):
 		return "object"
 	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
 		return "number"
@@ -148,12 +126,11 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return decodeStrict(http.MaxBytesReader(w, r.Body, s.MaxBodyBytes), v)
 }
 
-// command turns a decoded body into a tracking command.
-func (b *appendBody) command(p principal, entityID, ifMatch, corrID, traceID string) (tracking.RecordCommand, error) {
-	exp := eventstore.Any
-	if b.ExpectedVersion != nil {
-		exp = *b.ExpectedVersion
-	}
+// command turns a decoded append request into a tracking command: If-Match
+// may stand in for expectedVersion (and is checked first); the principal,
+// the request id and the trace id are stamped on the events.
+func command(b *tracking.AppendRequest, p principal, entityID, ifMatch, corrID, traceID string) (tracking.RecordCommand, error) {
+	var ifMatchVersion eventstore.ExpectedVersion
 	if ifMatch != "" {
 		v, err := parseIfMatch(ifMatch)
 		if err != nil {
@@ -162,28 +139,29 @@ func (b *appendBody) command(p principal, entityID, ifMatch, corrID, traceID str
 		if b.ExpectedVersion != nil && *b.ExpectedVersion != v {
 			return tracking.RecordCommand{}, badRequest("If-Match and expectedVersion disagree")
 		}
-		exp = v
+		ifMatchVersion = v
 	}
-	cmd := tracking.RecordCommand{
-		Tenant: p.Tenant, EntityID: entityID, EntityType: b.EntityType, Expected: exp,
-		Principal: p.Subject, CorrelationID: corrID, TraceID: traceID, Events: make([]tracking.NewEvent, len(b.Events)),
+	cmd, err := b.Command(p.Tenant, entityID)
+	if err != nil {
+		return tracking.RecordCommand{}, invalidBody(err)
 	}
-	for i, e := range b.Events {
-		ne := tracking.NewEvent{Type: e.Type, OccurredAt: e.OccurredAt, Data: e.Data}
-		if e.EventID != nil {
-			if *e.EventID == uuid.Nil {
-				return cmd, badRequest("eventId must not be the nil UUID",
-					tracking.FieldError{Field: fmt.Sprintf("events/%d/eventId", i), Message: "must not be the nil UUID"})
-			}
-			ne.ID = *e.EventID
-		}
-		if e.Metadata != nil {
-			ne.Metadata = eventstore.Metadata{CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
-				Source: e.Metadata.Source, TraceID: e.Metadata.TraceID}
-		}
-		cmd.Events[i] = ne
+	if ifMatch != "" {
+		cmd.Expected = ifMatchVersion
 	}
+	cmd.Principal, cmd.CorrelationID, cmd.TraceID = p.Subject, corrID, traceID
 	return cmd, nil
+}
+
+// invalidBody is the 400 of a body that the request conversion rejects,
+// whose detail names the (first) offending field like the other problems
+// found while reading a body.
+func invalidBody(err error) error {
+	var invalid *tracking.ValidationError
+	if !errors.As(err, &invalid) || len(invalid.Errors) == 0 {
+		return err
+	}
+	fe := invalid.Errors[0]
+	return badRequest(path.Base(fe.Field)+" "+fe.Message, invalid.Errors...)
 }
 
 // sampledTraceID is the request's trace id when its trace is recorded: the
@@ -236,7 +214,7 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p principa
 	if err := p.require(scopeWrite); err != nil {
 		return err
 	}
-	var body appendBody
+	var body tracking.AppendRequest
 	if err := s.readBody(w, r, &body); err != nil {
 		return err
 	}
@@ -244,7 +222,7 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p principa
 	if body.EntityID != "" && body.EntityID != entityID {
 		return badRequest("entityId in the body differs from the path")
 	}
-	cmd, err := body.command(p, entityID, r.Header.Get("If-Match"), requestID(r), sampledTraceID(r.Context()))
+	cmd, err := command(&body, p, entityID, r.Header.Get("If-Match"), requestID(r), sampledTraceID(r.Context()))
 	if err != nil {
 		return err
 	}
@@ -292,7 +270,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) erro
 	for i := range body.Items {
 		item := &body.Items[i]
 		results[i].EntityID = item.EntityID
-		cmd, err := item.command(p, item.EntityID, "", corr, sampledTraceID(r.Context()))
+		cmd, err := command(item, p, item.EntityID, "", corr, sampledTraceID(r.Context()))
 		if err == nil && item.EntityID == "" {
 			err = badRequest("entityId is required", tracking.FieldError{Field: fmt.Sprintf("items/%d/entityId", i), Message: "required"})
 		}

@@ -30,8 +30,6 @@ type ReadModels interface {
 type Projections interface {
 	Status(ctx context.Context) ([]projection.Status, error)
 	Rebuild(ctx context.Context, name string) error
-	// WaitPast waits until every projection has applied the log as it is now.
-	WaitPast(ctx context.Context) error
 	// Progress returns a channel closed when a projection next advances.
 	Progress() <-chan struct{}
 }
@@ -332,37 +330,23 @@ func decodeCursor(c string) (string, error) {
 	return string(b), nil
 }
 
-// Eraser deletes an entity from the read models and the cache.
+// Eraser erases an entity everywhere (tracking.Eraser).
 type Eraser interface {
-	EraseEntity(ctx context.Context, tenant, id string) error
+	Erase(ctx context.Context, tenant, entityID string) (tracking.ErasureResult, error)
 }
 
-// eraseEntity hard-deletes an entity: its stream, then its read-model rows
-// and cached values. The read models are cleaned twice: a projection batch
-// read before the stream was deleted may still be applied, so the second
-// pass runs once every projection has passed the log's head.
+// eraseEntity hard-deletes an entity: its stream, read models and cached
+// values (see tracking.Eraser.Erase for the order and the retries).
 func (s *server) eraseEntity(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.require(scopeAdmin); err != nil {
 		return err
 	}
 	id := r.PathValue("entityId")
-	n, err := s.Tracker.Erase(r.Context(), p.Tenant, id)
+	res, err := s.Eraser.Erase(r.Context(), p.Tenant, id)
 	if err != nil {
 		return err
 	}
-	if err := s.Eraser.EraseEntity(r.Context(), p.Tenant, id); err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	err = s.Projections.WaitPast(wctx)
-	cancel()
-	if err != nil {
-		s.log.WarnContext(r.Context(), "erasure: projections did not catch up; cleaning the read models anyway", "error", err)
-	}
-	if err := s.Eraser.EraseEntity(r.Context(), p.Tenant, id); err != nil {
-		return err
-	}
-	s.log.InfoContext(r.Context(), "entity erased", "tenant", p.Tenant, "entity", id, "events", n, "by", p.Subject)
+	s.log.InfoContext(r.Context(), "entity erased", "tenant", p.Tenant, "entity", id, "events", res.Events, "by", p.Subject)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

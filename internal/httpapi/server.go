@@ -25,7 +25,6 @@ type Tracker interface {
 	Record(ctx context.Context, cmd tracking.RecordCommand) (eventstore.AppendResult, error)
 	Entity(ctx context.Context, tenant, entityID string) (tracking.EntityState, error)
 	Events(ctx context.Context, tenant, entityID string, fromVersion int64, limit int) ([]eventstore.Recorded, error)
-	Erase(ctx context.Context, tenant, entityID string) (int64, error)
 }
 
 // HealthCheck is one dependency checked by /health and /health/ready.
@@ -52,7 +51,8 @@ type Deps struct {
 	// ReadModels and Projections serve the projected views.
 	ReadModels  ReadModels
 	Projections Projections
-	// Eraser cleans read models and caches on erasure.
+	// Eraser erases entities (DELETE /api/v1/entities/{entityId}); nil
+	// leaves the call out.
 	Eraser Eraser
 	// ConsistencyWait bounds how long a read with minVersion waits for the
 	// projection (default 2s).
@@ -130,9 +130,9 @@ func (s *server) routes(mux *http.ServeMux) {
 		api("GET /api/v1/metrics/operational", s.getMetrics)
 		api("GET /api/v1/projections", s.listProjections)
 		api("POST /api/v1/projections/{name}/rebuild", s.rebuildProjection)
-		if s.Eraser != nil {
-			api("DELETE /api/v1/entities/{entityId}", s.eraseEntity)
-		}
+	}
+	if s.Eraser != nil {
+		api("DELETE /api/v1/entities/{entityId}", s.eraseEntity)
 	}
 
 	mux.HandleFunc("GET /health", s.health)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,48 +21,18 @@ type Recorder interface {
 	Record(ctx context.Context, cmd tracking.RecordCommand) (eventstore.AppendResult, error)
 }
 
-// IngestMessage is a message of the ingest topic: the body of
-// POST /api/v1/events/batch's items (the REST append body plus entityId).
-type IngestMessage struct {
-	EntityID        string                      `json:"entityId"`
-	EntityType      string                      `json:"entityType,omitempty"`
-	ExpectedVersion *eventstore.ExpectedVersion `json:"expectedVersion,omitempty"` // absent: any
-	Events          []IngestEvent               `json:"events"`
-}
-
-// IngestEvent is one event of an IngestMessage.
-type IngestEvent struct {
-	EventID    *uuid.UUID      `json:"eventId,omitempty"`
-	Type       string          `json:"type"`
-	OccurredAt time.Time       `json:"occurredAt"`
-	Data       json.RawMessage `json:"data"`
-	Metadata   *IngestMetadata `json:"metadata,omitempty"`
-}
-
-// IngestMetadata is what a reporter may say about an event's context.
-type IngestMetadata struct {
-	CorrelationID string `json:"correlationId,omitempty"`
-	CausationID   string `json:"causationId,omitempty"`
-	Source        string `json:"source,omitempty"`
-	TraceID       string `json:"traceId,omitempty"`
-}
-
-// DecodeIngestMessage decodes one ingest message strictly: one JSON
-// document, unknown fields rejected, as the REST API does.
-func DecodeIngestMessage(b []byte) (IngestMessage, error) {
-	var m IngestMessage
+// DecodeIngestMessage decodes one message of the ingest topic, the body of
+// POST /api/v1/events/batch's items (the REST append body plus entityId),
+// strictly: one JSON document, unknown fields rejected, as the REST API does.
+func DecodeIngestMessage(b []byte) (tracking.AppendRequest, error) {
+	var m tracking.AppendRequest
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return IngestMessage{}, fmt.Errorf("kafka: ingest message: %w", err)
+		return tracking.AppendRequest{}, fmt.Errorf("kafka: ingest message: %w", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return IngestMessage{}, errors.New("kafka: ingest message: trailing data after the JSON document")
-	}
-	for i, e := range m.Events {
-		if e.EventID != nil && *e.EventID == uuid.Nil {
-			return IngestMessage{}, fmt.Errorf("kafka: ingest message: events/%d/eventId must not be the nil UUID", i)
-		}
+		return tracking.AppendRequest{}, errors.New("kafka: ingest message: trailing data after the JSON document")
 	}
 	return m, nil
 }
@@ -82,29 +51,21 @@ func IngestEventID(topic string, partition int32, offset int64, index int) uuid.
 	return uuid.NewSHA1(ingestNamespace(), []byte(name))
 }
 
-// Command turns the message into a tracking command for a tenant. Events
-// without an eventId get IngestEventID(topic, partition, offset, index).
-func (m IngestMessage) Command(tenant, topic string, partition int32, offset int64) tracking.RecordCommand {
-	exp := eventstore.Any
-	if m.ExpectedVersion != nil {
-		exp = *m.ExpectedVersion
+// IngestCommand turns an ingest message into a tracking command for a
+// tenant, with source "kafka:<topic>". Events without an eventId get
+// IngestEventID(topic, partition, offset, index).
+func IngestCommand(m *tracking.AppendRequest, tenant, topic string, partition int32, offset int64) (tracking.RecordCommand, error) {
+	cmd, err := m.Command(tenant, m.EntityID)
+	if err != nil {
+		return tracking.RecordCommand{}, fmt.Errorf("kafka: ingest message: %w", err)
 	}
-	cmd := tracking.RecordCommand{Tenant: tenant, EntityID: m.EntityID, EntityType: m.EntityType, Expected: exp,
-		Source: "kafka:" + topic, Events: make([]tracking.NewEvent, len(m.Events))}
-	for i, e := range m.Events {
-		ne := tracking.NewEvent{Type: e.Type, OccurredAt: e.OccurredAt, Data: e.Data}
-		if e.EventID != nil {
-			ne.ID = *e.EventID
-		} else {
-			ne.ID = IngestEventID(topic, partition, offset, i)
+	cmd.Source = "kafka:" + topic
+	for i := range cmd.Events {
+		if cmd.Events[i].ID == uuid.Nil {
+			cmd.Events[i].ID = IngestEventID(topic, partition, offset, i)
 		}
-		if e.Metadata != nil {
-			ne.Metadata = eventstore.Metadata{CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
-				Source: e.Metadata.Source, TraceID: e.Metadata.TraceID}
-		}
-		cmd.Events[i] = ne
 	}
-	return cmd
+	return cmd, nil
 }
 
 // NewIngestConsumer returns a consumer of the ingest topic that records each
@@ -136,7 +97,10 @@ func (h *ingestHandler) one(ctx context.Context, rec *kgo.Record, d *Delivery) e
 	if tenant == "" {
 		tenant = h.defaultTenant
 	}
-	cmd := m.Command(tenant, rec.Topic, rec.Partition, rec.Offset)
+	cmd, err := IngestCommand(&m, tenant, rec.Topic, rec.Partition, rec.Offset)
+	if err != nil {
+		return &permanentError{err}
+	}
 	if traceID, _, ok := ParseTraceParent(d.TraceParent); ok {
 		cmd.TraceID = traceID
 	}

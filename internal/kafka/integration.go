@@ -6,136 +6,31 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
-// Kinds of integration events, the public contract for other services. Their
-// CloudEvents type is tracktrace.integration.<Kind>.v<IntegrationVersion>,
-// their id "<domain event id>:<Kind>".
-const (
-	KindEntityStatusChanged = "EntityStatusChanged"
-	KindExceptionRaised     = "ExceptionRaised"
-	KindExceptionResolved   = "ExceptionResolved"
-	KindEtaChanged          = "EtaChanged"
-	// IntegrationVersion is the schema version of every integration event.
-	IntegrationVersion = 1
-)
-
-// IntegrationEvent is the data of an integration event. Which fields are set
-// depends on the kind: EntityStatusChanged has PreviousStatus (absent on an
-// entity's first event) and Status; EtaChanged has PreviousEta and Eta (either
-// may be absent); the exception kinds have Exception.
-type IntegrationEvent struct {
-	EntityID   string    `json:"entityId"`
-	EntityType string    `json:"entityType,omitempty"`
-	Version    int64     `json:"version"`
-	OccurredAt time.Time `json:"occurredAt"`
-
-	PreviousStatus string `json:"previousStatus,omitempty"`
-	Status         string `json:"status,omitempty"`
-
-	PreviousEta *time.Time `json:"previousEta,omitempty"`
-	Eta         *time.Time `json:"eta,omitempty"`
-
-	Exception *IntegrationException `json:"exception,omitempty"`
-}
-
-// IntegrationException describes the exception of ExceptionRaised and
-// ExceptionResolved.
-type IntegrationException struct {
-	ExceptionID string    `json:"exceptionId"`
-	Code        string    `json:"code"`
-	Severity    string    `json:"severity"`
-	Description string    `json:"description,omitempty"`
-	RaisedAt    time.Time `json:"raisedAt"`
-	Resolution  string    `json:"resolution,omitempty"`
-}
-
-// derived is one integration event derived from a domain event.
-type derived struct {
-	kind string
-	data IntegrationEvent
-}
-
-// derive compares an entity's view before and after one of its events
-// (before is the zero EntityState for the entity's first event) and returns
-// the integration events the event causes. Late events that change neither
-// status, ETA nor open exceptions cause none.
-func derive(r eventstore.Recorded, before, after tracking.EntityState) []derived {
-	base := IntegrationEvent{EntityID: r.StreamID, EntityType: firstNonEmpty(after.EntityType, r.EntityType), Version: r.Version, OccurredAt: r.OccurredAt}
-	var out []derived
-	if after.Status != before.Status {
-		d := base
-		d.PreviousStatus, d.Status = before.Status, after.Status
-		out = append(out, derived{KindEntityStatusChanged, d})
-	}
-	open := func(list []tracking.OpenException, id string) bool {
-		return slices.ContainsFunc(list, func(x tracking.OpenException) bool { return x.ExceptionID == id })
-	}
-	for _, x := range after.OpenExceptions {
-		if !open(before.OpenExceptions, x.ExceptionID) {
-			d := base
-			d.Exception = &IntegrationException{ExceptionID: x.ExceptionID, Code: x.Code, Severity: x.Severity, Description: x.Description, RaisedAt: x.RaisedAt}
-			out = append(out, derived{KindExceptionRaised, d})
-		}
-	}
-	for _, x := range before.OpenExceptions {
-		if !open(after.OpenExceptions, x.ExceptionID) {
-			d := base
-			d.Exception = &IntegrationException{ExceptionID: x.ExceptionID, Code: x.Code, Severity: x.Severity, Description: x.Description, RaisedAt: x.RaisedAt}
-			if r.Type == tracking.TypeExceptionResolved {
-				var p tracking.ExceptionResolved
-				if json.Unmarshal(r.Data, &p) == nil {
-					d.Exception.Resolution = p.Resolution
-				}
-			}
-			out = append(out, derived{KindExceptionResolved, d})
-		}
-	}
-	if !sameTime(before.ETA, after.ETA) {
-		d := base
-		d.PreviousEta, d.Eta = before.ETA, after.ETA
-		out = append(out, derived{KindEtaChanged, d})
-	}
-	return out
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// encodeIntegration encodes an integration event as a CloudEvent with the
-// deterministic id "<eventId>:<kind>".
-func encodeIntegration(source string, r eventstore.Recorded, d derived) ([]byte, error) {
-	data, err := marshal(d.data)
+// encodeIntegration encodes an integration event that the domain event r
+// caused as a CloudEvent of type
+// tracktrace.integration.<Kind>.v<IntegrationVersion>, with the
+// deterministic id "<eventId>:<Kind>".
+func encodeIntegration(source string, r eventstore.Recorded, d tracking.IntegrationEvent) ([]byte, error) {
+	data, err := marshal(d)
 	if err != nil {
 		return nil, err
 	}
 	e := envelope{
 		SpecVersion:     SpecVersion,
-		ID:              r.ID.String() + ":" + d.kind,
+		ID:              r.ID.String() + ":" + d.Kind,
 		Source:          source,
-		Type:            IntegrationTypePrefix + d.kind + ".v" + strconv.Itoa(IntegrationVersion),
+		Type:            IntegrationTypePrefix + d.Kind + ".v" + strconv.Itoa(tracking.IntegrationVersion),
 		Subject:         r.StreamID,
 		Time:            formatTime(r.OccurredAt),
 		DataContentType: DataContentType,
 		TenantID:        r.Tenant,
-		EntityType:      d.data.EntityType,
+		EntityType:      d.EntityType,
 		StreamVersion:   strconv.FormatInt(r.Version, 10),
 		Position:        strconv.FormatInt(r.Position, 10),
 		RecordedAt:      formatTime(r.RecordedAt),
@@ -205,9 +100,11 @@ func (c *stateCache) put(k entityKey, f folded) {
 
 func (c *stateCache) len() int { return c.order.Len() }
 
-// deriver derives integration events of a batch of domain events. Folded
-// states are staged per batch and enter the cache only once the batch is
-// published (commit), so a failed batch is re-derived from the same states.
+// deriver derives the integration events of a batch of domain events
+// (tracking.IntegrationEvents says which), keeping the entity states they
+// are derived from. Folded states are staged per batch and enter the cache
+// only once the batch is published (commit), so a failed batch is
+// re-derived from the same states.
 type deriver struct {
 	cache   *stateCache
 	streams StreamReader
@@ -261,7 +158,7 @@ func (d *deriver) before(ctx context.Context, r eventstore.Recorded) (folded, er
 }
 
 // derive folds one event and returns its integration events.
-func (d *deriver) derive(ctx context.Context, r eventstore.Recorded) ([]derived, error) {
+func (d *deriver) derive(ctx context.Context, r eventstore.Recorded) ([]tracking.IntegrationEvent, error) {
 	prev, err := d.before(ctx, r)
 	if err != nil {
 		return nil, err
@@ -274,7 +171,7 @@ func (d *deriver) derive(ctx context.Context, r eventstore.Recorded) ([]derived,
 		// than announce changes that did not happen.
 		return nil, nil
 	}
-	return derive(r, prev.view, view), nil
+	return tracking.IntegrationEvents(prev.view, view, r), nil
 }
 
 func (d *deriver) commit() {

@@ -89,7 +89,7 @@ func TestDeriveIntegrationEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 				docs = append(docs, b)
-				kinds = append(kinds, fmt.Sprintf("v%d:%s", e.Version, x.kind))
+				kinds = append(kinds, fmt.Sprintf("v%d:%s", e.Version, x.Kind))
 			}
 			if i%3 == 2 {
 				d.commit() // a published batch

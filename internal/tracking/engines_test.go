@@ -190,7 +190,7 @@ func TestReplicasWithStaleAggregateCaches(t *testing.T) {
 			// erasure by another replica followed by a re-creation up to a
 			// cached version is what the cache cannot detect: see
 			// ServiceOptions.AggregateCacheSize.)
-			if _, err := a.Erase(ctx, "t1", "TRK-1"); err != nil {
+			if _, err := tracking.NewEraser(a, tracking.EraserOptions{}).Erase(ctx, "t1", "TRK-1"); err != nil {
 				t.Fatal(err)
 			}
 			mustRecord(b, eventstore.Any, op("OperationStarted", "op1"), 1)

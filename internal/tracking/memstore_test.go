@@ -2,7 +2,6 @@ package tracking
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -24,6 +23,7 @@ type memStore struct {
 	streams   map[memKey]*memStream
 	byID      map[memIDKey]int // index into log
 	snapshots map[memKey][]eventstore.Snapshot
+	erased    map[int]bool // indexes into log of erased events
 }
 
 type memKey struct{ tenant, stream string }
@@ -45,6 +45,7 @@ func newMemStore() *memStore {
 		streams:   map[memKey]*memStream{},
 		byID:      map[memIDKey]int{},
 		snapshots: map[memKey][]eventstore.Snapshot{},
+		erased:    map[int]bool{},
 	}
 }
 
@@ -133,6 +134,9 @@ func (m *memStore) ReadAll(ctx context.Context, after eventstore.Cursor, limit i
 	defer m.mu.Unlock()
 	var out []eventstore.Recorded
 	for i := after.Position; i < int64(len(m.log)) && len(out) < limit; i++ {
+		if m.erased[int(i)] {
+			continue
+		}
 		r := m.log[i]
 		r.EntityType = m.streams[memKey{r.Tenant, r.StreamID}].info.EntityType
 		out = append(out, r)
@@ -150,8 +154,8 @@ func (m *memStore) Backlog(ctx context.Context, after eventstore.Cursor) (events
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var b eventstore.Backlog
-	for _, r := range m.log {
-		if r.Position > after.Position {
+	for i, r := range m.log {
+		if r.Position > after.Position && !m.erased[i] {
 			if b.Events == 0 {
 				b.Oldest = r.RecordedAt
 			}
@@ -161,9 +165,26 @@ func (m *memStore) Backlog(ctx context.Context, after eventstore.Cursor) (events
 	return b, nil
 }
 
-// Erase is not needed by the domain tests.
+// Erase deletes a stream, its snapshots and its events (which leave the
+// global log too).
 func (m *memStore) Erase(ctx context.Context, tenant, streamID string) (int64, error) {
-	return 0, errors.New("memStore: erase not supported")
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey{tenant, streamID}
+	s := m.streams[k]
+	if s == nil {
+		return 0, fmt.Errorf("memstore: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	for _, i := range s.events {
+		delete(m.byID, memIDKey{tenant, m.log[i].ID})
+		m.erased[i] = true
+	}
+	delete(m.streams, k)
+	delete(m.snapshots, k)
+	return int64(len(s.events)), nil
 }
 
 // Committed is never signalled: the domain tests do not run projections.

@@ -592,20 +592,3 @@ func (s *Service) load(ctx context.Context, tenant, entityID string) (*Entity, l
 		readNext = true
 	}
 }
-
-// Erase hard-deletes an entity's stream (events, snapshots), taking the
-// entity's turn so that no command of this process interleaves. Read models
-// and caches are the caller's to clean.
-func (s *Service) Erase(ctx context.Context, tenant, entityID string) (int64, error) {
-	unlock, err := s.writers.lock(ctx, tenant, entityID)
-	if err != nil {
-		return 0, err
-	}
-	defer unlock()
-	s.aggregates.drop(streamKey{tenant, entityID})
-	n, err := s.store.Erase(ctx, tenant, entityID)
-	if errors.Is(err, eventstore.ErrNotFound) {
-		return 0, fmt.Errorf("tracking: erase %q: %w", entityID, ErrNotFound)
-	}
-	return n, err
-}
