@@ -7,7 +7,8 @@
 // service into a fetch amplifier), and checks every token against an
 // allow-list of asymmetric JWS algorithms, the issuer, the audience, the
 // token's lifetime, the subject and the tenant claim. What it yields is a
-// Principal: who is calling, for which tenant, with which tracktrace scopes.
+// tracking.Principal: who is calling, for which tenant, with which tracktrace
+// scopes.
 //
 // Every verification failure wraps ErrUnauthenticated, which an HTTP layer
 // maps to 401. Error messages name what was wrong in general terms only;
@@ -25,13 +26,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
-
-// The scopes tracktrace understands. Any other scope in a token is dropped.
-const (
-	ScopeRead  = "tracktrace.read"
-	ScopeWrite = "tracktrace.write"
-	ScopeAdmin = "tracktrace.admin"
 )
 
 // MaxTokenLength is the largest bearer token, in bytes, that is looked at.
@@ -66,16 +60,6 @@ var ErrUnauthenticated = errors.New("unauthenticated")
 func failure(reason string) error {
 	return fmt.Errorf("%w: %s", ErrUnauthenticated, reason)
 }
-
-// Principal is the verified caller.
-type Principal struct {
-	Subject string          // the token's "sub" claim
-	Tenant  string          // the value of the configured tenant claim
-	Scopes  map[string]bool // the tracktrace scopes granted; never nil
-}
-
-// HasScope reports whether the principal was granted scope.
-func (p Principal) HasScope(scope string) bool { return p.Scopes[scope] }
 
 // Options configure a Verifier. Authority and Audience are required; every
 // other field has a default.
@@ -281,16 +265,4 @@ func ParseBearer(header string) (string, error) {
 		return "", failure("malformed bearer token")
 	}
 	return token, nil
-}
-
-// ScopeList returns the principal's scopes, sorted.
-func (p Principal) ScopeList() []string {
-	out := make([]string, 0, len(p.Scopes))
-	for s, ok := range p.Scopes {
-		if ok {
-			out = append(out, s)
-		}
-	}
-	slices.Sort(out)
-	return out
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 func TestVerifyAcceptsValidTokens(t *testing.T) {
@@ -29,22 +31,22 @@ func TestVerifyAcceptsValidTokens(t *testing.T) {
 		claims     map[string]any
 		wantScopes []string
 	}{
-		{"RS256 scope string", "RS256", "rsa-1", "rsa-1", is.claims(), []string{ScopeRead, ScopeWrite}},
+		{"RS256 scope string", "RS256", "rsa-1", "rsa-1", is.claims(), []string{tracking.ScopeRead, tracking.ScopeWrite}},
 		{"ES256 scp array", "ES256", "ec-1", "ec-1", is.with(func(c map[string]any) {
 			delete(c, "scope")
 			c["scp"] = []string{"tracktrace.admin", "tracktrace.read", "profile"}
-		}), []string{ScopeAdmin, ScopeRead}},
+		}), []string{tracking.ScopeAdmin, tracking.ScopeRead}},
 		{"EdDSA scp string", "EdDSA", "ed-1", "ed-1", is.with(func(c map[string]any) {
 			delete(c, "scope")
 			c["scp"] = "tracktrace.write"
-		}), []string{ScopeWrite}},
+		}), []string{tracking.ScopeWrite}},
 		{"RS256 aud array", "RS256", "rsa-1", "rsa-1", is.with(func(c map[string]any) {
 			c["aud"] = []string{"other", testAudience}
-		}), []string{ScopeRead, ScopeWrite}},
+		}), []string{tracking.ScopeRead, tracking.ScopeWrite}},
 		{"scope and scp merged", "RS256", "rsa-1", "rsa-1", is.with(func(c map[string]any) {
 			c["scope"] = "tracktrace.read"
 			c["scp"] = []string{"tracktrace.admin"}
-		}), []string{ScopeAdmin, ScopeRead}},
+		}), []string{tracking.ScopeAdmin, tracking.ScopeRead}},
 		{"no scopes", "RS256", "rsa-1", "rsa-1", is.with(func(c map[string]any) {
 			delete(c, "scope")
 		}), []string{}},
@@ -53,14 +55,14 @@ func TestVerifyAcceptsValidTokens(t *testing.T) {
 		}), []string{}},
 		{"expired within skew", "RS256", "rsa-1", "rsa-1", is.with(func(c map[string]any) {
 			c["exp"] = is.clock.Now().Unix() - 30
-		}), []string{ScopeRead, ScopeWrite}},
+		}), []string{tracking.ScopeRead, tracking.ScopeWrite}},
 		{"nbf within skew, no iat", "RS256", "rsa-1", "rsa-1", is.with(func(c map[string]any) {
 			c["nbf"] = is.clock.Now().Unix() + 30
 			delete(c, "iat")
-		}), []string{ScopeRead, ScopeWrite}},
+		}), []string{tracking.ScopeRead, tracking.ScopeWrite}},
 		{"fractional exp", "ES256", "ec-1", "ec-1", is.with(func(c map[string]any) {
 			c["exp"] = float64(is.clock.Now().Unix()) + 10.5
-		}), []string{ScopeRead, ScopeWrite}},
+		}), []string{tracking.ScopeRead, tracking.ScopeWrite}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,7 +76,7 @@ func TestVerifyAcceptsValidTokens(t *testing.T) {
 			if p.Scopes == nil {
 				t.Error("Scopes is nil")
 			}
-			if got := p.ScopeList(); !slices.Equal(got, tt.wantScopes) {
+			if got := p.Scopes; !slices.Equal(got, tt.wantScopes) {
 				t.Errorf("scopes = %v, want %v", got, tt.wantScopes)
 			}
 		})

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,10 +16,9 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
-)
 
-// tenantPattern is what a tenant id must look like.
-var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	"github.com/tlm/tracktrace/internal/tracking"
+)
 
 const (
 	maxKeyIDLength   = 256 // longest "kid" looked up
@@ -38,31 +37,31 @@ var b64url = base64.RawURLEncoding.Strict()
 // the claims must carry iss equal to the Authority, an aud containing the
 // Audience, an unexpired exp, no future nbf or iat (beyond the clock skew),
 // a sub and a well-formed tenant.
-func (v *Verifier) Verify(ctx context.Context, bearer string) (Principal, error) {
+func (v *Verifier) Verify(ctx context.Context, bearer string) (tracking.Principal, error) {
 	switch {
 	case bearer == "":
-		return Principal{}, failure("missing token")
+		return tracking.Principal{}, failure("missing token")
 	case len(bearer) > MaxTokenLength:
-		return Principal{}, failure("token too large")
+		return tracking.Principal{}, failure("token too large")
 	}
 	protected, err := splitCompact(bearer)
 	if err != nil {
-		return Principal{}, err
+		return tracking.Principal{}, err
 	}
 	alg, kid, err := parseHeader(protected)
 	if err != nil {
-		return Principal{}, err
+		return tracking.Principal{}, err
 	}
 	if !v.algorithms[alg] {
-		return Principal{}, failure("token algorithm not allowed")
+		return tracking.Principal{}, failure("token algorithm not allowed")
 	}
 	key, err := v.keys.get(ctx, kid, alg)
 	if err != nil {
-		return Principal{}, err
+		return tracking.Principal{}, err
 	}
 	sigAlg, ok := jwa.LookupSignatureAlgorithm(alg)
 	if !ok {
-		return Principal{}, failure("token algorithm not allowed")
+		return tracking.Principal{}, failure("token algorithm not allowed")
 	}
 	payload, err := jws.Verify([]byte(bearer),
 		jws.WithKey(sigAlg, key.key),
@@ -70,7 +69,7 @@ func (v *Verifier) Verify(ctx context.Context, bearer string) (Principal, error)
 		jws.WithCompact(),
 	)
 	if err != nil {
-		return Principal{}, failure("invalid token signature")
+		return tracking.Principal{}, failure("invalid token signature")
 	}
 	return v.checkClaims(payload)
 }
@@ -134,71 +133,71 @@ func parseHeader(raw []byte) (alg, kid string, err error) {
 }
 
 // checkClaims validates the verified payload and builds the principal.
-func (v *Verifier) checkClaims(payload []byte) (Principal, error) {
+func (v *Verifier) checkClaims(payload []byte) (tracking.Principal, error) {
 	claims, err := decodeObject(payload)
 	if err != nil {
-		return Principal{}, failure("token claims are not a JSON object")
+		return tracking.Principal{}, failure("token claims are not a JSON object")
 	}
 	now := v.now()
 
 	if iss, ok := jsonString(claims["iss"]); !ok || iss != v.issuer {
-		return Principal{}, failure("token issuer not accepted")
+		return tracking.Principal{}, failure("token issuer not accepted")
 	}
 	if !audienceContains(claims["aud"], v.audience) {
-		return Principal{}, failure("token audience not accepted")
+		return tracking.Principal{}, failure("token audience not accepted")
 	}
 
 	exp, present, ok := numericDate(claims["exp"])
 	switch {
 	case !present:
-		return Principal{}, failure("token has no expiry")
+		return tracking.Principal{}, failure("token has no expiry")
 	case !ok:
-		return Principal{}, failure("token expiry is malformed")
+		return tracking.Principal{}, failure("token expiry is malformed")
 	case !now.Before(exp.Add(v.skew)):
-		return Principal{}, failure("token expired")
+		return tracking.Principal{}, failure("token expired")
 	}
 	if nbf, present, ok := numericDate(claims["nbf"]); present {
 		if !ok {
-			return Principal{}, failure("token not-before is malformed")
+			return tracking.Principal{}, failure("token not-before is malformed")
 		}
 		if nbf.After(now.Add(v.skew)) {
-			return Principal{}, failure("token not yet valid")
+			return tracking.Principal{}, failure("token not yet valid")
 		}
 	}
 	if iat, present, ok := numericDate(claims["iat"]); present {
 		if !ok {
-			return Principal{}, failure("token issued-at is malformed")
+			return tracking.Principal{}, failure("token issued-at is malformed")
 		}
 		if iat.After(now.Add(v.skew)) {
-			return Principal{}, failure("token issued in the future")
+			return tracking.Principal{}, failure("token issued in the future")
 		}
 	}
 
 	sub, ok := jsonString(claims["sub"])
 	if !ok || !validSubject(sub) {
-		return Principal{}, failure("token has no usable subject")
+		return tracking.Principal{}, failure("token has no usable subject")
 	}
 	tenant, ok := jsonString(claims[v.tenantClaim])
-	if !ok || !tenantPattern.MatchString(tenant) {
-		return Principal{}, failure("token has no usable tenant")
+	if !ok || !tracking.IsTenantID(tenant) {
+		return tracking.Principal{}, failure("token has no usable tenant")
 	}
 	scopes, err := parseScopes(claims)
 	if err != nil {
-		return Principal{}, err
+		return tracking.Principal{}, err
 	}
-	return Principal{Subject: sub, Tenant: tenant, Scopes: scopes}, nil
+	return tracking.Principal{Tenant: tenant, Subject: sub, Scopes: scopes}, nil
 }
 
 // parseScopes collects the tracktrace scopes from the space-separated
 // "scope" claim and the "scp" claim (an array of strings, or a
 // space-separated string as some issuers send). A claim of any other type
-// makes the token invalid; unknown scopes are dropped.
-func parseScopes(claims map[string]json.RawMessage) (map[string]bool, error) {
-	scopes := make(map[string]bool)
+// makes the token invalid; unknown scopes are dropped. The result is sorted
+// and never nil.
+func parseScopes(claims map[string]json.RawMessage) ([]string, error) {
+	scopes := []string{}
 	keep := func(s string) {
-		switch s {
-		case ScopeRead, ScopeWrite, ScopeAdmin:
-			scopes[s] = true
+		if tracking.IsScope(s) && !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
 		}
 	}
 	if raw, present := claims["scope"]; present && !isNull(raw) {
@@ -229,6 +228,7 @@ func parseScopes(claims map[string]json.RawMessage) (map[string]bool, error) {
 			}
 		}
 	}
+	slices.Sort(scopes)
 	return scopes, nil
 }
 

@@ -149,7 +149,7 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // command turns a decoded body into a tracking command.
-func (b *appendBody) command(p principal, entityID, ifMatch, corrID, traceID string) (tracking.RecordCommand, error) {
+func (b *appendBody) command(p tracking.Principal, entityID, ifMatch, corrID, traceID string) (tracking.RecordCommand, error) {
 	exp := eventstore.Any
 	if b.ExpectedVersion != nil {
 		exp = *b.ExpectedVersion
@@ -232,8 +232,8 @@ func toAppendResponse(entityID string, res eventstore.AppendResult) appendRespon
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
-func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeWrite); err != nil {
+func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeWrite); err != nil {
 		return err
 	}
 	var body appendBody
@@ -270,8 +270,8 @@ type batchResult struct {
 
 // batch records independent items concurrently (so that the store can
 // coalesce them) and reports each item's outcome.
-func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeWrite); err != nil {
+func (s *server) batch(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeWrite); err != nil {
 		return err
 	}
 	var body batchBody
@@ -346,7 +346,7 @@ type eventResponse struct {
 	Metadata   eventstore.Metadata `json:"metadata"`
 }
 
-func (s *server) getEvents(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) getEvents(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "fromVersion", "limit")
 	if err != nil {
 		return err

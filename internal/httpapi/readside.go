@@ -71,7 +71,7 @@ func (s *server) waitProjected(ctx context.Context, name, tenant, id string, min
 	}
 }
 
-func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "consistent", "minVersion")
 	if err != nil {
 		return err
@@ -111,7 +111,7 @@ func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p principal) 
 	return nil
 }
 
-func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "entityType", "status", "limit", "cursor")
 	if err != nil {
 		return err
@@ -140,7 +140,7 @@ func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
-func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "from", "to", "limit", "cursor", "minVersion")
 	if err != nil {
 		return err
@@ -216,7 +216,7 @@ func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p principal
 	return nil
 }
 
-func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "entityType", "operation", "milestone", "from", "to", "interval")
 	if err != nil {
 		return err
@@ -270,8 +270,8 @@ func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p principal)
 	return nil
 }
 
-func (s *server) listProjections(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeAdmin); err != nil {
+func (s *server) listProjections(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeAdmin); err != nil {
 		return err
 	}
 	st, err := s.Projections.Status(r.Context())
@@ -282,8 +282,8 @@ func (s *server) listProjections(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *server) rebuildProjection(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeAdmin); err != nil {
+func (s *server) rebuildProjection(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeAdmin); err != nil {
 		return err
 	}
 	name := r.PathValue("name")
@@ -341,8 +341,8 @@ type Eraser interface {
 // and cached values. The read models are cleaned twice: a projection batch
 // read before the stream was deleted may still be applied, so the second
 // pass runs once every projection has passed the log's head.
-func (s *server) eraseEntity(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeAdmin); err != nil {
+func (s *server) eraseEntity(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeAdmin); err != nil {
 		return err
 	}
 	id := r.PathValue("entityId")
