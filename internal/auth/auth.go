@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
 // MaxTokenLength is the largest bearer token, in bytes, that is looked at.
@@ -114,12 +116,9 @@ var asymmetricAlgorithms = []string{
 // Verifier verifies bearer tokens issued by one OIDC authority. It is safe
 // for concurrent use. Close it to stop background key refetches.
 type Verifier struct {
-	issuer      string
-	audience    string
 	tenantClaim string
 	algorithms  map[string]bool
-	skew        time.Duration
-	now         func() time.Time
+	claimChecks []jwt.ParseOption
 	keys        *keySet
 	closeOnce   sync.Once
 }
@@ -156,12 +155,9 @@ func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 		algs[a] = true
 	}
 	return &Verifier{
-		issuer:      o.Authority,
-		audience:    o.Audience,
 		tenantClaim: o.TenantClaim,
 		algorithms:  algs,
-		skew:        o.ClockSkew,
-		now:         o.Now,
+		claimChecks: claimChecks(o.Authority, o.Audience, o.ClockSkew, o.Now),
 		keys:        keys,
 	}, nil
 }

@@ -407,6 +407,12 @@ func TestHostileTokens(t *testing.T) {
 		{"exp as a string", tok(set("exp", fmt.Sprint(now+3600))), "expiry is malformed"},
 		{"exp null", tok(set("exp", nil)), "no expiry"},
 		{"nbf as a string", tok(set("nbf", "0")), "not-before is malformed"},
+		// jwx's decoder would take these; the RFC 7519 types are checked first.
+		{"exp as an RFC 3339 string", tok(set("exp", "2099-01-01T00:00:00Z")), "expiry is malformed"},
+		{"iat as a string", tok(set("iat", fmt.Sprint(now))), "issued-at is malformed"},
+		{"negative nbf", tok(set("nbf", -1)), "not-before is malformed"},
+		{"issuer not a string", tok(set("iss", []string{is.srv.URL})), "issuer"},
+		{"audience null", tok(set("aud", nil)), "audience"},
 		{"missing sub", tok(without("sub")), "subject"},
 		{"empty sub", tok(set("sub", "")), "subject"},
 		{"sub not a string", tok(set("sub", 42)), "subject"},
