@@ -114,17 +114,6 @@ func debugMux() http.Handler {
 	return mux
 }
 
-// tokenVerifier adapts auth.Verifier to what the API asks of a verifier.
-type tokenVerifier struct{ v *auth.Verifier }
-
-func (t tokenVerifier) Verify(ctx context.Context, token string) (string, string, []string, error) {
-	p, err := t.v.Verify(ctx, token)
-	if err != nil {
-		return "", "", nil, err
-	}
-	return p.Subject, p.Tenant, p.ScopeList(), nil
-}
-
 // openCache returns Redis when ConnectionStrings.Redis is set, else an
 // in-process cache bounded by ReadModels.CacheSettings.MaxSize.
 func openCache(cfg *config.Config) (cache.Store, func(context.Context) error, error) {
@@ -269,7 +258,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 			return fmt.Errorf("authentication: %w", err)
 		}
 		defer v.Close()
-		deps.Verifier = tokenVerifier{v}
+		deps.Verifier = v
 	}
 	if cfg.Monitoring.Metrics.Enabled {
 		deps.Metrics, deps.MetricsPath = telemetry.Handler(registry), cfg.Monitoring.Metrics.Endpoint

@@ -1,13 +1,15 @@
 // Package auth verifies OIDC/JWT bearer access tokens for tracktrace.
 //
 // A Verifier is built once from the issuer's OIDC discovery document
-// (<Authority>/.well-known/openid-configuration). It caches the issuer's
-// JSON Web Key Set, refetches it when it grows stale or when a token names a
-// key id it does not know (rate limited, so random key ids cannot turn the
-// service into a fetch amplifier), and checks every token against an
+// (<Authority>/.well-known/openid-configuration). It keeps the issuer's
+// JSON Web Key Set in a jwx jwk.Cache, which refetches it in the background,
+// refetches it at once when a token names a key id it does not know (rate
+// limited, so random key ids cannot turn the service into a fetch
+// amplifier), and checks every token against an
 // allow-list of asymmetric JWS algorithms, the issuer, the audience, the
 // token's lifetime, the subject and the tenant claim. What it yields is a
-// Principal: who is calling, for which tenant, with which tracktrace scopes.
+// tracking.Principal: who is calling, for which tenant, with which tracktrace
+// scopes.
 //
 // Every verification failure wraps ErrUnauthenticated, which an HTTP layer
 // maps to 401. Error messages name what was wrong in general terms only;
@@ -25,13 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// The scopes tracktrace understands. Any other scope in a token is dropped.
-const (
-	ScopeRead  = "tracktrace.read"
-	ScopeWrite = "tracktrace.write"
-	ScopeAdmin = "tracktrace.admin"
+	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
 // MaxTokenLength is the largest bearer token, in bytes, that is looked at.
@@ -67,16 +64,6 @@ func failure(reason string) error {
 	return fmt.Errorf("%w: %s", ErrUnauthenticated, reason)
 }
 
-// Principal is the verified caller.
-type Principal struct {
-	Subject string          // the token's "sub" claim
-	Tenant  string          // the value of the configured tenant claim
-	Scopes  map[string]bool // the tracktrace scopes granted; never nil
-}
-
-// HasScope reports whether the principal was granted scope.
-func (p Principal) HasScope(scope string) bool { return p.Scopes[scope] }
-
 // Options configure a Verifier. Authority and Audience are required; every
 // other field has a default.
 type Options struct {
@@ -99,17 +86,20 @@ type Options struct {
 	// ClockSkew is the leeway applied to exp, nbf and iat; default 60s,
 	// at most 5 minutes.
 	ClockSkew time.Duration
-	// HTTPClient fetches the discovery document and the key set; default a
-	// client with a 15s timeout. Redirects are bounded and, with
-	// RequireHTTPSMetadata, must stay on https.
+	// HTTPClient fetches the discovery document and the key set; default
+	// http.Client. Each request is bounded to 10s, redirects are bounded
+	// and, with RequireHTTPSMetadata, must stay on https.
 	HTTPClient *http.Client
 	// MinRefreshInterval bounds key set refetches caused by unknown key ids
-	// to one per interval; default 30s.
+	// to one per interval, and is the delay before a key set request that
+	// failed is retried; default 30s.
 	MinRefreshInterval time.Duration
-	// KeysTTL is how long a fetched key set is used before it is refreshed
-	// in the background on the next verification; default 10 minutes.
+	// KeysTTL is the interval at which the key set is refetched in the
+	// background; default 10 minutes. A failed refetch keeps the keys held.
 	KeysTTL time.Duration
-	// Now is the clock; default time.Now.
+	// Now is the clock token lifetimes and the unknown-kid refetch limit are
+	// judged by; default time.Now. The background refetches run on the
+	// wall clock.
 	Now func() time.Time
 	// Logger receives key set fetch problems; default discards.
 	Logger *slog.Logger
@@ -124,15 +114,12 @@ var asymmetricAlgorithms = []string{
 }
 
 // Verifier verifies bearer tokens issued by one OIDC authority. It is safe
-// for concurrent use. Close it to stop background key refreshes.
+// for concurrent use. Close it to stop background key refetches.
 type Verifier struct {
-	issuer      string
-	audience    string
 	tenantClaim string
 	algorithms  map[string]bool
-	skew        time.Duration
-	now         func() time.Time
-	keys        *keyCache
+	claimChecks []jwt.ParseOption
+	keys        *keySet
 	closeOnce   sync.Once
 }
 
@@ -151,7 +138,7 @@ func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 		return nil, err
 	}
 
-	kc := newKeyCache(keyCacheConfig{
+	keys, err := newKeySet(ctx, keySetConfig{
 		url:        jwksURL,
 		client:     client,
 		now:        o.Now,
@@ -159,8 +146,7 @@ func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 		ttl:        o.KeysTTL,
 		logger:     o.Logger,
 	})
-	if err := kc.load(ctx); err != nil {
-		kc.close()
+	if err != nil {
 		return nil, err
 	}
 
@@ -169,17 +155,14 @@ func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 		algs[a] = true
 	}
 	return &Verifier{
-		issuer:      o.Authority,
-		audience:    o.Audience,
 		tenantClaim: o.TenantClaim,
 		algorithms:  algs,
-		skew:        o.ClockSkew,
-		now:         o.Now,
-		keys:        kc,
+		claimChecks: claimChecks(o.Authority, o.Audience, o.ClockSkew, o.Now),
+		keys:        keys,
 	}, nil
 }
 
-// Close stops background key refreshes and waits for any in flight. The
+// Close stops background key refetches and waits for any in flight. The
 // Verifier keeps verifying against the keys it already holds, but fetches
 // no more. Close is idempotent.
 func (v *Verifier) Close() error {
@@ -231,7 +214,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.KeysTTL = DefaultKeysTTL
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: fetchTimeout + 5*time.Second}
+		o.HTTPClient = &http.Client{}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -281,16 +264,4 @@ func ParseBearer(header string) (string, error) {
 		return "", failure("malformed bearer token")
 	}
 	return token, nil
-}
-
-// ScopeList returns the principal's scopes, sorted.
-func (p Principal) ScopeList() []string {
-	out := make([]string, 0, len(p.Scopes))
-	for s, ok := range p.Scopes {
-		if ok {
-			out = append(out, s)
-		}
-	}
-	slices.Sort(out)
-	return out
 }

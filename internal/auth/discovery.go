@@ -11,10 +11,14 @@ import (
 	"strings"
 )
 
-// metadataClient returns a shallow copy of c whose redirects are bounded
-// and, when requireHTTPS is set, may not leave https.
+// metadataClient returns a shallow copy of c whose requests take at most
+// fetchTimeout, whose redirects are bounded and, when requireHTTPS is set,
+// may not leave https.
 func metadataClient(c *http.Client, requireHTTPS bool) *http.Client {
 	cp := *c
+	if cp.Timeout <= 0 || cp.Timeout > fetchTimeout {
+		cp.Timeout = fetchTimeout
+	}
 	prev := c.CheckRedirect
 	cp.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= maxRedirects {
@@ -62,11 +66,8 @@ func discover(ctx context.Context, client *http.Client, authority string, requir
 	return u.String(), nil
 }
 
-// getDocument GETs a JSON document of at most maxDocumentSize bytes, within
-// fetchTimeout.
+// getDocument GETs a JSON document of at most maxDocumentSize bytes.
 func getDocument(ctx context.Context, client *http.Client, endpoint string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return nil, err

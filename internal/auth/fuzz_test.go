@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // FuzzVerify feeds arbitrary bearer strings to a Verifier backed by a local
@@ -40,11 +42,11 @@ func FuzzVerify(f *testing.F) {
 			}
 			return
 		}
-		if p.Subject == "" || !tenantPattern.MatchString(p.Tenant) || p.Scopes == nil {
+		if p.Subject == "" || !tracking.IsTenantID(p.Tenant) || p.Scopes == nil || p.Unrestricted {
 			t.Fatalf("accepted a token with a malformed principal: %+v", p)
 		}
-		for s := range p.Scopes {
-			if s != ScopeRead && s != ScopeWrite && s != ScopeAdmin {
+		for _, s := range p.Scopes {
+			if !tracking.IsScope(s) {
 				t.Fatalf("foreign scope %q kept", s)
 			}
 		}

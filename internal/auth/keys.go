@@ -11,9 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/httprc/v3/errsink"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 )
 
 // minRSABits is the smallest RSA modulus accepted.
@@ -60,8 +65,8 @@ func curveFor(alg string) elliptic.Curve {
 	return nil
 }
 
-// keyCacheConfig configures a keyCache.
-type keyCacheConfig struct {
+// keySetConfig configures a keySet.
+type keySetConfig struct {
 	url        string
 	client     *http.Client
 	now        func() time.Time
@@ -70,56 +75,102 @@ type keyCacheConfig struct {
 	logger     *slog.Logger
 }
 
-// keyCache holds the issuer's key set by key id. Lookups of known ids are
-// served from memory; a stale set is refreshed in the background; an
-// unknown id triggers at most one synchronous refetch per minRefresh.
-// Refetches are shared: concurrent callers wait for the same one.
-type keyCache struct {
-	cfg    keyCacheConfig
-	ctx    context.Context // cancelled by close; parents every fetch
+// keySet is the issuer's JWKS as a jwk.Cache keeps it: fetched once at
+// start, refetched in the background every ttl by the cache's httprc client
+// (a failed refetch keeps the keys held), and refetched at once when a token
+// names a key id it does not know. Those refetches are shared by concurrent
+// callers and rate limited to one per minRefresh, so that random key ids
+// cannot turn the service into a fetch amplifier.
+type keySet struct {
+	url    string
+	cache  *jwk.Cache
+	jwks   *httprc.ResourceBase[jwk.Set] // read directly: no trip through the cache's loop, and still readable after close
+	now    func() time.Time
+	logger *slog.Logger
+
+	ctx    context.Context // cancelled by close; parents the cache and every refetch
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // background fetches
+	ready  atomic.Bool // the first fetch succeeded: later failures are only logged
 
-	mu          sync.Mutex
-	keys        map[string][]verificationKey // replaced, never mutated
-	fetchedAt   time.Time                    // last successful fetch
-	lastAttempt time.Time                    // last fetch started, of any kind
-	lastForced  time.Time                    // last fetch caused by an unknown kid
-	inflight    *fetchCall
-	closed      bool
+	unknownKid *rate.Limiter      // refetches for unknown key ids
+	refetches  singleflight.Group // shares one refetch among the callers waiting for it
+	index      atomic.Pointer[keyIndex]
+
+	mu     sync.Mutex // guards closed and wg.Add
+	closed bool
+	wg     sync.WaitGroup // refetches in flight
 }
 
-// fetchCall is one key set fetch in flight; done is closed when it ends.
-type fetchCall struct {
-	done chan struct{}
+// keyIndex is one fetched key set's usable keys by key id.
+type keyIndex struct {
+	set  jwk.Set
+	keys map[string][]verificationKey
 }
 
-func newKeyCache(cfg keyCacheConfig) *keyCache {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &keyCache{cfg: cfg, ctx: ctx, cancel: cancel}
-}
+// newKeySet registers the key set's URL with a new jwk.Cache and waits for
+// the first fetch. ctx bounds that wait only; the cache lives until close.
+func newKeySet(ctx context.Context, cfg keySetConfig) (*keySet, error) {
+	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	k := &keySet{url: cfg.url, now: cfg.now, logger: cfg.logger, ctx: life, cancel: cancel,
+		unknownKid: rate.NewLimiter(rate.Every(cfg.minRefresh), 1)}
 
-// load fetches the key set synchronously; NewVerifier uses it so that a
-// Verifier starts with keys.
-func (c *keyCache) load(ctx context.Context) error {
-	now := c.cfg.now()
-	keys, err := c.fetch(ctx)
+	// httprc reports failed background fetches only to an error sink; until
+	// the first fetch succeeds, its failure is what NewVerifier returns.
+	firstFetch, firstFailed := context.WithCancelCause(ctx)
+	defer firstFailed(nil)
+	sink := errsink.NewFunc(func(_ context.Context, err error) {
+		if life.Err() != nil {
+			return // closing: the fetch was cancelled
+		}
+		if !k.ready.Load() {
+			firstFailed(err)
+			return
+		}
+		k.logger.Warn("auth: refreshing the key set failed; keeping the keys held", "error", err)
+	})
+	cache, err := jwk.NewCache(life, httprc.NewClient(
+		httprc.WithWorkers(1), // one URL: fetches need not run in parallel
+		httprc.WithErrorSink(sink),
+		httprc.WithWhitelist(httprc.NewMapWhitelist().Add(cfg.url)),
+	))
 	if err != nil {
-		return fmt.Errorf("auth: fetching the key set: %w", err)
+		cancel()
+		return nil, fmt.Errorf("auth: starting the key set cache: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.keys, c.fetchedAt, c.lastAttempt = keys, now, now
-	return nil
+	k.cache = cache
+	err = cache.Register(ctx, cfg.url,
+		jwk.WithHTTPClient(cfg.client),
+		jwk.WithMaxFetchBodySize(maxDocumentSize),
+		jwk.WithIgnoreParseError(true), // one odd key must not cost the others
+		jwk.WithConstantInterval(cfg.ttl),
+		jwk.WithMinInterval(cfg.minRefresh), // the retry delay after a failed request
+		jwk.WithWaitReady(false),
+	)
+	if err == nil {
+		k.jwks, err = cache.LookupResource(ctx, cfg.url)
+	}
+	if err == nil {
+		if err = k.jwks.Ready(firstFetch); err != nil {
+			err = context.Cause(firstFetch)
+		}
+	}
+	if err != nil {
+		k.close()
+		return nil, fmt.Errorf("auth: fetching the key set: %w", err)
+	}
+	k.ready.Store(true)
+	return k, nil
 }
 
-// close stops accepting fetches, cancels those in flight and waits for them.
-func (c *keyCache) close() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.cancel()
-	c.wg.Wait()
+// close stops the cache's fetches, cancels those in flight and waits for
+// them. The keys held stay readable.
+func (k *keySet) close() {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
+	k.cancel()
+	k.wg.Wait()
+	_ = k.cache.Shutdown(context.Background())
 }
 
 var (
@@ -128,45 +179,64 @@ var (
 	errLookupAborted = errors.New("key lookup interrupted")
 )
 
-// get returns the key with id kid that fits alg.
-func (c *keyCache) get(ctx context.Context, kid, alg string) (verificationKey, error) {
-	now := c.cfg.now()
-	c.mu.Lock()
-	if cands, ok := c.keys[kid]; ok {
-		if now.Sub(c.fetchedAt) >= c.cfg.ttl && now.Sub(c.lastAttempt) >= c.cfg.minRefresh {
-			c.startFetchLocked(now) // stale: refresh in the background, serve what we have
-		}
-		c.mu.Unlock()
+// get returns the key with id kid that fits alg, refetching the key set
+// once if kid is unknown and the rate limit allows.
+func (k *keySet) get(ctx context.Context, kid, alg string) (verificationKey, error) {
+	if cands, ok := k.current().keys[kid]; ok {
 		return pick(cands, alg)
 	}
-	call := c.inflight
-	if call == nil {
-		if !c.lastForced.IsZero() && now.Sub(c.lastForced) < c.cfg.minRefresh {
-			c.mu.Unlock()
-			return verificationKey{}, errUnknownKey
-		}
-		c.lastForced = now
-		call = c.startFetchLocked(now)
-		if call == nil {
-			c.mu.Unlock()
-			return verificationKey{}, errUnknownKey
-		}
+	if err := k.refetch(ctx); err != nil {
+		return verificationKey{}, err
 	}
-	c.mu.Unlock()
+	// Also when the refetch was refused: another may have just brought kid.
+	if cands, ok := k.current().keys[kid]; ok {
+		return pick(cands, alg)
+	}
+	return verificationKey{}, errUnknownKey
+}
 
+// refetch makes the cache fetch the key set now and waits for it, unless
+// the limit on unknown-kid refetches is reached or the set is closed; then
+// it returns at once. Callers arriving while a refetch is in flight wait for
+// that one instead of starting another. The only error is ctx's.
+func (k *keySet) refetch(ctx context.Context) error {
+	done := k.refetches.DoChan("", func() (any, error) {
+		k.mu.Lock()
+		if k.closed || !k.unknownKid.AllowN(k.now(), 1) {
+			k.mu.Unlock()
+			return nil, nil
+		}
+		k.wg.Add(1)
+		k.mu.Unlock()
+		defer k.wg.Done()
+		if _, err := k.cache.Refresh(k.ctx, k.url); err != nil && k.ctx.Err() == nil {
+			k.logger.Warn("auth: refetching the key set for an unknown key id failed; keeping the keys held", "error", err)
+		}
+		return nil, nil
+	})
 	select {
-	case <-call.done:
+	case <-done:
+		return nil
 	case <-ctx.Done():
-		return verificationKey{}, fmt.Errorf("%w: %w: %w", ErrUnauthenticated, errLookupAborted, ctx.Err())
+		return fmt.Errorf("%w: %w: %w", ErrUnauthenticated, errLookupAborted, ctx.Err())
 	}
+}
 
-	c.mu.Lock()
-	cands, ok := c.keys[kid]
-	c.mu.Unlock()
-	if !ok {
-		return verificationKey{}, errUnknownKey
+// current returns the index of the key set the cache holds now, building
+// it when the cache has fetched a new set since the last call.
+func (k *keySet) current() *keyIndex {
+	set := k.jwks.Resource()
+	if idx := k.index.Load(); idx != nil && idx.set == set {
+		return idx
 	}
-	return pick(cands, alg)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if idx := k.index.Load(); idx != nil && idx.set == set {
+		return idx
+	}
+	idx := &keyIndex{set: set, keys: usableKeys(set, k.logger)}
+	k.index.Store(idx)
+	return idx
 }
 
 // pick returns the first candidate that fits alg.
@@ -179,55 +249,15 @@ func pick(cands []verificationKey, alg string) (verificationKey, error) {
 	return verificationKey{}, errKeyMismatch
 }
 
-// startFetchLocked starts a background fetch unless one is in flight or the
-// cache is closed, and returns the fetch in flight (nil when closed).
-// c.mu must be held.
-func (c *keyCache) startFetchLocked(now time.Time) *fetchCall {
-	if c.closed {
-		return nil
+// usableKeys returns the verification keys of set by key id. Keys without
+// a kid, symmetric keys, keys not meant for signatures and keys of
+// unsupported types or sizes are skipped; private keys are reduced to their
+// public halves.
+func usableKeys(set jwk.Set, logger *slog.Logger) map[string][]verificationKey {
+	keys := make(map[string][]verificationKey)
+	if set == nil {
+		return keys
 	}
-	if c.inflight != nil {
-		return c.inflight
-	}
-	call := &fetchCall{done: make(chan struct{})}
-	c.inflight = call
-	c.lastAttempt = now
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer close(call.done)
-		keys, err := c.fetch(c.ctx)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.inflight = nil
-		if err != nil {
-			c.cfg.logger.Warn("auth: refreshing the key set failed; keeping the keys held", "error", err)
-			return
-		}
-		c.keys, c.fetchedAt = keys, c.cfg.now()
-	}()
-	return call
-}
-
-// fetch downloads and parses the key set.
-func (c *keyCache) fetch(ctx context.Context) (map[string][]verificationKey, error) {
-	body, err := getDocument(ctx, c.cfg.client, c.cfg.url)
-	if err != nil {
-		return nil, err
-	}
-	return c.parse(body)
-}
-
-// parse turns a JWKS document into usable verification keys by key id.
-// Keys without a kid, symmetric keys, keys not meant for signatures and
-// keys of unsupported types or sizes are skipped; private keys are reduced
-// to their public halves.
-func (c *keyCache) parse(body []byte) (map[string][]verificationKey, error) {
-	set, err := jwk.Parse(body, jwk.WithIgnoreParseError(true))
-	if err != nil {
-		return nil, errors.New("the key set is not a valid JWKS document")
-	}
-	keys := make(map[string][]verificationKey, set.Len())
 	skipped := 0
 	for i := range set.Len() {
 		k, _ := set.Key(i)
@@ -239,12 +269,12 @@ func (c *keyCache) parse(body []byte) (map[string][]verificationKey, error) {
 		keys[kid] = append(keys[kid], vk)
 	}
 	if skipped > 0 {
-		c.cfg.logger.Warn("auth: skipped unusable keys in the key set", "count", skipped)
+		logger.Warn("auth: skipped unusable keys in the key set", "count", skipped)
 	}
 	if len(keys) == 0 {
-		c.cfg.logger.Warn("auth: the key set holds no usable signing keys")
+		logger.Warn("auth: the key set holds no usable signing keys")
 	}
-	return keys, nil
+	return keys
 }
 
 // usableKey converts a JWK into a verification key, or reports false.

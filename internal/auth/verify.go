@@ -6,9 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -16,10 +14,10 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
-)
+	"github.com/lestrrat-go/jwx/v3/jwt"
 
-// tenantPattern is what a tenant id must look like.
-var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	"github.com/tlm/tracktrace/internal/tracking"
+)
 
 const (
 	maxKeyIDLength   = 256 // longest "kid" looked up
@@ -38,31 +36,31 @@ var b64url = base64.RawURLEncoding.Strict()
 // the claims must carry iss equal to the Authority, an aud containing the
 // Audience, an unexpired exp, no future nbf or iat (beyond the clock skew),
 // a sub and a well-formed tenant.
-func (v *Verifier) Verify(ctx context.Context, bearer string) (Principal, error) {
+func (v *Verifier) Verify(ctx context.Context, bearer string) (tracking.Principal, error) {
 	switch {
 	case bearer == "":
-		return Principal{}, failure("missing token")
+		return tracking.Principal{}, failure("missing token")
 	case len(bearer) > MaxTokenLength:
-		return Principal{}, failure("token too large")
+		return tracking.Principal{}, failure("token too large")
 	}
 	protected, err := splitCompact(bearer)
 	if err != nil {
-		return Principal{}, err
+		return tracking.Principal{}, err
 	}
 	alg, kid, err := parseHeader(protected)
 	if err != nil {
-		return Principal{}, err
+		return tracking.Principal{}, err
 	}
 	if !v.algorithms[alg] {
-		return Principal{}, failure("token algorithm not allowed")
+		return tracking.Principal{}, failure("token algorithm not allowed")
 	}
 	key, err := v.keys.get(ctx, kid, alg)
 	if err != nil {
-		return Principal{}, err
+		return tracking.Principal{}, err
 	}
 	sigAlg, ok := jwa.LookupSignatureAlgorithm(alg)
 	if !ok {
-		return Principal{}, failure("token algorithm not allowed")
+		return tracking.Principal{}, failure("token algorithm not allowed")
 	}
 	payload, err := jws.Verify([]byte(bearer),
 		jws.WithKey(sigAlg, key.key),
@@ -70,7 +68,7 @@ func (v *Verifier) Verify(ctx context.Context, bearer string) (Principal, error)
 		jws.WithCompact(),
 	)
 	if err != nil {
-		return Principal{}, failure("invalid token signature")
+		return tracking.Principal{}, failure("invalid token signature")
 	}
 	return v.checkClaims(payload)
 }
@@ -134,71 +132,109 @@ func parseHeader(raw []byte) (alg, kid string, err error) {
 }
 
 // checkClaims validates the verified payload and builds the principal.
-func (v *Verifier) checkClaims(payload []byte) (Principal, error) {
+//
+// jwt.Parse judges the registered claims: iss, aud, a required exp, nbf and
+// iat against the clock with the skew. What it is lenient about is checked
+// here first: the payload must be one JSON object without duplicate members
+// (jwx keeps the last), and the claims it judges must have their RFC 7519
+// types (jwx also takes NumericDates as strings, even RFC 3339 ones). The
+// required aud also makes jwx read the payload as claims, never as a nested
+// JWS. The subject, tenant and scopes are tracktrace's own rules.
+func (v *Verifier) checkClaims(payload []byte) (tracking.Principal, error) {
 	claims, err := decodeObject(payload)
 	if err != nil {
-		return Principal{}, failure("token claims are not a JSON object")
+		return tracking.Principal{}, failure("token claims are not a JSON object")
 	}
-	now := v.now()
-
-	if iss, ok := jsonString(claims["iss"]); !ok || iss != v.issuer {
-		return Principal{}, failure("token issuer not accepted")
+	if err := checkClaimTypes(claims); err != nil {
+		return tracking.Principal{}, err
 	}
-	if !audienceContains(claims["aud"], v.audience) {
-		return Principal{}, failure("token audience not accepted")
-	}
-
-	exp, present, ok := numericDate(claims["exp"])
-	switch {
-	case !present:
-		return Principal{}, failure("token has no expiry")
-	case !ok:
-		return Principal{}, failure("token expiry is malformed")
-	case !now.Before(exp.Add(v.skew)):
-		return Principal{}, failure("token expired")
-	}
-	if nbf, present, ok := numericDate(claims["nbf"]); present {
-		if !ok {
-			return Principal{}, failure("token not-before is malformed")
-		}
-		if nbf.After(now.Add(v.skew)) {
-			return Principal{}, failure("token not yet valid")
-		}
-	}
-	if iat, present, ok := numericDate(claims["iat"]); present {
-		if !ok {
-			return Principal{}, failure("token issued-at is malformed")
-		}
-		if iat.After(now.Add(v.skew)) {
-			return Principal{}, failure("token issued in the future")
-		}
-	}
-
 	sub, ok := jsonString(claims["sub"])
 	if !ok || !validSubject(sub) {
-		return Principal{}, failure("token has no usable subject")
+		return tracking.Principal{}, failure("token has no usable subject")
 	}
 	tenant, ok := jsonString(claims[v.tenantClaim])
-	if !ok || !tenantPattern.MatchString(tenant) {
-		return Principal{}, failure("token has no usable tenant")
+	if !ok || !tracking.IsTenantID(tenant) {
+		return tracking.Principal{}, failure("token has no usable tenant")
 	}
 	scopes, err := parseScopes(claims)
 	if err != nil {
-		return Principal{}, err
+		return tracking.Principal{}, err
 	}
-	return Principal{Subject: sub, Tenant: tenant, Scopes: scopes}, nil
+	if _, err := jwt.Parse(payload, v.claimChecks...); err != nil {
+		return tracking.Principal{}, claimFailure(err)
+	}
+	return tracking.Principal{Tenant: tenant, Subject: sub, Scopes: scopes}, nil
+}
+
+// claimChecks returns the jwt.Parse options that validate an already
+// verified payload: issuer, audience, lifetime.
+func claimChecks(issuer, audience string, skew time.Duration, now func() time.Time) []jwt.ParseOption {
+	return []jwt.ParseOption{
+		jwt.WithVerify(false), // jws.Verify has checked the signature
+		jwt.WithValidate(true),
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(audience),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithAcceptableSkew(skew),
+		jwt.WithClock(jwt.ClockFunc(now)),
+	}
+}
+
+// claimFailure names what jwt.Parse found wrong, in general terms: jwx's
+// messages quote claim values.
+func claimFailure(err error) error {
+	switch {
+	case errors.Is(err, jwt.TokenExpiredError()):
+		return failure("token expired")
+	case errors.Is(err, jwt.TokenNotYetValidError()):
+		return failure("token not yet valid")
+	case errors.Is(err, jwt.InvalidIssuedAtError()):
+		return failure("token issued in the future")
+	case errors.Is(err, jwt.InvalidIssuerError()):
+		return failure("token issuer not accepted")
+	case errors.Is(err, jwt.InvalidAudienceError()):
+		return failure("token audience not accepted")
+	case errors.Is(err, jwt.MissingRequiredClaimError()): // exp is the one required
+		return failure("token has no expiry")
+	}
+	return failure("token claims are malformed")
+}
+
+// checkClaimTypes requires iss to be a string, aud a string or an array of
+// strings, exp a non-negative number and nbf and iat, when present,
+// non-negative numbers.
+func checkClaimTypes(claims map[string]json.RawMessage) error {
+	if _, ok := jsonString(claims["iss"]); !ok {
+		return failure("token issuer not accepted")
+	}
+	if !stringOrStrings(claims["aud"]) {
+		return failure("token audience not accepted")
+	}
+	switch raw, present := claims["exp"]; {
+	case !present || isNull(raw):
+		return failure("token has no expiry")
+	case !isNumericDate(raw):
+		return failure("token expiry is malformed")
+	}
+	if raw, present := claims["nbf"]; present && !isNumericDate(raw) {
+		return failure("token not-before is malformed")
+	}
+	if raw, present := claims["iat"]; present && !isNumericDate(raw) {
+		return failure("token issued-at is malformed")
+	}
+	return nil
 }
 
 // parseScopes collects the tracktrace scopes from the space-separated
 // "scope" claim and the "scp" claim (an array of strings, or a
 // space-separated string as some issuers send). A claim of any other type
-// makes the token invalid; unknown scopes are dropped.
-func parseScopes(claims map[string]json.RawMessage) (map[string]bool, error) {
-	scopes := make(map[string]bool)
+// makes the token invalid; unknown scopes are dropped. The result is sorted
+// and never nil.
+func parseScopes(claims map[string]json.RawMessage) ([]string, error) {
+	scopes := []string{}
 	keep := func(s string) {
-		switch s {
-		case ScopeRead, ScopeWrite, ScopeAdmin:
-			scopes[s] = true
+		if tracking.IsScope(s) && !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
 		}
 	}
 	if raw, present := claims["scope"]; present && !isNull(raw) {
@@ -229,28 +265,26 @@ func parseScopes(claims map[string]json.RawMessage) (map[string]bool, error) {
 			}
 		}
 	}
+	slices.Sort(scopes)
 	return scopes, nil
 }
 
-// audienceContains reports whether the "aud" claim (a string or an array of
-// strings) names want.
-func audienceContains(raw json.RawMessage, want string) bool {
-	if s, ok := jsonString(raw); ok {
-		return s == want
+// stringOrStrings reports whether raw is a JSON string or an array of
+// strings.
+func stringOrStrings(raw json.RawMessage) bool {
+	if _, ok := jsonString(raw); ok {
+		return true
 	}
 	var list []json.RawMessage
-	if len(raw) == 0 || json.Unmarshal(raw, &list) != nil {
+	if len(raw) == 0 || isNull(raw) || json.Unmarshal(raw, &list) != nil {
 		return false
 	}
-	found := false
 	for _, item := range list {
-		s, ok := jsonString(item)
-		if !ok {
-			return false // a malformed array is not trusted at all
+		if _, ok := jsonString(item); !ok {
+			return false
 		}
-		found = found || s == want
 	}
-	return found
+	return true
 }
 
 // validSubject reports whether sub is a non-empty, bounded, printable UTF-8
@@ -267,32 +301,11 @@ func validSubject(sub string) bool {
 	return true
 }
 
-// maxNumericDate is 9999-12-31T23:59:59Z; later dates are clamped to it.
-const maxNumericDate = 253402300799
-
-// numericDate decodes a NumericDate claim (RFC 7519 §2: a JSON number of
-// seconds since the epoch). present is false when the claim is absent or
-// null; ok is false when it is present but not a non-negative number.
-func numericDate(raw json.RawMessage) (t time.Time, present, ok bool) {
-	if len(raw) == 0 || isNull(raw) {
-		return time.Time{}, false, false
-	}
-	s := string(bytes.TrimSpace(raw))
-	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
-		return time.Time{}, true, false // strings, booleans, objects, arrays
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return time.Time{}, true, false
-	}
-	if math.IsNaN(f) || f < 0 {
-		return time.Time{}, true, false
-	}
-	if f > maxNumericDate {
-		f = maxNumericDate
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true, true
+// isNumericDate reports whether raw, a JSON value, is a NumericDate
+// (RFC 7519 §2): a number, here a non-negative one.
+func isNumericDate(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && '0' <= raw[0] && raw[0] <= '9'
 }
 
 // decodeObject decodes a JSON object into its members, rejecting anything

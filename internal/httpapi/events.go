@@ -129,7 +129,7 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, v any) error {
 // command turns a decoded append request into a tracking command: If-Match
 // may stand in for expectedVersion (and is checked first); the principal,
 // the request id and the trace id are stamped on the events.
-func command(b *tracking.AppendRequest, p principal, entityID, ifMatch, corrID, traceID string) (tracking.RecordCommand, error) {
+func command(b *tracking.AppendRequest, p tracking.Principal, entityID, ifMatch, corrID, traceID string) (tracking.RecordCommand, error) {
 	var ifMatchVersion eventstore.ExpectedVersion
 	if ifMatch != "" {
 		v, err := parseIfMatch(ifMatch)
@@ -210,8 +210,8 @@ func toAppendResponse(entityID string, res eventstore.AppendResult) appendRespon
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
-func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeWrite); err != nil {
+func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeWrite); err != nil {
 		return err
 	}
 	var body tracking.AppendRequest
@@ -248,8 +248,8 @@ type batchResult struct {
 
 // batch records independent items concurrently (so that the store can
 // coalesce them) and reports each item's outcome.
-func (s *server) batch(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeWrite); err != nil {
+func (s *server) batch(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeWrite); err != nil {
 		return err
 	}
 	var body batchBody
@@ -324,7 +324,7 @@ type eventResponse struct {
 	Metadata   eventstore.Metadata `json:"metadata"`
 }
 
-func (s *server) getEvents(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) getEvents(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "fromVersion", "limit")
 	if err != nil {
 		return err

@@ -69,7 +69,7 @@ func (s *server) waitProjected(ctx context.Context, name, tenant, id string, min
 	}
 }
 
-func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "consistent", "minVersion")
 	if err != nil {
 		return err
@@ -109,7 +109,7 @@ func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p principal) 
 	return nil
 }
 
-func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "entityType", "status", "limit", "cursor")
 	if err != nil {
 		return err
@@ -138,7 +138,7 @@ func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
-func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "from", "to", "limit", "cursor", "minVersion")
 	if err != nil {
 		return err
@@ -214,7 +214,7 @@ func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p principal
 	return nil
 }
 
-func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "entityType", "operation", "milestone", "from", "to", "interval")
 	if err != nil {
 		return err
@@ -268,8 +268,8 @@ func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p principal)
 	return nil
 }
 
-func (s *server) listProjections(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeAdmin); err != nil {
+func (s *server) listProjections(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeAdmin); err != nil {
 		return err
 	}
 	st, err := s.Projections.Status(r.Context())
@@ -280,8 +280,8 @@ func (s *server) listProjections(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *server) rebuildProjection(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeAdmin); err != nil {
+func (s *server) rebuildProjection(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeAdmin); err != nil {
 		return err
 	}
 	name := r.PathValue("name")
@@ -337,8 +337,8 @@ type Eraser interface {
 
 // eraseEntity hard-deletes an entity: its stream, read models and cached
 // values (see tracking.Eraser.Erase for the order and the retries).
-func (s *server) eraseEntity(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.require(scopeAdmin); err != nil {
+func (s *server) eraseEntity(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if err := require(p, tracking.ScopeAdmin); err != nil {
 		return err
 	}
 	id := r.PathValue("entityId")

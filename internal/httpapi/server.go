@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -73,9 +72,10 @@ type Deps struct {
 	Instrument func(http.Handler) http.Handler
 }
 
-// Verifier checks a bearer token and says who presents it.
+// Verifier checks a bearer token and says who presents it. Any error
+// answers 401.
 type Verifier interface {
-	Verify(ctx context.Context, token string) (subject, tenant string, scopes []string, err error)
+	Verify(ctx context.Context, token string) (tracking.Principal, error)
 }
 
 type server struct {
@@ -117,7 +117,7 @@ func NewServer(d Deps) http.Handler {
 }
 
 func (s *server) routes(mux *http.ServeMux) {
-	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p principal) error) {
+	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) {
 		mux.Handle(pattern, s.apiHandler(h))
 	}
 	api("POST /api/v1/entities/{entityId}/events", s.appendEvents)
@@ -152,32 +152,13 @@ func (s *server) routes(mux *http.ServeMux) {
 	})
 }
 
-// Scopes of the API.
-const (
-	scopeRead  = "tracktrace.read"
-	scopeWrite = "tracktrace.write"
-	scopeAdmin = "tracktrace.admin"
-)
-
-// principal is who makes the request, in which tenant, allowed to do what.
-type principal struct {
-	Subject string
-	Tenant  string
-	Scopes  map[string]bool
-	// Unrestricted is the embedded mode's caller (authentication off): it
-	// may do everything in the tenant it names.
-	Unrestricted bool
-}
-
 // require answers 403 unless the principal has the scope.
-func (p principal) require(scope string) error {
-	if p.Unrestricted || p.Scopes[scope] {
+func require(p tracking.Principal, scope string) error {
+	if p.Has(scope) {
 		return nil
 	}
 	return &requestError{newProblem(http.StatusForbidden, "forbidden", "this call needs the "+scope+" scope")}
 }
-
-var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // DefaultTenant is the tenant of requests without X-Tenant-ID when
 // authentication is off.
@@ -191,22 +172,18 @@ func errUnauthenticated(detail string) error {
 
 // authenticate resolves the request's principal: from the bearer token when
 // a Verifier is configured, else (the embedded mode) from X-Tenant-ID.
-func (s *server) authenticate(r *http.Request) (principal, error) {
+func (s *server) authenticate(r *http.Request) (tracking.Principal, error) {
 	if s.Verifier != nil {
 		h := r.Header.Get("Authorization")
 		scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
 		token = strings.TrimSpace(token)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-			return principal{}, errUnauthenticated("a bearer token is required")
+			return tracking.Principal{}, errUnauthenticated("a bearer token is required")
 		}
-		sub, tenant, scopes, err := s.Verifier.Verify(r.Context(), token)
+		p, err := s.Verifier.Verify(r.Context(), token)
 		if err != nil {
 			s.log.DebugContext(r.Context(), "token rejected", "error", err)
-			return principal{}, errUnauthenticated("the bearer token is not valid")
-		}
-		p := principal{Subject: sub, Tenant: tenant, Scopes: map[string]bool{}}
-		for _, sc := range scopes {
-			p.Scopes[sc] = true
+			return tracking.Principal{}, errUnauthenticated("the bearer token is not valid")
 		}
 		return p, nil
 	}
@@ -214,15 +191,15 @@ func (s *server) authenticate(r *http.Request) (principal, error) {
 	if tenant == "" {
 		tenant = DefaultTenant
 	}
-	if !tenantPattern.MatchString(tenant) {
-		return principal{}, badRequest("X-Tenant-ID must be 1 to 128 letters, digits, '.', '_' or '-'")
+	if !tracking.IsTenantID(tenant) {
+		return tracking.Principal{}, badRequest("X-Tenant-ID must be 1 to 128 letters, digits, '.', '_' or '-'")
 	}
-	return principal{Subject: "anonymous", Tenant: tenant, Unrestricted: true}, nil
+	return tracking.Principal{Tenant: tenant, Subject: "anonymous", Unrestricted: true}, nil
 }
 
 // apiHandler adapts an API handler: request deadline, principal, and the
 // mapping of its error to a problem.
-func (s *server) apiHandler(h func(w http.ResponseWriter, r *http.Request, p principal) error) http.Handler {
+func (s *server) apiHandler(h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.RequestTimeout)
 		defer cancel()
@@ -236,7 +213,7 @@ func (s *server) apiHandler(h func(w http.ResponseWriter, r *http.Request, p pri
 			}
 		}
 		if err == nil && r.Method == http.MethodGet {
-			err = p.require(scopeRead)
+			err = require(p, tracking.ScopeRead)
 		}
 		if err == nil {
 			err = h(w, r, p)
