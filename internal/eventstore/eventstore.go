@@ -368,6 +368,40 @@ func (r AppendRequest) Prepare() (AppendRequest, error) {
 	return r, nil
 }
 
+// ReadStreamWith is ReadStream's contract around an engine's query: the
+// limit is checked before read runs, and when read finds no events,
+// ErrNotFound says the stream does not exist (reading past the end of an
+// existing stream is not an error).
+func ReadStreamWith(ctx context.Context, s Store, tenant, streamID string, limit int, read func() ([]Recorded, error)) ([]Recorded, error) {
+	if err := CheckLimit(limit); err != nil {
+		return nil, err
+	}
+	recs, err := read()
+	if err != nil || len(recs) > 0 {
+		return recs, err
+	}
+	if _, err := s.StreamInfo(ctx, tenant, streamID); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// Validate checks a snapshot to save: a positive version and JSON state.
+func (s Snapshot) Validate() error {
+	if s.Version <= 0 || !json.Valid(s.State) {
+		return fmt.Errorf("%w: a snapshot needs a positive version and JSON state", ErrInvalid)
+	}
+	return nil
+}
+
+// CheckLimit rejects a read of no events (limit <= 0) with ErrInvalid.
+func CheckLimit(limit int) error {
+	if limit <= 0 {
+		return fmt.Errorf("%w: limit must be positive", ErrInvalid)
+	}
+	return nil
+}
+
 // NormalizeTime returns t in UTC truncated to microseconds, the precision every
 // engine stores.
 func NormalizeTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

@@ -31,25 +31,13 @@ func benchEvent(i int, at time.Time) eventstore.Event {
 
 // BenchmarkAppend: go test -run '^$' -bench 'Append$' -benchtime 5s ./internal/postgres/
 func BenchmarkAppend(b *testing.B) {
-	eventstoretest.BenchmarkAppend(b, func(b *testing.B) eventstore.Store {
-		s, err := postgres.Open(context.Background(), pgtest.NewDatabase(b), postgres.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Close() })
-		return s
-	})
+	eventstoretest.BenchmarkAppend(b, func(b *testing.B) eventstore.Store { return open(b, pgtest.NewDatabase(b)) })
 }
 
 // BenchmarkProjectionApply: go test -run '^$' -bench ProjectionApply ./internal/postgres/
 func BenchmarkProjectionApply(b *testing.B) {
 	projectiontest.BenchmarkApply(b, func(b *testing.B) projectiontest.ReadModels {
-		s, err := postgres.Open(context.Background(), pgtest.NewDatabase(b), postgres.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Close() })
-		rm, err := postgres.OpenReadModels(context.Background(), "", s.Pool())
+		rm, err := postgres.OpenReadModels(context.Background(), "", open(b, pgtest.NewDatabase(b)).Pool())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -399,15 +399,12 @@ func (m *readModels) TryLead(ctx context.Context, name string) (<-chan struct{},
 
 // EntityView returns an entity's view, or tracking.ErrNotFound.
 func (m *readModels) EntityView(ctx context.Context, tenant, id string) (json.RawMessage, error) {
-	var view string
-	err := m.pool.QueryRow(ctx, `SELECT view::text FROM rm_entities WHERE tenant_id = $1 AND entity_id = $2`, tenant, id).Scan(&view)
+	rows, _ := m.pool.Query(ctx, `SELECT view::text FROM rm_entities WHERE tenant_id = $1 AND entity_id = $2`, tenant, id)
+	view, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[string])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, tracking.ErrNotFound
 	}
-	if err != nil {
-		return nil, classify(err)
-	}
-	return json.RawMessage(view), nil
+	return json.RawMessage(view), classify(err)
 }
 
 // EntityViews returns up to limit entity views of a page, by entity id.

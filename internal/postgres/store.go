@@ -55,7 +55,8 @@ type Store struct {
 	stopListen context.CancelFunc
 	listening  sync.WaitGroup
 
-	appends   *eventstore.GroupCommit
+	// GroupCommit provides Append: appends queue to the writers.
+	*eventstore.GroupCommit
 	closeOnce sync.Once
 }
 
@@ -92,7 +93,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.appends = eventstore.NewGroupCommit(s.commit, eventstore.GroupCommitOptions{
+	s.GroupCommit = eventstore.NewGroupCommit(s.commit, eventstore.GroupCommitOptions{
 		Writers: opts.Writers, MaxBatchEvents: maxBatchEvents, Name: "postgres"})
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stopListen = cancel
@@ -139,7 +140,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopListen()
 		s.listening.Wait()
-		s.appends.Close()
+		s.GroupCommit.Close()
 		s.pool.Close()
 	})
 	return nil
@@ -151,11 +152,6 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("postgres: %w: %w", eventstore.ErrUnavailable, err)
 	}
 	return nil
-}
-
-// Append queues the request for a writer and waits for its commit.
-func (s *Store) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
-	return s.appends.Append(ctx, r)
 }
 
 // commit writes a group commit's batch; when the batch as a whole fails (a
@@ -477,10 +473,10 @@ type queryer interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// scanEvents collects the events of rows selecting eventColumns (and the
+// stream's entity type, with withEntityType).
 func scanEvents(rows pgx.Rows, withEntityType bool) ([]eventstore.Recorded, error) {
-	defer rows.Close()
-	var out []eventstore.Recorded
-	for rows.Next() {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.Recorded, error) {
 		var r eventstore.Recorded
 		var txid, data, meta string
 		dest := []any{&r.Position, &txid, &r.Tenant, &r.StreamID, &r.Version, &r.ID, &r.Type,
@@ -488,39 +484,35 @@ func scanEvents(rows pgx.Rows, withEntityType bool) ([]eventstore.Recorded, erro
 		if withEntityType {
 			dest = append(dest, &r.EntityType)
 		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
+		if err := row.Scan(dest...); err != nil {
+			return r, err
 		}
 		tx, err := strconv.ParseUint(txid, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("event at position %d: bad tx id %q", r.Position, txid)
+			return r, fmt.Errorf("event at position %d: bad tx id %q", r.Position, txid)
 		}
 		if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
-			return nil, fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
+			return r, fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
 		}
 		r.Data = json.RawMessage(data)
 		r.OccurredAt, r.RecordedAt = r.OccurredAt.UTC(), r.RecordedAt.UTC()
 		r.Cursor = eventstore.Cursor{TxID: tx, Position: r.Position}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		return r, nil
+	})
+}
+
+// Lookup returns the tenant's stored events with the given ids.
+func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
+	return lookup(ctx, s.pool, tenant, ids)
 }
 
 func lookup(ctx context.Context, q queryer, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM events e
+	rows, _ := q.Query(ctx, `SELECT `+eventColumns+` FROM events e
 		WHERE e.tenant_id = $1 AND e.event_id = ANY($2::uuid[])`, tenant, ids)
-	if err != nil {
-		return nil, err
-	}
-	return scanEvents(rows, false)
-}
-
-// Lookup returns the tenant's stored events with the given ids.
-func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
-	out, err := lookup(ctx, s.pool, tenant, ids)
+	out, err := scanEvents(rows, false)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: lookup: %w", classify(err))
 	}
@@ -529,23 +521,19 @@ func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]e
 
 // ReadStream returns events of one stream from a version on.
 func (s *Store) ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]eventstore.Recorded, error) {
-	if limit <= 0 {
-		return nil, fmt.Errorf("postgres: read stream: %w: limit must be positive", eventstore.ErrInvalid)
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events e
-		WHERE e.tenant_id = $1 AND e.stream_id = $2 AND e.version >= $3 ORDER BY e.version LIMIT $4`,
-		tenant, streamID, from, limit)
+	return eventstore.ReadStreamWith(ctx, s, tenant, streamID, limit, func() ([]eventstore.Recorded, error) {
+		return s.queryEvents(ctx, "read stream", false, `SELECT `+eventColumns+` FROM events e
+			WHERE e.tenant_id = $1 AND e.stream_id = $2 AND e.version >= $3 ORDER BY e.version LIMIT $4`, tenant, streamID, from, limit)
+	})
+}
+
+// queryEvents runs a query of events (and their stream's entity type, with
+// withEntityType) and classifies its errors, from the rows' too.
+func (s *Store) queryEvents(ctx context.Context, op string, withEntityType bool, sql string, args ...any) ([]eventstore.Recorded, error) {
+	rows, _ := s.pool.Query(ctx, sql, args...) // a failed query's error is the rows'
+	out, err := scanEvents(rows, withEntityType)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read stream: %w", classify(err))
-	}
-	out, err := scanEvents(rows, false)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: read stream: %w", classify(err))
-	}
-	if len(out) == 0 {
-		if _, err := s.StreamInfo(ctx, tenant, streamID); err != nil {
-			return nil, err
-		}
+		return nil, fmt.Errorf("postgres: %s: %w", op, classify(err))
 	}
 	return out, nil
 }
@@ -554,8 +542,8 @@ func (s *Store) ReadStream(ctx context.Context, tenant, streamID string, from in
 // events after it, read in one round trip within one repeatable-read
 // transaction, so that the events continue the snapshot exactly.
 func (s *Store) LoadStream(ctx context.Context, tenant, streamID string, limit int) (*eventstore.Snapshot, []eventstore.Recorded, error) {
-	if limit <= 0 {
-		return nil, nil, fmt.Errorf("postgres: load stream: %w: limit must be positive", eventstore.ErrInvalid)
+	if err := eventstore.CheckLimit(limit); err != nil {
+		return nil, nil, fmt.Errorf("postgres: load stream: %w", err)
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -624,23 +612,15 @@ func readLoadStream(br pgx.BatchResults, tenant, streamID string) (*eventstore.S
 // and only below the oldest transaction still running: an event whose
 // transaction has not committed yet holds back every event after it.
 func (s *Store) ReadAll(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.Recorded, error) {
-	if limit <= 0 {
-		return nil, fmt.Errorf("postgres: read all: %w: limit must be positive", eventstore.ErrInvalid)
+	if err := eventstore.CheckLimit(limit); err != nil {
+		return nil, fmt.Errorf("postgres: read all: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+`, s.entity_type FROM events e
+	return s.queryEvents(ctx, "read all", true, `SELECT `+eventColumns+`, s.entity_type FROM events e
 		JOIN streams s ON s.tenant_id = e.tenant_id AND s.stream_id = e.stream_id
 		WHERE (e.tx_id, e.position) > ($1::text::xid8, $2::int8)
 		  AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY e.tx_id, e.position LIMIT $3`,
 		strconv.FormatUint(after.TxID, 10), after.Position, limit)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: read all: %w", classify(err))
-	}
-	out, err := scanEvents(rows, true)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: read all: %w", classify(err))
-	}
-	return out, nil
 }
 
 // Head returns the cursor of the newest event a reader may see now.
@@ -680,8 +660,8 @@ func (s *Store) StreamInfo(ctx context.Context, tenant, streamID string) (events
 
 // SaveSnapshot stores a snapshot (replacing one of the same version).
 func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
-	if snap.Version <= 0 || !json.Valid(snap.State) {
-		return fmt.Errorf("postgres: save snapshot: %w: needs a positive version and JSON state", eventstore.ErrInvalid)
+	if err := snap.Validate(); err != nil {
+		return fmt.Errorf("postgres: save snapshot: %w", err)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO snapshots (tenant_id, stream_id, version, schema_version, state)
 		VALUES ($1, $2, $3, $4, $5::text::json)
@@ -821,3 +801,4 @@ func (s *Store) Erase(ctx context.Context, tenant, streamID string) (int64, erro
 	}
 	return n, nil
 }
+

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
@@ -11,7 +10,7 @@ import (
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 )
 
-func open(t *testing.T, dsn string) *postgres.Store {
+func open(t testing.TB, dsn string) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
 	if err != nil {
@@ -34,21 +33,7 @@ func TestConformance(t *testing.T) {
 func TestConcurrentMigrations(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
-	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	for i := range errs {
-		wg.Go(func() {
-			s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
-			if err == nil {
-				err = s.Close()
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("instance %d: %v", i, err)
-		}
-	}
+	eventstoretest.RunConcurrentOpen(t, func() (eventstore.Store, error) {
+		return postgres.Open(context.Background(), dsn, postgres.Options{})
+	})
 }

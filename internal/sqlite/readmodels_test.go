@@ -14,7 +14,7 @@ import (
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
-func openReadModels(t *testing.T, s *sqlite.Store) *readmodel.Store {
+func openReadModels(t testing.TB, s *sqlite.Store) *readmodel.Store {
 	t.Helper()
 	rm, err := sqlite.OpenReadModels(context.Background(), s)
 	if err != nil {

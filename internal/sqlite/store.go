@@ -40,7 +40,8 @@ type Store struct {
 	now   func() time.Time
 
 	committed eventstore.Signal
-	appends   *eventstore.GroupCommit
+	// GroupCommit provides Append: appends queue to the writers.
+	*eventstore.GroupCommit
 }
 
 // Options tune a Store.
@@ -93,7 +94,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		read.Close()
 		return nil, err
 	}
-	s.appends = eventstore.NewGroupCommit(s.commit, eventstore.GroupCommitOptions{
+	s.GroupCommit = eventstore.NewGroupCommit(s.commit, eventstore.GroupCommitOptions{
 		Writers: 1, MaxBatchEvents: maxBatchEvents, Name: "sqlite"})
 	return s, nil
 }
@@ -158,7 +159,7 @@ func (s *Store) ReadDB() *sql.DB { return s.read }
 
 // Close stops the writer, failing queued appends, and closes the database.
 func (s *Store) Close() error {
-	s.appends.Close()
+	s.GroupCommit.Close()
 	return errors.Join(s.write.Close(), s.read.Close())
 }
 
@@ -168,11 +169,6 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("sqlite: %w: %w", eventstore.ErrUnavailable, err)
 	}
 	return nil
-}
-
-// Append queues the request for the single writer and waits for its commit.
-func (s *Store) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
-	return s.appends.Append(ctx, r)
 }
 
 // commit writes a group commit's batch in one transaction, each append
@@ -316,6 +312,11 @@ func scanEvents(rows *sql.Rows, withEntityType bool) ([]eventstore.Recorded, err
 	return out, rows.Err()
 }
 
+// Lookup returns the tenant's stored events with the given ids.
+func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
+	return lookup(ctx, s.read, tenant, ids)
+}
+
 func lookup(ctx context.Context, q querier, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -331,11 +332,11 @@ func lookup(ctx context.Context, q querier, tenant string, ids []uuid.UUID) ([]e
 		rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events e
 			WHERE e.tenant_id = ? AND e.event_id IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sqlite: lookup: %w", classify(err))
 		}
 		found, err := scanEvents(rows, false)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sqlite: lookup: %w", classify(err))
 		}
 		out = append(out, found...)
 	}
@@ -354,55 +355,36 @@ func chunks[T any](s []T, n int) func(yield func([]T) bool) {
 	}
 }
 
-// Lookup returns the tenant's stored events with the given ids.
-func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
-	out, err := lookup(ctx, s.read, tenant, ids)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: lookup: %w", classify(err))
-	}
-	return out, nil
-}
-
 // ReadStream returns events of one stream from a version on.
 func (s *Store) ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]eventstore.Recorded, error) {
-	if limit <= 0 {
-		return nil, fmt.Errorf("sqlite: read stream: %w: limit must be positive", eventstore.ErrInvalid)
-	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM events e
-		WHERE e.tenant_id = ? AND e.stream_id = ? AND e.version >= ? ORDER BY e.version LIMIT ?`,
-		tenant, streamID, from, limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read stream: %w", classify(err))
-	}
-	out, err := scanEvents(rows, false)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read stream: %w", classify(err))
-	}
-	if len(out) == 0 {
-		if _, err := s.StreamInfo(ctx, tenant, streamID); err != nil {
-			return nil, err
+	return eventstore.ReadStreamWith(ctx, s, tenant, streamID, limit, func() ([]eventstore.Recorded, error) {
+		return s.queryEvents(ctx, "read stream", false, `SELECT `+eventColumns+` FROM events e
+			WHERE e.tenant_id = ? AND e.stream_id = ? AND e.version >= ? ORDER BY e.version LIMIT ?`, tenant, streamID, from, limit)
+	})
+}
+
+// queryEvents runs a query of events (and their stream's entity type, with
+// withEntityType) on the read pool and classifies its errors.
+func (s *Store) queryEvents(ctx context.Context, op string, withEntityType bool, query string, args ...any) ([]eventstore.Recorded, error) {
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err == nil {
+		var out []eventstore.Recorded
+		if out, err = scanEvents(rows, withEntityType); err == nil {
+			return out, nil
 		}
 	}
-	return out, nil
+	return nil, fmt.Errorf("sqlite: %s: %w", op, classify(err))
 }
 
 // ReadAll reads the global log after a cursor. With one writer, positions
 // commit in order, so position order is safe to follow.
 func (s *Store) ReadAll(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.Recorded, error) {
-	if limit <= 0 {
-		return nil, fmt.Errorf("sqlite: read all: %w: limit must be positive", eventstore.ErrInvalid)
+	if err := eventstore.CheckLimit(limit); err != nil {
+		return nil, fmt.Errorf("sqlite: read all: %w", err)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+eventColumns+`, s.entity_type FROM events e
+	return s.queryEvents(ctx, "read all", true, `SELECT `+eventColumns+`, s.entity_type FROM events e
 		JOIN streams s ON s.tenant_id = e.tenant_id AND s.stream_id = e.stream_id
 		WHERE e.position > ? ORDER BY e.position LIMIT ?`, after.Position, limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read all: %w", classify(err))
-	}
-	out, err := scanEvents(rows, true)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read all: %w", classify(err))
-	}
-	return out, nil
 }
 
 // Head returns the cursor of the newest event.
@@ -432,15 +414,14 @@ func (s *Store) StreamInfo(ctx context.Context, tenant, streamID string) (events
 
 // SaveSnapshot stores a snapshot (replacing one of the same version).
 func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
-	if snap.Version <= 0 || !json.Valid(snap.State) {
-		return fmt.Errorf("sqlite: save snapshot: %w: needs a positive version and JSON state", eventstore.ErrInvalid)
+	if err := snap.Validate(); err != nil {
+		return fmt.Errorf("sqlite: save snapshot: %w", err)
 	}
-	_, err := s.write.ExecContext(ctx, `INSERT INTO snapshots (tenant_id, stream_id, version, schema_version, state, created_at)
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO snapshots (tenant_id, stream_id, version, schema_version, state, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant_id, stream_id, version) DO UPDATE SET
 			schema_version = excluded.schema_version, state = excluded.state, created_at = excluded.created_at`,
-		snap.Tenant, snap.StreamID, snap.Version, snap.SchemaVersion, string(snap.State), s.now().UnixMicro())
-	if err != nil {
+		snap.Tenant, snap.StreamID, snap.Version, snap.SchemaVersion, string(snap.State), s.now().UnixMicro()); err != nil {
 		return fmt.Errorf("sqlite: save snapshot: %w", classify(err))
 	}
 	return nil
@@ -533,3 +514,4 @@ func (s *Store) Erase(ctx context.Context, tenant, streamID string) (int64, erro
 	}
 	return n, nil
 }
+

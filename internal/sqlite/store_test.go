@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 	"github.com/tlm/tracktrace/internal/sqlite"
 )
 
-func open(t *testing.T, path string) *sqlite.Store {
+func open(t testing.TB, path string) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), "file:"+path, sqlite.Options{})
 	if err != nil {
@@ -34,23 +33,9 @@ func TestConformance(t *testing.T) {
 func TestConcurrentMigrations(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "events.db")
-	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	for i := range errs {
-		wg.Go(func() {
-			s, err := sqlite.Open(context.Background(), "sqlite:"+path, sqlite.Options{})
-			if err == nil {
-				err = s.Close()
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("instance %d: %v", i, err)
-		}
-	}
+	eventstoretest.RunConcurrentOpen(t, func() (eventstore.Store, error) {
+		return sqlite.Open(context.Background(), "sqlite:"+path, sqlite.Options{})
+	})
 	s := open(t, path)
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatal(err)

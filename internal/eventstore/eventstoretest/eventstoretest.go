@@ -788,3 +788,27 @@ func testErase(t *testing.T, s eventstore.Store) {
 		t.Fatalf("append after erase: version %d, want 1", res.Version)
 	}
 }
+
+// RunConcurrentOpen opens several stores on one database at once, as
+// replicas starting together do: every one must come up (the migrations
+// run once), and close cleanly.
+func RunConcurrentOpen(t *testing.T, open func() (eventstore.Store, error)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := open()
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+	}
+}
