@@ -801,4 +801,3 @@ func (s *Store) Erase(ctx context.Context, tenant, streamID string) (int64, erro
 	}
 	return n, nil
 }
-
