@@ -27,6 +27,16 @@ const (
 // b64url is the strict unpadded base64url encoding JWS compact form uses.
 var b64url = base64.RawURLEncoding.Strict()
 
+// Authenticate verifies the bearer token of an Authorization header value
+// (ParseBearer, then Verify).
+func (v *Verifier) Authenticate(ctx context.Context, authorization string) (tracking.Principal, error) {
+	token, err := ParseBearer(authorization)
+	if err != nil {
+		return tracking.Principal{}, err
+	}
+	return v.Verify(ctx, token)
+}
+
 // Verify checks a raw bearer token (without the "Bearer " prefix) and
 // returns the principal it names. Every error wraps ErrUnauthenticated.
 //

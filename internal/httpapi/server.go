@@ -72,10 +72,10 @@ type Deps struct {
 	Instrument func(http.Handler) http.Handler
 }
 
-// Verifier checks a bearer token and says who presents it. Any error
-// answers 401.
+// Verifier checks the bearer token of an Authorization header and says who
+// presents it. Any error answers 401.
 type Verifier interface {
-	Verify(ctx context.Context, token string) (tracking.Principal, error)
+	Authenticate(ctx context.Context, authorization string) (tracking.Principal, error)
 }
 
 type server struct {
@@ -175,12 +175,10 @@ func errUnauthenticated(detail string) error {
 func (s *server) authenticate(r *http.Request) (tracking.Principal, error) {
 	if s.Verifier != nil {
 		h := r.Header.Get("Authorization")
-		scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
-		token = strings.TrimSpace(token)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		if strings.TrimSpace(h) == "" {
 			return tracking.Principal{}, errUnauthenticated("a bearer token is required")
 		}
-		p, err := s.Verifier.Verify(r.Context(), token)
+		p, err := s.Verifier.Authenticate(r.Context(), h)
 		if err != nil {
 			s.log.DebugContext(r.Context(), "token rejected", "error", err)
 			return tracking.Principal{}, errUnauthenticated("the bearer token is not valid")

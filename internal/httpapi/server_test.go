@@ -13,10 +13,14 @@ import (
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
-// verifierFunc is a Verifier made of a function.
+// verifierFunc is a Verifier made of a function of the bearer token.
 type verifierFunc func(ctx context.Context, token string) (tracking.Principal, error)
 
-func (f verifierFunc) Verify(ctx context.Context, token string) (tracking.Principal, error) {
+func (f verifierFunc) Authenticate(ctx context.Context, authorization string) (tracking.Principal, error) {
+	scheme, token, _ := strings.Cut(authorization, " ")
+	if scheme != "Bearer" {
+		return tracking.Principal{}, errors.New("not a bearer token")
+	}
 	return f(ctx, token)
 }
 

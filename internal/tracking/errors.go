@@ -101,13 +101,6 @@ func (f *fieldErrors) add(field, format string, args ...any) {
 	f.list = append(f.list, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
-// addPrefixed copies the errors of a nested ValidationError under prefix.
-func (f *fieldErrors) addPrefixed(prefix string, err *ValidationError) {
-	for _, fe := range err.Errors {
-		f.add(joinPath(prefix, fe.Field), "%s", fe.Message)
-	}
-}
-
 func (f *fieldErrors) err() error {
 	if len(f.list) == 0 {
 		return nil

@@ -5,7 +5,6 @@ package pgtest
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -77,18 +76,4 @@ func redact(dsn string) string {
 		return "(unparsable DSN)"
 	}
 	return u.Redacted()
-}
-
-// Exec runs statements on a database, failing the test on error.
-func Exec(t testing.TB, dsn string, sql string, args ...any) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("exec %q: %v", fmt.Sprint(sql), err)
-	}
 }
