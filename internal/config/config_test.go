@@ -277,12 +277,14 @@ func TestLoadFileErrors(t *testing.T) {
 	tests := []struct {
 		name, content, want string
 	}{
-		{"syntax", "{\n  \"Kafka\": {\n    \"BootstrapServers\" \"k:9092\"\n  }\n}", "appsettings.json:3:24: invalid character '\"' after object key"},
-		{"truncated", "{\n  \"Kafka\": {", "appsettings.json:2:"},
+		{"syntax", "{\n  \"Kafka\": {\n    \"BootstrapServers\" \"k:9092\"\n  }\n}", "appsettings.json: line 3, column 24: invalid character '\"' after object name"},
+		{"truncated", "{\n  \"Kafka\": {", "appsettings.json: line 2, column 13: parsing value: unexpected EOF"},
 		{"empty", "", "empty file"},
+		{"blank", " \r\n", "empty file"},
 		{"array", "[1]", "want a JSON object"},
-		{"trailing", "{} {}", "appsettings.json:1:4: unexpected content"},
-		{"unterminated comment", "{ /* }", "appsettings.json:1:"},
+		{"trailing", "{} {}", "appsettings.json: line 1, column 4: invalid character '{' after top-level value"},
+		{"unterminated comment", "{ /* }", "appsettings.json: line 1, column 3: parsing comment"},
+		{"comment in a line after a BOM", "\xef\xbb\xbf{\n // x\n \"a\" 1}", "appsettings.json: line 3, column 6"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
