@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -185,17 +184,20 @@ func openCache(cfg *config.Config) (cache.Store, func(context.Context) error, er
 	if cfg.ConnectionStrings.Redis == "" {
 		return cache.NewMemory(int64(cfg.ReadModels.CacheSettings.MaxSize), nil), func(context.Context) error { return nil }, nil
 	}
-	ro, err := config.ParseRedis(cfg.ConnectionStrings.Redis)
+	opts, err := config.ParseRedis(cfg.ConnectionStrings.Redis)
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := &redis.Options{Addr: ro.Addr, Username: ro.Username, Password: ro.Password, DB: ro.DB,
-		// Short timeouts and no retries: a cache that is slow to answer is
-		// worse than none; reads go to the read models meanwhile.
-		DialTimeout: 250 * time.Millisecond, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond,
-		PoolTimeout: 250 * time.Millisecond, MaxRetries: -1}
-	if ro.TLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	// Short timeouts and no retries, unless the URL's query says otherwise:
+	// a cache that is slow to answer is worse than none; reads go to the
+	// read models meanwhile.
+	for _, d := range []*time.Duration{&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout} {
+		if *d == 0 {
+			*d = 250 * time.Millisecond
+		}
+	}
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = -1
 	}
 	r := cache.NewRedis(redis.NewClient(opts), "tracktrace:")
 	return r, r.Ping, nil
