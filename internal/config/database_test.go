@@ -20,6 +20,7 @@ func TestParseDatabase(t *testing.T) {
 		{"sqlite::memory:", EngineSQLite, ":memory:"},
 		{"postgres://u:p@db:5432/events?sslmode=require", EnginePostgres, "postgres://u:p@db:5432/events?sslmode=require"},
 		{"postgresql://db/events", EnginePostgres, "postgresql://db/events"},
+		{"PostgreSQL://db/Events", EnginePostgres, "postgresql://db/Events"},
 		{
 			"Host=eventstore-db;Database=tracktrace_events;Username=eventstore;Password=secret",
 			EnginePostgres, "host='eventstore-db' dbname='tracktrace_events' user='eventstore' password='secret'",
@@ -67,7 +68,12 @@ func TestParseDatabaseErrors(t *testing.T) {
 		{"Host=h;Database=d;Password='a'b", "text after the quoted value"},
 		{"Host=h;junk;Database=d", "part 2 is not Key=Value"},
 		{"Host=h;Database=d\x00", "NUL"},
-		{"postgres://u:p@h:port/d", "malformed postgres URL"},
+		{"postgres://u:p@h:port/d", "invalid port"},
+		{"postgres://u:p@h/d%zz", "malformed URL"},
+		{"postgres://h/d?sslmode=sometimes", "sslmode is invalid"},
+		{"postgres://h/d?connect_timeout=soon", "invalid connect_timeout"},
+		{"postgresql://h1,h2/d?port=1,2,3", "could not match 3 port numbers to 2 hosts"},
+		{"Host=h;Database=d;SSL Mode=VerifyFull;Root Certificate=/nonexistent/ca.pem", "unable to read CA file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -167,6 +173,10 @@ func TestErrorsNeverShowPasswords(t *testing.T) {
 		"postgres://u:" + pw + "@h:badport/d",
 		"postgres://u:" + pw + " x@h/d",
 		"postgres://u:" + pw + "@h/d%zz",
+		"postgres://u:" + pw + "@h/d?connect_timeout=" + pw,
+		"postgres://u:" + pw + "@h/d?target_session_attrs=" + pw,
+		"postgres://h/d?password=" + pw + "&sslmode=" + pw,
+		"Host=h;Database=d;Password=" + pw + ";Root Certificate=/" + pw + ";SSL Mode=VerifyCA",
 	}
 	redis := []string{
 		"h:6379,password=" + pw + ",ssl=maybe",
