@@ -192,7 +192,7 @@ func TestLoadSources(t *testing.T) {
 		/* lists */
 		"Authentication": {"Algorithms": ["RS256", "ES256", "PS256"]},
 		"Logging": {"LogLevel": {"Default": "Warning", "Microsoft.AspNetCore": "Error"}},
-		"Features": {"NewEta": true, "Old": false},
+		"Features": {"kafkaingest": true, "RateLimiting": false, "Old": false},
 		"Tracking": {"EntityTypes": ["pallet"]},
 		"Monitoring": {"Metrics": {"Tags": {"service": "tt"}}},
 		"Server": {"MaxBodyBytes": 2048, "RequestTimeout": 20, "RateLimit": {"RequestsPerSecond": 5, "Burst": 10}},
@@ -218,10 +218,10 @@ func TestLoadSources(t *testing.T) {
 		Environ: []string{
 			"PATH=/usr/bin", "HOME=/root", "Weird__Thing=1",
 			"Tracking__EntityTypes__0=crate", "Tracking__EntityTypes__1=drone",
-			"Monitoring__Metrics__Tags__region=eu", "features__NEWETA=false",
+			"Monitoring__Metrics__Tags__region=eu", "features__KAFKAINGEST=false",
 			"Kafka__Nope=1",
 		},
-		Overrides: []string{"Features__Beta=true", "Logging:Format=TEXT"},
+		Overrides: []string{"Features__IntegrationEvents=false", "Logging:Format=TEXT"},
 	})
 	checks := []struct {
 		name      string
@@ -230,7 +230,7 @@ func TestLoadSources(t *testing.T) {
 		{"Algorithms (array replaced, not merged)", cfg.Authentication.Algorithms, []string{"ES256"}},
 		{"EntityTypes (indexed environment variables)", cfg.Tracking.EntityTypes, []string{"crate", "drone"}},
 		{"Tags", cfg.Monitoring.Metrics.Tags, map[string]string{"service": "tt", "region": "eu"}},
-		{"Features", NewFeatures(cfg.Features).All(), map[string]bool{"neweta": false, "old": false, "beta": true}},
+		{"Features", cfg.Features, map[string]bool{FeatureKafkaIngest: false, FeatureIntegrationEvents: false, FeatureRateLimiting: false}},
 		{"Ingest", cfg.Kafka.Topics.Ingest, "tt.ingest"},
 		{"Redis from secret", cfg.ConnectionStrings.Redis, "cache:6379,password=pw"},
 		{"Level from LogLevel.Default", cfg.Logging.SlogLevel(), slog.LevelWarn},
@@ -243,6 +243,7 @@ func TestLoadSources(t *testing.T) {
 			"unknown key Kafka.Bogus (from " + filepath.Join(dir, "appsettings.json") + ")",
 			"unknown key Kafka.Nope (from environment variable Kafka__Nope)",
 			"unknown key Url (from " + filepath.Join(dir, "appsettings.json") + ")",
+			"unknown feature flag Features.Old ignored (known: IntegrationEvents, KafkaIngest, RateLimiting)",
 		}},
 	}
 	for _, c := range checks {
@@ -372,7 +373,7 @@ func TestBadConfigurations(t *testing.T) {
 		{name: "log level", json: `{"Logging": {"Level": "Verbose"}}`, key: "Logging.Level"},
 		{name: ".NET log level", json: `{"Logging": {"LogLevel": {"Default": "Loud"}}}`, key: "Logging.LogLevel.Default"},
 		{name: "log format", json: `{"Logging": {"Format": "xml"}}`, key: "Logging.Format"},
-		{name: "feature flag", json: `{"Features": {"NewEta": "maybe"}}`, key: "Features.NewEta", msg: "true or false"},
+		{name: "feature flag", json: `{"Features": {"RateLimiting": "maybe"}}`, key: "Features.RateLimiting", msg: "true or false"},
 		{name: "override syntax", overrides: []string{"Server:Address"}, key: "--set"},
 		{name: "environment name", environment: "../etc", key: "Environment"},
 	}

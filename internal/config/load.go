@@ -59,10 +59,12 @@ type Options struct {
 // ConnectionStrings.EventStore or .ReadModels replaces EventStore.ConnectionString
 // or ReadModels.ConnectionString.
 //
-// Unknown keys become Config.Warnings. Problems with values, from every
-// source at once, are returned as a *ValidationError, together with the
-// Config so that its Warnings can be shown too; such a Config must not be
-// run. Unreadable or malformed files are returned as other errors.
+// Config.Features holds every known flag (see DefaultFeatures), spelled as
+// the Feature constants are. Unknown keys and unknown flag names become
+// Config.Warnings. Problems with values, from every source at once, are
+// returned as a *ValidationError, together with the Config so that its
+// Warnings can be shown too; such a Config must not be run. Unreadable or
+// malformed files are returned as other errors.
 func Load(opts Options) (*Config, error) {
 	src, err := readSources(opts)
 	if err != nil {
@@ -70,9 +72,13 @@ func Load(opts Options) (*Config, error) {
 	}
 	cfg := Default()
 	cfg.Environment = src.environment
+	cfg.Features = nil // bound as the sources spell the names, then resolved
 	b := newBinder(src.tree, src.env)
 	b.bind(reflect.ValueOf(cfg).Elem(), nil)
 	cfg.Warnings = b.unknown()
+	var unknownFlags []string
+	cfg.Features, unknownFlags = resolveFeatures(cfg.Features)
+	cfg.Warnings = append(cfg.Warnings, unknownFlags...)
 	if s := cfg.ConnectionStrings.EventStore; s != "" {
 		cfg.EventStore.ConnectionString = s
 	}
