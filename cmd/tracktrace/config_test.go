@@ -51,6 +51,7 @@ func TestBadConfigurations(t *testing.T) {
 		{"snapshot frequency not a number", []string{"--set", "EventStore:SnapshotFrequency=lots"}, nil, "EventStore.SnapshotFrequency"},
 		{"unknown engine", nil, []string{"ConnectionStrings__EventStore=mysql://x"}, "ConnectionStrings.EventStore"},
 		{"npgsql without database", nil, []string{"ConnectionStrings__EventStore=Host=db;Username=u"}, "ConnectionStrings.EventStore"},
+		{"postgres URL pgx refuses", nil, []string{"ConnectionStrings__EventStore=postgres://u:pw@db/x?sslmode=sometimes"}, "ConnectionStrings.EventStore: invalid PostgreSQL connection string: failed to configure TLS: sslmode is invalid"},
 		{"unset variable", []string{"--set", "EventStore:ConnectionString=Host=db;Database=x;Password=${NOPE}"}, nil, "EventStore.ConnectionString"},
 		{"bad duration", []string{"--set", "ReadModels:RefreshInterval=soon"}, nil, "ReadModels.RefreshInterval"},
 		{"zero refresh", []string{"--set", "ReadModels:RefreshInterval=00:00:00"}, nil, "ReadModels.RefreshInterval"},

@@ -41,7 +41,7 @@ func kafkaFeedsProjections(cfg *config.Config) bool {
 // startKafka builds the relay (always, when Kafka is configured), the
 // projection consumer (when Kafka feeds the projections) and the ingest
 // consumer (when an ingest topic is configured).
-func startKafka(ctx context.Context, cfg *config.Config, store eventstore.Store, views *readmodel.Store, svc *tracking.Service,
+func startKafka(ctx context.Context, cfg *config.Config, features *config.Features, store eventstore.Store, views *readmodel.Store, svc *tracking.Service,
 	metrics *telemetry.Metrics, tp trace.TracerProvider, onApplied func([]eventstore.Recorded), log *slog.Logger) (*kafkaParts, error) {
 	kc := kafka.Config{Brokers: cfg.Kafka.Brokers(), ClientID: "tracktrace",
 		Topics: kafka.Topics{DomainEvents: cfg.Kafka.Topics.DomainEvents, IntegrationEvents: cfg.Kafka.Topics.IntegrationEvents,
@@ -62,7 +62,8 @@ func startKafka(ctx context.Context, cfg *config.Config, store eventstore.Store,
 	}
 	cancel()
 	parts.relay = kafka.NewRelay(producer, store, views, views, kafka.RelayOptions{DomainTopic: kc.Topics.DomainEvents,
-		IntegrationTopic: kc.Topics.IntegrationEvents, Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log, Tracer: tp})
+		IntegrationTopic: kc.Topics.IntegrationEvents, IntegrationEvents: features.Func(config.FeatureIntegrationEvents),
+		Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log, Tracer: tp})
 	if err := metrics.Register(telemetry.NewBacklogCollector("tracktrace_relay_backlog_events",
 		"Events in the global log not yet published to Kafka.", parts.relay)); err != nil {
 		return nil, err
@@ -101,7 +102,8 @@ func startKafka(ctx context.Context, cfg *config.Config, store eventstore.Store,
 			return nil, err
 		}
 		parts.clients = append(parts.clients, ic)
-		parts.consumers = append(parts.consumers, kafka.NewIngestConsumer(ic, svc, kafka.ConsumerOptions{Logger: log}))
+		parts.consumers = append(parts.consumers, kafka.NewIngestConsumer(ic, svc, kafka.ConsumerOptions{Logger: log,
+			Enabled: features.Func(config.FeatureKafkaIngest)}))
 	}
 	return parts, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,17 +120,20 @@ func openCache(cfg *config.Config) (cache.Store, func(context.Context) error, er
 	if cfg.ConnectionStrings.Redis == "" {
 		return cache.NewMemory(int64(cfg.ReadModels.CacheSettings.MaxSize), nil), func(context.Context) error { return nil }, nil
 	}
-	ro, err := config.ParseRedis(cfg.ConnectionStrings.Redis)
+	opts, err := config.ParseRedis(cfg.ConnectionStrings.Redis)
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := &redis.Options{Addr: ro.Addr, Username: ro.Username, Password: ro.Password, DB: ro.DB,
-		// Short timeouts and no retries: a cache that is slow to answer is
-		// worse than none; reads go to the read models meanwhile.
-		DialTimeout: 250 * time.Millisecond, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond,
-		PoolTimeout: 250 * time.Millisecond, MaxRetries: -1}
-	if ro.TLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	// Short timeouts and no retries, unless the URL's query says otherwise:
+	// a cache that is slow to answer is worse than none; reads go to the
+	// read models meanwhile.
+	for _, d := range []*time.Duration{&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout} {
+		if *d == 0 {
+			*d = 250 * time.Millisecond
+		}
+	}
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = -1
 	}
 	r := cache.NewRedis(redis.NewClient(opts), "tracktrace:")
 	return r, r.Ping, nil
@@ -143,12 +146,17 @@ func registerCollectors(m *telemetry.Metrics, st *storage, projections *projecti
 
 func serve(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	started := time.Now()
-	cfg, _, err := loadConfig("serve", args, environ, stderr)
+	cfg, opts, err := loadConfig("serve", args, environ, stderr)
+	if err != nil {
+		return err
+	}
+	reload, err := reloadInterval(environ)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	log.Info("starting tracktrace", "version", buildVersion(), "environment", cfg.Environment)
+	log.Info("starting tracktrace", "version", buildVersion(), "environment", cfg.Environment, "features", cfg.Features)
+	features := config.NewFeatures(cfg.Features)
 	if !cfg.Authentication.Enabled() {
 		log.Warn("AUTHENTICATION IS OFF: every caller is trusted and picks its tenant with X-Tenant-ID. " +
 			"Set Authentication.Authority and Authentication.Audience before exposing this service.")
@@ -203,9 +211,12 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if err := registerCollectors(metrics, st, projections); err != nil {
 		return err
 	}
+	if err := metrics.Register(telemetry.NewFeatureCollector(features.All)); err != nil {
+		return err
+	}
 	var kp *kafkaParts
 	if cfg.Kafka.Enabled() {
-		kp, err = startKafka(ctx, cfg, store, views, svc, metrics, tp, func(evs []eventstore.Recorded) {
+		kp, err = startKafka(ctx, cfg, features, store, views, svc, metrics, tp, func(evs []eventstore.Recorded) {
 			// The projection consumer applies each event to every projection.
 			for _, name := range tracking.Projections() {
 				cached.Invalidate(context.WithoutCancel(ctx), name, evs)
@@ -242,6 +253,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		RequestTimeout: time.Duration(cfg.Server.RequestTimeout),
 		Version:        buildVersion(),
 	}
+	deps.RateLimitEnabled = features.Func(config.FeatureRateLimiting)
 	if kp != nil {
 		// Optional: during a broker outage appends go on (the relay catches
 		// up later), so the pod must stay ready.
@@ -279,6 +291,10 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		config.WatchFeatures(gctx, opts, reload, log, features)
+		return nil
+	})
 	// The service's background work (snapshots) outlives request handling:
 	// it stops only after the HTTP server has drained.
 	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
@@ -332,6 +348,23 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reloadInterval is how often serve looks for changed settings files to
+// re-read the feature flags: TRACKTRACE_CONFIG_POLL_INTERVAL (a Go
+// duration, e.g. 30s), default config.DefaultWatchInterval.
+func reloadInterval(environ []string) (time.Duration, error) {
+	const name = "TRACKTRACE_CONFIG_POLL_INTERVAL"
+	for _, kv := range slices.Backward(environ) {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return 0, fmt.Errorf("%s: %q is not a positive duration such as 5s", name, v)
+			}
+			return d, nil
+		}
+	}
+	return config.DefaultWatchInterval, nil
 }
 
 func migrate(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {

@@ -32,8 +32,9 @@ type Config struct {
 	Tracking          Tracking
 	Logging           Logging
 
-	// Features are the feature flags by name. They are re-read at run time
-	// by WatchFeatures; see Features for the concurrency-safe holder.
+	// Features are the feature flags by name (FeatureKafkaIngest, ...),
+	// every known one present. They are re-read at run time by
+	// WatchFeatures; see Features for the concurrency-safe holder.
 	Features map[string]bool
 
 	// Warnings lists what Load tolerated but an operator should hear about,
@@ -326,6 +327,7 @@ func Default() *Config {
 			OnTimeTolerance: Duration(15 * time.Minute),
 			MaxFutureSkew:   Duration(5 * time.Minute),
 		},
-		Logging: Logging{Format: "json"},
+		Logging:  Logging{Format: "json"},
+		Features: DefaultFeatures(),
 	}
 }

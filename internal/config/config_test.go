@@ -192,7 +192,7 @@ func TestLoadSources(t *testing.T) {
 		/* lists */
 		"Authentication": {"Algorithms": ["RS256", "ES256", "PS256"]},
 		"Logging": {"LogLevel": {"Default": "Warning", "Microsoft.AspNetCore": "Error"}},
-		"Features": {"NewEta": true, "Old": false},
+		"Features": {"kafkaingest": true, "RateLimiting": false, "Old": false},
 		"Tracking": {"EntityTypes": ["pallet"]},
 		"Monitoring": {"Metrics": {"Tags": {"service": "tt"}}},
 		"Server": {"MaxBodyBytes": 2048, "RequestTimeout": 20, "RateLimit": {"RequestsPerSecond": 5, "Burst": 10}},
@@ -218,10 +218,10 @@ func TestLoadSources(t *testing.T) {
 		Environ: []string{
 			"PATH=/usr/bin", "HOME=/root", "Weird__Thing=1",
 			"Tracking__EntityTypes__0=crate", "Tracking__EntityTypes__1=drone",
-			"Monitoring__Metrics__Tags__region=eu", "features__NEWETA=false",
+			"Monitoring__Metrics__Tags__region=eu", "features__KAFKAINGEST=false",
 			"Kafka__Nope=1",
 		},
-		Overrides: []string{"Features__Beta=true", "Logging:Format=TEXT"},
+		Overrides: []string{"Features__IntegrationEvents=false", "Logging:Format=TEXT"},
 	})
 	checks := []struct {
 		name      string
@@ -230,7 +230,7 @@ func TestLoadSources(t *testing.T) {
 		{"Algorithms (array replaced, not merged)", cfg.Authentication.Algorithms, []string{"ES256"}},
 		{"EntityTypes (indexed environment variables)", cfg.Tracking.EntityTypes, []string{"crate", "drone"}},
 		{"Tags", cfg.Monitoring.Metrics.Tags, map[string]string{"service": "tt", "region": "eu"}},
-		{"Features", NewFeatures(cfg.Features).All(), map[string]bool{"neweta": false, "old": false, "beta": true}},
+		{"Features", cfg.Features, map[string]bool{FeatureKafkaIngest: false, FeatureIntegrationEvents: false, FeatureRateLimiting: false}},
 		{"Ingest", cfg.Kafka.Topics.Ingest, "tt.ingest"},
 		{"Redis from secret", cfg.ConnectionStrings.Redis, "cache:6379,password=pw"},
 		{"Level from LogLevel.Default", cfg.Logging.SlogLevel(), slog.LevelWarn},
@@ -243,6 +243,7 @@ func TestLoadSources(t *testing.T) {
 			"unknown key Kafka.Bogus (from " + filepath.Join(dir, "appsettings.json") + ")",
 			"unknown key Kafka.Nope (from environment variable Kafka__Nope)",
 			"unknown key Url (from " + filepath.Join(dir, "appsettings.json") + ")",
+			"unknown feature flag Features.Old ignored (known: IntegrationEvents, KafkaIngest, RateLimiting)",
 		}},
 	}
 	for _, c := range checks {
@@ -277,12 +278,14 @@ func TestLoadFileErrors(t *testing.T) {
 	tests := []struct {
 		name, content, want string
 	}{
-		{"syntax", "{\n  \"Kafka\": {\n    \"BootstrapServers\" \"k:9092\"\n  }\n}", "appsettings.json:3:24: invalid character '\"' after object key"},
-		{"truncated", "{\n  \"Kafka\": {", "appsettings.json:2:"},
+		{"syntax", "{\n  \"Kafka\": {\n    \"BootstrapServers\" \"k:9092\"\n  }\n}", "appsettings.json: line 3, column 24: invalid character '\"' after object name"},
+		{"truncated", "{\n  \"Kafka\": {", "appsettings.json: line 2, column 13: parsing value: unexpected EOF"},
 		{"empty", "", "empty file"},
+		{"blank", " \r\n", "empty file"},
 		{"array", "[1]", "want a JSON object"},
-		{"trailing", "{} {}", "appsettings.json:1:4: unexpected content"},
-		{"unterminated comment", "{ /* }", "appsettings.json:1:"},
+		{"trailing", "{} {}", "appsettings.json: line 1, column 4: invalid character '{' after top-level value"},
+		{"unterminated comment", "{ /* }", "appsettings.json: line 1, column 3: parsing comment"},
+		{"comment in a line after a BOM", "\xef\xbb\xbf{\n // x\n \"a\" 1}", "appsettings.json: line 3, column 6"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -364,12 +367,13 @@ func TestBadConfigurations(t *testing.T) {
 		{name: "body too large", json: `{"Server": {"MaxBodyBytes": "2GiB"}}`, key: "Server.MaxBodyBytes"},
 		{name: "body too small", json: `{"Server": {"MaxBodyBytes": 10}}`, key: "Server.MaxBodyBytes"},
 		{name: "burst", json: `{"Server": {"RateLimit": {"RequestsPerSecond": 10}}}`, key: "Server.RateLimit.Burst"},
-		{name: "entity type", json: `{"Tracking": {"EntityTypes": ["pallet", "Bad Type"]}}`, key: "Tracking.EntityTypes[1]"},
+		{name: "entity type", json: `{"Tracking": {"EntityTypes": ["pallet", "Bad Type"]}}`, key: "Tracking.EntityTypes[1]", msg: `entity type "Bad Type" must match ^[a-z][a-z0-9_-]{0,63}$`},
+		{name: "aggregate cache size", json: `{"Tracking": {"AggregateCacheSize": -1}}`, key: "Tracking.AggregateCacheSize", msg: "negative"},
 		{name: "entity types index", environ: []string{"Tracking__EntityTypes__first=x"}, key: "Tracking.EntityTypes.first", msg: "index"},
 		{name: "log level", json: `{"Logging": {"Level": "Verbose"}}`, key: "Logging.Level"},
 		{name: ".NET log level", json: `{"Logging": {"LogLevel": {"Default": "Loud"}}}`, key: "Logging.LogLevel.Default"},
 		{name: "log format", json: `{"Logging": {"Format": "xml"}}`, key: "Logging.Format"},
-		{name: "feature flag", json: `{"Features": {"NewEta": "maybe"}}`, key: "Features.NewEta", msg: "true or false"},
+		{name: "feature flag", json: `{"Features": {"RateLimiting": "maybe"}}`, key: "Features.RateLimiting", msg: "true or false"},
 		{name: "override syntax", overrides: []string{"Server:Address"}, key: "--set"},
 		{name: "environment name", environment: "../etc", key: "Environment"},
 	}

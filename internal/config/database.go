@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Database engines a connection string can select.
@@ -30,11 +32,13 @@ type Database struct {
 //
 //   - "file:…" is SQLite, passed on unchanged; "sqlite:…" is SQLite with the
 //     prefix (and a following "//") stripped, e.g. "sqlite:data/x.db?_pragma=…";
-//   - "postgres://…" and "postgresql://…" URLs are PostgreSQL, passed on unchanged;
+//   - "postgres://…" and "postgresql://…" URLs are PostgreSQL, passed on
+//     unchanged but for the scheme, lower-cased;
 //   - Npgsql's "Host=…;Port=…;Database=…;Username=…;Password=…" is PostgreSQL,
 //     converted to a libpq keyword/value DSN (see npgsqlKeys for the keys).
 //
-// Its errors never contain the password.
+// PostgreSQL strings are then checked with pgconn.ParseConfig, the parser
+// that will open them. Its errors never contain the password.
 func ParseDatabase(s string) (Database, error) {
 	s = strings.TrimSpace(s)
 	switch {
@@ -49,15 +53,88 @@ func ParseDatabase(s string) (Database, error) {
 		}
 		return Database{EngineSQLite, name}, nil
 	case hasPrefixFold(s, "postgres://"), hasPrefixFold(s, "postgresql://"):
-		// url.Parse's errors quote the input, so they are not passed on.
-		if _, err := url.Parse(s); err != nil || strings.ContainsRune(s, 0) {
-			return Database{}, errors.New("malformed postgres URL (percent-encode reserved characters such as @ : / ? # % in the user name and password)")
-		}
-		return Database{EnginePostgres, s}, nil
+		// pgx recognizes the scheme in lower case only.
+		scheme, rest, _ := strings.Cut(s, "://")
+		return checkPostgres(strings.ToLower(scheme) + "://" + rest)
 	case strings.Contains(s, "="):
-		return parseNpgsql(s)
+		d, err := parseNpgsql(s)
+		if err != nil {
+			return Database{}, err
+		}
+		return checkPostgres(d.DSN)
 	}
 	return Database{}, errors.New("unrecognized connection string: want file:…, sqlite:…, postgres://… or Host=…;Database=…")
+}
+
+// checkPostgres checks a PostgreSQL DSN with pgx's own parser, the one
+// that will open it, so that what it would refuse at connection time is a
+// configuration problem at start.
+func checkPostgres(dsn string) (Database, error) {
+	if _, err := pgconn.ParseConfig(dsn); err != nil {
+		return Database{}, fmt.Errorf("invalid PostgreSQL connection string: %s", pgProblem(dsn, err))
+	}
+	return Database{EnginePostgres, dsn}, nil
+}
+
+// pgProblem says what pgconn.ParseConfig found wrong with dsn without
+// quoting dsn: pgx's message embeds the connection string, redacted only
+// on a best-effort basis, and its cause may quote pieces of it.
+func pgProblem(dsn string, err error) string {
+	var pce *pgconn.ParseConfigError
+	if !errors.As(err, &pce) {
+		return scrubPasswords(dsn, err.Error())
+	}
+	// pce reads "cannot parse `<dsn>`: <problem>[ (<cause>)]"; the problem
+	// is one of pgx's own phrases.
+	msg, cause := pce.Error(), pce.Unwrap()
+	if cause != nil {
+		msg = strings.TrimSuffix(msg, " ("+cause.Error()+")")
+	}
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		msg = msg[i+len("`: "):]
+	}
+	switch {
+	case msg == "failed to parse as URL":
+		// The cause quotes the URL.
+		return "malformed URL (percent-encode reserved characters such as @ : / ? # % in the user name and password)"
+	case cause != nil:
+		msg += ": " + cause.Error()
+	}
+	return scrubPasswords(dsn, msg)
+}
+
+// scrubPasswords masks in msg the passwords that dsn holds, as far as they
+// can be told.
+func scrubPasswords(dsn, msg string) string {
+	var pws []string
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		if pw, ok := u.User.Password(); ok {
+			pws = append(pws, pw, strings.TrimPrefix(url.UserPassword("", pw).String(), ":"))
+		}
+		for k, vs := range u.Query() {
+			if strings.EqualFold(k, "password") {
+				pws = append(pws, vs...)
+			}
+		}
+	} else {
+		for s := dsn; ; { // keyword/value, as parseNpgsql writes it
+			i := strings.Index(s, "password=")
+			if i < 0 {
+				break
+			}
+			s = s[i+len("password="):]
+			end := libpqValueEnd(s)
+			quoted := strings.Trim(s[:end], "'")
+			pws = append(pws, quoted, strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(quoted))
+			s = s[end:]
+		}
+	}
+	for _, pw := range pws {
+		if pw != "" {
+			msg = strings.ReplaceAll(msg, pw, mask)
+		}
+	}
+	return msg
 }
 
 func hasPrefixFold(s, prefix string) bool {

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseDatabase(t *testing.T) {
@@ -19,6 +20,7 @@ func TestParseDatabase(t *testing.T) {
 		{"sqlite::memory:", EngineSQLite, ":memory:"},
 		{"postgres://u:p@db:5432/events?sslmode=require", EnginePostgres, "postgres://u:p@db:5432/events?sslmode=require"},
 		{"postgresql://db/events", EnginePostgres, "postgresql://db/events"},
+		{"PostgreSQL://db/Events", EnginePostgres, "postgresql://db/Events"},
 		{
 			"Host=eventstore-db;Database=tracktrace_events;Username=eventstore;Password=secret",
 			EnginePostgres, "host='eventstore-db' dbname='tracktrace_events' user='eventstore' password='secret'",
@@ -66,7 +68,12 @@ func TestParseDatabaseErrors(t *testing.T) {
 		{"Host=h;Database=d;Password='a'b", "text after the quoted value"},
 		{"Host=h;junk;Database=d", "part 2 is not Key=Value"},
 		{"Host=h;Database=d\x00", "NUL"},
-		{"postgres://u:p@h:port/d", "malformed postgres URL"},
+		{"postgres://u:p@h:port/d", "invalid port"},
+		{"postgres://u:p@h/d%zz", "malformed URL"},
+		{"postgres://h/d?sslmode=sometimes", "sslmode is invalid"},
+		{"postgres://h/d?connect_timeout=soon", "invalid connect_timeout"},
+		{"postgresql://h1,h2/d?port=1,2,3", "could not match 3 port numbers to 2 hosts"},
+		{"Host=h;Database=d;SSL Mode=VerifyFull;Root Certificate=/nonexistent/ca.pem", "unable to read CA file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -79,23 +86,41 @@ func TestParseDatabaseErrors(t *testing.T) {
 }
 
 func TestParseRedis(t *testing.T) {
+	type want struct {
+		network, addr, user, password string
+		db                            int
+		tls                           string // ServerName; "" = no TLS
+		dialTimeout                   time.Duration
+	}
 	tests := []struct {
 		in   string
-		want RedisOptions
+		want want
 	}{
-		{"redis:6379", RedisOptions{Addr: "redis:6379"}},
-		{"cache", RedisOptions{Addr: "cache:6379"}},
-		{"cache:6380,password=p=w,ssl=True,defaultDatabase=2,abortConnect=false", RedisOptions{Addr: "cache:6380", Password: "p=w", DB: 2, TLS: true}},
-		{"redis://:pw@cache:6380/3", RedisOptions{Addr: "cache:6380", Password: "pw", DB: 3}},
-		{"rediss://user:pw@cache", RedisOptions{Addr: "cache:6379", Username: "user", Password: "pw", TLS: true}},
-		{"redis://[::1]:7000", RedisOptions{Addr: "[::1]:7000"}},
+		{"redis:6379", want{network: "tcp", addr: "redis:6379"}},
+		{"cache", want{network: "tcp", addr: "cache:6379"}},
+		{"cache:6380,password=p=w,ssl=True,defaultDatabase=2,abortConnect=false", want{network: "tcp", addr: "cache:6380", password: "p=w", db: 2, tls: "cache"}},
+		{"redis://:pw@cache:6380/3", want{network: "tcp", addr: "cache:6380", password: "pw", db: 3}},
+		{"rediss://user:pw@cache", want{network: "tcp", addr: "cache:6379", user: "user", password: "pw", tls: "cache"}},
+		{"REDIS://[::1]:7000", want{network: "tcp", addr: "[::1]:7000"}},
+		{"redis://cache/1?dial_timeout=2s", want{network: "tcp", addr: "cache:6379", db: 1, dialTimeout: 2 * time.Second}},
+		{"unix://:pw@/run/redis.sock?db=4", want{network: "unix", addr: "/run/redis.sock", password: "pw", db: 4}},
 	}
 	for _, tt := range tests {
-		if got, err := ParseRedis(tt.in); err != nil || got != tt.want {
-			t.Errorf("ParseRedis(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		o, err := ParseRedis(tt.in)
+		if err != nil {
+			t.Errorf("ParseRedis(%q): %v", tt.in, err)
+			continue
+		}
+		got := want{network: o.Network, addr: o.Addr, user: o.Username, password: o.Password, db: o.DB, dialTimeout: o.DialTimeout}
+		if o.TLSConfig != nil {
+			got.tls = o.TLSConfig.ServerName
+		}
+		if got != tt.want {
+			t.Errorf("ParseRedis(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
 	}
-	for _, in := range []string{"", "a:1,b:2", "h,ssl=maybe", "h,defaultDatabase=-1", "h,bogus=1", "h:99999", "redis://h/x", "redis://"} {
+	for _, in := range []string{"", "a:1,b:2", "h,ssl=maybe", "h,defaultDatabase=-1", "h,bogus=1", "h:99999",
+		"redis://h/x", "redis://h?bogus=1", "unix://", "ftp://h"} {
 		if got, err := ParseRedis(in); err == nil {
 			t.Errorf("ParseRedis(%q) = %+v, want an error", in, got)
 		}
@@ -117,9 +142,19 @@ func TestRedacted(t *testing.T) {
 			t.Errorf("Redacted(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	r, _ := ParseRedis("cache:6380,password=s3cret,ssl=true,defaultDatabase=1")
-	if got, want := r.Redacted(), "rediss://:xxxxx@cache:6380/1"; got != want {
-		t.Errorf("RedisOptions.Redacted() = %q, want %q", got, want)
+	for in, want := range map[string]string{
+		"cache:6380,password=s3cret,ssl=true,defaultDatabase=1": "rediss://:xxxxx@cache:6380/1",
+		"redis://me:s3cret@cache/2":                             "redis://me:xxxxx@cache:6379/2",
+		"redis://me@cache":                                      "redis://me@cache:6379/0",
+		"unix://:s3cret@/run/redis.sock":                        "unix://:xxxxx@/run/redis.sock?db=0",
+	} {
+		r, err := ParseRedis(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := RedactRedis(r); got != want {
+			t.Errorf("RedactRedis(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
@@ -138,10 +173,17 @@ func TestErrorsNeverShowPasswords(t *testing.T) {
 		"postgres://u:" + pw + "@h:badport/d",
 		"postgres://u:" + pw + " x@h/d",
 		"postgres://u:" + pw + "@h/d%zz",
+		"postgres://u:" + pw + "@h/d?connect_timeout=" + pw,
+		"postgres://u:" + pw + "@h/d?target_session_attrs=" + pw,
+		"postgres://h/d?password=" + pw + "&sslmode=" + pw,
+		"Host=h;Database=d;Password=" + pw + ";Root Certificate=/" + pw + ";SSL Mode=VerifyCA",
 	}
 	redis := []string{
 		"h:6379,password=" + pw + ",ssl=maybe",
 		"redis://:" + pw + "@h:notaport",
+		"redis://:" + pw + "@h?db=" + pw,
+		"redis://:" + pw + "@h?dial_timeout=" + pw,
+		"redis://:" + pw + "@h/" + pw,
 		"password=" + pw,
 		"h,password=a," + pw,
 		"h,password=a,x " + pw,

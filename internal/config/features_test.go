@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,34 +70,51 @@ func startWatch(t *testing.T, opts Options, f *Features) *syncBuffer {
 func TestWatchFeatures(t *testing.T) {
 	dir := t.TempDir()
 	settings := filepath.Join(dir, "appsettings.json")
-	replaceFile(t, settings, `{"Features": {"NewEta": false, "Pinned": false}}`)
-	opts := Options{Dir: dir, Environ: []string{"Features__Pinned=true"}}
+	replaceFile(t, settings, `{"Features": {"KafkaIngest": false, "RateLimiting": false}}`)
+	opts := Options{Dir: dir, Environ: []string{"Features__RateLimiting=true"}}
 	f := NewFeatures(mustLoad(t, opts).Features)
-	if f.Enabled("NewEta") || !f.Enabled("pinned") {
+	if f.Enabled(FeatureKafkaIngest) || !f.Enabled("ratelimiting") || !f.Enabled(FeatureIntegrationEvents) {
 		t.Fatalf("initial flags = %v", f.All())
 	}
 	log := startWatch(t, opts, f)
 
-	replaceFile(t, settings, `{"Features": {"NewEta": true, "Pinned": false}}`)
-	waitFor(t, "NewEta on", func() bool { return f.Enabled("neweta") })
-	if !f.Enabled("Pinned") {
+	// Written as an operator might, comments and all.
+	replaceFile(t, settings, `{
+		// back on after the broker migration
+		"Features": {"kafkaINGEST": true, "RateLimiting": false, "IntegrationEvents": false,},
+	}`)
+	waitFor(t, "KafkaIngest on", func() bool { return f.Enabled(FeatureKafkaIngest) })
+	if f.Enabled(FeatureIntegrationEvents) {
+		t.Error("IntegrationEvents is still on")
+	}
+	if !f.Enabled(FeatureRateLimiting) {
 		t.Error("the file overrode an environment variable")
 	}
+	if got := f.All(); !maps.Equal(got, map[string]bool{FeatureKafkaIngest: true, FeatureIntegrationEvents: false, FeatureRateLimiting: true}) {
+		t.Errorf("All() = %v: want every known flag, spelled as the constants", got)
+	}
 
-	replaceFile(t, settings, `{"Features": {"NewEta": false,`)
+	replaceFile(t, settings, `{"Features": {"KafkaIngest": false,`)
 	waitFor(t, "a warning about the malformed file", func() bool { return strings.Contains(log.String(), "keeping the feature flags") })
-	if !f.Enabled("NewEta") {
+	if !f.Enabled(FeatureKafkaIngest) {
 		t.Error("a malformed file changed the flags")
 	}
 
-	replaceFile(t, settings, `{"Features": {"NewEta": "sometimes"}}`)
-	waitFor(t, "a warning about the bad flag", func() bool { return strings.Contains(log.String(), "Features.NewEta") })
-	if !f.Enabled("NewEta") {
+	replaceFile(t, settings, `{"Features": {"KafkaIngest": "sometimes"}}`)
+	waitFor(t, "a warning about the bad flag", func() bool { return strings.Contains(log.String(), "Features.KafkaIngest") })
+	if !f.Enabled(FeatureKafkaIngest) {
 		t.Error("an invalid flag changed the flags")
 	}
 
-	replaceFile(t, settings, `{"Features": {}}`)
-	waitFor(t, "NewEta off", func() bool { return !f.Enabled("NewEta") })
+	replaceFile(t, settings, `{"Features": {"KafkaIngest": false, "NewEta": true}}`)
+	waitFor(t, "KafkaIngest off", func() bool { return !f.Enabled(FeatureKafkaIngest) })
+	waitFor(t, "a warning about the unknown flag", func() bool { return strings.Contains(log.String(), "unknown feature flag Features.NewEta") })
+	if f.Enabled("NewEta") {
+		t.Error("an unknown flag is on")
+	}
+
+	replaceFile(t, settings, `{}`)
+	waitFor(t, "the defaults back", func() bool { return f.Enabled(FeatureKafkaIngest) && f.Enabled(FeatureIntegrationEvents) })
 }
 
 // TestWatchFeaturesConfigMap updates a file the way kubelet updates a
@@ -120,25 +138,40 @@ func TestWatchFeaturesConfigMap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	version("..v1", `{"Features": {"Beta": false}}`)
+	version("..v1", `{"Features": {"RateLimiting": false}}`)
 	if err := os.Symlink("..data/appsettings.json", filepath.Join(dir, "appsettings.json")); err != nil {
 		t.Fatal(err)
 	}
 	opts := Options{Dir: dir}
 	f := NewFeatures(mustLoad(t, opts).Features)
+	if f.Enabled(FeatureRateLimiting) {
+		t.Fatal("RateLimiting is on before the update")
+	}
 	startWatch(t, opts, f)
 
-	version("..v2", `{"Features": {"Beta": true }}`)
-	waitFor(t, "Beta on", func() bool { return f.Enabled("beta") })
+	version("..v2", `{"Features": {"RateLimiting": true }}`)
+	waitFor(t, "RateLimiting on", func() bool { return f.Enabled(FeatureRateLimiting) })
 }
 
 func TestFeaturesZeroValue(t *testing.T) {
 	var f Features
-	if f.Enabled("anything") || len(f.All()) != 0 {
+	if f.Enabled(FeatureRateLimiting) || len(f.All()) != 0 {
 		t.Error("the zero Features has a flag on")
 	}
 	f.Set(map[string]bool{"X": true})
-	if !f.Enabled("x") {
+	if !f.Enabled("x") || !f.Func("X")() {
 		t.Error("Set did not turn X on")
+	}
+}
+
+func TestDefaultFeatures(t *testing.T) {
+	cfg := mustLoad(t, Options{Dir: t.TempDir()})
+	if !maps.Equal(cfg.Features, DefaultFeatures()) || !maps.Equal(Default().Features, DefaultFeatures()) {
+		t.Errorf("Features = %v, want the defaults %v", cfg.Features, DefaultFeatures())
+	}
+	for _, name := range []string{FeatureKafkaIngest, FeatureIntegrationEvents, FeatureRateLimiting} {
+		if !DefaultFeatures()[name] {
+			t.Errorf("%s is off by default", name)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tailscale/hujson"
 )
 
 // Options says where Load finds the configuration.
@@ -58,10 +59,12 @@ type Options struct {
 // ConnectionStrings.EventStore or .ReadModels replaces EventStore.ConnectionString
 // or ReadModels.ConnectionString.
 //
-// Unknown keys become Config.Warnings. Problems with values, from every
-// source at once, are returned as a *ValidationError, together with the
-// Config so that its Warnings can be shown too; such a Config must not be
-// run. Unreadable or malformed files are returned as other errors.
+// Config.Features holds every known flag (see DefaultFeatures), spelled as
+// the Feature constants are. Unknown keys and unknown flag names become
+// Config.Warnings. Problems with values, from every source at once, are
+// returned as a *ValidationError, together with the Config so that its
+// Warnings can be shown too; such a Config must not be run. Unreadable or
+// malformed files are returned as other errors.
 func Load(opts Options) (*Config, error) {
 	src, err := readSources(opts)
 	if err != nil {
@@ -69,9 +72,13 @@ func Load(opts Options) (*Config, error) {
 	}
 	cfg := Default()
 	cfg.Environment = src.environment
+	cfg.Features = nil // bound as the sources spell the names, then resolved
 	b := newBinder(src.tree, src.env)
 	b.bind(reflect.ValueOf(cfg).Elem(), nil)
 	cfg.Warnings = b.unknown()
+	var unknownFlags []string
+	cfg.Features, unknownFlags = resolveFeatures(cfg.Features)
+	cfg.Warnings = append(cfg.Warnings, unknownFlags...)
 	if s := cfg.ConnectionStrings.EventStore; s != "" {
 		cfg.EventStore.ConnectionString = s
 	}
@@ -233,6 +240,8 @@ func fingerprint(opts Options) [sha256.Size]byte {
 }
 
 // readJSONFile reads a settings file; a missing one is nil unless required.
+// Comments, trailing commas (hujson) and a byte order mark are tolerated,
+// as .NET's JSON configuration reader tolerates them.
 func readJSONFile(path string, required bool) (map[string]any, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !required {
@@ -241,26 +250,30 @@ func readJSONFile(path string, required bool) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	data = stripJSONC(data)
+	// Blanked rather than cut, as hujson blanks comments: every byte keeps
+	// its offset, so errors point at the right line and column.
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		data = append([]byte("   "), data[3:]...)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("config: %s: empty file, want a JSON object", path)
+	}
+	data, err = hujson.Standardize(data)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %s", path, strings.TrimPrefix(err.Error(), "hujson: "))
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
-	err = dec.Decode(&v)
-	offset := int64(len(data))
-	switch {
-	case errors.Is(err, io.EOF):
-		err = errors.New("empty file, want a JSON object")
-	case err == nil:
-		if _, terr := dec.Token(); terr != io.EOF {
-			offset, err = dec.InputOffset(), errors.New("unexpected content after the top-level value")
-		}
-	}
-	if err != nil {
+	if err := dec.Decode(&v); err != nil {
+		// hujson accepted the document, so this is not expected; still,
+		// name the place.
+		offset := dec.InputOffset()
 		if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
 			offset = se.Offset
 		}
 		line, col := lineCol(data, offset)
-		return nil, fmt.Errorf("config: %s:%d:%d: %v", path, line, col, err)
+		return nil, fmt.Errorf("config: %s: line %d, column %d: %v", path, line, col, err)
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
@@ -275,70 +288,6 @@ func lineCol(data []byte, offset int64) (line, col int) {
 	pos := int(min(max(offset-1, 0), int64(len(data))))
 	nl := bytes.LastIndexByte(data[:pos], '\n')
 	return 1 + bytes.Count(data[:pos], []byte("\n")), pos - nl
-}
-
-// stripJSONC blanks out what .NET's JSON configuration reader accepts and
-// encoding/json does not: a UTF-8 byte order mark, // and /* */ comments and
-// trailing commas. Every other byte keeps its offset, so syntax errors still
-// point at the right line and column.
-func stripJSONC(src []byte) []byte {
-	b := bytes.Clone(src)
-	if bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) {
-		copy(b, "   ")
-	}
-	blank := func(from, to int) {
-		for ; from < to; from++ {
-			if b[from] != '\n' {
-				b[from] = ' '
-			}
-		}
-	}
-	inString := false
-	for i := 0; i < len(b); i++ {
-		switch {
-		case inString:
-			if b[i] == '\\' {
-				i++
-			} else if b[i] == '"' {
-				inString = false
-			}
-		case b[i] == '"':
-			inString = true
-		case bytes.HasPrefix(b[i:], []byte("//")):
-			end := bytes.IndexByte(b[i:], '\n')
-			if end < 0 {
-				end = len(b) - i
-			}
-			blank(i, i+end)
-			i += end
-		case bytes.HasPrefix(b[i:], []byte("/*")):
-			end := bytes.Index(b[i+2:], []byte("*/"))
-			if end < 0 {
-				return b // leave the unterminated comment for the decoder to report
-			}
-			blank(i, i+2+end+2)
-			i += 2 + end + 1
-		}
-	}
-	inString, comma := false, -1
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case inString:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inString = false
-			}
-		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
-		case c == ',':
-			comma = i
-		case (c == '}' || c == ']') && comma >= 0:
-			b[comma], comma = ' ', -1
-		default:
-			inString, comma = c == '"', -1
-		}
-	}
-	return b
 }
 
 // tree holds every key the sources set, by lower-cased colon-separated path

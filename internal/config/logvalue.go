@@ -61,7 +61,7 @@ func redact(kind, s string) string {
 		}
 	case "redis":
 		if r, err := ParseRedis(s); err == nil {
-			return r.Redacted()
+			return RedactRedis(r)
 		}
 	default:
 		return s

@@ -1,34 +1,57 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// RedisOptions are the settings of a Redis connection string.
-type RedisOptions struct {
-	Addr     string // host:port
-	Username string // Redis 6 ACL user; empty = default user
-	Password string
-	DB       int
-	TLS      bool
-}
-
-// ParseRedis parses ConnectionStrings.Redis: a "redis://[user:password@]host[:port][/db]"
-// URL ("rediss://" for TLS), or a StackExchange.Redis configuration string
-// "host:port,password=…,ssl=true,defaultDatabase=0". The port defaults to
-// 6379. Its errors never contain the password.
-func ParseRedis(s string) (RedisOptions, error) {
+// ParseRedis parses ConnectionStrings.Redis into go-redis options:
+//
+//   - a URL that redis.ParseURL reads: "redis://[user:password@]host[:port][/db]",
+//     "rediss://…" for TLS, "unix://[user:password@]/path/to/redis.sock?db=N",
+//     with go-redis's query parameters (dial_timeout=1s, pool_size=20, …);
+//   - a StackExchange.Redis configuration string, as the seed's .NET
+//     deployment spells it: "host:port,password=…,ssl=true,defaultDatabase=0"
+//     (the port defaults to 6379; client tuning such as abortConnect is
+//     accepted and ignored).
+//
+// Its errors never contain the password.
+func ParseRedis(s string) (*redis.Options, error) {
 	s = strings.TrimSpace(s)
-	if hasPrefixFold(s, "redis://") || hasPrefixFold(s, "rediss://") {
+	if hasPrefixFold(s, "redis://") || hasPrefixFold(s, "rediss://") || hasPrefixFold(s, "unix://") {
 		return parseRedisURL(s)
 	}
-	var o RedisOptions
+	return parseStackExchange(s)
+}
+
+func parseRedisURL(s string) (*redis.Options, error) {
+	u, err := url.Parse(s)
+	if err != nil { // url.Parse's errors quote the input, so they are not passed on
+		return nil, errors.New("malformed redis URL (percent-encode reserved characters in the password)")
+	}
+	o, err := redis.ParseURL(s)
+	if err != nil {
+		msg := err.Error()
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, mask)
+		}
+		return nil, errors.New(msg)
+	}
+	return o, nil
+}
+
+// parseStackExchange converts a StackExchange.Redis configuration string.
+func parseStackExchange(s string) (*redis.Options, error) {
+	o := &redis.Options{Network: "tcp"}
 	var endpoints []string
+	var useTLS bool
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
 		key, value, ok := strings.Cut(part, "=")
@@ -45,7 +68,7 @@ func ParseRedis(s string) (RedisOptions, error) {
 		case "user":
 			o.Username = value
 		case "ssl":
-			o.TLS, err = strconv.ParseBool(value)
+			useTLS, err = strconv.ParseBool(value)
 		case "defaultdatabase":
 			o.DB, err = strconv.Atoi(value)
 			if o.DB < 0 {
@@ -55,63 +78,40 @@ func ParseRedis(s string) (RedisOptions, error) {
 			"keepalive", "name", "sslhost", "sslprotocols", "checkcertificate":
 			// StackExchange.Redis client tuning with no counterpart here.
 		default:
-			return RedisOptions{}, fmt.Errorf("unknown Redis option %q", key)
+			return nil, fmt.Errorf("unknown Redis option %q", key)
 		}
 		if err != nil {
-			return RedisOptions{}, fmt.Errorf("invalid value for Redis option %q", key)
+			return nil, fmt.Errorf("invalid value for Redis option %q", key)
 		}
 	}
 	switch len(endpoints) {
 	case 0:
-		return RedisOptions{}, errors.New("redis connection string names no host:port")
+		return nil, errors.New("redis connection string names no host:port")
 	case 1:
 	default:
-		return RedisOptions{}, errors.New("redis connection string names several endpoints; only one is supported")
+		return nil, errors.New("redis connection string names several endpoints; only one is supported")
 	}
-	addr, err := redisAddr(endpoints[0])
+	host, port, err := net.SplitHostPort(endpoints[0])
 	if err != nil {
-		return RedisOptions{}, err
-	}
-	o.Addr = addr
-	return o, nil
-}
-
-func parseRedisURL(s string) (RedisOptions, error) {
-	u, err := url.Parse(s)
-	if err != nil { // url.Parse's errors quote the input, so they are not passed on
-		return RedisOptions{}, errors.New("malformed redis URL (percent-encode reserved characters in the password)")
-	}
-	o := RedisOptions{TLS: strings.EqualFold(u.Scheme, "rediss"), Username: u.User.Username()}
-	o.Password, _ = u.User.Password()
-	if o.Addr, err = redisAddr(u.Host); err != nil {
-		return RedisOptions{}, err
-	}
-	if db := strings.Trim(u.Path, "/"); db != "" {
-		if o.DB, err = strconv.Atoi(db); err != nil || o.DB < 0 {
-			return RedisOptions{}, fmt.Errorf("redis URL: database %q is not a number", db)
-		}
-	}
-	return o, nil
-}
-
-func redisAddr(hostport string) (string, error) {
-	if hostport == "" {
-		return "", errors.New("redis connection string names no host")
-	}
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host, port = strings.Trim(hostport, "[]"), "6379"
+		host, port = strings.Trim(endpoints[0], "[]"), "6379"
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, "[]/ ") {
-		return "", errors.New("redis address is not host:port") // it may hold a stray piece of the password
+		return nil, errors.New("redis address is not host:port") // it may hold a stray piece of the password
 	}
-	return net.JoinHostPort(host, port), nil
+	o.Addr = net.JoinHostPort(host, port)
+	if useTLS {
+		o.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return o, nil
 }
 
-// Redacted returns o as a redis URL with the password masked, for logs.
-func (o RedisOptions) Redacted() string {
+// RedactRedis returns o as a redis URL with the password masked, for logs.
+func RedactRedis(o *redis.Options) string {
 	u := url.URL{Scheme: "redis", Host: o.Addr, Path: "/" + strconv.Itoa(o.DB)}
-	if o.TLS {
+	switch {
+	case o.Network == "unix":
+		u = url.URL{Scheme: "unix", Path: o.Addr, RawQuery: "db=" + strconv.Itoa(o.DB)}
+	case o.TLSConfig != nil:
 		u.Scheme = "rediss"
 	}
 	switch {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -70,7 +72,6 @@ func (ch *checker) nonNegative(key string, d Duration) {
 
 var (
 	topicName     = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-	entityType    = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
 	prometheusTag = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 )
 
@@ -78,8 +79,8 @@ func (ch *checker) validate(c *Config) {
 	ch.check(environmentName.MatchString(c.Environment), "Environment", "must consist of letters, digits, '-' and '_'")
 
 	es := c.EventStore
-	ch.check(es.SnapshotFrequency >= 1 && es.SnapshotFrequency <= 1000,
-		"EventStore.SnapshotFrequency", "must be between 1 and 1000, got %d", es.SnapshotFrequency)
+	ch.check(es.SnapshotFrequency >= 1 && es.SnapshotFrequency <= tracking.MaxSnapshotFrequency,
+		"EventStore.SnapshotFrequency", "must be between 1 and %d, got %d", tracking.MaxSnapshotFrequency, es.SnapshotFrequency)
 	ch.database(c.ConnectionStrings.EventStore, "EventStore", es.ConnectionString)
 	ch.nonNegative("EventStore.RetentionPolicy.MaxAge", es.RetentionPolicy.MaxAge)
 	ch.nonNegative("EventStore.RetentionPolicy.SnapshotAge", es.RetentionPolicy.SnapshotAge)
@@ -115,9 +116,11 @@ func (ch *checker) validate(c *Config) {
 	ch.nonNegative("Tracking.OnTimeTolerance", tr.OnTimeTolerance)
 	ch.nonNegative("Tracking.MaxFutureSkew", tr.MaxFutureSkew)
 	for i, t := range tr.EntityTypes {
-		ch.check(entityType.MatchString(t), fmt.Sprintf("Tracking.EntityTypes[%d]", i),
-			"%q must match %s", t, entityType)
+		if err := tracking.ValidateEntityTypeName(t); err != nil {
+			ch.add(fmt.Sprintf("Tracking.EntityTypes[%d]", i), "%s", strings.TrimPrefix(err.Error(), tracking.ErrInvalid.Error()+": "))
+		}
 	}
+	ch.check(tr.AggregateCacheSize >= 0, "Tracking.AggregateCacheSize", "must not be negative (0 turns the cache off)")
 
 	level, key := c.Logging.level()
 	_, ok := parseLevel(level)

@@ -65,6 +65,9 @@ type Deps struct {
 	// (0 = unlimited).
 	RateLimit float64
 	RateBurst int
+	// RateLimitEnabled, when set, is asked on every request whether the
+	// rate limit applies (the RateLimiting feature flag); nil means it does.
+	RateLimitEnabled func() bool
 	// Metrics, when set, is served (without authentication) at MetricsPath.
 	Metrics     http.Handler
 	MetricsPath string
@@ -203,7 +206,7 @@ func (s *server) apiHandler(h func(w http.ResponseWriter, r *http.Request, p tra
 		defer cancel()
 		r = r.WithContext(ctx)
 		p, err := s.authenticate(r)
-		if err == nil && s.limiter != nil {
+		if err == nil && s.limiter != nil && (s.RateLimitEnabled == nil || s.RateLimitEnabled()) {
 			if ok, wait := s.limiter.allow(p.Tenant, time.Now()); !ok {
 				pr := newProblem(http.StatusTooManyRequests, "rate-limited", "this tenant is over its request rate")
 				pr.RetryAfter = retryAfterSeconds(wait)

@@ -66,6 +66,13 @@ type ConsumerOptions struct {
 	// OnHandled, when set, is called with the records of a partition once
 	// they are handled and their offsets committed (metrics, tracing, tests).
 	OnHandled func([]Delivery)
+	// Enabled, when set, is asked at least every second, between polls,
+	// whether to consume (the KafkaIngest feature flag); nil means always.
+	// Once it said no, the consumer stays in its group but fetches,
+	// handles and commits nothing until it says yes again: the messages
+	// wait on the topic. Records already polled are handled first, never
+	// dropped.
+	Enabled func() bool
 }
 
 // Delivery is one handled record.
@@ -146,11 +153,28 @@ func NewProjectionConsumer(client *kgo.Client, target Applier, opts ConsumerOpti
 // once; what was not committed is redelivered to the next consumer.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.client.AllowRebalance()
-	idle := 0
+	idle, paused := 0, false
 	for {
-		fetches := c.client.PollRecords(ctx, c.opts.MaxPollRecords)
+		if c.opts.Enabled != nil {
+			// Between polls every record polled is handled (and committed,
+			// or left for redelivery), so pausing here loses nothing.
+			if on := c.opts.Enabled(); on == paused {
+				paused = c.pause(!on)
+			}
+			if paused {
+				if !sleep(ctx, enabledCheck) {
+					return nil
+				}
+				continue
+			}
+		}
+		fetches, timedOut := c.poll(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
+		}
+		if timedOut {
+			c.client.AllowRebalance()
+			continue
 		}
 		failed := false
 		fetches.EachError(func(topic string, partition int32, err error) {
@@ -174,6 +198,37 @@ func (c *Consumer) Run(ctx context.Context) error {
 			idle = 0
 		}
 	}
+}
+
+// enabledCheck is how often a consumer with an Enabled option asks it.
+const enabledCheck = time.Second
+
+// poll polls records; with an Enabled option for at most enabledCheck, so
+// that it is asked again (timedOut: nothing came meanwhile).
+func (c *Consumer) poll(ctx context.Context) (_ kgo.Fetches, timedOut bool) {
+	if c.opts.Enabled == nil {
+		return c.client.PollRecords(ctx, c.opts.MaxPollRecords), false
+	}
+	pctx, cancel := context.WithTimeout(ctx, enabledCheck)
+	defer cancel()
+	fetches := c.client.PollRecords(pctx, c.opts.MaxPollRecords)
+	return fetches, fetches.NumRecords() == 0 && pctx.Err() != nil
+}
+
+// pause stops (or resumes) fetching the consumer's topics and reports
+// whether it is paused now. Records the client buffered for a paused topic
+// are dropped without moving its position: they are fetched again on
+// resume.
+func (c *Consumer) pause(p bool) bool {
+	topics, _ := c.client.OptValue(kgo.ConsumeTopics).([]string)
+	if p {
+		c.client.PauseFetchTopics(topics...)
+		c.log.Info("kafka consumer: paused", "topics", topics)
+	} else {
+		c.client.ResumeFetchTopics(topics...)
+		c.log.Info("kafka consumer: resumed", "topics", topics)
+	}
+	return p
 }
 
 // partition handles one partition's records in order and commits them. It

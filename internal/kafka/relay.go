@@ -38,6 +38,11 @@ type RelayOptions struct {
 	// IntegrationTopic receives the integration events
 	// (Kafka.Topics.IntegrationEvents); "" publishes none.
 	IntegrationTopic string
+	// IntegrationEvents, when set, is asked once per batch whether to
+	// publish integration events (the IntegrationEvents feature flag); nil
+	// means yes. The events of a batch published without them never get
+	// them later.
+	IntegrationEvents func() bool
 	// Source is the CloudEvents source of every message (default "tracktrace").
 	Source string
 	// Streams rebuilds entity states for integration events on a cache
@@ -219,6 +224,7 @@ func (r *Relay) publish(ctx context.Context, from eventstore.Cursor, events []ev
 // records builds the batch's records: each domain event, followed by the
 // integration events it causes.
 func (r *Relay) records(ctx context.Context, events []eventstore.Recorded) (_ []*kgo.Record, spans []trace.Span, _ error) {
+	integration := r.opts.IntegrationTopic != "" && (r.opts.IntegrationEvents == nil || r.opts.IntegrationEvents())
 	out := make([]*kgo.Record, 0, len(events)*2)
 	for _, e := range events {
 		value, err := EncodeCloudEventFrom(r.opts.Source, e)
@@ -232,7 +238,7 @@ func (r *Relay) records(ctx context.Context, events []eventstore.Recorded) (_ []
 		}
 		headers := recordHeaders(e, tp)
 		out = append(out, &kgo.Record{Topic: r.opts.DomainTopic, Key: key, Value: value, Headers: headers})
-		if r.opts.IntegrationTopic == "" {
+		if !integration {
 			continue
 		}
 		ds, err := r.derive.derive(ctx, e)

@@ -216,6 +216,30 @@ func NewBacklogCollector(name, help string, src BacklogSource) prometheus.Collec
 	})
 }
 
+// NewFeatureCollector exports the feature flags that flags returns at
+// scrape time, as tracktrace_feature_enabled{flag="..."} 1 or 0.
+func NewFeatureCollector(flags func() map[string]bool) prometheus.Collector {
+	return &featureCollector{flags: flags, desc: prometheus.NewDesc("tracktrace_feature_enabled",
+		"1 when the feature flag is on (Features section of the configuration, re-read at run time).", []string{"flag"}, nil)}
+}
+
+type featureCollector struct {
+	flags func() map[string]bool
+	desc  *prometheus.Desc
+}
+
+func (c *featureCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *featureCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, on := range c.flags() {
+		v := 0.0
+		if on {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, name)
+	}
+}
+
 // NewSQLDBCollector exports database/sql pool statistics (SQLite).
 func NewSQLDBCollector(db *sql.DB, name string) prometheus.Collector {
 	return collectors.NewDBStatsCollector(db, name)

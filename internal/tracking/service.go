@@ -73,24 +73,6 @@ type ServiceOptions struct {
 	Logger *slog.Logger
 }
 
-// Validate reports options that NewService would have to correct.
-func (o ServiceOptions) Validate() error {
-	var errs []error
-	if o.SnapshotFrequency < 0 || o.SnapshotFrequency > MaxSnapshotFrequency {
-		errs = append(errs, fmt.Errorf("%w: snapshot frequency %d is not within 1..%d", ErrInvalid, o.SnapshotFrequency, MaxSnapshotFrequency))
-	}
-	if o.OnTimeTolerance < 0 {
-		errs = append(errs, fmt.Errorf("%w: negative on-time tolerance", ErrInvalid))
-	}
-	if o.MaxFutureSkew < 0 {
-		errs = append(errs, fmt.Errorf("%w: negative maximum future skew", ErrInvalid))
-	}
-	if _, err := NewEntityTypes(o.ExtraEntityTypes...); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
 // RecordCommand records events about one entity.
 type RecordCommand struct {
 	Tenant   string

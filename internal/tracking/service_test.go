@@ -618,15 +618,6 @@ func TestServiceOptions(t *testing.T) {
 	if !svc.OnTime(at(15), at(0)) || svc.OnTime(at(16), at(0)) {
 		t.Fatal("OnTime does not use the 15m default tolerance")
 	}
-	if err := (ServiceOptions{SnapshotFrequency: 1001}).Validate(); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("Validate = %v", err)
-	}
-	if err := (ServiceOptions{ExtraEntityTypes: []string{"Bad"}}).Validate(); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("Validate = %v", err)
-	}
-	if err := (ServiceOptions{}).Validate(); err != nil {
-		t.Fatalf("Validate(zero) = %v", err)
-	}
 }
 
 func mustJSON(t *testing.T, v any) string {
