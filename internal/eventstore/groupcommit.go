@@ -44,7 +44,8 @@ type GroupCommit struct {
 	closedErr error
 
 	queue     chan *pending
-	quit      chan struct{}
+	quit      chan struct{} // closed when Close starts
+	closed    chan struct{} // closed when Close has answered every queued append
 	writers   sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -71,6 +72,7 @@ func NewGroupCommit(commit CommitFunc, opts GroupCommitOptions) *GroupCommit {
 		closedErr: fmt.Errorf("%s: %w: store closed", opts.Name, ErrUnavailable),
 		queue:     make(chan *pending, 4096),
 		quit:      make(chan struct{}),
+		closed:    make(chan struct{}),
 	}
 	for range opts.Writers {
 		g.writers.Go(g.writer)
@@ -91,6 +93,11 @@ func (g *GroupCommit) Append(ctx context.Context, r AppendRequest) (AppendResult
 	}
 	p := &pending{req: r, done: make(chan Outcome, 1)}
 	select {
+	case <-g.quit:
+		return AppendResult{}, g.closedErr
+	default:
+	}
+	select {
 	case g.queue <- p:
 	case <-ctx.Done():
 		return AppendResult{}, ctx.Err()
@@ -102,6 +109,14 @@ func (g *GroupCommit) Append(ctx context.Context, r AppendRequest) (AppendResult
 		return out.Result, out.Err
 	case <-ctx.Done():
 		return AppendResult{}, ctx.Err()
+	case <-g.closed:
+		// Queued as Close drained the queue: answered by it, or never taken.
+		select {
+		case out := <-p.done:
+			return out.Result, out.Err
+		default:
+			return AppendResult{}, g.closedErr
+		}
 	}
 }
 
@@ -111,6 +126,7 @@ func (g *GroupCommit) Close() {
 	g.closeOnce.Do(func() {
 		close(g.quit)
 		g.writers.Wait()
+		defer close(g.closed)
 		for {
 			select {
 			case p := <-g.queue:
@@ -150,6 +166,13 @@ func (g *GroupCommit) writer() {
 		ctx, cancel := context.WithTimeout(context.Background(), g.opts.CommitTimeout)
 		outs := g.commit(ctx, reqs)
 		cancel()
+		if len(outs) != len(batch) {
+			err := fmt.Errorf("%s: %w: commit answered %d of %d appends", g.opts.Name, ErrUnavailable, len(outs), len(batch))
+			outs = make([]Outcome, len(batch))
+			for i := range outs {
+				outs[i].Err = err
+			}
+		}
 		for i, p := range batch {
 			p.done <- outs[i]
 		}

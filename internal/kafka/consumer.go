@@ -34,8 +34,8 @@ const (
 const maxDLQErrorBytes = 1024
 
 // Applier applies events to a projection's read models, idempotently per
-// (stream, version), without a global-log checkpoint. Both engines' read
-// models implement it.
+// (stream, version), without a global-log checkpoint; readmodel.Store
+// implements it.
 type Applier interface {
 	ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error
 }

@@ -21,8 +21,8 @@ import (
 // RelayCheckpoint is the name of the relay's checkpoint and leadership lock.
 const RelayCheckpoint = "kafka-relay"
 
-// Checkpoints stores the relay's position in the global log. Both engines'
-// read models implement it (MoveCheckpoint is a compare-and-set).
+// Checkpoints stores the relay's position in the global log;
+// readmodel.Store implements it (MoveCheckpoint is a compare-and-set).
 type Checkpoints interface {
 	Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error)
 	// MoveCheckpoint moves the checkpoint from `from` to `to`, or returns
@@ -161,8 +161,8 @@ func (r *Relay) setState(active bool, err error) {
 	r.mu.Lock()
 	r.status.Active = active
 	r.mu.Unlock()
-	if active {
-		r.setError(err)
+	if active && err != nil {
+		r.setError(err) // cleared by the next published batch only
 	}
 }
 

@@ -1,12 +1,11 @@
 // Package postgres is the production engine of tracktrace: the event store on
 // PostgreSQL through pgx.
 //
-// Writes use group commit: concurrent appends queue to a few writer
-// goroutines; a writer takes what is queued (no timer: a lone append is not
-// delayed), locks the affected stream rows in key order, checks every
-// append's expected version in Go, and writes the accepted events of the
-// whole batch with one multi-row INSERT, in two round trips. A mismatched
-// version fails only its own append.
+// Appends go through eventstore.GroupCommit with a few writers; this
+// package's commit locks a batch's stream rows in key order, checks each
+// append (AppendRequest.Check) and writes the accepted events of the whole
+// batch with one multi-row INSERT, in two round trips. A mismatched version
+// fails only its own append.
 //
 // The global log is read by transaction id and position, below the oldest
 // running transaction, so that a reader never skips an event whose position
@@ -187,7 +186,7 @@ func (s *Store) commit(ctx context.Context, batch []eventstore.AppendRequest) []
 func (s *Store) replayAfterConflict(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
 	stored, err := s.Lookup(ctx, r.Tenant, r.EventIDs())
 	if err != nil {
-		return eventstore.AppendResult{}, err
+		return eventstore.AppendResult{}, fmt.Errorf("postgres: append: %w", err)
 	}
 	if len(stored) == 0 {
 		return eventstore.AppendResult{}, fmt.Errorf("postgres: append: %w: event id conflict", eventstore.ErrUnavailable)
@@ -501,20 +500,18 @@ func scanEvents(rows pgx.Rows, withEntityType bool) ([]eventstore.Recorded, erro
 	})
 }
 
-// Lookup returns the tenant's stored events with the given ids.
+// Lookup returns the tenant's stored events with the given ids. Its errors
+// read "lookup: …": it also serves the append path, which names the engine.
 func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
 	return lookup(ctx, s.pool, tenant, ids)
 }
 
 func lookup(ctx context.Context, q queryer, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
 	rows, _ := q.Query(ctx, `SELECT `+eventColumns+` FROM events e
 		WHERE e.tenant_id = $1 AND e.event_id = ANY($2::uuid[])`, tenant, ids)
 	out, err := scanEvents(rows, false)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: lookup: %w", classify(err))
+		return nil, fmt.Errorf("lookup: %w", classify(err))
 	}
 	return out, nil
 }

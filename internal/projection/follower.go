@@ -3,6 +3,7 @@ package projection
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -36,8 +37,9 @@ type FollowerOptions struct {
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
 	// OnState, when set, is told whenever this process starts or stops
-	// leading, and of every failed batch (err non-nil) and the next success
-	// (err nil), for status reports.
+	// leading, of each failed attempt to lead (active false, err non-nil),
+	// and of every failed batch (err non-nil) and the next success (err
+	// nil), for status reports.
 	OnState func(active bool, err error)
 }
 
@@ -171,11 +173,14 @@ func (f *Follower) follow(ctx context.Context, lost <-chan struct{}) error {
 func (f *Follower) Step(ctx context.Context) (int, error) {
 	cp, err := f.cps.Checkpoint(ctx, f.name)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%s: checkpoint: %w", f.name, err)
 	}
 	events, err := f.feed.ReadAll(ctx, cp.Cursor, f.opts.BatchSize)
-	if err != nil || len(events) == 0 {
-		return 0, err
+	if err != nil {
+		return 0, fmt.Errorf("%s: read log: %w", f.name, err)
+	}
+	if len(events) == 0 {
+		return 0, nil
 	}
 	if err := f.handle(ctx, cp.Cursor, events); err != nil {
 		return 0, err

@@ -1,11 +1,11 @@
-// Package sqlite is the embedded engine of tracktrace: the event store (and,
-// later, the read models) in one SQLite file, through the pure-Go driver
+// Package sqlite is the embedded engine of tracktrace: the event store and
+// the read models in one SQLite file, through the pure-Go driver
 // modernc.org/sqlite, in WAL mode with durable (synchronous=FULL) commits.
 //
-// SQLite has one writer. Appends are queued to a single writer goroutine that
-// commits whatever is queued in one transaction (group commit, no timer), so
-// one fsync serves many appends; each append runs under its own savepoint, so
-// a failing append fails alone.
+// SQLite has one writer. Appends go through eventstore.GroupCommit with one
+// writer; this package's commit writes a batch in one transaction, so one
+// fsync serves many appends, each under its own savepoint, so a failing
+// append fails alone.
 package sqlite
 
 import (
@@ -150,8 +150,7 @@ func splitDSN(dsn string) (path, query string, err error) {
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// DB returns the write handle, for packages that keep their tables in the
-// same file (read models). Writes through it wait for the writer connection.
+// DB returns the write handle (its pool statistics are exported).
 func (s *Store) DB() *sql.DB { return s.write }
 
 // ReadDB returns the read-only pool.
@@ -312,15 +311,13 @@ func scanEvents(rows *sql.Rows, withEntityType bool) ([]eventstore.Recorded, err
 	return out, rows.Err()
 }
 
-// Lookup returns the tenant's stored events with the given ids.
+// Lookup returns the tenant's stored events with the given ids. Its errors
+// read "lookup: …": it also serves the append path, which names the engine.
 func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
 	return lookup(ctx, s.read, tenant, ids)
 }
 
 func lookup(ctx context.Context, q querier, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
 	var out []eventstore.Recorded
 	// Keep well under SQLite's bound-parameter limit.
 	for chunk := range chunks(ids, 500) {
@@ -332,11 +329,11 @@ func lookup(ctx context.Context, q querier, tenant string, ids []uuid.UUID) ([]e
 		rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM events e
 			WHERE e.tenant_id = ? AND e.event_id IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: lookup: %w", classify(err))
+			return nil, fmt.Errorf("lookup: %w", classify(err))
 		}
 		found, err := scanEvents(rows, false)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: lookup: %w", classify(err))
+			return nil, fmt.Errorf("lookup: %w", classify(err))
 		}
 		out = append(out, found...)
 	}
