@@ -75,6 +75,7 @@ func TestAuthenticationAndTenantIsolation(t *testing.T) {
 	aWrite := bearer(is.token(t, "alice", "acme", rw, time.Hour))
 	aRead := bearer(is.token(t, "auditor", "acme", ro, time.Hour))
 	bAdmin := bearer(is.token(t, "bob", "globex", admin, time.Hour))
+	operator := bearer(is.token(t, "sre", "ops", "tracktrace.operator", time.Hour))
 	expired := bearer(is.token(t, "alice", "acme", rw, -time.Hour))
 
 	register := map[string]any{"entityType": "shipment", "events": []any{
@@ -110,16 +111,19 @@ func TestAuthenticationAndTenantIsolation(t *testing.T) {
 	if events.Events[0].Metadata.Principal != "alice" {
 		t.Errorf("principal recorded as %q, want alice", events.Events[0].Metadata.Principal)
 	}
-	// Read-only cannot write; only admin sees projections.
+	// Read-only cannot write; the projections, which span every tenant, are
+	// the operator's: a tenant's admin neither sees nor rebuilds them.
 	mustStatus(403, srv.do(t, "POST", "/api/v1/entities/A-2/events", register, aRead...))
 	mustStatus(403, srv.do(t, "POST", "/api/v1/events/batch", map[string]any{"items": []any{}}, aRead...))
 	mustStatus(403, srv.do(t, "GET", "/api/v1/projections", nil, aWrite...))
 	mustStatus(403, srv.do(t, "POST", "/api/v1/projections/timeline/rebuild", nil, aWrite...))
-	mustStatus(200, srv.do(t, "GET", "/api/v1/projections", nil, bAdmin...))
+	mustStatus(403, srv.do(t, "GET", "/api/v1/projections", nil, bAdmin...))
+	mustStatus(403, srv.do(t, "POST", "/api/v1/projections/entities/rebuild", nil, bAdmin...))
+	mustStatus(200, srv.do(t, "GET", "/api/v1/projections", nil, operator...))
 	// acme's reads warm the cache and the projections.
 	mustStatus(200, srv.do(t, "GET", "/api/v1/entities/A-1?minVersion=3", nil, aRead...))
 	mustStatus(200, srv.do(t, "GET", "/api/v1/entities/A-1/timeline?minVersion=3", nil, aRead...))
-	waitProjections(t, srv, bAdmin...)
+	waitProjections(t, srv, operator...)
 
 	// globex sees nothing of acme's, even naming acme in X-Tenant-ID.
 	for _, path := range []string{"/api/v1/entities/A-1", "/api/v1/entities/A-1?consistent=true",

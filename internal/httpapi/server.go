@@ -120,22 +120,26 @@ func NewServer(d Deps) http.Handler {
 }
 
 func (s *server) routes(mux *http.ServeMux) {
-	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) {
-		mux.Handle(pattern, s.apiHandler(h))
+	// Each API route names the scope it needs. A GET pattern also serves
+	// HEAD, under the same scope.
+	api := func(pattern, scope string, h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) {
+		mux.Handle(pattern, s.apiHandler(scope, h))
 	}
-	api("POST /api/v1/entities/{entityId}/events", s.appendEvents)
-	api("POST /api/v1/events/batch", s.batch)
-	api("GET /api/v1/entities/{entityId}", s.getEntity)
-	api("GET /api/v1/entities/{entityId}/events", s.getEvents)
+	api("POST /api/v1/entities/{entityId}/events", tracking.ScopeWrite, s.appendEvents)
+	api("POST /api/v1/events/batch", tracking.ScopeWrite, s.batch)
+	api("GET /api/v1/entities/{entityId}", tracking.ScopeRead, s.getEntity)
+	api("GET /api/v1/entities/{entityId}/events", tracking.ScopeRead, s.getEvents)
 	if s.ReadModels != nil && s.Projections != nil {
-		api("GET /api/v1/entities", s.listEntities)
-		api("GET /api/v1/entities/{entityId}/timeline", s.getTimeline)
-		api("GET /api/v1/metrics/operational", s.getMetrics)
-		api("GET /api/v1/projections", s.listProjections)
-		api("POST /api/v1/projections/{name}/rebuild", s.rebuildProjection)
+		api("GET /api/v1/entities", tracking.ScopeRead, s.listEntities)
+		api("GET /api/v1/entities/{entityId}/timeline", tracking.ScopeRead, s.getTimeline)
+		api("GET /api/v1/metrics/operational", tracking.ScopeRead, s.getMetrics)
+		// Projections span every tenant: operating them is the operator's,
+		// not a tenant admin's.
+		api("GET /api/v1/projections", tracking.ScopeOperator, s.listProjections)
+		api("POST /api/v1/projections/{name}/rebuild", tracking.ScopeOperator, s.rebuildProjection)
 	}
 	if s.Eraser != nil {
-		api("DELETE /api/v1/entities/{entityId}", s.eraseEntity)
+		api("DELETE /api/v1/entities/{entityId}", tracking.ScopeAdmin, s.eraseEntity)
 	}
 
 	mux.HandleFunc("GET /health", s.health)
@@ -198,9 +202,9 @@ func (s *server) authenticate(r *http.Request) (tracking.Principal, error) {
 	return tracking.Principal{Tenant: tenant, Subject: "anonymous", Unrestricted: true}, nil
 }
 
-// apiHandler adapts an API handler: request deadline, principal, and the
-// mapping of its error to a problem.
-func (s *server) apiHandler(h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) http.Handler {
+// apiHandler adapts an API handler: request deadline, principal, rate
+// limit, the route's scope, and the mapping of its error to a problem.
+func (s *server) apiHandler(scope string, h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.RequestTimeout)
 		defer cancel()
@@ -213,8 +217,8 @@ func (s *server) apiHandler(h func(w http.ResponseWriter, r *http.Request, p tra
 				err = &requestError{pr}
 			}
 		}
-		if err == nil && r.Method == http.MethodGet {
-			err = require(p, tracking.ScopeRead)
+		if err == nil {
+			err = require(p, scope)
 		}
 		if err == nil {
 			err = h(w, r, p)

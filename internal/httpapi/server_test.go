@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -108,6 +109,85 @@ func TestAuthenticate(t *testing.T) {
 				t.Errorf("read made in %v, want none", tr.tenants)
 			case tt.wantTenant != "" && (len(tr.tenants) != 1 || tr.tenants[0] != tt.wantTenant):
 				t.Errorf("reads made in %v, want one in %q", tr.tenants, tt.wantTenant)
+			}
+		})
+	}
+}
+
+// noReadModels answers every read with nothing (the scope checks come first).
+type noReadModels struct{}
+
+func (noReadModels) Entity(context.Context, string, string) (tracking.EntityState, error) {
+	return tracking.EntityState{}, tracking.ErrNotFound
+}
+func (noReadModels) ListEntities(context.Context, tracking.EntityQuery) (tracking.EntityPage, error) {
+	return tracking.EntityPage{Items: []tracking.EntityState{}}, nil
+}
+func (noReadModels) Timeline(context.Context, tracking.TimelineQuery) (tracking.TimelinePage, error) {
+	return tracking.TimelinePage{Entries: []tracking.TimelineEntry{}}, nil
+}
+func (noReadModels) ProjectedVersion(context.Context, string, string, string) (int64, error) {
+	return 0, nil
+}
+func (noReadModels) MetricSamples(context.Context, tracking.MetricsQuery) ([]tracking.MetricSample, error) {
+	return nil, nil
+}
+
+// rebuildRecorder is a Projections that remembers rebuilds.
+type rebuildRecorder struct{ rebuilt []string }
+
+func (r *rebuildRecorder) Status(context.Context) ([]projection.Status, error) {
+	return []projection.Status{{Name: "entities"}}, nil
+}
+func (r *rebuildRecorder) Rebuild(_ context.Context, name string) error {
+	r.rebuilt = append(r.rebuilt, name)
+	return nil
+}
+func (r *rebuildRecorder) Progress() <-chan struct{} { return make(chan struct{}) }
+
+// Every route checks its own scope, for HEAD as for GET; the projections,
+// which span every tenant, need the operator scope, not a tenant's admin.
+func TestRouteScopes(t *testing.T) {
+	tokens := map[string]tracking.Principal{
+		"writer":   {Tenant: "acme", Subject: "scanner", Scopes: []string{tracking.ScopeWrite}},
+		"admin":    {Tenant: "acme", Subject: "acme-admin", Scopes: []string{tracking.ScopeAdmin, tracking.ScopeRead}},
+		"operator": {Tenant: "ops", Subject: "sre", Scopes: []string{tracking.ScopeOperator}},
+	}
+	verifier := verifierFunc(func(_ context.Context, token string) (tracking.Principal, error) {
+		if p, ok := tokens[token]; ok {
+			return p, nil
+		}
+		return tracking.Principal{}, errors.New("unknown token")
+	})
+	tests := []struct {
+		method, path, token string
+		want                int
+	}{
+		{"HEAD", "/api/v1/entities/A-1", "writer", 403},
+		{"HEAD", "/api/v1/entities/A-1/events", "writer", 403},
+		{"HEAD", "/api/v1/entities/A-1/timeline", "writer", 403},
+		{"HEAD", "/api/v1/entities", "writer", 403},
+		{"HEAD", "/api/v1/metrics/operational?operation=loading&interval=PT1H&from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z", "writer", 403},
+		{"GET", "/api/v1/entities", "writer", 403},
+		{"HEAD", "/api/v1/entities", "admin", 200},
+		{"GET", "/api/v1/projections", "admin", 403},
+		{"POST", "/api/v1/projections/entities/rebuild", "admin", 403},
+		{"GET", "/api/v1/projections", "operator", 200},
+		{"POST", "/api/v1/projections/entities/rebuild", "operator", 202},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path+" as "+tt.token, func(t *testing.T) {
+			proj := &rebuildRecorder{}
+			h := NewServer(Deps{Tracker: &tenantRecorder{}, ReadModels: noReadModels{}, Projections: proj, Verifier: verifier})
+			req := httptest.NewRequest(tt.method, tt.path, nil)
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("status = %d, want %d: %s", rec.Code, tt.want, rec.Body)
+			}
+			if tt.want == 403 && (rec.Header().Get("ETag") != "" || len(proj.rebuilt) > 0) {
+				t.Errorf("a refused call still answered an ETag %q or rebuilt %v", rec.Header().Get("ETag"), proj.rebuilt)
 			}
 		})
 	}

@@ -13,8 +13,12 @@ const (
 	ScopeRead = "tracktrace.read"
 	// ScopeWrite allows recording events.
 	ScopeWrite = "tracktrace.write"
-	// ScopeAdmin allows operating projections and erasing entities.
+	// ScopeAdmin allows administering one's own tenant: erasing entities.
 	ScopeAdmin = "tracktrace.admin"
+	// ScopeOperator allows operating the service across tenants: the
+	// projections' status (global positions and volume) and rebuilds
+	// (which empty every tenant's read model until the replay catches up).
+	ScopeOperator = "tracktrace.operator"
 )
 
 // Principal is who makes a request: the caller, the one tenant it acts in and
@@ -27,8 +31,8 @@ type Principal struct {
 	// Subject identifies the caller; it is recorded as the principal of the
 	// events it appends.
 	Subject string
-	// Scopes are the granted scopes among ScopeRead, ScopeWrite and
-	// ScopeAdmin, sorted, each once.
+	// Scopes are the granted scopes among ScopeRead, ScopeWrite, ScopeAdmin
+	// and ScopeOperator, sorted, each once.
 	Scopes []string
 	// Unrestricted marks the caller of the embedded mode (authentication
 	// off): it holds every scope in its tenant.
@@ -43,7 +47,7 @@ func (p Principal) Has(scope string) bool {
 // IsScope reports whether s is one of the scopes tracktrace understands.
 func IsScope(s string) bool {
 	switch s {
-	case ScopeRead, ScopeWrite, ScopeAdmin:
+	case ScopeRead, ScopeWrite, ScopeAdmin, ScopeOperator:
 		return true
 	}
 	return false
