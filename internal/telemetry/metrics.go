@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,9 +109,30 @@ func (m *Metrics) Instrument(next http.Handler) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
-		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
-		m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		method := methodLabel(r.Method)
+		m.httpRequests.WithLabelValues(route, method, strconv.Itoa(rec.status)).Inc()
+		m.httpDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	})
+}
+
+// methodLabel keeps the method label set bounded: a client can send any
+// token as a method.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// typeLabel keeps the event-type label set bounded and tenants' custom type
+// names private: every "x-" type counts as "custom".
+func typeLabel(eventType string) string {
+	if strings.HasPrefix(eventType, "x-") {
+		return "custom"
+	}
+	return eventType
 }
 
 // InstrumentStore decorates an event store with append latency and events
@@ -143,7 +165,7 @@ func (s *instrumentedStore) Append(ctx context.Context, r eventstore.AppendReque
 	s.m.appendDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	if err == nil && !res.Replayed {
 		for _, e := range r.Events {
-			s.m.eventsAppended.WithLabelValues(e.Type).Inc()
+			s.m.eventsAppended.WithLabelValues(typeLabel(e.Type)).Inc()
 		}
 	}
 	return res, err
