@@ -83,8 +83,8 @@ type Options struct {
 	// (RS256/384/512, PS256/384/512, ES256/384/512, EdDSA) are accepted;
 	// anything else makes NewVerifier fail. Empty means all of them.
 	Algorithms []string
-	// ClockSkew is the leeway applied to exp, nbf and iat; default 60s,
-	// at most 5 minutes.
+	// ClockSkew is the leeway applied to exp, nbf and iat, at most 5
+	// minutes; 0 is none (configuration supplies DefaultClockSkew).
 	ClockSkew time.Duration
 	// HTTPClient fetches the discovery document and the key set; default
 	// http.Client. Each request is bounded to 10s, redirects are bounded
@@ -198,11 +198,8 @@ func (o Options) withDefaults() (Options, error) {
 				a, strings.Join(asymmetricAlgorithms, ", "))
 		}
 	}
-	switch {
-	case o.ClockSkew < 0 || o.ClockSkew > maxClockSkew:
+	if o.ClockSkew < 0 || o.ClockSkew > maxClockSkew {
 		return o, fmt.Errorf("auth: ClockSkew must be between 0 and %v", maxClockSkew)
-	case o.ClockSkew == 0:
-		o.ClockSkew = DefaultClockSkew
 	}
 	if o.MinRefreshInterval < 0 || o.KeysTTL < 0 {
 		return o, errors.New("auth: MinRefreshInterval and KeysTTL must not be negative")

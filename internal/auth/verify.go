@@ -133,9 +133,13 @@ func parseHeader(raw []byte) (alg, kid string, err error) {
 	if !ok || kid == "" || len(kid) > maxKeyIDLength {
 		return "", "", failure("token header has no usable key id")
 	}
-	if typ, present := fields["typ"]; present {
-		if _, ok := jsonString(typ); !ok {
+	if raw, present := fields["typ"]; present {
+		typ, ok := jsonString(raw)
+		if !ok {
 			return "", "", failure("token header is malformed")
+		}
+		if !accessTokenType(typ) {
+			return "", "", failure("token is not an access token")
 		}
 	}
 	return alg, kid, nil
@@ -252,13 +256,13 @@ func parseScopes(claims map[string]json.RawMessage) ([]string, error) {
 		if !ok {
 			return nil, failure("token scope claim is malformed")
 		}
-		for _, f := range strings.Fields(s) {
+		for _, f := range strings.Split(s, " ") {
 			keep(f)
 		}
 	}
 	if raw, present := claims["scp"]; present && !isNull(raw) {
 		if s, ok := jsonString(raw); ok {
-			for _, f := range strings.Fields(s) {
+			for _, f := range strings.Split(s, " ") {
 				keep(f)
 			}
 		} else {
@@ -298,17 +302,27 @@ func stringOrStrings(raw json.RawMessage) bool {
 }
 
 // validSubject reports whether sub is a non-empty, bounded, printable UTF-8
-// string; it ends up in event metadata and logs.
+// string; it ends up in event metadata and logs. Control and format
+// characters (bidirectional overrides, zero-width ones) are refused: they
+// make a subject display as another.
 func validSubject(sub string) bool {
 	if sub == "" || len(sub) > maxSubjectLength || !utf8.ValidString(sub) {
 		return false
 	}
 	for _, r := range sub {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return false
 		}
 	}
 	return true
+}
+
+// accessTokenType reports whether a JOSE "typ" header names a JWT access
+// token: "JWT" or "at+jwt" (RFC 9068), with or without the "application/"
+// prefix, in any case. An ID token's or a logout token's type is refused.
+func accessTokenType(typ string) bool {
+	t := strings.ToLower(strings.TrimPrefix(strings.ToLower(typ), "application/"))
+	return t == "jwt" || t == "at+jwt"
 }
 
 // isNumericDate reports whether raw, a JSON value, is a NumericDate

@@ -181,6 +181,9 @@ func errUnauthenticated(detail string) error {
 // a Verifier is configured, else (the embedded mode) from X-Tenant-ID.
 func (s *server) authenticate(r *http.Request) (tracking.Principal, error) {
 	if s.Verifier != nil {
+		if len(r.Header.Values("Authorization")) > 1 {
+			return tracking.Principal{}, badRequest("send one Authorization header, not several")
+		}
 		h := r.Header.Get("Authorization")
 		if strings.TrimSpace(h) == "" {
 			return tracking.Principal{}, errUnauthenticated("a bearer token is required")

@@ -192,3 +192,19 @@ func TestRouteScopes(t *testing.T) {
 		})
 	}
 }
+
+// Two Authorization headers are ambiguous: neither is picked.
+func TestTwoAuthorizationHeaders(t *testing.T) {
+	verifier := verifierFunc(func(context.Context, string) (tracking.Principal, error) {
+		return tracking.Principal{Tenant: "acme", Subject: "s", Scopes: []string{tracking.ScopeRead}}, nil
+	})
+	h := NewServer(Deps{Tracker: &tenantRecorder{}, Verifier: verifier})
+	req := httptest.NewRequest("GET", "/api/v1/entities/A-1", nil)
+	req.Header.Add("Authorization", "Bearer first")
+	req.Header.Add("Authorization", "Bearer second")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest || rec.Header().Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("two Authorization headers: %d %s", rec.Code, rec.Body)
+	}
+}
