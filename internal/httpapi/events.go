@@ -357,8 +357,12 @@ func (s *server) getEvents(w http.ResponseWriter, r *http.Request, p tracking.Pr
 	return nil
 }
 
+// maxQueryValue bounds a query parameter's value, in bytes.
+const maxQueryValue = 1024
+
 // query parses the query string and rejects parameters the endpoint does not
-// know, so that a typo is an error rather than silently ignored.
+// know, so that a typo is an error rather than silently ignored; each may
+// appear once and must be UTF-8 text without control characters.
 func query(r *http.Request, known ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -374,6 +378,10 @@ func query(r *http.Request, known ...string) (url.Values, error) {
 		}
 		if len(v) > 1 {
 			return nil, badRequest("query parameter "+strconv.Quote(k)+" is repeated", tracking.FieldError{Field: k, Message: "repeated"})
+		}
+		if !tracking.IsText(v[0]) || len(v[0]) > maxQueryValue {
+			return nil, badRequest("query parameter "+strconv.Quote(k)+" must be UTF-8 text without control characters, at most "+
+				strconv.Itoa(maxQueryValue)+" bytes", tracking.FieldError{Field: k, Message: "must be UTF-8 text without control characters"})
 		}
 	}
 	return q, nil

@@ -122,6 +122,9 @@ func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p tracking
 	if err != nil {
 		return err
 	}
+	if after != "" && !tracking.IsEntityID(after) {
+		return badRequest("cursor is not one this API returned", tracking.FieldError{Field: "cursor", Message: "invalid"})
+	}
 	page, err := s.ReadModels.ListEntities(r.Context(), tracking.EntityQuery{Tenant: p.Tenant,
 		EntityType: q.Get("entityType"), Status: q.Get("status"), Limit: int(limit), After: after})
 	if err != nil {
@@ -318,7 +321,7 @@ func decodeCursor(c string) (string, error) {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) > 512 {
+	if err != nil || len(b) > 512 || !tracking.IsText(string(b)) {
 		return "", badRequest("cursor is not one this API returned", tracking.FieldError{Field: "cursor", Message: "invalid"})
 	}
 	return string(b), nil

@@ -223,6 +223,16 @@ func (s *server) apiHandler(scope string, h func(w http.ResponseWriter, r *http.
 		if err == nil {
 			err = require(p, scope)
 		}
+		if id := r.PathValue("entityId"); err == nil && id != "" {
+			switch {
+			case !tracking.IsText(id):
+				err = badRequest("entityId must be UTF-8 text without control characters",
+					tracking.FieldError{Field: "entityId", Message: "must be UTF-8 text without control characters"})
+			case r.Method != http.MethodPost && !tracking.IsEntityID(id):
+				// No entity can have it; appends say why it is malformed.
+				err = fmt.Errorf("%w: entity %q", tracking.ErrNotFound, id)
+			}
+		}
 		if err == nil {
 			err = h(w, r, p)
 		}

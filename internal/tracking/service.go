@@ -357,6 +357,11 @@ func (s *Service) prepare(cmd RecordCommand) ([]eventstore.Event, []Change, []bo
 		for _, fe := range perr.list {
 			errs.add(joinPath(path, fe.Field), "%s", fe.Message)
 		}
+		if len(perr.list) == 0 {
+			if problem := jsonTextProblem(ne.Data); problem != "" {
+				errs.add(path+"/data", "%s", problem)
+			}
+		}
 		at := eventstore.NormalizeTime(ne.OccurredAt)
 		switch {
 		case ne.OccurredAt.IsZero():

@@ -659,3 +659,31 @@ func TestConcurrentReplays(t *testing.T) {
 		t.Fatalf("%d senders appended, want 1", originals)
 	}
 }
+
+// NUL and lone surrogates written as JSON escapes are refused in every
+// event's data, standard and custom alike; a proper pair is text.
+func TestDataTextRule(t *testing.T) {
+	svc := NewService(newMemStore(), ServiceOptions{})
+	record := func(typ, data string) error {
+		_, err := svc.Record(t.Context(), RecordCommand{Tenant: "t", EntityID: "E-" + uuid.NewString(), EntityType: "shipment",
+			Expected: eventstore.Any, Events: []NewEvent{{Type: typ, OccurredAt: time.Now(), Data: json.RawMessage(data)}}})
+		return err
+	}
+	for _, text := range []string{`\\u0000`, `\\ud800`, `\ud83d\ude00`, `\\\ud83d\ude00`} {
+		if err := record("x-note", `{"note":"`+text+`"}`); err != nil {
+			t.Errorf("x-note with %s: %v, want accepted", text, err)
+		}
+	}
+	for _, bad := range []string{`\u0000`, `a\ud800b`, `\udfff`, `\ud800\u0041`, `\ud800`} {
+		for typ, field := range map[string]string{"x-note": "note", TypeEntityRegistered: "reference"} {
+			var invalid *ValidationError
+			if err := record(typ, `{"`+field+`":"`+bad+`"}`); !errors.As(err, &invalid) {
+				t.Errorf("%s with %s: %v, want a validation error", typ, bad, err)
+			}
+		}
+	}
+	var invalid *ValidationError
+	if err := record("x-note", `{"\u0000":1}`); !errors.As(err, &invalid) {
+		t.Errorf("a NUL in a member name: %v, want a validation error", err)
+	}
+}
