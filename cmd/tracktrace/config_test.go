@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,36 @@ func TestUsageErrors(t *testing.T) {
 		err := run(context.Background(), args, nil, &bytes.Buffer{}, &bytes.Buffer{})
 		if _, ok := err.(*usageError); !ok {
 			t.Errorf("%v: err = %v, want a usage error (exit 2)", args, err)
+		}
+	}
+}
+
+// --help on any command prints its flags and succeeds.
+func TestHelpSucceeds(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--help"}, {"healthcheck", "-h"}, {"loadtest", "--help"},
+		{"config", "--help"}, {"migrate", "-help"}, {"projections", "status", "--help"}, {"retention", "run", "--help"}} {
+		var stderr bytes.Buffer
+		if err := run(t.Context(), args, nil, io.Discard, &stderr); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		if !strings.Contains(stderr.String(), "-") || strings.Contains(stderr.String(), "help requested") {
+			t.Errorf("%v printed %q", args, stderr.String())
+		}
+	}
+}
+
+// A command that creates the embedded database says so, with the absolute
+// path; a second run on the same file does not.
+func TestNewDatabaseIsAnnounced(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "new.db")
+	env := []string{"EventStore__ConnectionString=file:" + file}
+	for i, want := range []bool{true, false} {
+		var stderr bytes.Buffer
+		if err := run(t.Context(), []string{"projections", "status"}, env, io.Discard, &stderr); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(stderr.String(), file+" did not exist: created a new, empty database"); got != want {
+			t.Errorf("run %d: announced %v, want %v: %q", i, got, want, stderr.String())
 		}
 	}
 }

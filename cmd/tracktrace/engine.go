@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +28,19 @@ type storage struct {
 	retention retention.EventStore
 	// pool exports the event store's connection-pool statistics.
 	pool prometheus.Collector
+	// file is the embedded database's absolute path ("" on PostgreSQL), and
+	// created says that opening it made a new, empty one.
+	file    string
+	created bool
+}
+
+// announce tells a command-line user which embedded database a command
+// used, and that it was new: a relative path (the default data/...) depends
+// on the working directory.
+func (s *storage) announce(stderr io.Writer) {
+	if s.created {
+		fmt.Fprintf(stderr, "tracktrace: %s did not exist: created a new, empty database\n", s.file)
+	}
 }
 
 // openStorage opens (and migrates) the event store and its read models: in
@@ -72,7 +87,10 @@ func openStorage(ctx context.Context, cfg *config.Config) (*storage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event store: %w", err)
 		}
-		st = storage{store: s, retention: s, pool: telemetry.NewSQLDBCollector(s.DB(), "eventstore")}
+		st = storage{store: s, retention: s, pool: telemetry.NewSQLDBCollector(s.DB(), "eventstore"), created: s.Created()}
+		if st.file, err = filepath.Abs(s.Path()); err != nil {
+			st.file = s.Path()
+		}
 		if st.views, err = sqlite.OpenReadModels(ctx, s); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("read models: %w", err)

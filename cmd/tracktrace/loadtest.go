@@ -70,7 +70,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.tenant, "tenant", "loadtest", "X-Tenant-ID (without authentication)")
 	fs.StringVar(&o.token, "token", "", "bearer token (with authentication)")
 	if err := fs.Parse(args); err != nil {
-		return &usageError{err.Error()}
+		return parseError(err)
 	}
 	switch o.scenario {
 	case "append-single", "append-batch", "read-entity", "read-timeline", "mixed":

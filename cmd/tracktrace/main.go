@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,14 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 	if len(args) == 0 {
 		args = []string{"serve"}
 	}
+	err := dispatch(ctx, args, environ, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the flag set printed the command's flags
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
@@ -68,13 +77,15 @@ Commands:
   migrate       apply the database migrations and exit
   projections   status | rebuild NAME: projection checkpoints and lag; replay one
   retention     run [--dry-run]: apply EventStore.RetentionPolicy now (prints a report)
-  loadtest      drive a running server: --scenario append-single|append-batch|read-entity|read-timeline|mixed,
-                --connections, --rate or as fast as possible, --duration; prints a JSON report
+  loadtest      drive a running server and print a JSON report: --url, --scenario
+                append-single|append-batch|read-entity|read-timeline|mixed, --connections,
+                --rate (0: as fast as possible), --duration, --entities, --batch-size,
+                --tenant, --token (tracktrace loadtest --help lists them with defaults)
   config        validate the configuration and print it, secrets masked
   healthcheck   probe a running server's /health/live (for container HEALTHCHECKs)
   version       print the version
 
-Common flags (serve, migrate, config, healthcheck):
+Common flags (serve, migrate, config, healthcheck, projections, retention run):
   --config FILE          base settings file (default ./appsettings.json)
   --environment NAME     environment name; appsettings.NAME.json is read too
   --secrets-dir DIR      key-per-file secrets (file ConnectionStrings__EventStore, ...)
@@ -84,6 +95,16 @@ Settings come from defaults, appsettings.json, appsettings.{Environment}.json,
 environment variables (Section__Key, e.g. ConnectionStrings__EventStore),
 secret files and --set, later ones winning.
 `
+
+// parseError turns a flag set's parse error into the command's error: a
+// usage error, or flag.ErrHelp itself for -h/--help (run answers it with
+// success: the usage has been printed).
+func parseError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return flag.ErrHelp
+	}
+	return &usageError{err.Error()}
+}
 
 // usageError is a mistake in the command line (exit status 2).
 type usageError struct{ msg string }

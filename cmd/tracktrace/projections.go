@@ -38,6 +38,7 @@ func projectionsCmd(ctx context.Context, args []string, environ []string, stdout
 		return err
 	}
 	defer st.Close()
+	st.announce(stderr)
 	m := projection.NewManager(st.store, st.views, st.views, tracking.Projections(), projection.Options{BatchSize: 5000})
 	if sub == "rebuild" {
 		start := time.Now()

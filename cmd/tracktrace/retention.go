@@ -50,6 +50,7 @@ func retentionCmd(ctx context.Context, args []string, environ []string, stdout, 
 		return err
 	}
 	defer st.Close()
+	st.announce(stderr)
 	svc := tracking.NewService(st.store, tracking.ServiceOptions{SnapshotFrequency: cfg.EventStore.SnapshotFrequency})
 	deps, policy := retentionDeps(cfg, st, svc)
 	rep, err := retention.Run(ctx, deps, policy, time.Now(), dryRun)

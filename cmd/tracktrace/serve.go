@@ -70,7 +70,7 @@ func loadConfig(name string, args []string, environ []string, stderr io.Writer) 
 	fs.StringVar(&opts.SecretsDir, "secrets-dir", "", "key-per-file secrets directory")
 	fs.Var(&sets, "set", "override a setting: Section:Key=value (repeatable)")
 	if err := fs.Parse(args); err != nil {
-		return nil, opts, &usageError{err.Error()}
+		return nil, opts, parseError(err)
 	}
 	if fs.NArg() > 0 {
 		return nil, opts, &usageError{fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(0))}
@@ -168,6 +168,12 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 	defer st.Close()
 	rawStore, views := st.store, st.views
+	if st.file != "" {
+		log.Info("embedded database", "file", st.file, "created", st.created)
+		if st.created {
+			log.Warn("created a new, empty database: the default file is relative to the working directory", "file", st.file)
+		}
+	}
 	registry := prometheus.NewRegistry()
 	metrics := telemetry.NewMetrics(registry, cfg.Monitoring.Metrics.Tags)
 	tp, stopTracing, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{
@@ -377,6 +383,7 @@ func migrate(ctx context.Context, args []string, environ []string, stdout, stder
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer st.Close()
+	st.announce(stderr)
 	db, _ := cfg.EventStoreDatabase()
 	fmt.Fprintf(stdout, "migrations applied (%s)\n", db.Engine)
 	return nil

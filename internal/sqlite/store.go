@@ -34,10 +34,11 @@ const maxBatchEvents = 20000
 
 // Store is the SQLite event store.
 type Store struct {
-	path  string
-	write *sql.DB // one connection: SQLite has one writer
-	read  *sql.DB // a pool of read-only connections (WAL readers do not block the writer)
-	now   func() time.Time
+	path    string
+	created bool    // Open created the file
+	write   *sql.DB // one connection: SQLite has one writer
+	read    *sql.DB // a pool of read-only connections (WAL readers do not block the writer)
+	now     func() time.Time
 
 	committed eventstore.Signal
 	// GroupCommit provides Append: appends queue to the writers.
@@ -60,6 +61,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, os.ErrNotExist)
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("sqlite: create directory of %s: %w", path, err)
@@ -88,7 +91,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
-	s := &Store{path: path, write: write, read: read, now: opts.Now}
+	s := &Store{path: path, write: write, read: read, now: opts.Now, created: created}
 	if err := s.Migrate(ctx); err != nil {
 		write.Close()
 		read.Close()
@@ -149,6 +152,9 @@ func splitDSN(dsn string) (path, query string, err error) {
 
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
+
+// Created reports whether Open created the file: a new, empty database.
+func (s *Store) Created() bool { return s.created }
 
 // DB returns the write handle (its pool statistics are exported).
 func (s *Store) DB() *sql.DB { return s.write }
