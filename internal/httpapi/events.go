@@ -285,7 +285,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p tracking.Princi
 			res, err := s.Tracker.Record(r.Context(), cmd)
 			if err != nil {
 				results[i].fail(err)
-				if results[i].Status >= 500 {
+				if results[i].Status >= 500 && !clientGone(r, err) {
 					s.log.ErrorContext(r.Context(), "batch item failed", "entityId", item.EntityID, "error", err)
 				}
 				return

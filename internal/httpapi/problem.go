@@ -108,14 +108,23 @@ func badRequest(detail string, fields ...tracking.FieldError) error {
 func (s *server) writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(err)
 	if p.Status >= 500 {
-		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-			p.Status, p.Title = 499, "Client Closed Request" // nobody is listening
+		level, msg := slog.LevelError, "request failed"
+		if clientGone(r, err) {
+			// Nobody is listening, and nothing failed here: not an error.
+			p.Status, p.Title = 499, "Client Closed Request"
+			level, msg = slog.LevelDebug, "request canceled by the client"
 		}
-		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+		s.log.LogAttrs(r.Context(), level, msg,
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", p.Status), slog.String("error", err.Error()))
 	}
 	writeProblemDoc(w, r, p)
+}
+
+// clientGone reports whether err is the request's own cancellation: the
+// client went away.
+func clientGone(r *http.Request, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled)
 }
 
 func writeProblemDoc(w http.ResponseWriter, r *http.Request, p *Problem) {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -206,5 +207,53 @@ func TestTwoAuthorizationHeaders(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusBadRequest || rec.Header().Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("two Authorization headers: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// blockingTracker records nothing until the request's context ends.
+type blockingTracker struct{ tenantRecorder }
+
+func (*blockingTracker) Record(ctx context.Context, _ tracking.RecordCommand) (eventstore.AppendResult, error) {
+	<-ctx.Done()
+	return eventstore.AppendResult{}, ctx.Err()
+}
+
+// levelCounter counts log records by level.
+type levelCounter struct {
+	mu     sync.Mutex
+	counts map[slog.Level]int
+}
+
+func (c *levelCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (c *levelCounter) Handle(_ context.Context, r slog.Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts[r.Level]++
+	return nil
+}
+func (c *levelCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *levelCounter) WithGroup(string) slog.Handler      { return c }
+
+// A client that goes away is no server error: nothing is logged as ERROR.
+func TestClientCancellationIsNotAnError(t *testing.T) {
+	logs := &levelCounter{counts: map[slog.Level]int{}}
+	h := NewServer(Deps{Tracker: &blockingTracker{}, Logger: slog.New(logs)})
+	for _, target := range []string{"/api/v1/entities/A-1/events", "/api/v1/events/batch"} {
+		body := `{"entityType":"shipment","events":[{"type":"EntityRegistered","occurredAt":"2026-03-01T08:00:00Z","data":{}}]}`
+		if strings.HasSuffix(target, "batch") {
+			body = `{"items":[{"entityId":"A-1",` + body[1:] + `]}`
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		req := httptest.NewRequest("POST", target, strings.NewReader(body)).WithContext(ctx)
+		req.Header.Set("Content-Type", "application/json")
+		done := make(chan struct{})
+		go func() { defer close(done); h.ServeHTTP(httptest.NewRecorder(), req) }()
+		cancel()
+		<-done
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	if logs.counts[slog.LevelError] != 0 {
+		t.Errorf("client cancellations logged %d ERROR records", logs.counts[slog.LevelError])
 	}
 }
