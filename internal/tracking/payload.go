@@ -400,7 +400,8 @@ func decodePayload(eventType string, data json.RawMessage, errs *fieldErrors) Pa
 		if eventType == "" {
 			errs.add("type", "is required")
 		} else {
-			errs.add("type", "unknown event type %q: expected one of the tracking event types or x-<name>", eventType)
+			errs.add("type", "unknown event type %q: expected one of %s, or x-<name> for a custom event", eventType,
+				strings.Join(EventTypes(), ", "))
 		}
 		return nil
 	}
@@ -433,6 +434,13 @@ func decodePayload(eventType string, data json.RawMessage, errs *fieldErrors) Pa
 }
 
 // decoders returns the decoder of a vocabulary type.
+// EventTypes lists the standard event types.
+func EventTypes() []string {
+	return []string{TypeEntityRegistered, TypeMilestoneReached, TypeLocationReported, TypeOperationStarted,
+		TypeOperationCompleted, TypeExceptionRaised, TypeExceptionResolved, TypeEtaUpdated,
+		TypeEntityAssociated, TypeEntityDissociated}
+}
+
 func decoders(eventType string) (func(json.RawMessage, string, *fieldErrors) Payload, bool) {
 	switch eventType {
 	case TypeEntityRegistered:

@@ -24,13 +24,16 @@ type AppendRequest struct {
 	Events          []AppendEvent               `json:"events"`
 }
 
-// AppendEvent is one event of an AppendRequest.
+// AppendEvent is one event of an AppendRequest. The id and the time are
+// kept as the reporter wrote them, so that Command can say which field of
+// which event is malformed.
 type AppendEvent struct {
-	// EventID absent asks for an id to be generated (see NewEvent.ID); the
-	// nil UUID is rejected.
-	EventID    *uuid.UUID      `json:"eventId,omitempty"`
-	Type       string          `json:"type"`
-	OccurredAt time.Time       `json:"occurredAt"`
+	// EventID, a UUID, absent asks for an id to be generated (see
+	// NewEvent.ID); the nil UUID is rejected.
+	EventID string `json:"eventId,omitempty"`
+	Type    string `json:"type"`
+	// OccurredAt is an RFC 3339 time.
+	OccurredAt string          `json:"occurredAt"`
 	Data       json.RawMessage `json:"data"`
 	Metadata   *EventMetadata  `json:"metadata,omitempty"`
 }
@@ -52,8 +55,9 @@ type EventMetadata struct {
 // correlation and trace ids are the adapter's to set on the result. Record
 // validates the rest.
 //
-// An eventId given as the nil UUID is an error (*ValidationError, under
-// "events/<i>/eventId"): it would silently mean "generate one".
+// A malformed eventId or occurredAt is an error (*ValidationError, under
+// "events/<i>/eventId" or ".../occurredAt"), and so is the nil UUID as an
+// eventId: it would silently mean "generate one".
 func (r *AppendRequest) Command(tenant, entityID string) (RecordCommand, error) {
 	exp := eventstore.Any
 	if r.ExpectedVersion != nil {
@@ -61,20 +65,38 @@ func (r *AppendRequest) Command(tenant, entityID string) (RecordCommand, error) 
 	}
 	cmd := RecordCommand{Tenant: tenant, EntityID: entityID, EntityType: r.EntityType, Expected: exp,
 		Events: make([]NewEvent, len(r.Events))}
+	var errs fieldErrors
 	for i, e := range r.Events {
-		ne := NewEvent{Type: e.Type, OccurredAt: e.OccurredAt, Data: e.Data}
-		if e.EventID != nil {
-			if *e.EventID == uuid.Nil {
-				return RecordCommand{}, &ValidationError{Errors: []FieldError{{
-					Field: "events/" + strconv.Itoa(i) + "/eventId", Message: "must not be the nil UUID"}}}
+		path := "events/" + strconv.Itoa(i)
+		ne := NewEvent{Type: e.Type, Data: e.Data}
+		if e.EventID != "" {
+			id, err := uuid.Parse(e.EventID)
+			switch {
+			case err != nil || len(e.EventID) != 36:
+				errs.add(path+"/eventId", "must be a UUID, e.g. 0192f0c4-5d1e-7c3a-9b2e-3f4a5b6c7d01")
+			case id == uuid.Nil:
+				errs.add(path+"/eventId", "must not be the nil UUID")
 			}
-			ne.ID = *e.EventID
+			ne.ID = id
+		}
+		if e.OccurredAt != "" {
+			at, err := time.Parse(time.RFC3339Nano, e.OccurredAt)
+			switch {
+			case err != nil:
+				errs.add(path+"/occurredAt", "must be an RFC 3339 time, e.g. 2026-03-01T08:00:00Z")
+			case at.IsZero():
+				errs.add(path+"/occurredAt", "must be a real time, not the zero time %s", e.OccurredAt)
+			}
+			ne.OccurredAt = at
 		}
 		if m := e.Metadata; m != nil {
 			ne.Metadata = eventstore.Metadata{CorrelationID: m.CorrelationID, CausationID: m.CausationID,
 				Source: m.Source, TraceID: m.TraceID}
 		}
 		cmd.Events[i] = ne
+	}
+	if err := errs.err(); err != nil {
+		return RecordCommand{}, err
 	}
 	return cmd, nil
 }
