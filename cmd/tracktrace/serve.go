@@ -242,6 +242,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		ReadModels:      cached,
 		Eraser:          eraser,
 		Projections:     projections,
+		EntityTypes:     svc.EntityTypes(),
 		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
 		ConsistencyWait: time.Duration(cfg.ReadModels.ConsistencyWait),
 		RateLimit:       cfg.Server.RateLimit.RequestsPerSecond,

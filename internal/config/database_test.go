@@ -284,3 +284,19 @@ func FuzzParseDatabase(f *testing.F) {
 		}
 	})
 }
+
+// A Redis endpoint that is no host:port fails validation instead of being
+// taken for a host name.
+func TestParseRedisRejectsNonsense(t *testing.T) {
+	for _, in := range []string{"nonsense:::", "a:b:c", "host:0", "host:99999", "[::1", "h/x:6379", ""} {
+		if o, err := ParseRedis(in); err == nil {
+			t.Errorf("ParseRedis(%q) = %s, want an error", in, o.Addr)
+		}
+	}
+	for in, addr := range map[string]string{"::1": "[::1]:6379", "[::1]:7000": "[::1]:7000", "cache": "cache:6379",
+		"cache:6380,password=x": "cache:6380"} {
+		if o, err := ParseRedis(in); err != nil || o.Addr != addr {
+			t.Errorf("ParseRedis(%q) = %v, %v, want %s", in, o, err, addr)
+		}
+	}
+}

@@ -94,6 +94,10 @@ func parseStackExchange(s string) (*redis.Options, error) {
 	host, port, err := net.SplitHostPort(endpoints[0])
 	if err != nil {
 		host, port = strings.Trim(endpoints[0], "[]"), "6379"
+		unbalanced := strings.Count(endpoints[0], "[") != strings.Count(endpoints[0], "]")
+		if ip := net.ParseIP(host); unbalanced || strings.Contains(host, ":") && ip == nil {
+			return nil, errors.New("redis address is not host:port") // only an IPv6 address holds colons
+		}
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, "[]/ ") {
 		return nil, errors.New("redis address is not host:port") // it may hold a stray piece of the password

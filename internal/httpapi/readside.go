@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,9 +110,26 @@ func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p tracking.Pr
 	return nil
 }
 
+// checkFilters rejects an entityType or status filter that no entity can
+// match: a typo would otherwise answer an empty page.
+func (s *server) checkFilters(q url.Values) error {
+	if t := q.Get("entityType"); t != "" && !s.EntityTypes.Known(t) {
+		return badRequest("unknown entityType "+strconv.Quote(t), tracking.FieldError{Field: "entityType",
+			Message: "must be one of " + strings.Join(s.EntityTypes.List(), ", ")})
+	}
+	if st := q.Get("status"); st != "" && !slices.Contains(tracking.Statuses(), st) {
+		return badRequest("unknown status "+strconv.Quote(st), tracking.FieldError{Field: "status",
+			Message: "must be one of " + strings.Join(tracking.Statuses(), ", ")})
+	}
+	return nil
+}
+
 func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "entityType", "status", "limit", "cursor")
 	if err != nil {
+		return err
+	}
+	if err := s.checkFilters(q); err != nil {
 		return err
 	}
 	limit, err := intParam(q, "limit", defaultPageLimit, 1, maxPageLimit)
@@ -220,6 +238,9 @@ func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p tracking.
 func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q, err := query(r, "entityType", "operation", "milestone", "from", "to", "interval")
 	if err != nil {
+		return err
+	}
+	if err := s.checkFilters(q); err != nil {
 		return err
 	}
 	mq := tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricOperation, EntityType: q.Get("entityType"), Name: q.Get("operation")}

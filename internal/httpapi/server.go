@@ -71,6 +71,9 @@ type Deps struct {
 	// Metrics, when set, is served (without authentication) at MetricsPath.
 	Metrics     http.Handler
 	MetricsPath string
+	// EntityTypes are the entity types list and metrics filters accept (the
+	// zero value: the built-in ones).
+	EntityTypes tracking.EntityTypes
 	// Instrument, when set, wraps the whole API (RED metrics per route).
 	Instrument func(http.Handler) http.Handler
 }
@@ -116,7 +119,7 @@ func NewServer(d Deps) http.Handler {
 	if d.Instrument != nil {
 		h = d.Instrument(h)
 	}
-	return s.recoverPanics(securityHeaders(h))
+	return s.recoverPanics(securityHeaders(rejectUncleanPaths(h)))
 }
 
 func (s *server) routes(mux *http.ServeMux) {
@@ -155,7 +158,40 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /docs", serveDocs)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeProblemDoc(w, r, newProblem(http.StatusMethodNotAllowed, "method-not-allowed",
+				r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", ")))
+			return
+		}
 		writeProblemDoc(w, r, newProblem(http.StatusNotFound, "not-found", "no such resource"))
+	})
+}
+
+// allowedMethods lists the methods the mux serves at r's path with a route
+// of its own (not the catch-all).
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// rejectUncleanPaths answers a path with dot segments or empty segments
+// with 404, where the mux would redirect (even a POST) to the cleaned path.
+func rejectUncleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p != "/" && (strings.Contains(p, "//") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") ||
+			strings.Contains(p, "/./") || strings.Contains(p, "/../")) {
+			writeProblemDoc(w, r, newProblem(http.StatusNotFound, "not-found", "no such resource (paths are not normalized)"))
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

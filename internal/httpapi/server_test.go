@@ -257,3 +257,56 @@ func TestClientCancellationIsNotAnError(t *testing.T) {
 		t.Errorf("client cancellations logged %d ERROR records", logs.counts[slog.LevelError])
 	}
 }
+
+// A known path with another method is 405 with Allow; a path with dot or
+// empty segments is 404, never a redirect (which a POST would follow as GET).
+func TestMethodsAndUncleanPaths(t *testing.T) {
+	h := NewServer(Deps{Tracker: &tenantRecorder{}})
+	tests := []struct {
+		method, path string
+		want         int
+		allow        string
+	}{
+		{"PUT", "/api/v1/entities/A-1/events", 405, "GET, HEAD, POST"},
+		{"PATCH", "/api/v1/events/batch", 405, "POST"},
+		{"POST", "/api/v1/entities/../x/events", 404, ""},
+		{"POST", "/api/v1/entities/A-1/./events", 404, ""},
+		{"GET", "/api/v1//entities/A-1", 404, ""},
+		{"GET", "/api/v1/entities/A-1/..", 404, ""},
+		{"GET", "/nowhere", 404, ""},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, "/", nil)
+		req.URL.Path = tt.path
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.want || rec.Header().Get("Allow") != tt.allow ||
+			rec.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s = %d Allow %q (%s), want %d Allow %q", tt.method, tt.path, rec.Code,
+				rec.Header().Get("Allow"), rec.Header().Get("Content-Type"), tt.want, tt.allow)
+		}
+	}
+}
+
+// A filter no entity can match is a 400 that lists what it may be.
+func TestUnknownFilters(t *testing.T) {
+	types, err := tracking.NewEntityTypes("pallet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewServer(Deps{Tracker: &tenantRecorder{}, ReadModels: noReadModels{}, Projections: &rebuildRecorder{}, EntityTypes: types})
+	for path, want := range map[string]int{
+		"/api/v1/entities?status=in-transit":               400,
+		"/api/v1/entities?status=in_transit":               200,
+		"/api/v1/entities?entityType=shipments":            400,
+		"/api/v1/entities?entityType=pallet":               200,
+		"/api/v1/metrics/operational?entityType=Shipment":  400,
+		"/api/v1/metrics/operational?entityType=container": 200,
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s = %d, want %d: %s", path, rec.Code, want, rec.Body)
+		}
+	}
+}

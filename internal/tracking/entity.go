@@ -20,6 +20,11 @@ const (
 	StatusCancelled      = "cancelled"
 )
 
+// Statuses lists the status values, in the order an entity usually goes.
+func Statuses() []string {
+	return []string{StatusRegistered, StatusInTransit, StatusOutForDelivery, StatusDelivered, StatusReturned, StatusCancelled}
+}
+
 // StatusOf maps a milestone to the status it puts an entity in: picked_up,
 // departed, in_transit, arrived and customs_cleared → in_transit; the other
 // milestones are statuses of the same name. An unknown milestone maps to "".
