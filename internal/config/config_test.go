@@ -353,6 +353,7 @@ func TestBadConfigurations(t *testing.T) {
 		{name: "none algorithm", json: `{"Authentication": {"Algorithms": ["none"]}}`, key: "Authentication.Algorithms[0]"},
 		{name: "no algorithms", json: `{"Authentication": {"Algorithms": []}}`, key: "Authentication.Algorithms"},
 		{name: "clock skew", json: `{"Authentication": {"ClockSkew": "PT10M"}}`, key: "Authentication.ClockSkew"},
+		{name: "traces URL without its path", json: `{"Monitoring": {"Tracing": {"Enabled": true, "Endpoint": "http://jaeger:4318"}}}`, key: "Monitoring.Tracing.Endpoint"},
 		{name: "production without authentication", environment: "Production", key: "Authentication.Authority", msg: "required in Production; tracktrace refuses to run without authentication"},
 		{name: "production from ASPNETCORE_ENVIRONMENT", environ: []string{"ASPNETCORE_ENVIRONMENT=Production"}, key: "Authentication.Authority"},
 		{name: "auto commit", json: `{"Kafka": {"Consumer": {"EnableAutoCommit": true}}}`, key: "Kafka.Consumer.EnableAutoCommit"},

@@ -215,6 +215,11 @@ func (ch *checker) monitoring(m Monitoring) {
 			ch.add("Monitoring.Tracing.Endpoint", "required when Tracing is enabled")
 		case err != nil || u.Host == "" || !oneOf(u.Scheme, "http", "https"):
 			ch.add("Monitoring.Tracing.Endpoint", "must be an absolute http(s) URL")
+		case u.Path == "" || u.Path == "/":
+			// The exporter posts to the URL as given: to "/", which no
+			// collector serves, and every span would be lost quietly.
+			ch.add("Monitoring.Tracing.Endpoint", "must be the full OTLP/HTTP traces URL, path included, e.g. %s/v1/traces",
+				strings.TrimSuffix(t.Endpoint, "/"))
 		}
 	}
 	ch.check(t.SamplingRate >= 0 && t.SamplingRate <= 1, "Monitoring.Tracing.SamplingRate",
