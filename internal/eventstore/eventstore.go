@@ -316,6 +316,10 @@ var (
 	// ErrDuplicateEvent: an event id of the request is already stored with
 	// different content, or only some of the request's ids are stored.
 	ErrDuplicateEvent = errors.New("event id already used with different content")
+	// ErrPartlyStored: some events of the request are stored, with the same
+	// content, and others are not (a retry that changed or dropped event
+	// ids). It comes wrapped together with ErrDuplicateEvent.
+	ErrPartlyStored = errors.New("the request is partly stored")
 	// ErrEntityTypeMismatch: the request names another entity type than the stream's.
 	ErrEntityTypeMismatch = errors.New("entity type does not match the stream")
 	// ErrInvalid: the request is malformed.
@@ -531,16 +535,22 @@ func ReplayResult(r AppendRequest, stored []Recorded) (AppendResult, error) {
 		byID[s.ID] = s
 	}
 	res := AppendResult{StreamID: r.StreamID, Replayed: true, Events: make([]AppendedEvent, len(r.Events))}
+	var missing []uuid.UUID
 	for i, e := range r.Events {
 		s, ok := byID[e.ID]
 		if !ok {
-			return AppendResult{}, fmt.Errorf("%w: event %s is new but others of the request are stored", ErrDuplicateEvent, e.ID)
+			missing = append(missing, e.ID)
+			continue
 		}
 		if !SameContent(s, r.StreamID, e) {
 			return AppendResult{}, fmt.Errorf("%w: event %s", ErrDuplicateEvent, e.ID)
 		}
 		res.Events[i] = AppendedEvent{ID: e.ID, Version: s.Version, Position: s.Position}
 		res.Version = max(res.Version, s.Version)
+	}
+	if len(missing) > 0 {
+		return AppendResult{}, fmt.Errorf("%w: %w: %d of %d events are stored, event %s is not",
+			ErrDuplicateEvent, ErrPartlyStored, len(r.Events)-len(missing), len(r.Events), missing[0])
 	}
 	return res, nil
 }

@@ -219,13 +219,18 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p tracking
 	if body.EntityID != "" && body.EntityID != entityID {
 		return badRequest("entityId in the body differs from the path")
 	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
 	cmd, err := command(&body, p, entityID, r.Header.Get("If-Match"), requestID(r), sampledTraceID(r.Context()))
 	if err != nil {
 		return err
 	}
+	applyIdempotencyKey(&cmd, key, 0)
 	res, err := s.Tracker.Record(r.Context(), cmd)
 	if err != nil {
-		return err
+		return keyedError(key, err)
 	}
 	w.Header().Set("ETag", etag(res.Version))
 	w.Header().Set("Location", "/api/v1/entities/"+url.PathEscape(entityID))
@@ -257,6 +262,10 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p tracking.Princi
 		return badRequest(fmt.Sprintf("at most %d items per batch", maxBatchItems),
 			tracking.FieldError{Field: "items", Message: fmt.Sprintf("more than %d items", maxBatchItems)})
 	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
 	corr := requestID(r)
 	results := make([]batchResult, len(body.Items))
 	mine := make(chan struct{}, batchPerRequest)
@@ -272,6 +281,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p tracking.Princi
 			results[i].fail(err)
 			continue
 		}
+		applyIdempotencyKey(&cmd, key, i)
 		mine <- struct{}{} // freed by this request's own items: never waits for long
 		select {
 		case s.batchSlots <- struct{}{}:
@@ -284,6 +294,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p tracking.Princi
 			defer func() { <-s.batchSlots; <-mine }()
 			res, err := s.Tracker.Record(r.Context(), cmd)
 			if err != nil {
+				err = keyedError(key, err)
 				results[i].fail(err)
 				if results[i].Status >= 500 && !clientGone(r, err) {
 					s.log.ErrorContext(r.Context(), "batch item failed", "entityId", item.EntityID, "error", err)

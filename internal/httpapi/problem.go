@@ -57,6 +57,13 @@ func problemFor(err error) *Problem {
 			"the entity is at version "+strconv.FormatInt(wrongVersion.Actual, 10)+", not at the expected "+wrongVersion.Expected.String())
 		p.CurrentVersion = &wrongVersion.Actual
 		return p
+	case errors.Is(err, errIdempotencyKeyReused):
+		return newProblem(http.StatusUnprocessableEntity, "idempotency-key-reused",
+			"this Idempotency-Key was used with another request; send a new key for a new request")
+	case errors.Is(err, eventstore.ErrPartlyStored):
+		return newProblem(http.StatusConflict, "partly-stored",
+			"some events of this request are recorded already and others are not (an eventId differs from the first "+
+				"attempt's, or is missing): send the same eventIds again, or use an Idempotency-Key")
 	case errors.Is(err, eventstore.ErrDuplicateEvent):
 		return newProblem(http.StatusConflict, "duplicate-event-id",
 			"an eventId of the request is already recorded with different content")
