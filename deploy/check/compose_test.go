@@ -151,3 +151,20 @@ func envValue(env types.MappingWithEquals, names ...string) string {
 	}
 	return ""
 }
+
+// The compose file is for one developer's machine, with authentication off:
+// every published port binds to loopback only, and none takes the default
+// port of a PostgreSQL or Redis the developer may run already.
+func TestComposePortsStayLocal(t *testing.T) {
+	p := loadCompose(t, map[string]string{})
+	for _, s := range p.Services {
+		for _, port := range s.Ports {
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s on %q, want 127.0.0.1", s.Name, port.Published, port.HostIP)
+			}
+			if port.Published == "5432" || port.Published == "6379" {
+				t.Errorf("%s takes host port %s, which a local server may hold", s.Name, port.Published)
+			}
+		}
+	}
+}
