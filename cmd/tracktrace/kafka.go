@@ -24,6 +24,8 @@ type kafkaParts struct {
 	clients   []*kgo.Client
 	relay     *kafka.Relay
 	consumers []*kafka.Consumer
+	// fed reports on the projections when the consumer group feeds them.
+	fed *consumerFed
 }
 
 // kafkaFeedsProjections reports whether the projections read the Kafka
@@ -38,16 +40,21 @@ func kafkaFeedsProjections(cfg *config.Config) bool {
 	return cfg.Kafka.Enabled()
 }
 
+// kafkaConfig is the Kafka section as the kafka package takes it.
+func kafkaConfig(cfg *config.Config) kafka.Config {
+	return kafka.Config{Brokers: cfg.Kafka.Brokers(), ClientID: "tracktrace",
+		Topics: kafka.Topics{DomainEvents: cfg.Kafka.Topics.DomainEvents, IntegrationEvents: cfg.Kafka.Topics.IntegrationEvents,
+			Ingest: cfg.Kafka.Topics.Ingest},
+		GroupID: cfg.Kafka.Consumer.GroupID, AutoOffsetReset: cfg.Kafka.Consumer.AutoOffsetReset,
+		EnableAutoCommit: cfg.Kafka.Consumer.EnableAutoCommit}
+}
+
 // startKafka builds the relay (always, when Kafka is configured), the
 // projection consumer (when Kafka feeds the projections) and the ingest
 // consumer (when an ingest topic is configured).
 func startKafka(ctx context.Context, cfg *config.Config, features *config.Features, store eventstore.Store, views *readmodel.Store, svc *tracking.Service,
 	metrics *telemetry.Metrics, tp trace.TracerProvider, onApplied func([]eventstore.Recorded), log *slog.Logger) (*kafkaParts, error) {
-	kc := kafka.Config{Brokers: cfg.Kafka.Brokers(), ClientID: "tracktrace",
-		Topics: kafka.Topics{DomainEvents: cfg.Kafka.Topics.DomainEvents, IntegrationEvents: cfg.Kafka.Topics.IntegrationEvents,
-			Ingest: cfg.Kafka.Topics.Ingest},
-		GroupID: cfg.Kafka.Consumer.GroupID, AutoOffsetReset: cfg.Kafka.Consumer.AutoOffsetReset,
-		EnableAutoCommit: cfg.Kafka.Consumer.EnableAutoCommit}
+	kc := kafkaConfig(cfg)
 	parts := &kafkaParts{}
 	producer, err := kafka.NewClient(kc)
 	if err != nil {
@@ -74,6 +81,7 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 			return nil, err
 		}
 		parts.clients = append(parts.clients, pc)
+		parts.fed = &consumerFed{names: tracking.Projections(), group: kc.GroupID}
 		cons := kafka.NewProjectionConsumer(pc, views, kafka.ConsumerOptions{Logger: log, Tracer: tp,
 			OnHandled: func(ds []kafka.Delivery) {
 				evs := make([]eventstore.Recorded, 0, len(ds))
@@ -81,7 +89,9 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 					evs = append(evs, d.Event)
 				}
 				onApplied(evs)
+				parts.fed.applied()
 			}})
+		parts.fed.lag = cons.Lag
 		parts.consumers = append(parts.consumers, cons)
 		if err := metrics.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracktrace_consumer_lag_messages",
 			Help: "Messages of the projection consumer group not yet applied."}, func() float64 {

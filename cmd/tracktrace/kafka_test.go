@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,6 +51,33 @@ func TestServeWithKafka(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The projections report the consumer group's progress, not the log
+	// checkpoints the Kafka feed never moves.
+	var st struct {
+		Projections []struct {
+			Name, Feed string
+			Active     bool
+			LagEvents  int64
+		}
+	}
+	srv.do(t, "GET", "/api/v1/projections", nil).JSON(t, &st)
+	if len(st.Projections) != 3 {
+		t.Fatalf("projections: %+v", st)
+	}
+	for _, p := range st.Projections {
+		if p.Feed != "kafka" || !p.Active || p.LagEvents != 0 {
+			t.Errorf("projection %s fed by Kafka, drained: %+v, want feed kafka, active, no lag", p.Name, p)
+		}
+	}
+	m := scrape(t, srv)
+	lag, exported := m[`tracktrace_projection_lag_events{projection="timeline"}`]
+	if !exported || lag != 0 || m[`tracktrace_projection_active{projection="timeline"}`] != 1 {
+		t.Errorf("projection metrics with the Kafka feed: lag %v (exported %v), active %v", lag, exported,
+			m[`tracktrace_projection_active{projection="timeline"}`])
+	}
+	if r := srv.do(t, "POST", "/api/v1/projections/timeline/rebuild", nil); r.StatusCode != 409 || !strings.Contains(string(r.Body), "consumer group") {
+		t.Errorf("rebuild with the Kafka feed: %d %s, want 409 saying how to replay", r.StatusCode, r.Body)
+	}
 	var health struct {
 		Checks []struct{ Name, Status string }
 	}
@@ -59,5 +88,29 @@ func TestServeWithKafka(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("/health/ready lacks a healthy kafka check: %+v", health)
+	}
+}
+
+// `projections status` with the Kafka feed reports the consumer group, not
+// log checkpoints that never move.
+func TestProjectionsStatusWithKafkaFeed(t *testing.T) {
+	t.Parallel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	env := []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db"),
+		"Kafka__BootstrapServers=" + strings.Join(cluster.ListenAddrs(), ","), "ReadModels__Feed=kafka"}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"projections", "status"}, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "consumer group tracktrace-projections") || strings.Contains(out.String(), "CHECKPOINT") {
+		t.Errorf("projections status with the Kafka feed:\n%s", out.String())
+	}
+	if err := run(t.Context(), []string{"projections", "rebuild", "timeline"}, env, io.Discard, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "reset consumer group") {
+		t.Errorf("projections rebuild with the Kafka feed: %v, want an explanation", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/config"
+	"github.com/tlm/tracktrace/internal/kafka"
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -39,6 +41,9 @@ func projectionsCmd(ctx context.Context, args []string, environ []string, stdout
 	}
 	defer st.Close()
 	st.announce(stderr)
+	if kafkaFeedsProjections(cfg) {
+		return kafkaProjectionsStatus(ctx, cfg, sub, stdout)
+	}
 	m := projection.NewManager(st.store, st.views, st.views, tracking.Projections(), projection.Options{BatchSize: 5000})
 	if sub == "rebuild" {
 		start := time.Now()
@@ -58,6 +63,32 @@ func projectionsCmd(ctx context.Context, args []string, environ []string, stdout
 	fmt.Fprintln(tw, "PROJECTION\tCHECKPOINT\tHEAD\tLAG EVENTS\tLAG SECONDS")
 	for _, s := range status {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\n", s.Name, s.Checkpoint, s.Head, s.LagEvents, s.LagSeconds)
+	}
+	return tw.Flush()
+}
+
+// kafkaProjectionsStatus reports the projections when the Kafka consumer
+// group feeds them: the group's lag (log checkpoints do not apply).
+func kafkaProjectionsStatus(ctx context.Context, cfg *config.Config, sub string, stdout io.Writer) error {
+	kc := kafkaConfig(cfg)
+	if sub == "rebuild" {
+		return (&consumerFed{group: kc.GroupID}).Rebuild(ctx, "")
+	}
+	client, err := kafka.NewClient(kc)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer client.Close()
+	fed := &consumerFed{names: tracking.Projections(), group: kc.GroupID,
+		lag: func(ctx context.Context) (int64, error) { return kafka.GroupLag(ctx, client, kc.GroupID) }}
+	status, err := fed.Status(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECTION\tFEED\tLAG EVENTS")
+	for _, s := range status {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", s.Name, s.Checkpoint, s.LagEvents)
 	}
 	return tw.Flush()
 }

@@ -140,7 +140,7 @@ func openCache(cfg *config.Config) (cache.Store, func(context.Context) error, er
 }
 
 // registerCollectors exports pool statistics and projection lag.
-func registerCollectors(m *telemetry.Metrics, st *storage, projections *projection.Manager) error {
+func registerCollectors(m *telemetry.Metrics, st *storage, projections telemetry.StatusSource) error {
 	return errors.Join(m.Register(st.pool), m.Register(telemetry.NewProjectionCollector(projections)))
 }
 
@@ -214,9 +214,6 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 			cached.Invalidate(context.WithoutCancel(ctx), name, events)
 		},
 	})
-	if err := registerCollectors(metrics, st, projections); err != nil {
-		return err
-	}
 	if err := metrics.Register(telemetry.NewFeatureCollector(features.All)); err != nil {
 		return err
 	}
@@ -233,15 +230,28 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		}
 		defer kp.close()
 	}
+	// What reports on the projections: the Manager when it follows the log,
+	// the consumer group when Kafka feeds them.
+	var projectionStatus interface {
+		httpapi.Projections
+		tracking.ProjectionWaiter
+		telemetry.StatusSource
+	} = projections
+	if kp != nil && kp.fed != nil {
+		projectionStatus = kp.fed
+	}
+	if err := registerCollectors(metrics, st, projectionStatus); err != nil {
+		return err
+	}
 
 	eraser := tracking.NewEraser(svc, tracking.EraserOptions{
-		ReadModels: views, Cache: cached, Projections: projections, Logger: log,
+		ReadModels: views, Cache: cached, Projections: projectionStatus, Logger: log,
 	})
 	deps := httpapi.Deps{
 		Tracker:         svc,
 		ReadModels:      cached,
 		Eraser:          eraser,
-		Projections:     projections,
+		Projections:     projectionStatus,
 		EntityTypes:     svc.EntityTypes(),
 		OnTimeTolerance: time.Duration(cfg.Tracking.OnTimeTolerance),
 		ConsistencyWait: time.Duration(cfg.ReadModels.ConsistencyWait),

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -57,6 +58,8 @@ func problemFor(err error) *Problem {
 			"the entity is at version "+strconv.FormatInt(wrongVersion.Actual, 10)+", not at the expected "+wrongVersion.Expected.String())
 		p.CurrentVersion = &wrongVersion.Actual
 		return p
+	case errors.Is(err, projection.ErrRebuildUnsupported):
+		return newProblem(http.StatusConflict, "rebuild-unsupported", publicMessage(err))
 	case errors.Is(err, errIdempotencyKeyReused):
 		return newProblem(http.StatusUnprocessableEntity, "idempotency-key-reused",
 			"this Idempotency-Key was used with another request; send a new key for a new request")

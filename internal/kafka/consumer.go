@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -287,22 +288,36 @@ func (c *Consumer) Lag(ctx context.Context) (int64, error) {
 	if group == "" {
 		return 0, errors.New("kafka consumer: the client has no consumer group")
 	}
-	lags, err := kadm.NewClient(c.client).Lag(ctx, group)
+	return GroupLag(ctx, c.client, group)
+}
+
+// ErrGroupNotStarted: the consumer group has no members and no committed
+// offsets yet (no server has consumed with it).
+var ErrGroupNotStarted = errors.New("the consumer group has not started")
+
+// GroupLag returns how many records of its topics a consumer group has not
+// committed yet, over all partitions. The client need not be a member of
+// the group (a command-line tool asks with a plain client).
+func GroupLag(ctx context.Context, client *kgo.Client, group string) (int64, error) {
+	lags, err := kadm.NewClient(client).Lag(ctx, group)
 	if err != nil {
-		return 0, fmt.Errorf("kafka consumer: lag: %w", err)
+		return 0, fmt.Errorf("kafka: lag of %s: %w", group, err)
+	}
+	if l, ok := lags[group]; ok && errors.Is(l.Error(), kerr.GroupIDNotFound) {
+		return 0, fmt.Errorf("kafka: lag of %s: %w", group, ErrGroupNotStarted)
 	}
 	l, ok := lags[group]
 	if !ok {
-		return 0, fmt.Errorf("kafka consumer: lag: group %s not described", group)
+		return 0, fmt.Errorf("kafka: lag: group %s not described", group)
 	}
 	if err := l.Error(); err != nil {
-		return 0, fmt.Errorf("kafka consumer: lag: %w", err)
+		return 0, fmt.Errorf("kafka: lag of %s: %w", group, err)
 	}
 	var total int64
 	for _, ps := range l.Lag {
 		for _, p := range ps {
 			if p.Err != nil {
-				return 0, fmt.Errorf("kafka consumer: lag of %s/%d: %w", p.Topic, p.Partition, p.Err)
+				return 0, fmt.Errorf("kafka: lag of %s on %s/%d: %w", group, p.Topic, p.Partition, p.Err)
 			}
 			total += p.Lag
 		}

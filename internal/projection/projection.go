@@ -21,6 +21,10 @@ import (
 // longer where the batch started (a rebuild or another runner moved it).
 var ErrCheckpointMoved = errors.New("projection: checkpoint moved")
 
+// ErrRebuildUnsupported is returned by a rebuild the projections' feed
+// cannot do (a Kafka-fed projection replays by resetting its group's offsets).
+var ErrRebuildUnsupported = errors.New("projection: rebuild not supported with this feed")
+
 // ErrUnknownProjection is returned for a name that is not a projection.
 var ErrUnknownProjection = errors.New("projection: unknown projection")
 
@@ -215,14 +219,18 @@ func (m *Manager) WaitPast(ctx context.Context) error {
 
 // Status describes one projection.
 type Status struct {
-	Name       string    `json:"name"`
-	Checkpoint string    `json:"checkpoint"`
-	Head       string    `json:"head"`
-	LagEvents  int64     `json:"lagEvents"`
-	LagSeconds float64   `json:"lagSeconds"`
-	Active     bool      `json:"active"`
-	LastError  string    `json:"lastError,omitempty"`
-	UpdatedAt  time.Time `json:"updatedAt,omitzero"`
+	Name       string  `json:"name"`
+	Checkpoint string  `json:"checkpoint"`
+	Head       string  `json:"head"`
+	LagEvents  int64   `json:"lagEvents"`
+	LagSeconds float64 `json:"lagSeconds"`
+	Active     bool    `json:"active"`
+	// Feed is what feeds the projection: "log" (the event store's global
+	// log, through this Manager) or "kafka" (the projection consumer group;
+	// Checkpoint and Head do not apply, LagEvents is the group's lag).
+	Feed      string    `json:"feed"`
+	LastError string    `json:"lastError,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 }
 
 // Status reports every projection: checkpoint, head, lag in events and in
@@ -243,7 +251,8 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 		if err != nil {
 			return nil, err
 		}
-		st := Status{Name: name, Checkpoint: cp.Cursor.String(), Head: head.String(), LagEvents: bl.Events, UpdatedAt: cp.UpdatedAt}
+		st := Status{Name: name, Checkpoint: cp.Cursor.String(), Head: head.String(), LagEvents: bl.Events, UpdatedAt: cp.UpdatedAt,
+			Feed: "log"}
 		if !bl.Oldest.IsZero() {
 			st.LagSeconds = max(0, time.Since(bl.Oldest).Seconds())
 		}
