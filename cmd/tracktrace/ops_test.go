@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 )
@@ -67,6 +72,22 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[string]int64{} // entity → highest acknowledged version
 	var failed atomic.Int64
+	// A connection per request: after the listener closes, a new request is
+	// refused at dial, and any other transport error is a request cut off
+	// in flight (no idle keep-alive connection races the shutdown).
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	var cut []string // event ids of requests whose answer never came
+	post := func(id string, i int, eventID string) (int, []byte, error) {
+		body := fmt.Sprintf(`{"entityType":"vehicle","events":[{"eventId":%q,"type":"LocationReported","occurredAt":%q,"data":{"lat":1,"lon":1}}]}`,
+			eventID, time.Now().Add(-time.Hour).Add(time.Duration(i)*time.Second).UTC().Format(time.RFC3339))
+		resp, err := client.Post(srv.URL+"/api/v1/entities/"+id+"/events", "application/json", strings.NewReader(body))
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, err
+	}
 	var wg sync.WaitGroup
 	stopLoad := make(chan struct{})
 	for c := range 16 {
@@ -78,20 +99,28 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 				default:
 				}
 				id := fmt.Sprintf("SD-%d", c)
-				r, err := srv.tryDo("POST", "/api/v1/entities/"+id+"/events", map[string]any{"entityType": "vehicle",
-					"events": []any{ev("LocationReported", time.Duration(i)*time.Second, `{"lat":1,"lon":1}`)}})
+				eventID := uuid.NewString()
+				status, b, err := post(id, i, eventID)
 				if err != nil {
-					failed.Add(1) // refused once the listener closed: not acknowledged
+					// Refused at dial, or reset from the listener's backlog
+					// as it closed: never handled, so never stored (checked
+					// after the restart).
+					failed.Add(1)
+					mu.Lock()
+					cut = append(cut, eventID)
+					mu.Unlock()
 					continue
 				}
-				if r.StatusCode == 201 {
+				if status == 201 {
 					var body struct{ Version int64 }
-					r.JSON(t, &body)
+					if err := json.Unmarshal(b, &body); err != nil {
+						t.Errorf("append answer: %v", err)
+					}
 					mu.Lock()
 					acked[id] = max(acked[id], body.Version)
 					mu.Unlock()
-				} else if r.StatusCode != 503 {
-					t.Errorf("append during shutdown: %d %s", r.StatusCode, r.Body)
+				} else if status != 503 {
+					t.Errorf("append during shutdown: %d %s", status, b)
 				}
 			}
 		})
@@ -105,19 +134,31 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	if took > 5*time.Second {
-		t.Fatalf("shutdown took %s, beyond ShutdownTimeout 5s", took)
-	}
+	// A drain beyond ShutdownTimeout makes the server's Shutdown, and so
+	// stop, fail above; how long it took is a figure, not an assertion.
 	if len(acked) == 0 {
 		t.Fatal("no append was acknowledged before the shutdown")
 	}
-	// Restart on the same file: every acknowledged event is there.
+	// Restart on the same file: every acknowledged event is there, and no
+	// request whose answer was lost was handled (Close instead of Shutdown
+	// cuts handled requests off: their events are stored unanswered).
 	again := startServer(t, env)
+	stored := map[string]bool{}
 	for id, v := range acked {
 		var st struct{ Version int64 }
 		again.do(t, "GET", "/api/v1/entities/"+id+"?consistent=true", nil).JSON(t, &st)
 		if st.Version < v {
 			t.Errorf("%s: version %d after restart, but %d was acknowledged", id, st.Version, v)
+		}
+		var evs struct{ Events []struct{ EventID string } }
+		again.do(t, "GET", "/api/v1/entities/"+id+"/events?limit=1000", nil).JSON(t, &evs)
+		for _, e := range evs.Events {
+			stored[e.EventID] = true
+		}
+	}
+	for _, id := range cut {
+		if stored[id] {
+			t.Errorf("event %s was stored, but its request's answer never reached the client", id)
 		}
 	}
 	t.Logf("shutdown under load took %s; %d entities acknowledged, %d requests refused after close", took, len(acked), failed.Load())
