@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -43,11 +42,19 @@ func openAPIValidator(t *testing.T) func(t *testing.T, r response) {
 	return func(t *testing.T, r response) {
 		t.Helper()
 		req := r.Request.Clone(r.Request.Context())
-		req.Body = http.NoBody
+		req.Body = io.NopCloser(bytes.NewReader(r.Sent))
 		resp := *r.Response
 		resp.Body = io.NopCloser(bytes.NewReader(r.Body))
 		mu.Lock()
 		ok, verrs := v.ValidateHttpResponse(req, &resp)
+		if r.StatusCode < 300 {
+			// What the service accepted must be what the document says it
+			// accepts: the request, body included.
+			req := r.Request.Clone(r.Request.Context())
+			req.Body = io.NopCloser(bytes.NewReader(r.Sent))
+			okReq, reqErrs := v.ValidateHttpRequest(req)
+			ok, verrs = ok && okReq, append(verrs, reqErrs...)
+		}
 		mu.Unlock()
 		if !ok {
 			for _, e := range verrs {
@@ -341,6 +348,11 @@ func TestAPI(t *testing.T) {
 				{name: "other entity type", method: "POST", path: "/api/v1/entities/" + id + "/events",
 					body: map[string]any{"entityType": "vehicle", "events": []any{ev("LocationReported", 0, `{"lat":1,"lon":1}`)}}, status: 422, check: wantProblem("")},
 				{name: "rebuild timeline", method: "POST", path: "/api/v1/projections/timeline/rebuild", status: 202},
+				{name: "projections with a malformed tenant", method: "GET", path: "/api/v1/projections", headers: []string{"X-Tenant-ID", "../x"}, status: 400, check: wantProblem("")},
+				{name: "erase with a malformed tenant", method: "DELETE", path: "/api/v1/entities/" + id, headers: []string{"X-Tenant-ID", "../x"}, status: 400, check: wantProblem("")},
+				{name: "erase", method: "DELETE", path: "/api/v1/entities/" + id, status: 204},
+				{name: "erase again", method: "DELETE", path: "/api/v1/entities/" + id, status: 404, check: wantProblem("")},
+				{name: "erased entity", method: "GET", path: "/api/v1/entities/" + id + "?consistent=true", status: 404, check: wantProblem("")},
 				// infrastructure
 				{name: "health", method: "GET", path: "/health", status: 200},
 				{name: "live", method: "GET", path: "/health/live", status: 200},

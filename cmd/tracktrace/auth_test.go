@@ -82,11 +82,13 @@ func TestAuthenticationAndTenantIsolation(t *testing.T) {
 		ev("EntityRegistered", 0, `{"reference":"A-secret"}`),
 		ev("OperationStarted", time.Minute, `{"operation":"loading","operationId":"o1"}`),
 		ev("OperationCompleted", 2*time.Minute, `{"operation":"loading","operationId":"o1","outcome":"succeeded"}`)}}
+	validate := openAPIValidator(t)
 	mustStatus := func(want int, r response) response {
 		t.Helper()
 		if r.StatusCode != want {
 			t.Fatalf("%s %s = %d, want %d: %s", r.Request.Method, r.Request.URL.Path, r.StatusCode, want, r.Body)
 		}
+		validate(t, r) // 401s, 403s and the rest, against the OpenAPI document
 		return r
 	}
 
@@ -97,6 +99,7 @@ func TestAuthenticationAndTenantIsolation(t *testing.T) {
 		if r.StatusCode != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("%s token: %d %v", name, r.StatusCode, r.Header)
 		}
+		validate(t, r)
 	}
 	// Health and docs stay open.
 	mustStatus(200, srv.do(t, "GET", "/health/live", nil))

@@ -50,8 +50,11 @@ func TestFeatureFlagsReloadWithoutRestart(t *testing.T) {
 	gauge := func(flag string) float64 {
 		return sum(scrape(t, srv), "tracktrace_feature_enabled", `flag="`+flag+`"`, `service="tt"`)
 	}
+	validate := openAPIValidator(t)
 	get := func() int {
-		return srv.do(t, "GET", "/api/v1/entities/none", nil, "X-Tenant-ID", "noisy").StatusCode
+		r := srv.do(t, "GET", "/api/v1/entities/none", nil, "X-Tenant-ID", "noisy")
+		validate(t, r) // the 429 too
+		return r.StatusCode
 	}
 	for _, flag := range []string{"KafkaIngest", "IntegrationEvents", "RateLimiting"} {
 		if got := gauge(flag); got != 1 {

@@ -130,6 +130,8 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 type response struct {
 	*http.Response
 	Body []byte
+	// Sent is the request's body as sent.
+	Sent []byte
 }
 
 func (r response) JSON(t *testing.T, v any) {
@@ -151,19 +153,23 @@ func (s *server) do(t *testing.T, method, path string, body any, headers ...stri
 
 // tryDo is do without failing the test on transport errors.
 func (s *server) tryDo(method, path string, body any, headers ...string) (response, error) {
-	var rd io.Reader
+	var sent []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		sent = []byte(b)
 	case []byte:
-		rd = bytes.NewReader(b)
+		sent = b
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			return response{}, err
 		}
-		rd = bytes.NewReader(j)
+		sent = j
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(sent)
 	}
 	req, err := http.NewRequest(method, s.URL+path, rd)
 	if err != nil {
@@ -184,7 +190,7 @@ func (s *server) tryDo(method, path string, body any, headers ...string) (respon
 	if err != nil {
 		return response{}, err
 	}
-	return response{resp, b}, nil
+	return response{resp, b, sent}, nil
 }
 
 func TestMain(m *testing.M) {

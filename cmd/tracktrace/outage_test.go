@@ -371,7 +371,7 @@ func TestRedisOutage(t *testing.T) {
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("Redis holds no tracktrace keys after cached reads (%v): serve does not use it", err)
 	}
-	if hits := sumMetric(scrape(t, srv), "tracktrace_cache_requests_total", `result="hit"`); hits == 0 {
+	if hits := sum(scrape(t, srv), "tracktrace_cache_requests_total", `result="hit"`); hits == 0 {
 		t.Fatal("no cache hit counted after repeated reads")
 	}
 	checks := func() map[string]string {
@@ -402,17 +402,6 @@ func TestRedisOutage(t *testing.T) {
 	if st := checks()["cache"]; st == "Healthy" || st == "" {
 		t.Errorf("cache check without Redis: %q, want it reported unhealthy", st)
 	}
-}
-
-// sumMetric adds up a metric family's series whose labels contain match.
-func sumMetric(m map[string]float64, family, match string) float64 {
-	var sum float64
-	for k, v := range m {
-		if strings.HasPrefix(k, family+"{") && strings.Contains(k, match) {
-			sum += v
-		}
-	}
-	return sum
 }
 
 // topicReader returns a client reading a topic from its start, closed at the

@@ -91,6 +91,9 @@ type server struct {
 	// batchSlots bounds the batch items being recorded at once, across all
 	// batch requests, and with them the memory a burst of batches takes.
 	batchSlots chan struct{}
+	// patterns are the routes registered, as "METHOD path" (tests hold
+	// them to the OpenAPI document).
+	patterns []string
 }
 
 // NewServer returns the API's handler.
@@ -125,8 +128,12 @@ func NewServer(d Deps) http.Handler {
 func (s *server) routes(mux *http.ServeMux) {
 	// Each API route names the scope it needs. A GET pattern also serves
 	// HEAD, under the same scope.
+	handle := func(pattern string, h http.Handler) {
+		mux.Handle(pattern, h)
+		s.patterns = append(s.patterns, pattern)
+	}
 	api := func(pattern, scope string, h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) {
-		mux.Handle(pattern, s.apiHandler(scope, h))
+		handle(pattern, s.apiHandler(scope, h))
 	}
 	api("POST /api/v1/entities/{entityId}/events", tracking.ScopeWrite, s.appendEvents)
 	api("POST /api/v1/events/batch", tracking.ScopeWrite, s.batch)
@@ -145,18 +152,18 @@ func (s *server) routes(mux *http.ServeMux) {
 		api("DELETE /api/v1/entities/{entityId}", tracking.ScopeAdmin, s.eraseEntity)
 	}
 
-	mux.HandleFunc("GET /health", s.health)
-	mux.HandleFunc("GET /health/live", s.live)
-	mux.HandleFunc("GET /health/ready", s.ready)
+	handle("GET /health", http.HandlerFunc(s.health))
+	handle("GET /health/live", http.HandlerFunc(s.live))
+	handle("GET /health/ready", http.HandlerFunc(s.ready))
 	if s.Metrics != nil {
 		path := s.MetricsPath
 		if path == "" {
 			path = "/metrics"
 		}
-		mux.Handle("GET "+path, s.Metrics)
+		mux.Handle("GET "+path, s.Metrics) // Prometheus' exposition format, outside the OpenAPI document
 	}
-	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
-	mux.HandleFunc("GET /docs", serveDocs)
+	handle("GET /openapi.json", http.HandlerFunc(serveOpenAPI))
+	handle("GET /docs", http.HandlerFunc(serveDocs))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
