@@ -25,16 +25,18 @@ type consumerFed struct {
 func (c *consumerFed) Status(ctx context.Context) ([]projection.Status, error) {
 	n, err := c.lag(ctx)
 	started := !errors.Is(err, kafka.ErrGroupNotStarted)
-	if err != nil && started {
-		return nil, err
-	}
 	checkpoint := "consumer group " + c.group
 	if !started {
 		checkpoint += " (not started)"
 	}
+	lastError := ""
+	if err != nil && started {
+		n, lastError = -1, err.Error() // the broker does not answer: the lag is unknown
+	}
 	out := make([]projection.Status, len(c.names))
 	for i, name := range c.names {
-		out[i] = projection.Status{Name: name, Checkpoint: checkpoint, Head: "kafka", LagEvents: n, Active: started, Feed: "kafka"}
+		out[i] = projection.Status{Name: name, Checkpoint: checkpoint, Head: "kafka", LagEvents: n,
+			Active: started && lastError == "", LastError: lastError, Feed: "kafka"}
 	}
 	return out, nil
 }

@@ -206,7 +206,9 @@ func (c *ProjectionCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	st, err := c.src.Status(ctx)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.lagEvents, err)
+		// No figures this scrape (the store or the broker is unreachable),
+		// but the rest of /metrics is still served: an invalid metric
+		// would fail the whole scrape.
 		return
 	}
 	for _, s := range st {
