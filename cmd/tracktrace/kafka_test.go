@@ -106,7 +106,7 @@ func TestProjectionsStatusWithKafkaFeed(t *testing.T) {
 	if err := run(t.Context(), []string{"projections", "status"}, env, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "consumer group tracktrace-projections") || strings.Contains(out.String(), "CHECKPOINT") {
+	if !strings.Contains(out.String(), "kafka  consumer group tracktrace-projections") || strings.Contains(out.String(), " log ") {
 		t.Errorf("projections status with the Kafka feed:\n%s", out.String())
 	}
 	if err := run(t.Context(), []string{"projections", "rebuild", "timeline"}, env, io.Discard, io.Discard); err == nil ||

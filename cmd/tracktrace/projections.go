@@ -59,10 +59,15 @@ func projectionsCmd(ctx context.Context, args []string, environ []string, stdout
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECTION\tCHECKPOINT\tHEAD\tLAG EVENTS\tLAG SECONDS")
+	return printStatus(stdout, status)
+}
+
+// printStatus prints the projections' status as a table.
+func printStatus(w io.Writer, status []projection.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECTION\tFEED\tCHECKPOINT\tHEAD\tLAG EVENTS\tLAG SECONDS")
 	for _, s := range status {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\n", s.Name, s.Checkpoint, s.Head, s.LagEvents, s.LagSeconds)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\n", s.Name, s.Feed, s.Checkpoint, s.Head, s.LagEvents, s.LagSeconds)
 	}
 	return tw.Flush()
 }
@@ -85,10 +90,5 @@ func kafkaProjectionsStatus(ctx context.Context, cfg *config.Config, sub string,
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECTION\tFEED\tLAG EVENTS")
-	for _, s := range status {
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", s.Name, s.Checkpoint, s.LagEvents)
-	}
-	return tw.Flush()
+	return printStatus(stdout, status)
 }
