@@ -10,19 +10,28 @@ import (
 
 // FuzzVerify feeds arbitrary bearer strings to a Verifier backed by a local
 // issuer. It must never panic, and every failure must wrap
-// ErrUnauthenticated; whatever it accepts must be a well-formed principal.
+// ErrUnauthenticated; it accepts exactly the tokens the issuer signed, each
+// with a well-formed principal.
 // The seed corpus is in testdata/fuzz/FuzzVerify; valid tokens for this
 // run's keys are added below.
 func FuzzVerify(f *testing.F) {
 	is := newTestIssuer(f)
 	v := is.verifier(f, nil)
 
-	f.Add(is.token(f, "RS256", "rsa-1", "rsa-1", is.claims()))
-	f.Add(is.token(f, "ES256", "ec-1", "ec-1", is.with(func(c map[string]any) {
-		delete(c, "scope")
-		c["scp"] = []string{"tracktrace.admin"}
-	})))
-	f.Add(is.token(f, "EdDSA", "ed-1", "ed-1", is.claims()))
+	// The tokens this issuer signed: the only ones Verify may accept. A
+	// mutation of one that still passes would be a signature bypass.
+	signed := map[string]bool{}
+	for _, tok := range []string{
+		is.token(f, "RS256", "rsa-1", "rsa-1", is.claims()),
+		is.token(f, "ES256", "ec-1", "ec-1", is.with(func(c map[string]any) {
+			delete(c, "scope")
+			c["scp"] = []string{"tracktrace.admin"}
+		})),
+		is.token(f, "EdDSA", "ed-1", "ed-1", is.claims()),
+	} {
+		signed[tok] = true
+		f.Add(tok)
+	}
 	f.Add(is.token(f, "RS256", "rsa-1", "unknown", is.claims()))
 	f.Add(is.token(f, "ES256", "ec-1", "rsa-1", is.claims()))
 	f.Add(signJWS(f, "HS256", []byte("secret"), map[string]any{"alg": "HS256", "kid": "rsa-1"}, []byte(`{}`)))
@@ -41,6 +50,9 @@ func FuzzVerify(f *testing.F) {
 				t.Fatalf("error echoes the token: %v", err)
 			}
 			return
+		}
+		if !signed[token] {
+			t.Fatalf("accepted a token the issuer never signed: %q", token)
 		}
 		if p.Subject == "" || !tracking.IsTenantID(p.Tenant) || p.Scopes == nil || p.Unrestricted {
 			t.Fatalf("accepted a token with a malformed principal: %+v", p)

@@ -192,8 +192,14 @@ func FuzzDecodeCloudEvent(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decode re-encoded: %v\n%s", err, again)
 		}
-		if e2.ID != e.ID || e2.Version != e.Version || e2.Type != e.Type || !e2.OccurredAt.Equal(e.OccurredAt) {
-			t.Fatalf("round trip changed the event: %+v vs %+v", e, e2)
+		// Every field survives: identity, position, stream, type, times,
+		// metadata and data (as a JSON value).
+		same := e2.ID == e.ID && e2.Version == e.Version && e2.Type == e.Type && e2.SchemaVersion == e.SchemaVersion &&
+			e2.Tenant == e.Tenant && e2.StreamID == e.StreamID && e2.EntityType == e.EntityType &&
+			e2.Position == e.Position && e2.Cursor == e.Cursor && e2.Metadata == e.Metadata &&
+			e2.OccurredAt.Equal(e.OccurredAt) && e2.RecordedAt.Equal(e.RecordedAt) && eventstore.JSONEqual(e2.Data, e.Data)
+		if !same {
+			t.Fatalf("round trip changed the event:\n%+v\n%+v", e, e2)
 		}
 	})
 }
@@ -211,9 +217,28 @@ func FuzzDecodeIngestMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// The command is the message: its entity, its expected version, its
+		// events in order with their types, times and data, each with an id
+		// (the message's, or one fixed by the record's place in the topic).
+		again, err := kafka.IngestCommand(&m, "t", "topic", 0, 1)
+		if err != nil {
+			t.Fatalf("the same message converts once, not twice: %v", err)
+		}
+		if cmd.Tenant != "t" || cmd.EntityID != m.EntityID || cmd.EntityType != m.EntityType || len(cmd.Events) != len(m.Events) {
+			t.Fatalf("command %+v does not carry message %+v", cmd, m)
+		}
+		if m.ExpectedVersion != nil && cmd.Expected != *m.ExpectedVersion || m.ExpectedVersion == nil && cmd.Expected != eventstore.Any {
+			t.Fatalf("expected version %v from %v", cmd.Expected, m.ExpectedVersion)
+		}
 		for i, e := range cmd.Events {
-			if e.ID == uuid.Nil {
-				t.Fatalf("event %d has no id", i)
+			if e.ID == uuid.Nil || e.ID != again.Events[i].ID {
+				t.Fatalf("event %d: id %s, then %s: ids must be set and stable for redelivery", i, e.ID, again.Events[i].ID)
+			}
+			if e.Type != m.Events[i].Type || string(e.Data) != string(m.Events[i].Data) {
+				t.Fatalf("event %d changed: %+v from %+v", i, e, m.Events[i])
+			}
+			if m.Events[i].EventID != "" && e.ID.String() != strings.ToLower(m.Events[i].EventID) {
+				t.Fatalf("event %d: id %s, the message said %s", i, e.ID, m.Events[i].EventID)
 			}
 		}
 	})
