@@ -32,6 +32,8 @@ type storage struct {
 	// created says that opening it made a new, empty one.
 	file    string
 	created bool
+	// where names the event store's database for logs, password masked.
+	where string
 }
 
 // announce tells a command-line user which embedded database a command
@@ -98,6 +100,7 @@ func openStorage(ctx context.Context, cfg *config.Config) (*storage, error) {
 	default:
 		return nil, fmt.Errorf("event store: unsupported database engine %q", events.Engine)
 	}
+	st.where = events.Redacted()
 	return &st, nil
 }
 

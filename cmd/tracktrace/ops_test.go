@@ -59,6 +59,11 @@ func TestPasswordNeverLogged(t *testing.T) {
 	if strings.Contains(srv.logs.String(), secret) {
 		t.Errorf("the password appears in the server log:\n%s", srv.logs.String())
 	}
+	// The checks above looked at something: the server logged the database
+	// it uses (masked), and the failing commands said why.
+	if !strings.Contains(srv.logs.String(), `"msg":"event store","database":"postgres://`) || !strings.Contains(errOut.String(), "ConnectionString") {
+		t.Errorf("too little output to check for the password:\nserver log:\n%s\ncommands:\n%s", srv.logs.String(), errOut.String())
+	}
 }
 
 // SIGTERM during load (main turns it into a canceled context): in-flight

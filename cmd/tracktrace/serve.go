@@ -168,6 +168,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 	defer st.Close()
 	rawStore, views := st.store, st.views
+	log.Info("event store", "database", st.where)
 	if st.file != "" {
 		log.Info("embedded database", "file", st.file, "created", st.created)
 		if st.created {

@@ -90,6 +90,9 @@ func (f *Follower) Name() string { return f.name }
 func (f *Follower) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		lost, release, ok, err := f.leader.TryLead(ctx, f.name)
+		if err != nil && ctx.Err() != nil {
+			return nil // shutting down
+		}
 		if err != nil {
 			f.log.Warn("leadership unavailable", "error", err)
 		}
