@@ -307,7 +307,9 @@ func TestCachedReadModels(t *testing.T) {
 				if err != nil || (backend == "redis" && st.LastLocation.Lat != 30) {
 					t.Fatalf("entity during the outage = %+v, %v", st, err)
 				}
-				if d := time.Since(start); d > 2*time.Second {
+				// The cache's own timeouts are 250 ms: a read that waits
+				// for Redis at all is far slower than this bound.
+				if d := time.Since(start); d > 10*time.Second {
 					t.Fatalf("a read during the outage took %s", d)
 				}
 			}

