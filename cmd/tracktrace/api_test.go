@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -403,12 +404,32 @@ func TestConcurrentAnyAppends(t *testing.T) {
 			const clients, each = 32, 5
 			var wg sync.WaitGroup
 			versions := make(chan int64, clients*each)
+			var sharedDone atomic.Int64
 			for c := range clients {
 				wg.Go(func() {
 					for i := range each {
 						// Every client starts and completes its own operations,
 						// and also tries to complete a shared one that only
-						// client 0 starts: that must never succeed before it starts.
+						// client 0 starts: that must never succeed before it
+						// starts, and succeed once.
+						if c == 0 && i == 2 {
+							r := srv.do(t, "POST", "/api/v1/entities/"+id+"/events", map[string]any{"expectedVersion": "any",
+								"events": []any{ev("OperationStarted", 0, `{"operation":"customs","operationId":"shared"}`)}})
+							if r.StatusCode != 201 {
+								t.Errorf("start the shared operation: %d %s", r.StatusCode, r.Body)
+							}
+						}
+						if c > 0 {
+							r := srv.do(t, "POST", "/api/v1/entities/"+id+"/events", map[string]any{"expectedVersion": "any",
+								"events": []any{ev("OperationCompleted", 10*time.Minute, `{"operation":"customs","operationId":"shared","outcome":"succeeded"}`)}})
+							switch r.StatusCode {
+							case 201:
+								sharedDone.Add(1)
+							case 422: // not started yet, or completed already
+							default:
+								t.Errorf("client %d completing the shared operation: %d %s", c, r.StatusCode, r.Body)
+							}
+						}
 						op := fmt.Sprintf("op-%d-%d", c, i)
 						events := []any{
 							ev("OperationStarted", time.Duration(i)*time.Minute, `{"operation":"transit","operationId":"`+op+`"}`),
@@ -442,8 +463,11 @@ func TestConcurrentAnyAppends(t *testing.T) {
 				}
 			}
 			srv.do(t, "GET", "/api/v1/entities/"+id+"/events?limit=1000", nil).JSON(t, &page)
-			if len(page.Events) != 1+clients*each*2 {
-				t.Fatalf("%d events stored, want %d", len(page.Events), 1+clients*each*2)
+			if n := sharedDone.Load(); n != 1 {
+				t.Fatalf("the shared operation was completed %d times, want once", n)
+			}
+			if want := 1 + clients*each*2 + 2; len(page.Events) != want {
+				t.Fatalf("%d events stored, want %d", len(page.Events), want)
 			}
 			started := map[string]bool{}
 			for i, e := range page.Events {
