@@ -91,4 +91,20 @@ func TestRetention(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(before, after) {
 		t.Fatalf("state changed by retention:\n%+v\n%+v (%v)", before, after, err)
 	}
+	// What the report says, read back: the events are gone from the stream
+	// (which still exists: its snapshot holds the state), and so are the
+	// timeline rows.
+	if recs, err := store.ReadStream(ctx, "t", "V-1", 1, 100); err != nil || len(recs) != 0 {
+		t.Errorf("after retention the stream reads %d events (%v), want none", len(recs), err)
+	}
+	if info, err := store.StreamInfo(ctx, "t", "V-1"); err != nil || info.Version != 6 {
+		t.Errorf("after retention the stream is %+v (%v), want it at version 6", info, err)
+	}
+	dump, err := rm.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dump["rm_timeline"]); n != 0 {
+		t.Errorf("%d timeline rows left, want none", n)
+	}
 }
