@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -126,5 +127,25 @@ func TestNewDatabaseIsAnnounced(t *testing.T) {
 		if got := strings.Contains(stderr.String(), file+" did not exist: created a new, empty database"); got != want {
 			t.Errorf("run %d: announced %v, want %v: %q", i, got, want, stderr.String())
 		}
+	}
+}
+
+// retention run --dry-run prints the policy it applied beside its report.
+func TestRetentionDryRunShowsPolicy(t *testing.T) {
+	env := []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "r.db"),
+		"EventStore__RetentionPolicy__MaxAge=P90D", "EventStore__RetentionPolicy__SnapshotAge=P7D"}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"retention", "run", "--dry-run"}, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Policy struct{ MaxAge, SnapshotAge string }
+		DryRun bool
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if !rep.DryRun || rep.Policy.MaxAge != "P90D" || rep.Policy.SnapshotAge != "P7D" {
+		t.Errorf("dry run printed %s", out.String())
 	}
 }

@@ -57,7 +57,18 @@ func retentionCmd(ctx context.Context, args []string, environ []string, stdout, 
 	if err != nil {
 		return err
 	}
+	// The report says which policy it applied: a dry run is read to decide
+	// on the settings.
+	rp := cfg.EventStore.RetentionPolicy
+	out := struct {
+		Policy struct {
+			MaxAge      config.Duration `json:"maxAge"`
+			SnapshotAge config.Duration `json:"snapshotAge"`
+		} `json:"policy"`
+		retention.Report
+	}{Report: rep}
+	out.Policy.MaxAge, out.Policy.SnapshotAge = rp.MaxAge, rp.SnapshotAge
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return enc.Encode(out)
 }
