@@ -9,12 +9,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 )
 
 func main() {
+	routeDependencyLogs()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
@@ -95,6 +100,25 @@ Settings come from defaults, appsettings.json, appsettings.{Environment}.json,
 environment variables (Section__Key, e.g. ConnectionStrings__EventStore),
 secret files and --set, later ones winning.
 `
+
+// routeDependencyLogs sends what go-redis and OpenTelemetry log through
+// slog's default logger, which serve sets to the service's JSON logger: their
+// own loggers would write plain-text lines into the JSON log. Both are
+// process-wide settings of those libraries, so they are made once, here, and
+// never by run (which tests call concurrently).
+func routeDependencyLogs() {
+	redis.SetLogger(redisLogs{})
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		slog.Default().Warn("opentelemetry", "error", err)
+	}))
+}
+
+// redisLogs is go-redis's logger, forwarding to slog's default logger.
+type redisLogs struct{}
+
+func (redisLogs) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
 
 // parseError turns a flag set's parse error into the command's error: a
 // usage error, or flag.ErrHelp itself for -h/--help (run answers it with

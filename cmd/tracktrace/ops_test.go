@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -167,4 +168,26 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("shutdown under load took %s; %d entities acknowledged, %d requests refused after close", took, len(acked), failed.Load())
+}
+
+// Lines that libraries log on their own land in the service's JSON log, not
+// as plain text beside it. Not parallel: slog's default logger is the
+// process's, and serve points it at the server it starts.
+func TestLibraryLogsAreJSON(t *testing.T) {
+	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db")})
+	stdlog.Printf("a library's plain line")
+	redisLogs{}.Printf(context.Background(), "pool: %d connections lost", 3)
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"msg":"a library's plain line"`, `"msg":"redis: pool: 3 connections lost"`} {
+		if !strings.Contains(srv.logs.String(), want) {
+			t.Errorf("the server log lacks %s:\n%s", want, srv.logs.String())
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(srv.logs.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line is not JSON: %q", line)
+		}
+	}
 }

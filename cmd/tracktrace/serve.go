@@ -155,6 +155,9 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	// The libraries that log on their own (the standard log package,
+	// go-redis, OpenTelemetry: see routeDependencyLogs) write through this.
+	slog.SetDefault(log)
 	log.Info("starting tracktrace", "version", buildVersion(), "environment", cfg.Environment, "features", cfg.Features)
 	features := config.NewFeatures(cfg.Features)
 	if !cfg.Authentication.Enabled() {
