@@ -152,7 +152,11 @@ func TestBrokerOutageUnderLoad(t *testing.T) {
 	load := appendLoad(t, 16, "BRK", &target, acked, stop)
 	stopLoad := sync.OnceFunc(func() { close(stop); load.Wait() })
 	defer stopLoad()
+	loadUp := time.Now()
 	for acked.count() < 100 {
+		if time.Since(loadUp) > 60*time.Second {
+			t.Fatalf("only %d appends acknowledged in 60 s before the broker outage", acked.count())
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 

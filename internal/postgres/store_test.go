@@ -36,4 +36,11 @@ func TestConcurrentMigrations(t *testing.T) {
 	eventstoretest.RunConcurrentOpen(t, func() (eventstore.Store, error) {
 		return postgres.Open(context.Background(), dsn, postgres.Options{})
 	})
+	// Each migration ran once: goose recorded each version once.
+	s := open(t, dsn)
+	var twice int
+	if err := s.Pool().QueryRow(context.Background(), `SELECT count(*) FROM (SELECT version_id FROM goose_db_version
+		WHERE version_id > 0 GROUP BY version_id HAVING count(*) > 1) d`).Scan(&twice); err != nil || twice != 0 {
+		t.Fatalf("%d migrations recorded more than once (%v)", twice, err)
+	}
 }

@@ -40,6 +40,12 @@ func TestConcurrentMigrations(t *testing.T) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Each migration ran once: goose recorded each version once.
+	var twice int
+	if err := s.ReadDB().QueryRowContext(context.Background(), `SELECT count(*) FROM (SELECT version_id FROM goose_db_version
+		WHERE version_id > 0 GROUP BY version_id HAVING count(*) > 1)`).Scan(&twice); err != nil || twice != 0 {
+		t.Fatalf("%d migrations recorded more than once (%v)", twice, err)
+	}
 }
 
 func TestRejectsMemoryAndBadDSN(t *testing.T) {
