@@ -1223,15 +1223,45 @@ func testResetAndStatus(t *testing.T, e *env) {
 
 // ---- Concurrent runners ----
 
-// countingTarget records which events each successful Apply applied.
+// countingTarget records which events each successful Apply applied. The
+// first two Applies of each projection meet before either goes on, so that
+// two runners apply the same batch from the same checkpoint: the contention
+// the checkpoint's compare-and-set must settle happens in every round.
 type countingTarget struct {
 	ReadModels
 	mu      sync.Mutex
 	applied map[string]map[eventstore.Cursor]int
-	moved   int
+	moved   map[string]int
+	arrived map[string]int
+	met     map[string]chan struct{}
+}
+
+func newCountingTarget(rm ReadModels) *countingTarget {
+	c := &countingTarget{ReadModels: rm, applied: map[string]map[eventstore.Cursor]int{},
+		moved: map[string]int{}, arrived: map[string]int{}, met: map[string]chan struct{}{}}
+	for _, name := range tracking.Projections() {
+		c.applied[name] = map[eventstore.Cursor]int{}
+		c.met[name] = make(chan struct{})
+	}
+	return c
 }
 
 func (c *countingTarget) Apply(ctx context.Context, name string, from eventstore.Cursor, events []eventstore.Recorded) error {
+	c.mu.Lock()
+	c.arrived[name]++
+	n := c.arrived[name]
+	if n == 2 {
+		close(c.met[name])
+	}
+	c.mu.Unlock()
+	if n <= 2 {
+		select {
+		case <-c.met[name]:
+		case <-time.After(30 * time.Second): // the other runner never came: the test says so below
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	err := c.ReadModels.Apply(ctx, name, from, events)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -1241,7 +1271,7 @@ func (c *countingTarget) Apply(ctx context.Context, name string, from eventstore
 			c.applied[name][ev.Cursor]++
 		}
 	case errors.Is(err, projection.ErrCheckpointMoved):
-		c.moved++
+		c.moved[name]++
 	}
 	return err
 }
@@ -1250,10 +1280,7 @@ func testConcurrentApply(t *testing.T, e *env) {
 	e.record(allData())
 	all := e.readAll(eventstore.Cursor{}, 1000)
 	for round := range 3 {
-		ct := &countingTarget{ReadModels: e.rm, applied: map[string]map[eventstore.Cursor]int{}}
-		for _, name := range tracking.Projections() {
-			ct.applied[name] = map[eventstore.Cursor]int{}
-		}
+		ct := newCountingTarget(e.rm)
 		a := newManager(e.store, ct, e.rm, projection.Options{})
 		b := newManager(e.store, ct, e.rm, projection.Options{})
 		var wg sync.WaitGroup
@@ -1270,9 +1297,13 @@ func testConcurrentApply(t *testing.T, e *env) {
 				t.Fatalf("round %d: concurrent catch-up: %v", round, err)
 			}
 		}
-		t.Logf("round %d: %d applies refused by the checkpoint", round, ct.moved)
-		// Every event was applied exactly once to each projection.
+		// The two runners met on each projection's first batch: one
+		// applied it, the checkpoint refused the other; and every event was
+		// applied exactly once to each projection.
 		for _, name := range tracking.Projections() {
+			if ct.moved[name] == 0 {
+				t.Fatalf("round %d: %s: no apply was refused by the checkpoint, though two runners applied the same batch", round, name)
+			}
 			if len(ct.applied[name]) != len(all) {
 				t.Fatalf("round %d: %s: %d distinct events applied, want %d", round, name, len(ct.applied[name]), len(all))
 			}
