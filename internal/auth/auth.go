@@ -38,7 +38,6 @@ const MaxTokenLength = 8 << 10
 // Defaults applied by NewVerifier to zero Options fields.
 const (
 	DefaultTenantClaim        = "tenant_id"
-	DefaultClockSkew          = 60 * time.Second
 	DefaultMinRefreshInterval = 30 * time.Second
 	DefaultKeysTTL            = 10 * time.Minute
 )
@@ -84,7 +83,7 @@ type Options struct {
 	// anything else makes NewVerifier fail. Empty means all of them.
 	Algorithms []string
 	// ClockSkew is the leeway applied to exp, nbf and iat, at most 5
-	// minutes; 0 is none (configuration supplies DefaultClockSkew).
+	// minutes; 0 is none (Authentication.ClockSkew defaults to one minute).
 	ClockSkew time.Duration
 	// HTTPClient fetches the discovery document and the key set; default
 	// http.Client. Each request is bounded to 10s, redirects are bounded

@@ -152,7 +152,7 @@ func (is *testIssuer) options() Options {
 		RequireHTTPSMetadata: true,
 		HTTPClient:           is.srv.Client(),
 		Now:                  is.clock.Now,
-		ClockSkew:            DefaultClockSkew,
+		ClockSkew:            time.Minute, // Authentication.ClockSkew's default
 	}
 }
 

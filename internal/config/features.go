@@ -73,15 +73,18 @@ func NewFeatures(flags map[string]bool) *Features {
 }
 
 // Enabled reports whether the named flag is on; unknown flags are off.
-func (f *Features) Enabled(name string) bool {
+func (f *Features) Enabled(name string) bool { return f.enabled(strings.ToLower(name)) }
+
+func (f *Features) enabled(lower string) bool {
 	s := f.flags.Load()
-	return s != nil && s.lower[strings.ToLower(name)]
+	return s != nil && s.lower[lower]
 }
 
 // Func returns Enabled(name) as a function, for consumers that take a
-// func() bool.
+// func() bool; it is asked per request, so the name is lowered once here.
 func (f *Features) Func(name string) func() bool {
-	return func() bool { return f.Enabled(name) }
+	lower := strings.ToLower(name)
+	return func() bool { return f.enabled(lower) }
 }
 
 // Set replaces every flag.

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -26,13 +24,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // is what keeps its HTTP contract from moving with it.
 func TestAppendContract(t *testing.T) {
 	t.Parallel()
-	store, err := sqlite.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "t.db")+"?_pragma=synchronous(OFF)", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	svc := tracking.NewService(store, tracking.ServiceOptions{Now: func() time.Time { return now }})
+	svc := newSQLiteService(t, tracking.ServiceOptions{Now: func() time.Time { return now }})
 	h := NewServer(Deps{Tracker: svc})
 
 	const (

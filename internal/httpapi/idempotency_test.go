@@ -12,14 +12,16 @@ import (
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
-func newSQLiteAPI(t *testing.T) http.Handler {
+// newSQLiteService is a tracking service on a fresh SQLite file, closed at
+// the test's end.
+func newSQLiteService(t *testing.T, opts tracking.ServiceOptions) *tracking.Service {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "t.db")+"?_pragma=synchronous(OFF)", sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	return NewServer(Deps{Tracker: tracking.NewService(store, tracking.ServiceOptions{})})
+	return tracking.NewService(store, opts)
 }
 
 func post(h http.Handler, path, body string, headers ...string) *httptest.ResponseRecorder {
@@ -43,7 +45,7 @@ const readmeBody = `{"entityType": "shipment", "expectedVersion": "none", "event
 // Same key and body: the first answer again, nothing appended; same key and
 // another body: 422; a retry without a key that is partly stored says so.
 func TestIdempotencyKey(t *testing.T) {
-	h := newSQLiteAPI(t)
+	h := NewServer(Deps{Tracker: newSQLiteService(t, tracking.ServiceOptions{})})
 	path := "/api/v1/entities/SHP-1001/events"
 	first := post(h, path, readmeBody, "Idempotency-Key", "register-SHP-1001")
 	if first.Code != 201 {
