@@ -84,6 +84,12 @@ func TestIngestConsumerEnabled(t *testing.T) {
 	on.Store(true)
 	waitFor(t, ctx, "e1 to be recorded", func() bool { return recorded("e1") })
 	waitFor(t, ctx, "offset 2 to be committed", func() bool { return committed() == 2 })
+	// OnHandled runs after the commit: wait for its second call.
+	waitFor(t, ctx, "the second delivery to be reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) >= 2
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(handled) != 2 || handled[0] != 0 || handled[1] != 1 {
