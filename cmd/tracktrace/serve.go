@@ -248,6 +248,11 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		return err
 	}
 
+	// Every replica on these read models seals list cursors with one key.
+	cursorKey, err := views.Secret(ctx, "cursor-key")
+	if err != nil {
+		return err
+	}
 	eraser := tracking.NewEraser(svc, tracking.EraserOptions{
 		ReadModels: views, Cache: cached, Projections: projectionStatus, Logger: log,
 	})
@@ -273,6 +278,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		MaxBodyBytes:   int64(cfg.Server.MaxBodyBytes),
 		RequestTimeout: time.Duration(cfg.Server.RequestTimeout),
 		Version:        buildVersion(),
+		CursorKey:      cursorKey,
 	}
 	deps.RateLimitEnabled = features.Func(config.FeatureRateLimiting)
 	if kp != nil {

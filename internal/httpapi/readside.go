@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -136,12 +135,10 @@ func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p tracking
 	if err != nil {
 		return err
 	}
-	after, err := decodeCursor(q.Get("cursor"))
+	scope := []string{"entities", p.Tenant, q.Get("entityType"), q.Get("status")}
+	after, err := s.cursors.open(q.Get("cursor"), scope...)
 	if err != nil {
 		return err
-	}
-	if after != "" && !tracking.IsEntityID(after) {
-		return badRequest("cursor is not one this API returned", tracking.FieldError{Field: "cursor", Message: "invalid"})
 	}
 	page, err := s.ReadModels.ListEntities(r.Context(), tracking.EntityQuery{Tenant: p.Tenant,
 		EntityType: q.Get("entityType"), Status: q.Get("status"), Limit: int(limit), After: after})
@@ -153,7 +150,7 @@ func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p tracking
 		NextCursor string                 `json:"nextCursor,omitempty"`
 	}{Items: page.Items}
 	if page.Next != "" {
-		out.NextCursor = encodeCursor(page.Next)
+		out.NextCursor = s.cursors.seal(page.Next, scope...)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -181,13 +178,17 @@ func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p tracking.
 		return err
 	}
 	tq := tracking.TimelineQuery{Tenant: p.Tenant, EntityID: r.PathValue("entityId"), From: from, To: to, Limit: int(limit)}
+	scope := []string{"timeline", p.Tenant, tq.EntityID, q.Get("from"), q.Get("to")}
 	if c := q.Get("cursor"); c != "" {
-		raw, err := decodeCursor(c)
+		raw, err := s.cursors.open(c, scope...)
+		if err != nil {
+			return err
+		}
 		at, ver, ok := strings.Cut(raw, "/")
 		us, err1 := strconv.ParseInt(at, 10, 64)
 		v, err2 := strconv.ParseInt(ver, 10, 64)
-		if err != nil || !ok || err1 != nil || err2 != nil {
-			return badRequest("cursor is not one this API returned", tracking.FieldError{Field: "cursor", Message: "invalid"})
+		if !ok || err1 != nil || err2 != nil {
+			return badCursor()
 		}
 		tq.After = &tracking.TimelineCursor{OccurredAt: time.UnixMicro(us).UTC(), Version: v}
 	}
@@ -226,7 +227,7 @@ func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p tracking.
 		Stale            bool                     `json:"stale,omitempty"`
 	}{EntityID: tq.EntityID, Entries: page.Entries, ProjectedVersion: projected, Stale: projected < minVersion}
 	if page.Next != nil {
-		out.NextCursor = encodeCursor(fmt.Sprintf("%d/%d", page.Next.OccurredAt.UnixMicro(), page.Next.Version))
+		out.NextCursor = s.cursors.seal(fmt.Sprintf("%d/%d", page.Next.OccurredAt.UnixMicro(), page.Next.Version), scope...)
 	}
 	if out.Stale {
 		w.Header().Set("X-Projection-Stale", "true")
@@ -333,19 +334,6 @@ func timeParam(q url.Values, name string) (time.Time, error) {
 		return time.Time{}, badRequest(name+" must be an RFC 3339 time", tracking.FieldError{Field: name, Message: "must be an RFC 3339 time"})
 	}
 	return t.UTC(), nil
-}
-
-func encodeCursor(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-
-func decodeCursor(c string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) > 512 || !tracking.IsText(string(b)) {
-		return "", badRequest("cursor is not one this API returned", tracking.FieldError{Field: "cursor", Message: "invalid"})
-	}
-	return string(b), nil
 }
 
 // Eraser erases an entity everywhere (tracking.Eraser).

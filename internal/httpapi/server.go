@@ -76,6 +76,10 @@ type Deps struct {
 	EntityTypes tracking.EntityTypes
 	// Instrument, when set, wraps the whole API (RED metrics per route).
 	Instrument func(http.Handler) http.Handler
+	// CursorKey authenticates the list cursors the API hands out. Replicas
+	// behind one address must share it (serve reads it from the read-model
+	// database); empty means a random key, good for this process only.
+	CursorKey []byte
 }
 
 // Verifier checks the bearer token of an Authorization header and says who
@@ -91,6 +95,7 @@ type server struct {
 	// batchSlots bounds the batch items being recorded at once, across all
 	// batch requests, and with them the memory a burst of batches takes.
 	batchSlots chan struct{}
+	cursors    cursors
 	// patterns are the routes registered, as "METHOD path" (tests hold
 	// them to the OpenAPI document).
 	patterns []string
@@ -115,7 +120,7 @@ func NewServer(d Deps) http.Handler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &server{Deps: d, log: log, limiter: newTenantLimiter(d.RateLimit, d.RateBurst),
-		batchSlots: make(chan struct{}, batchParallelism)}
+		batchSlots: make(chan struct{}, batchParallelism), cursors: newCursors(d.CursorKey)}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	var h http.Handler = mux

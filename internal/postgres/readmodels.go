@@ -62,6 +62,18 @@ func (m *readModels) Close() error {
 	return nil
 }
 
+// Secret returns the value stored under name, storing candidate when there
+// is none.
+func (m *readModels) Secret(ctx context.Context, name string, candidate []byte) ([]byte, error) {
+	if _, err := m.pool.Exec(ctx, `INSERT INTO rm_secrets (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO NOTHING`, name, candidate); err != nil {
+		return nil, classify(err)
+	}
+	var v []byte
+	err := m.pool.QueryRow(ctx, `SELECT value FROM rm_secrets WHERE name = $1`, name).Scan(&v)
+	return v, classify(err)
+}
+
 // Ping checks that the read-model database answers.
 func (m *readModels) Ping(ctx context.Context) error {
 	if err := m.pool.Ping(ctx); err != nil {

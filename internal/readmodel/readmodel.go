@@ -8,6 +8,7 @@ package readmodel
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,6 +118,10 @@ type Engine interface {
 	// recorded before `before`.
 	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 
+	// Secret returns the value stored under name, storing candidate first
+	// when there is none: every caller gets the first value stored.
+	Secret(ctx context.Context, name string, candidate []byte) ([]byte, error)
+
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -192,6 +197,19 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (projection.Checkpo
 // TryLead implements projection.Leader with the engine's lock.
 func (s *Store) TryLead(ctx context.Context, name string) (<-chan struct{}, func(), bool, error) {
 	return s.engine.TryLead(ctx, name)
+}
+
+// Secret returns a 32-byte random key stored in the read-model database
+// under name, made by the first caller: every replica on the database gets
+// the same key.
+func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
+	candidate := make([]byte, 32)
+	rand.Read(candidate) // never fails: it crashes the program instead
+	key, err := s.engine.Secret(ctx, name, candidate)
+	if err != nil {
+		return nil, fmt.Errorf("%s: secret %s: %w", s.name, name, err)
+	}
+	return key, nil
 }
 
 func known(name string) error {

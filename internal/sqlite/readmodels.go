@@ -51,6 +51,18 @@ func OpenReadModels(ctx context.Context, s *Store) (*readmodel.Store, error) {
 // Close releases nothing: the store owns the connections.
 func (m *readModels) Close() error { return nil }
 
+// Secret returns the value stored under name, storing candidate when there
+// is none.
+func (m *readModels) Secret(ctx context.Context, name string, candidate []byte) ([]byte, error) {
+	if _, err := m.store.write.ExecContext(ctx, `INSERT INTO rm_secrets (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO NOTHING`, name, candidate); err != nil {
+		return nil, classify(err)
+	}
+	var v []byte
+	err := m.store.read.QueryRowContext(ctx, `SELECT value FROM rm_secrets WHERE name = ?`, name).Scan(&v)
+	return v, classify(err)
+}
+
 // Ping checks that the database answers.
 func (m *readModels) Ping(ctx context.Context) error {
 	if err := m.store.read.PingContext(ctx); err != nil {

@@ -38,6 +38,9 @@ type ReadModels interface {
 	// rm_entities, rm_operation_starts, rm_metric_points) as comparable
 	// strings in key order.
 	Dump(ctx context.Context) (map[string][]string, error)
+	// Secret returns the random key stored under name, made by the first
+	// caller.
+	Secret(ctx context.Context, name string) ([]byte, error)
 }
 
 // batchSize is small so that every scenario crosses batch boundaries.
@@ -78,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"MoveCheckpoint", testMoveCheckpoint},
 		{"LimitMustBePositive", testLimitMustBePositive},
 		{"ConnectionLostMidRead", testConnectionLost},
+		{"SecretsAreMadeOnce", testSecrets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1472,5 +1476,34 @@ func testConnectionLost(t *testing.T, e *env) {
 		if err := r.read(); !errors.Is(err, eventstore.ErrUnavailable) {
 			t.Errorf("%s after the connection was lost = %v, want ErrUnavailable", r.name, err)
 		}
+	}
+}
+
+// testSecrets: callers racing for a key all get the one stored first, a
+// later caller gets it again, and another name has its own key.
+func testSecrets(t *testing.T, e *env) {
+	const callers = 8
+	keys := make([][]byte, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() { keys[i], errs[i] = e.rm.Secret(e.ctx, "cursor-key") })
+	}
+	wg.Wait()
+	for i := range callers {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if len(keys[i]) != 32 || !slices.Equal(keys[i], keys[0]) {
+			t.Fatalf("caller %d got key %x, caller 0 %x: every caller must get the first key stored", i, keys[i], keys[0])
+		}
+	}
+	again, err := e.rm.Secret(e.ctx, "cursor-key")
+	if err != nil || !slices.Equal(again, keys[0]) {
+		t.Fatalf("asked again: %x, %v; want %x", again, err, keys[0])
+	}
+	other, err := e.rm.Secret(e.ctx, "another-key")
+	if err != nil || len(other) != 32 || slices.Equal(other, keys[0]) {
+		t.Fatalf("another name: %x, %v; want a key of its own", other, err)
 	}
 }
