@@ -24,7 +24,7 @@ func TestCursorsAreSealed(t *testing.T) {
 			for i := 1; i <= 3; i++ {
 				events := []any{map[string]any{"type": "EntityRegistered", "occurredAt": at(0), "data": rawJSON(`{}`)}}
 				for j := 1; j <= 3; j++ {
-					events = append(events, map[string]any{"type": "LocationReported", "occurredAt": at(time.Duration(j)*time.Minute), "data": rawJSON(`{"lat":1,"lon":2}`)})
+					events = append(events, map[string]any{"type": "LocationReported", "occurredAt": at(time.Duration(j) * time.Minute), "data": rawJSON(`{"lat":1,"lon":2}`)})
 				}
 				if r := a.do(t, "POST", fmt.Sprintf("/api/v1/entities/PKG-%d/events", i),
 					map[string]any{"entityType": "package", "events": events}, acme...); r.StatusCode != 201 {
@@ -97,4 +97,3 @@ func TestCursorsAreSealed(t *testing.T) {
 		})
 	}
 }
-
