@@ -197,8 +197,8 @@ type Tracking struct {
 	// container, vehicle and asset.
 	EntityTypes []string
 	// AggregateCacheSize bounds the entity aggregates kept in memory between
-	// commands (0: off, the default; see tracking.ServiceOptions for when to
-	// turn it on).
+	// commands (default 10,000; 0 turns the cache off). Safe with any number
+	// of replicas: see tracking.ServiceOptions.
 	AggregateCacheSize int
 }
 
@@ -324,8 +324,9 @@ func Default() *Config {
 			MaxBodyBytes:      4 * MiB,
 		},
 		Tracking: Tracking{
-			OnTimeTolerance: Duration(15 * time.Minute),
-			MaxFutureSkew:   Duration(5 * time.Minute),
+			OnTimeTolerance:    Duration(15 * time.Minute),
+			MaxFutureSkew:      Duration(5 * time.Minute),
+			AggregateCacheSize: 10_000,
 		},
 		Logging:  Logging{Format: "json"},
 		Features: DefaultFeatures(),

@@ -3,7 +3,10 @@
 // idempotent appends, a gap-safe global log and snapshots.
 //
 // A stream is identified by (tenant, stream id). Stream versions start at 1 and
-// are contiguous. Every recorded event also has a position in the store-wide
+// are contiguous. Each creation of a stream is a new incarnation: after an
+// erasure the same id starts again at version 1 under another incarnation,
+// and an append that states the incarnation it was decided on conflicts
+// with any other. Every recorded event also has a position in the store-wide
 // global log; the log is read with a Cursor that never skips a committed event.
 package eventstore
 
@@ -12,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,7 +153,12 @@ type AppendRequest struct {
 	// the stream's entity type otherwise (empty means "whatever it is").
 	EntityType string
 	Expected   ExpectedVersion
-	Events     []Event
+	// Incarnation, when not 0, is the stream incarnation the writer decided
+	// on (LoadStream's or an earlier append's): the append then conflicts
+	// (ErrWrongExpectedVersion) unless the stream exists under it, so a
+	// stream erased and re-created since is never mistaken for the one read.
+	Incarnation int64
+	Events      []Event
 }
 
 // AppendedEvent is the position of one appended event.
@@ -165,6 +174,8 @@ type AppendResult struct {
 	// Version is the stream version after the append (the last event's version).
 	Version int64
 	Events  []AppendedEvent
+	// Incarnation is the stream's incarnation after the append.
+	Incarnation int64
 	// Replayed is true when every event of the request was already stored with
 	// the same content: nothing was written and the original result is returned.
 	Replayed bool
@@ -176,8 +187,10 @@ type StreamInfo struct {
 	StreamID   string
 	EntityType string
 	Version    int64
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Incarnation identifies this creation of the stream (never 0).
+	Incarnation int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Snapshot is the serialized state of a stream's aggregate at a version.
@@ -187,7 +200,11 @@ type Snapshot struct {
 	Version       int64
 	SchemaVersion int
 	State         json.RawMessage
-	CreatedAt     time.Time
+	// Incarnation is the stream incarnation the state was folded from. A
+	// snapshot is only ever returned for that incarnation; saving one with
+	// 0 takes the stream's current incarnation.
+	Incarnation int64
+	CreatedAt   time.Time
 }
 
 // Cursor is a resumable position in the global log. The zero Cursor is the
@@ -260,8 +277,15 @@ type Store interface {
 	// SaveSnapshot stores a snapshot. Saving an older version than the newest
 	// stored one is allowed and does not replace it as the latest.
 	SaveSnapshot(ctx context.Context, s Snapshot) error
-	// LoadSnapshot returns the snapshot of the highest version, or ErrNotFound.
+	// LoadSnapshot returns the snapshot of the highest version of the
+	// stream's current incarnation, or ErrNotFound.
 	LoadSnapshot(ctx context.Context, tenant, streamID string) (Snapshot, error)
+	// LoadStream returns what deciding a command on a stream needs, as of
+	// one point in time: its incarnation, its snapshot of the highest
+	// version (nil when there is none) and up to limit events after it
+	// (from version 1 without a snapshot), in version order. A missing
+	// stream returns ErrNotFound, even when a snapshot is left.
+	LoadStream(ctx context.Context, tenant, streamID string, limit int) (Loaded, error)
 	// Erase hard-deletes a stream: its events, snapshots and metadata. It
 	// returns the number of events deleted, or ErrNotFound. Appends to the
 	// stream id afterwards start a new stream.
@@ -272,39 +296,17 @@ type Store interface {
 	Close() error
 }
 
-// StreamLoader is implemented by stores that read what loading an aggregate
-// needs in one round trip. Use the function LoadStream, which falls back to
-// LoadSnapshot and ReadStream for other stores.
-type StreamLoader interface {
-	// LoadStream returns, as of one point in time, the stream's snapshot of
-	// the highest version (nil when there is none) and up to limit events
-	// after it (from version 1 without a snapshot), in version order. A
-	// missing stream returns ErrNotFound, even when a snapshot is left.
-	LoadStream(ctx context.Context, tenant, streamID string, limit int) (*Snapshot, []Recorded, error)
+// Loaded is a stream as LoadStream reads it.
+type Loaded struct {
+	Incarnation int64
+	Snapshot    *Snapshot
+	Events      []Recorded
 }
 
-// LoadStream returns a stream's latest snapshot and up to limit events after
-// it, in one round trip where the store is a StreamLoader, or with
-// LoadSnapshot and ReadStream otherwise (where a snapshot saved between the two
-// calls only means that fewer of the events are needed).
-func LoadStream(ctx context.Context, s Store, tenant, streamID string, limit int) (*Snapshot, []Recorded, error) {
-	if l, ok := s.(StreamLoader); ok {
-		return l.LoadStream(ctx, tenant, streamID, limit)
-	}
-	var snap *Snapshot
-	from := int64(1)
-	switch sn, err := s.LoadSnapshot(ctx, tenant, streamID); {
-	case err == nil:
-		snap, from = &sn, sn.Version+1
-	case !errors.Is(err, ErrNotFound):
-		return nil, nil, err
-	}
-	recs, err := s.ReadStream(ctx, tenant, streamID, from, limit)
-	if err != nil {
-		return nil, nil, err
-	}
-	return snap, recs, nil
-}
+// NewIncarnation returns a random incarnation for a stream being created:
+// positive, so never 0 ("not stated"), and with 62 random bits, so that a
+// re-created stream does not meet its predecessor's.
+func NewIncarnation() int64 { return rand.Int64N(1<<62) + 1 }
 
 // Sentinel errors. Implementations wrap them with %w.
 var (
@@ -336,9 +338,15 @@ type WrongExpectedVersionError struct {
 	Expected ExpectedVersion
 	// Actual is the stream's current version, 0 when it does not exist.
 	Actual int64
+	// Replaced says that the append stated an incarnation the stream no
+	// longer has: it was erased (and maybe created again) since.
+	Replaced bool
 }
 
 func (e *WrongExpectedVersionError) Error() string {
+	if e.Replaced {
+		return fmt.Sprintf("stream %q was erased since the append's decision (now at version %d)", e.StreamID, e.Actual)
+	}
 	return fmt.Sprintf("stream %q: expected version %s, actual %d", e.StreamID, e.Expected, e.Actual)
 }
 
@@ -420,6 +428,8 @@ func (r *AppendRequest) validate() error {
 		return fmt.Errorf("%w: entity type longer than %d bytes", ErrInvalid, MaxTypeLength)
 	case !r.Expected.Valid():
 		return fmt.Errorf("%w: expected version %d", ErrInvalid, int64(r.Expected))
+	case r.Incarnation < 0:
+		return fmt.Errorf("%w: incarnation %d", ErrInvalid, r.Incarnation)
 	case len(r.Events) == 0:
 		return fmt.Errorf("%w: no events", ErrInvalid)
 	case len(r.Events) > MaxEventsPerAppend:

@@ -180,12 +180,14 @@ func (g *GroupCommit) writer() {
 }
 
 // Check applies the contract's rules to an append against its stream's
-// current version (0 when the stream does not exist) and entity type. When
-// it fails with replayable true, the request may be an idempotent replay of
-// an append already stored: the engine looks its event ids up (in the same
-// transaction) and decides with Resolve.
-func (r AppendRequest) Check(version int64, entityType string) (replayable bool, err error) {
+// current version (0 when the stream does not exist), entity type and
+// incarnation. When it fails with replayable true, the request may be an
+// idempotent replay of an append already stored: the engine looks its event
+// ids up (in the same transaction) and decides with Resolve.
+func (r AppendRequest) Check(version int64, entityType string, incarnation int64) (replayable bool, err error) {
 	switch {
+	case r.Incarnation != 0 && (version == 0 || r.Incarnation != incarnation):
+		return true, &WrongExpectedVersionError{Tenant: r.Tenant, StreamID: r.StreamID, Expected: r.Expected, Actual: version, Replaced: true}
 	case !r.Expected.Allows(version):
 		return true, &WrongExpectedVersionError{Tenant: r.Tenant, StreamID: r.StreamID, Expected: r.Expected, Actual: version}
 	case version == 0 && r.EntityType == "":

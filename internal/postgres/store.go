@@ -201,9 +201,10 @@ func (s *Store) replayAfterConflict(ctx context.Context, r eventstore.AppendRequ
 type streamKey struct{ tenant, stream string }
 
 type streamRow struct {
-	version    int64
-	entityType string
-	exists     bool
+	version     int64
+	entityType  string
+	incarnation int64
+	exists      bool
 }
 
 // commitBatch runs one group commit: round trip 1 begins and locks the
@@ -242,7 +243,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 	// Round trip 1.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(`SELECT s.tenant_id, s.stream_id, s.version, s.entity_type
+	b.Queue(`SELECT s.tenant_id, s.stream_id, s.version, s.entity_type, s.incarnation
 		FROM streams s JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, stream_id) USING (tenant_id, stream_id)
 		ORDER BY s.tenant_id, s.stream_id FOR UPDATE OF s`, tenants, streamIDs)
 	br := c.SendBatch(ctx, b)
@@ -260,7 +261,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 	for rows.Next() {
 		var k streamKey
 		r := &streamRow{exists: true}
-		if err := rows.Scan(&k.tenant, &k.stream, &r.version, &r.entityType); err != nil {
+		if err := rows.Scan(&k.tenant, &k.stream, &r.version, &r.entityType, &r.incarnation); err != nil {
 			rows.Close()
 			br.Close()
 			return nil, err
@@ -284,7 +285,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 			st = &streamRow{}
 			state[k] = st
 		}
-		if replayable, err := r.Check(st.version, st.entityType); err != nil {
+		if replayable, err := r.Check(st.version, st.entityType, st.incarnation); err != nil {
 			outs[i].Err = err
 			if replayable {
 				needLookup = append(needLookup, i)
@@ -292,10 +293,11 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 			continue
 		}
 		if st.version == 0 {
-			st.entityType = r.EntityType
+			st.entityType, st.incarnation = r.EntityType, eventstore.NewIncarnation()
 			created[k] = st
 		}
-		res := eventstore.AppendResult{StreamID: r.StreamID, Events: make([]eventstore.AppendedEvent, len(r.Events))}
+		res := eventstore.AppendResult{StreamID: r.StreamID, Incarnation: st.incarnation,
+			Events: make([]eventstore.AppendedEvent, len(r.Events))}
 		for j, e := range r.Events {
 			st.version++
 			res.Events[j] = eventstore.AppendedEvent{ID: e.ID, Version: st.version}
@@ -326,7 +328,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 	// Round trip 2.
 	b = &pgx.Batch{}
 	var newTenants, newStreams, newTypes []string
-	var newVersions []int64
+	var newVersions, newIncarnations []int64
 	var updTenants, updStreams []string
 	var updVersions []int64
 	for _, k := range keys {
@@ -335,15 +337,16 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 		case created[k] != nil:
 			newTenants, newStreams = append(newTenants, k.tenant), append(newStreams, k.stream)
 			newTypes, newVersions = append(newTypes, st.entityType), append(newVersions, st.version)
+			newIncarnations = append(newIncarnations, st.incarnation)
 		case st.exists && w.touched(k):
 			updTenants, updStreams, updVersions = append(updTenants, k.tenant), append(updStreams, k.stream), append(updVersions, st.version)
 		}
 	}
 	if len(newTenants) > 0 {
-		b.Queue(`INSERT INTO streams (tenant_id, stream_id, entity_type, version, created_at, updated_at)
-			SELECT k.tenant_id, k.stream_id, k.entity_type, k.version, now(), now()
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS k(tenant_id, stream_id, entity_type, version)
-			ORDER BY 1, 2`, newTenants, newStreams, newTypes, newVersions)
+		b.Queue(`INSERT INTO streams (tenant_id, stream_id, entity_type, version, incarnation, created_at, updated_at)
+			SELECT k.tenant_id, k.stream_id, k.entity_type, k.version, k.incarnation, now(), now()
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) AS k(tenant_id, stream_id, entity_type, version, incarnation)
+			ORDER BY 1, 2`, newTenants, newStreams, newTypes, newVersions, newIncarnations)
 	}
 	if len(updTenants) > 0 {
 		b.Queue(`UPDATE streams s SET version = k.version, updated_at = now()
@@ -538,40 +541,43 @@ func (s *Store) queryEvents(ctx context.Context, op string, withEntityType bool,
 // LoadStream implements eventstore.StreamLoader: the latest snapshot and the
 // events after it, read in one round trip within one repeatable-read
 // transaction, so that the events continue the snapshot exactly.
-func (s *Store) LoadStream(ctx context.Context, tenant, streamID string, limit int) (*eventstore.Snapshot, []eventstore.Recorded, error) {
+func (s *Store) LoadStream(ctx context.Context, tenant, streamID string, limit int) (eventstore.Loaded, error) {
 	if err := eventstore.CheckLimit(limit); err != nil {
-		return nil, nil, fmt.Errorf("postgres: load stream: %w", err)
+		return eventstore.Loaded{}, fmt.Errorf("postgres: load stream: %w", err)
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-	b.Queue(`SELECT sn.version, sn.schema_version, sn.state::text, sn.created_at FROM streams s
+	b.Queue(`SELECT s.incarnation, sn.version, sn.schema_version, sn.state::text, sn.created_at FROM streams s
 		LEFT JOIN LATERAL (SELECT version, schema_version, state, created_at FROM snapshots
-			WHERE tenant_id = s.tenant_id AND stream_id = s.stream_id ORDER BY version DESC LIMIT 1) sn ON true
+			WHERE tenant_id = s.tenant_id AND stream_id = s.stream_id AND incarnation = s.incarnation
+			ORDER BY version DESC LIMIT 1) sn ON true
 		WHERE s.tenant_id = $1 AND s.stream_id = $2`, tenant, streamID)
 	b.Queue(`SELECT `+eventColumns+` FROM events e
 		WHERE e.tenant_id = $1 AND e.stream_id = $2
-		  AND e.version > coalesce((SELECT max(version) FROM snapshots WHERE tenant_id = $1 AND stream_id = $2), 0)
+		  AND e.version > coalesce((SELECT max(sn.version) FROM snapshots sn JOIN streams s USING (tenant_id, stream_id, incarnation)
+			WHERE sn.tenant_id = $1 AND sn.stream_id = $2), 0)
 		ORDER BY e.version LIMIT $3`, tenant, streamID, limit)
 	b.Queue("COMMIT")
 	// A failure leaves the connection inside the transaction; the pool
 	// closes such connections instead of reusing them.
 	br := s.pool.SendBatch(ctx, b)
-	snap, recs, err := readLoadStream(br, tenant, streamID)
+	out, err := readLoadStream(br, tenant, streamID)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if errors.Is(err, eventstore.ErrNotFound) {
-		return nil, nil, fmt.Errorf("postgres: stream %q: %w", streamID, err)
+		return eventstore.Loaded{}, fmt.Errorf("postgres: stream %q: %w", streamID, err)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("postgres: load stream: %w", classify(err))
+		return eventstore.Loaded{}, fmt.Errorf("postgres: load stream: %w", classify(err))
 	}
-	return snap, recs, nil
+	return out, nil
 }
 
-func readLoadStream(br pgx.BatchResults, tenant, streamID string) (*eventstore.Snapshot, []eventstore.Recorded, error) {
+func readLoadStream(br pgx.BatchResults, tenant, streamID string) (eventstore.Loaded, error) {
+	var out eventstore.Loaded
 	if _, err := br.Exec(); err != nil { // BEGIN
-		return nil, nil, err
+		return out, err
 	}
 	var (
 		version   *int64
@@ -579,30 +585,28 @@ func readLoadStream(br pgx.BatchResults, tenant, streamID string) (*eventstore.S
 		state     *string
 		createdAt *time.Time
 	)
-	err := br.QueryRow().Scan(&version, &schema, &state, &createdAt)
+	err := br.QueryRow().Scan(&out.Incarnation, &version, &schema, &state, &createdAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil, eventstore.ErrNotFound
+		return out, eventstore.ErrNotFound
 	}
 	if err != nil {
-		return nil, nil, err
+		return out, err
 	}
-	var snap *eventstore.Snapshot
 	if version != nil {
-		snap = &eventstore.Snapshot{Tenant: tenant, StreamID: streamID, Version: *version,
-			SchemaVersion: int(*schema), State: json.RawMessage(*state), CreatedAt: createdAt.UTC()}
+		out.Snapshot = &eventstore.Snapshot{Tenant: tenant, StreamID: streamID, Version: *version,
+			SchemaVersion: int(*schema), State: json.RawMessage(*state), Incarnation: out.Incarnation, CreatedAt: createdAt.UTC()}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, nil, err
+		return out, err
 	}
-	recs, err := scanEvents(rows, false)
-	if err != nil {
-		return nil, nil, err
+	if out.Events, err = scanEvents(rows, false); err != nil {
+		return out, err
 	}
 	if _, err := br.Exec(); err != nil { // COMMIT
-		return nil, nil, err
+		return out, err
 	}
-	return snap, recs, nil
+	return out, nil
 }
 
 // ReadAll reads the global log after a cursor, in (tx_id, position) order,
@@ -643,8 +647,8 @@ func (s *Store) Head(ctx context.Context) (eventstore.Cursor, error) {
 // StreamInfo returns a stream's metadata.
 func (s *Store) StreamInfo(ctx context.Context, tenant, streamID string) (eventstore.StreamInfo, error) {
 	info := eventstore.StreamInfo{Tenant: tenant, StreamID: streamID}
-	err := s.pool.QueryRow(ctx, `SELECT entity_type, version, created_at, updated_at FROM streams
-		WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID).Scan(&info.EntityType, &info.Version, &info.CreatedAt, &info.UpdatedAt)
+	err := s.pool.QueryRow(ctx, `SELECT entity_type, version, incarnation, created_at, updated_at FROM streams
+		WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID).Scan(&info.EntityType, &info.Version, &info.Incarnation, &info.CreatedAt, &info.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return info, fmt.Errorf("postgres: stream %q: %w", streamID, eventstore.ErrNotFound)
 	}
@@ -656,15 +660,19 @@ func (s *Store) StreamInfo(ctx context.Context, tenant, streamID string) (events
 }
 
 // SaveSnapshot stores a snapshot (replacing one of the same version).
+// Without an incarnation it takes the stream's current one (nothing is
+// stored when the stream does not exist).
 func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
 	if err := snap.Validate(); err != nil {
 		return fmt.Errorf("postgres: save snapshot: %w", err)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO snapshots (tenant_id, stream_id, version, schema_version, state)
-		VALUES ($1, $2, $3, $4, $5::text::json)
+	_, err := s.pool.Exec(ctx, `INSERT INTO snapshots (tenant_id, stream_id, version, schema_version, state, incarnation)
+		SELECT $1, $2, $3, $4, $5::text::json, coalesce(nullif($6::int8, 0), s.incarnation)
+		FROM streams s WHERE s.tenant_id = $1 AND s.stream_id = $2
 		ON CONFLICT (tenant_id, stream_id, version) DO UPDATE SET
-			schema_version = excluded.schema_version, state = excluded.state, created_at = now()`,
-		snap.Tenant, snap.StreamID, snap.Version, snap.SchemaVersion, string(snap.State))
+			schema_version = excluded.schema_version, state = excluded.state, created_at = now(),
+			incarnation = excluded.incarnation`,
+		snap.Tenant, snap.StreamID, snap.Version, snap.SchemaVersion, string(snap.State), snap.Incarnation)
 	if err != nil {
 		return fmt.Errorf("postgres: save snapshot: %w", classify(err))
 	}
@@ -675,9 +683,10 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) erro
 func (s *Store) LoadSnapshot(ctx context.Context, tenant, streamID string) (eventstore.Snapshot, error) {
 	snap := eventstore.Snapshot{Tenant: tenant, StreamID: streamID}
 	var state string
-	err := s.pool.QueryRow(ctx, `SELECT version, schema_version, state::text, created_at FROM snapshots
-		WHERE tenant_id = $1 AND stream_id = $2 ORDER BY version DESC LIMIT 1`, tenant, streamID).
-		Scan(&snap.Version, &snap.SchemaVersion, &state, &snap.CreatedAt)
+	err := s.pool.QueryRow(ctx, `SELECT sn.version, sn.schema_version, sn.state::text, sn.created_at, sn.incarnation
+		FROM snapshots sn JOIN streams s USING (tenant_id, stream_id, incarnation)
+		WHERE sn.tenant_id = $1 AND sn.stream_id = $2 ORDER BY sn.version DESC LIMIT 1`, tenant, streamID).
+		Scan(&snap.Version, &snap.SchemaVersion, &state, &snap.CreatedAt, &snap.Incarnation)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return snap, fmt.Errorf("postgres: snapshot of %q: %w", streamID, eventstore.ErrNotFound)
 	}

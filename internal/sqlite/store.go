@@ -217,14 +217,14 @@ func (s *Store) commit(ctx context.Context, batch []eventstore.AppendRequest) []
 
 // appendTx checks and writes one append inside the writer's transaction.
 func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendRequest, now time.Time) (eventstore.AppendResult, error) {
-	var version int64
+	var version, incarnation int64
 	var entityType string
-	err := tx.QueryRowContext(ctx, `SELECT version, entity_type FROM streams WHERE tenant_id = ? AND stream_id = ?`,
-		r.Tenant, r.StreamID).Scan(&version, &entityType)
+	err := tx.QueryRowContext(ctx, `SELECT version, entity_type, incarnation FROM streams WHERE tenant_id = ? AND stream_id = ?`,
+		r.Tenant, r.StreamID).Scan(&version, &entityType, &incarnation)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return eventstore.AppendResult{}, err
 	}
-	if replayable, err := r.Check(version, entityType); err != nil {
+	if replayable, err := r.Check(version, entityType, incarnation); err != nil {
 		if !replayable {
 			return eventstore.AppendResult{}, err
 		}
@@ -257,9 +257,11 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendReq
 		res.Events[i] = eventstore.AppendedEvent{ID: e.ID, Version: v, Position: pos}
 	}
 	res.Version = version + int64(len(r.Events))
+	res.Incarnation = incarnation
 	if version == 0 {
-		_, err = tx.ExecContext(ctx, `INSERT INTO streams (tenant_id, stream_id, entity_type, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, r.Tenant, r.StreamID, r.EntityType, res.Version, now.UnixMicro(), now.UnixMicro())
+		res.Incarnation = eventstore.NewIncarnation()
+		_, err = tx.ExecContext(ctx, `INSERT INTO streams (tenant_id, stream_id, entity_type, version, created_at, updated_at, incarnation)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, r.Tenant, r.StreamID, r.EntityType, res.Version, now.UnixMicro(), now.UnixMicro(), res.Incarnation)
 	} else {
 		_, err = tx.ExecContext(ctx, `UPDATE streams SET version = ?, updated_at = ? WHERE tenant_id = ? AND stream_id = ?`,
 			res.Version, now.UnixMicro(), r.Tenant, r.StreamID)
@@ -403,8 +405,8 @@ func (s *Store) Head(ctx context.Context) (eventstore.Cursor, error) {
 func (s *Store) StreamInfo(ctx context.Context, tenant, streamID string) (eventstore.StreamInfo, error) {
 	info := eventstore.StreamInfo{Tenant: tenant, StreamID: streamID}
 	var created, updated int64
-	err := s.read.QueryRowContext(ctx, `SELECT entity_type, version, created_at, updated_at FROM streams
-		WHERE tenant_id = ? AND stream_id = ?`, tenant, streamID).Scan(&info.EntityType, &info.Version, &created, &updated)
+	err := s.read.QueryRowContext(ctx, `SELECT entity_type, version, incarnation, created_at, updated_at FROM streams
+		WHERE tenant_id = ? AND stream_id = ?`, tenant, streamID).Scan(&info.EntityType, &info.Version, &info.Incarnation, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return info, fmt.Errorf("sqlite: stream %q: %w", streamID, eventstore.ErrNotFound)
 	}
@@ -415,19 +417,68 @@ func (s *Store) StreamInfo(ctx context.Context, tenant, streamID string) (events
 	return info, nil
 }
 
-// SaveSnapshot stores a snapshot (replacing one of the same version).
+// SaveSnapshot stores a snapshot (replacing one of the same version and
+// incarnation). Without an incarnation it takes the stream's current one
+// (nothing is stored when the stream does not exist).
 func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
 	if err := snap.Validate(); err != nil {
 		return fmt.Errorf("sqlite: save snapshot: %w", err)
 	}
-	if _, err := s.write.ExecContext(ctx, `INSERT INTO snapshots (tenant_id, stream_id, version, schema_version, state, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO snapshots (tenant_id, stream_id, version, schema_version, state, created_at, incarnation)
+		SELECT ?, ?, ?, ?, ?, ?, coalesce(nullif(?, 0), s.incarnation) FROM streams s WHERE s.tenant_id = ?1 AND s.stream_id = ?2
 		ON CONFLICT (tenant_id, stream_id, version) DO UPDATE SET
-			schema_version = excluded.schema_version, state = excluded.state, created_at = excluded.created_at`,
-		snap.Tenant, snap.StreamID, snap.Version, snap.SchemaVersion, string(snap.State), s.now().UnixMicro()); err != nil {
+			schema_version = excluded.schema_version, state = excluded.state, created_at = excluded.created_at,
+			incarnation = excluded.incarnation`,
+		snap.Tenant, snap.StreamID, snap.Version, snap.SchemaVersion, string(snap.State), s.now().UnixMicro(), snap.Incarnation); err != nil {
 		return fmt.Errorf("sqlite: save snapshot: %w", classify(err))
 	}
 	return nil
+}
+
+// LoadStream implements eventstore.Store.LoadStream in one read transaction:
+// the stream's incarnation, its latest snapshot of that incarnation and the
+// events after it, all of one state of the file.
+func (s *Store) LoadStream(ctx context.Context, tenant, streamID string, limit int) (eventstore.Loaded, error) {
+	if err := eventstore.CheckLimit(limit); err != nil {
+		return eventstore.Loaded{}, fmt.Errorf("sqlite: load stream: %w", err)
+	}
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return eventstore.Loaded{}, fmt.Errorf("sqlite: load stream: %w", classify(err))
+	}
+	defer tx.Rollback()
+	var out eventstore.Loaded
+	var snapVersion, snapSchema, snapCreated sql.NullInt64
+	var snapState sql.NullString
+	err = tx.QueryRowContext(ctx, `SELECT s.incarnation, sn.version, sn.schema_version, sn.state, sn.created_at
+		FROM streams s LEFT JOIN snapshots sn ON sn.tenant_id = s.tenant_id AND sn.stream_id = s.stream_id
+			AND sn.incarnation = s.incarnation
+			AND sn.version = (SELECT max(version) FROM snapshots x WHERE x.tenant_id = s.tenant_id
+				AND x.stream_id = s.stream_id AND x.incarnation = s.incarnation)
+		WHERE s.tenant_id = ? AND s.stream_id = ?`, tenant, streamID).
+		Scan(&out.Incarnation, &snapVersion, &snapSchema, &snapState, &snapCreated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return eventstore.Loaded{}, fmt.Errorf("sqlite: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return eventstore.Loaded{}, fmt.Errorf("sqlite: load stream: %w", classify(err))
+	}
+	from := int64(1)
+	if snapVersion.Valid {
+		out.Snapshot = &eventstore.Snapshot{Tenant: tenant, StreamID: streamID, Version: snapVersion.Int64,
+			SchemaVersion: int(snapSchema.Int64), State: json.RawMessage(snapState.String),
+			Incarnation: out.Incarnation, CreatedAt: time.UnixMicro(snapCreated.Int64).UTC()}
+		from = snapVersion.Int64 + 1
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+eventColumns+` FROM events e
+		WHERE e.tenant_id = ? AND e.stream_id = ? AND e.version >= ? ORDER BY e.version LIMIT ?`, tenant, streamID, from, limit)
+	if err == nil {
+		out.Events, err = scanEvents(rows, false)
+	}
+	if err != nil {
+		return eventstore.Loaded{}, fmt.Errorf("sqlite: load stream: %w", classify(err))
+	}
+	return out, nil
 }
 
 // LoadSnapshot returns the stream's snapshot of the highest version.
@@ -435,9 +486,10 @@ func (s *Store) LoadSnapshot(ctx context.Context, tenant, streamID string) (even
 	snap := eventstore.Snapshot{Tenant: tenant, StreamID: streamID}
 	var state string
 	var created int64
-	err := s.read.QueryRowContext(ctx, `SELECT version, schema_version, state, created_at FROM snapshots
-		WHERE tenant_id = ? AND stream_id = ? ORDER BY version DESC LIMIT 1`, tenant, streamID).
-		Scan(&snap.Version, &snap.SchemaVersion, &state, &created)
+	err := s.read.QueryRowContext(ctx, `SELECT sn.version, sn.schema_version, sn.state, sn.created_at, sn.incarnation
+		FROM snapshots sn JOIN streams s USING (tenant_id, stream_id, incarnation)
+		WHERE sn.tenant_id = ? AND sn.stream_id = ? ORDER BY sn.version DESC LIMIT 1`, tenant, streamID).
+		Scan(&snap.Version, &snap.SchemaVersion, &state, &created, &snap.Incarnation)
 	if errors.Is(err, sql.ErrNoRows) {
 		return snap, fmt.Errorf("sqlite: snapshot of %q: %w", streamID, eventstore.ErrNotFound)
 	}

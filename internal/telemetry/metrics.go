@@ -146,12 +146,6 @@ type instrumentedStore struct {
 	m *Metrics
 }
 
-// LoadStream passes eventstore.LoadStream through, keeping the wrapped
-// store's single round trip.
-func (s *instrumentedStore) LoadStream(ctx context.Context, tenant, streamID string, limit int) (*eventstore.Snapshot, []eventstore.Recorded, error) {
-	return eventstore.LoadStream(ctx, s.Store, tenant, streamID, limit)
-}
-
 func (s *instrumentedStore) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
 	start := time.Now()
 	res, err := s.Store.Append(ctx, r)

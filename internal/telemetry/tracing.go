@@ -88,12 +88,6 @@ type tracedStore struct {
 	tracer trace.Tracer
 }
 
-// LoadStream passes eventstore.LoadStream through, keeping the wrapped
-// store's single round trip.
-func (s *tracedStore) LoadStream(ctx context.Context, tenant, streamID string, limit int) (*eventstore.Snapshot, []eventstore.Recorded, error) {
-	return eventstore.LoadStream(ctx, s.Store, tenant, streamID, limit)
-}
-
 func (s *tracedStore) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
 	ctx, span := s.tracer.Start(ctx, "eventstore.append", trace.WithAttributes(
 		attribute.String("tracktrace.tenant", r.Tenant), attribute.String("tracktrace.entity_id", r.StreamID),

@@ -16,8 +16,8 @@ import (
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
-// countingStore counts the events ReadStream returns (read) and the stream
-// and snapshot reads made (loads).
+// countingStore counts the events ReadStream and LoadStream return (read)
+// and the stream and snapshot reads made (loads).
 type countingStore struct {
 	eventstore.Store
 	read, loads atomic.Int64
@@ -28,6 +28,13 @@ func (c *countingStore) ReadStream(ctx context.Context, tenant, id string, from 
 	recs, err := c.Store.ReadStream(ctx, tenant, id, from, limit)
 	c.read.Add(int64(len(recs)))
 	return recs, err
+}
+
+func (c *countingStore) LoadStream(ctx context.Context, tenant, id string, limit int) (eventstore.Loaded, error) {
+	c.loads.Add(1)
+	l, err := c.Store.LoadStream(ctx, tenant, id, limit)
+	c.read.Add(int64(len(l.Events)))
+	return l, err
 }
 
 func (c *countingStore) LoadSnapshot(ctx context.Context, tenant, id string) (eventstore.Snapshot, error) {
@@ -186,10 +193,7 @@ func TestReplicasWithStaleAggregateCaches(t *testing.T) {
 				}
 			}
 			// Erasure through a forgets a's cache; b (whose last command
-			// failed, so it caches nothing) starts the new stream. (An
-			// erasure by another replica followed by a re-creation up to a
-			// cached version is what the cache cannot detect: see
-			// ServiceOptions.AggregateCacheSize.)
+			// failed, so it caches nothing) starts the new stream.
 			if _, err := tracking.NewEraser(a, tracking.EraserOptions{}).Erase(ctx, "t1", "TRK-1"); err != nil {
 				t.Fatal(err)
 			}
@@ -201,6 +205,28 @@ func TestReplicasWithStaleAggregateCaches(t *testing.T) {
 			st, err := b.Entity(ctx, "t1", "TRK-1")
 			if err != nil || st.Version != 2 {
 				t.Fatalf("state after erasure and re-creation = %+v, %v", st, err)
+			}
+
+			// Another replica erases and re-creates the entity up to the
+			// version a has cached: a's cache (v1, op7 open) matches the
+			// store's version but not its stream. Completing op7, which the
+			// new stream never started, must be a rule violation, not an
+			// append decided on the erased stream.
+			if _, err := tracking.NewEraser(a, tracking.EraserOptions{}).Erase(ctx, "t1", "TRK-1"); err != nil {
+				t.Fatal(err)
+			}
+			mustRecord(a, eventstore.NoStream, op("OperationStarted", "op7"), 1) // a caches v1: op7 open
+			if _, err := tracking.NewEraser(b, tracking.EraserOptions{}).Erase(ctx, "t1", "TRK-1"); err != nil {
+				t.Fatal(err)
+			}
+			mustRecord(b, eventstore.NoStream, op("OperationStarted", "op8"), 1)
+			_, err = record(a, eventstore.Any, op("OperationCompleted", "op7"))
+			if !errors.Is(err, tracking.ErrRuleViolation) {
+				t.Fatalf("completing an operation of the erased stream on a replica that cached it: %v, want a rule violation", err)
+			}
+			// The refused command left the new stream as b wrote it.
+			if st, err := b.Entity(ctx, "t1", "TRK-1"); err != nil || st.Version != 1 {
+				t.Fatalf("state after the refused command = %+v, %v; want version 1", st, err)
 			}
 		})
 	}

@@ -162,6 +162,10 @@ type Entity struct {
 	dissociations map[string]mark
 
 	operations map[string]OpenOperation // open operations by operationId
+
+	// incarnation is the stream incarnation the aggregate was loaded from
+	// (0 before the stream exists): appends decided on it state it.
+	incarnation int64
 }
 
 // NewEntity returns the aggregate of an entity that has no events yet.

@@ -75,26 +75,20 @@ func (m *memStore) Append(ctx context.Context, req eventstore.AppendRequest) (ev
 
 	key := memKey{req.Tenant, req.StreamID}
 	s := m.streams[key]
-	var current int64
+	var info eventstore.StreamInfo
 	if s != nil {
-		current = s.info.Version
+		info = s.info
 	}
-	if !req.Expected.Allows(current) {
-		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{
-			Tenant: req.Tenant, StreamID: req.StreamID, Expected: req.Expected, Actual: current,
-		}
+	if _, err := req.Check(info.Version, info.EntityType, info.Incarnation); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("memstore: %w", err)
 	}
 	now := m.now()
-	switch {
-	case s == nil && req.EntityType == "":
-		return eventstore.AppendResult{}, fmt.Errorf("memstore: %w: entity type required for a new stream", eventstore.ErrInvalid)
-	case s == nil:
-		s = &memStream{info: eventstore.StreamInfo{Tenant: req.Tenant, StreamID: req.StreamID, EntityType: req.EntityType, CreatedAt: now}}
+	if s == nil {
+		s = &memStream{info: eventstore.StreamInfo{Tenant: req.Tenant, StreamID: req.StreamID, EntityType: req.EntityType,
+			Incarnation: eventstore.NewIncarnation(), CreatedAt: now}}
 		m.streams[key] = s
-	case req.EntityType != "" && req.EntityType != s.info.EntityType:
-		return eventstore.AppendResult{}, fmt.Errorf("memstore: %w", eventstore.ErrEntityTypeMismatch)
 	}
-	res := eventstore.AppendResult{StreamID: req.StreamID}
+	res := eventstore.AppendResult{StreamID: req.StreamID, Incarnation: s.info.Incarnation}
 	for _, e := range req.Events {
 		s.info.Version++
 		pos := int64(len(m.log) + 1)
@@ -224,6 +218,13 @@ func (m *memStore) SaveSnapshot(ctx context.Context, s eventstore.Snapshot) erro
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := memKey{s.Tenant, s.StreamID}
+	st := m.streams[k]
+	if st == nil {
+		return nil // as the engines: nothing to snapshot
+	}
+	if s.Incarnation == 0 {
+		s.Incarnation = st.info.Incarnation
+	}
 	s.State, s.CreatedAt = slices.Clone(s.State), m.now()
 	m.snapshots[k] = append(m.snapshots[k], s)
 	return nil
@@ -235,17 +236,50 @@ func (m *memStore) LoadSnapshot(ctx context.Context, tenant, streamID string) (e
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var best eventstore.Snapshot
-	found := false
-	for _, s := range m.snapshots[memKey{tenant, streamID}] {
-		if !found || s.Version > best.Version {
-			best, found = s, true
-		}
-	}
+	best, found := m.latestSnapshot(memKey{tenant, streamID})
 	if !found {
 		return eventstore.Snapshot{}, fmt.Errorf("memstore: snapshot of %q: %w", streamID, eventstore.ErrNotFound)
 	}
 	return best, nil
+}
+
+// latestSnapshot returns the stream's snapshot of the highest version of
+// its current incarnation. m.mu must be held.
+func (m *memStore) latestSnapshot(k memKey) (eventstore.Snapshot, bool) {
+	st := m.streams[k]
+	var best eventstore.Snapshot
+	found := false
+	for _, s := range m.snapshots[k] {
+		if st != nil && s.Incarnation == st.info.Incarnation && (!found || s.Version > best.Version) {
+			best, found = s, true
+		}
+	}
+	return best, found
+}
+
+func (m *memStore) LoadStream(ctx context.Context, tenant, streamID string, limit int) (eventstore.Loaded, error) {
+	if err := ctx.Err(); err != nil {
+		return eventstore.Loaded{}, err
+	}
+	if err := eventstore.CheckLimit(limit); err != nil {
+		return eventstore.Loaded{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey{tenant, streamID}
+	s := m.streams[k]
+	if s == nil {
+		return eventstore.Loaded{}, fmt.Errorf("memstore: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	out := eventstore.Loaded{Incarnation: s.info.Incarnation}
+	from := int64(1)
+	if snap, ok := m.latestSnapshot(k); ok {
+		out.Snapshot, from = &snap, snap.Version+1
+	}
+	for v := from; v <= s.info.Version && len(out.Events) < limit; v++ {
+		out.Events = append(out.Events, m.log[s.events[v-1]])
+	}
+	return out, nil
 }
 
 // snapshotVersions returns the versions of every snapshot saved for a stream.
@@ -276,6 +310,14 @@ func (c *countingStore) ReadStream(ctx context.Context, tenant, streamID string,
 	c.eventsRead += len(recs)
 	c.mu.Unlock()
 	return recs, err
+}
+
+func (c *countingStore) LoadStream(ctx context.Context, tenant, streamID string, limit int) (eventstore.Loaded, error) {
+	l, err := c.Store.LoadStream(ctx, tenant, streamID, limit)
+	c.mu.Lock()
+	c.eventsRead += len(l.Events)
+	c.mu.Unlock()
+	return l, err
 }
 
 func (c *countingStore) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {

@@ -57,15 +57,14 @@ type ServiceOptions struct {
 	// retry.
 	MaxRetries int
 	// AggregateCacheSize bounds the aggregates of recently written entities
-	// kept in memory between commands (see Record); 0 (the default) turns the
-	// cache off, so that every command loads its entity from the store.
+	// kept in memory between commands (see Record); 0 turns the cache off,
+	// so that every command loads its entity from the store.
 	//
-	// Appends state the cached version, so an entry made stale by another
-	// replica's append costs one reload. What they cannot detect is another
-	// replica erasing the entity and re-creating it up to the same version:
-	// a command would then be decided on the erased entity's state. Turn the
-	// cache on only with one process per store, or where entity ids are not
-	// re-used after an erasure.
+	// Appends state the cached version and stream incarnation, so an entry
+	// made stale by another replica costs one reload: an append by another
+	// replica fails the version, an erasure and re-creation up to the same
+	// version fails the incarnation. Any number of replicas may share a
+	// store with the cache on.
 	AggregateCacheSize int
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
@@ -232,11 +231,12 @@ func (s *Service) Record(ctx context.Context, cmd RecordCommand) (eventstore.App
 		}
 		res, err := s.store.Append(ctx, eventstore.AppendRequest{
 			Tenant: cmd.Tenant, StreamID: cmd.EntityID, EntityType: cmd.EntityType,
-			Expected: eventstore.Exact(v), Events: events,
+			Expected: eventstore.Exact(v), Incarnation: ent.incarnation, Events: events,
 		})
 		switch {
 		case err == nil:
 			if !res.Replayed {
+				ent.incarnation = res.Incarnation
 				if cmd.EntityType != "" {
 					ent.SetEntityType(cmd.EntityType)
 				}
@@ -536,7 +536,7 @@ type loadStats struct {
 // events after it, page by page.
 func (s *Service) load(ctx context.Context, tenant, entityID string) (*Entity, loadStats, error) {
 	var stats loadStats
-	snap, recs, err := eventstore.LoadStream(ctx, s.store, tenant, entityID, readPageSize)
+	loaded, err := s.store.LoadStream(ctx, tenant, entityID, readPageSize)
 	if errors.Is(err, eventstore.ErrNotFound) {
 		// No stream: a snapshot without its stream is an erasure in progress.
 		return NewEntity(entityID), stats, nil
@@ -544,6 +544,7 @@ func (s *Service) load(ctx context.Context, tenant, entityID string) (*Entity, l
 	if err != nil {
 		return nil, stats, fmt.Errorf("tracking: load %q: %w", entityID, err)
 	}
+	snap, recs := loaded.Snapshot, loaded.Events
 	var ent *Entity
 	readNext := false // whether the next page is still to be read
 	if snap != nil {
@@ -559,6 +560,10 @@ func (s *Service) load(ctx context.Context, tenant, entityID string) (*Entity, l
 	if ent == nil {
 		ent = NewEntity(entityID)
 	}
+	// Later pages are read without it: should the stream be erased and
+	// re-created meanwhile, an append stating it conflicts, and a snapshot
+	// saved with it is never loaded for the new stream.
+	ent.incarnation = loaded.Incarnation
 	for {
 		if readNext {
 			recs, err = s.store.ReadStream(ctx, tenant, entityID, ent.Version()+1, readPageSize)

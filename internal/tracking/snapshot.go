@@ -136,7 +136,7 @@ func (s *Service) snapshot(ctx context.Context, k streamKey, refresh bool) error
 	state, schema := ent.MarshalSnapshot()
 	err = s.store.SaveSnapshot(ctx, eventstore.Snapshot{
 		Tenant: k.tenant, StreamID: k.id, Version: ent.Version(),
-		SchemaVersion: schema, State: state, CreatedAt: s.now().UTC(),
+		SchemaVersion: schema, State: state, Incarnation: ent.incarnation, CreatedAt: s.now().UTC(),
 	})
 	if err != nil {
 		return fmt.Errorf("tracking: save snapshot of %q at version %d: %w", k.id, ent.Version(), err)

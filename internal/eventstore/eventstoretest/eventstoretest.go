@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"LargeAndNonASCIIPayloadsRoundTrip", testPayloadRoundTrip},
 		{"CanceledContext", testCanceledContext},
 		{"Erase", testErase},
+		{"EraseAndRecreateIsAnotherIncarnation", testEraseAndRecreate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -449,14 +450,18 @@ func testLoadStream(t *testing.T, s eventstore.Store) {
 		}
 		return vs
 	}
-	if _, _, err := eventstore.LoadStream(ctx, s, ten, "s1", 10); !errors.Is(err, eventstore.ErrNotFound) {
+	if _, err := s.LoadStream(ctx, ten, "s1", 10); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Fatalf("missing stream: err = %v, want ErrNotFound", err)
 	}
-	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, events(5)...))
-	snap, recs, err := eventstore.LoadStream(ctx, s, ten, "s1", 3)
-	if err != nil || snap != nil || !slices.Equal(versions(recs), []int64{1, 2, 3}) {
-		t.Fatalf("without a snapshot, limit 3: %v, versions %v, %v; want no snapshot and versions 1-3", snap, versions(recs), err)
+	created := mustAppend(t, s, req(ten, "s1", eventstore.NoStream, events(5)...))
+	l, err := s.LoadStream(ctx, ten, "s1", 3)
+	if err != nil || l.Snapshot != nil || !slices.Equal(versions(l.Events), []int64{1, 2, 3}) {
+		t.Fatalf("without a snapshot, limit 3: %v, versions %v, %v; want no snapshot and versions 1-3", l.Snapshot, versions(l.Events), err)
 	}
+	if l.Incarnation == 0 || l.Incarnation != created.Incarnation {
+		t.Fatalf("loaded incarnation %d, the creating append's %d: want the same, not 0", l.Incarnation, created.Incarnation)
+	}
+	recs := l.Events
 	if recs[0].Type != "Thing" || string(recs[0].Data) != `{"n":0}` || recs[0].Tenant != ten || recs[0].Position == 0 {
 		t.Fatalf("first event = %+v", recs[0])
 	}
@@ -465,25 +470,101 @@ func testLoadStream(t *testing.T, s eventstore.Store) {
 			t.Fatal(err)
 		}
 	}
-	snap, recs, err = eventstore.LoadStream(ctx, s, ten, "s1", 10)
-	if err != nil || snap == nil || snap.Version != 3 || string(snap.State) != `{"v":3}` || !slices.Equal(versions(recs), []int64{4, 5}) {
-		t.Fatalf("with a snapshot at 3: %+v, versions %v, %v; want the snapshot and versions 4, 5", snap, versions(recs), err)
+	l, err = s.LoadStream(ctx, ten, "s1", 10)
+	if err != nil || l.Snapshot == nil || l.Snapshot.Version != 3 || string(l.Snapshot.State) != `{"v":3}` || !slices.Equal(versions(l.Events), []int64{4, 5}) {
+		t.Fatalf("with a snapshot at 3: %+v, versions %v, %v; want the snapshot and versions 4, 5", l.Snapshot, versions(l.Events), err)
+	}
+	if l.Snapshot.Incarnation != created.Incarnation {
+		t.Fatalf("snapshot saved without an incarnation has %d, want the stream's %d", l.Snapshot.Incarnation, created.Incarnation)
 	}
 	if err := s.SaveSnapshot(ctx, eventstore.Snapshot{Tenant: ten, StreamID: "s1", Version: 5, SchemaVersion: 1, State: json.RawMessage(`{"v":5}`)}); err != nil {
 		t.Fatal(err)
 	}
-	snap, recs, err = eventstore.LoadStream(ctx, s, ten, "s1", 10)
-	if err != nil || snap == nil || snap.Version != 5 || len(recs) != 0 {
-		t.Fatalf("with a snapshot of the current version: %+v, %d events, %v", snap, len(recs), err)
+	l, err = s.LoadStream(ctx, ten, "s1", 10)
+	if err != nil || l.Snapshot == nil || l.Snapshot.Version != 5 || len(l.Events) != 0 {
+		t.Fatalf("with a snapshot of the current version: %+v, %d events, %v", l.Snapshot, len(l.Events), err)
 	}
-	if _, _, err := eventstore.LoadStream(ctx, s, tenant(), "s1", 10); !errors.Is(err, eventstore.ErrNotFound) {
+	if _, err := s.LoadStream(ctx, tenant(), "s1", 10); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Fatalf("another tenant's stream: err = %v, want ErrNotFound", err)
 	}
 	if _, err := s.Erase(ctx, ten, "s1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := eventstore.LoadStream(ctx, s, ten, "s1", 10); !errors.Is(err, eventstore.ErrNotFound) {
+	if _, err := s.LoadStream(ctx, ten, "s1", 10); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Fatalf("erased stream: err = %v, want ErrNotFound", err)
+	}
+}
+
+// testEraseAndRecreate is the race an aggregate cached by one replica runs
+// into when another replica erases the entity and creates it again up to
+// the same version: an append decided on the old stream states its
+// incarnation and must conflict, though the version matches; a snapshot
+// folded from the old stream is never loaded for the new one.
+func testEraseAndRecreate(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	old := mustAppend(t, s, req(ten, "e1", eventstore.NoStream, events(3)...))
+	loaded, err := s.LoadStream(ctx, ten, "e1", 10)
+	if err != nil || loaded.Incarnation != old.Incarnation || old.Incarnation == 0 {
+		t.Fatalf("load: incarnation %d, %v; the append said %d", loaded.Incarnation, err, old.Incarnation)
+	}
+	if _, err := s.Erase(ctx, ten, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	// A slow snapshot writer saves what it folded from the old stream.
+	stale := eventstore.Snapshot{Tenant: ten, StreamID: "e1", Version: 3, SchemaVersion: 1, State: json.RawMessage(`{"old":true}`), Incarnation: old.Incarnation}
+	if err := s.SaveSnapshot(ctx, stale); err != nil {
+		t.Fatalf("saving a snapshot of an erased stream: %v", err)
+	}
+	renewed := mustAppend(t, s, req(ten, "e1", eventstore.NoStream, events(3)...))
+	if renewed.Version != 3 || renewed.Incarnation == 0 || renewed.Incarnation == old.Incarnation {
+		t.Fatalf("re-created stream: version %d, incarnation %d (old %d); want version 3 and a new incarnation",
+			renewed.Version, renewed.Incarnation, old.Incarnation)
+	}
+	if err := s.SaveSnapshot(ctx, stale); err != nil {
+		t.Fatalf("saving a stale snapshot again: %v", err)
+	}
+
+	// Decided on the old stream at version 3: the version matches, the
+	// incarnation does not.
+	decided := req(ten, "e1", eventstore.Exact(3), events(1)...)
+	decided.Incarnation = old.Incarnation
+	_, err = s.Append(ctx, decided)
+	var wrong *eventstore.WrongExpectedVersionError
+	if !errors.As(err, &wrong) || !wrong.Replaced || wrong.Actual != 3 {
+		t.Fatalf("append decided on the erased stream: %v; want a WrongExpectedVersionError that says it was replaced", err)
+	}
+	if got := readAllStream(t, s, ten, "e1"); len(got) != 3 {
+		t.Fatalf("the refused append wrote: the stream has %d events, want 3", len(got))
+	}
+	if info, err := s.StreamInfo(ctx, ten, "e1"); err != nil || info.Incarnation != renewed.Incarnation {
+		t.Fatalf("stream info: incarnation %d, %v; want %d", info.Incarnation, err, renewed.Incarnation)
+	}
+	l, err := s.LoadStream(ctx, ten, "e1", 10)
+	if err != nil || l.Incarnation != renewed.Incarnation || l.Snapshot != nil || len(l.Events) != 3 {
+		t.Fatalf("load of the new stream: incarnation %d, snapshot %+v, %d events, %v; want the new incarnation, no snapshot, 3 events",
+			l.Incarnation, l.Snapshot, len(l.Events), err)
+	}
+	if sn, err := s.LoadSnapshot(ctx, ten, "e1"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("LoadSnapshot returned the old stream's snapshot %+v (%v)", sn, err)
+	}
+
+	// Decided on the new stream: accepted, and it keeps the incarnation.
+	decided.Incarnation = renewed.Incarnation
+	res, err := s.Append(ctx, decided)
+	if err != nil || res.Version != 4 || res.Incarnation != renewed.Incarnation {
+		t.Fatalf("append decided on the new stream: %+v, %v", res, err)
+	}
+	// Retried with the old incarnation, the same events are a replay.
+	decided.Incarnation = old.Incarnation
+	if res, err := s.Append(ctx, decided); err != nil || !res.Replayed {
+		t.Fatalf("retry of a stored append: %+v, %v; want a replay", res, err)
+	}
+	// An incarnation stated for a stream that does not exist conflicts.
+	gone := req(ten, "never", eventstore.Any, events(1)...)
+	gone.Incarnation = old.Incarnation
+	if _, err := s.Append(ctx, gone); !errors.As(err, &wrong) || !wrong.Replaced {
+		t.Fatalf("append stating an incarnation of a missing stream: %v; want replaced", err)
 	}
 }
 
