@@ -26,6 +26,10 @@ type kafkaParts struct {
 	consumers []*kafka.Consumer
 	// fed reports on the projections when the consumer group feeds them.
 	fed *consumerFed
+	// ensureTopics, when set, creates the topics that could not be made at
+	// start (the broker was not up yet): run retries it until it succeeds.
+	ensureTopics func(ctx context.Context) error
+	log          *slog.Logger
 }
 
 // kafkaFeedsProjections reports whether the projections read the Kafka
@@ -55,7 +59,7 @@ func kafkaConfig(cfg *config.Config) kafka.Config {
 func startKafka(ctx context.Context, cfg *config.Config, features *config.Features, store eventstore.Store, views *readmodel.Store, svc *tracking.Service,
 	metrics *telemetry.Metrics, tp trace.TracerProvider, onApplied func([]eventstore.Recorded), log *slog.Logger) (*kafkaParts, error) {
 	kc := kafkaConfig(cfg)
-	parts := &kafkaParts{}
+	parts := &kafkaParts{log: log}
 	producer, err := kafka.NewClient(kc)
 	if err != nil {
 		return nil, err
@@ -63,9 +67,10 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 	parts.clients = append(parts.clients, producer)
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	if err := kafka.EnsureTopics(tctx, producer, kc); err != nil {
-		// The relay retries until the broker is back; topics are created then
-		// by the broker (auto-create) or by the next start.
-		log.Warn("kafka: cannot ensure topics now", "error", err)
+		// The relay and the consumers retry until the topics exist; run
+		// goes on creating them meanwhile.
+		log.Warn("kafka: cannot create the topics now; retrying in the background", "error", err)
+		parts.ensureTopics = func(ctx context.Context) error { return kafka.EnsureTopics(ctx, producer, kc) }
 	}
 	cancel()
 	parts.relay = kafka.NewRelay(producer, store, views, views, kafka.RelayOptions{DomainTopic: kc.Topics.DomainEvents,
@@ -118,8 +123,12 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 	return parts, nil
 }
 
-// run runs the relay and the consumers until ctx ends.
+// run runs the relay and the consumers until ctx ends, creating the
+// topics first if that failed at start.
 func (k *kafkaParts) run(ctx context.Context) error {
+	if k.ensureTopics != nil {
+		go k.retryTopics(ctx)
+	}
 	errs := make(chan error, 1+len(k.consumers))
 	go func() { errs <- k.relay.Run(ctx) }()
 	for _, c := range k.consumers {
@@ -132,6 +141,26 @@ func (k *kafkaParts) run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(all...)
+}
+
+// retryTopics creates the topics, retrying with a growing delay (up to 30 s)
+// until it succeeds or ctx ends.
+func (k *kafkaParts) retryTopics(ctx context.Context) {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := k.ensureTopics(tctx)
+		cancel()
+		if err == nil {
+			k.log.Info("kafka: topics created")
+			return
+		}
+		k.log.Debug("kafka: cannot create the topics yet", "error", err)
+	}
 }
 
 // close closes the clients (after run returned).

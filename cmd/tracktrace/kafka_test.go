@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"io"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +91,35 @@ func TestServeWithKafka(t *testing.T) {
 	if !found {
 		t.Fatalf("/health/ready lacks a healthy kafka check: %+v", health)
 	}
+}
+
+// A broker that comes up after the server, and does not create topics on
+// its own: the server creates them once it can, and the events recorded
+// meanwhile reach the read models through Kafka.
+func TestKafkaBrokerStartsLater(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db"),
+		"Kafka__BootstrapServers=127.0.0.1:" + strconv.Itoa(port), "ReadModels__RefreshInterval=00:00:01"})
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port)) // no auto-creation
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	if r := srv.do(t, "POST", "/api/v1/entities/LATE-1/events", map[string]any{"entityType": "container",
+		"events": []any{ev("MilestoneReached", 0, `{"milestone":"departed"}`)}}); r.StatusCode != 201 {
+		t.Fatalf("append: %d %s", r.StatusCode, r.Body)
+	}
+	waitUntil(t, "the event to reach the timeline through Kafka", func() bool {
+		var tl struct{ Entries []struct{ Version int64 } }
+		srv.do(t, "GET", "/api/v1/entities/LATE-1/timeline", nil).JSON(t, &tl)
+		return len(tl.Entries) == 1
+	})
 }
 
 // `projections status` with the Kafka feed reports the consumer group, not
