@@ -31,6 +31,15 @@ func TestSeedSettingsLoad(t *testing.T) {
 	if strings.Contains(out.String()+errOut.String(), "pa55-w0rd") {
 		t.Error("the database password was printed")
 	}
+	// stdout is JSON alone (for jq), with the effective projection feed:
+	// the seed configures Kafka, so Kafka feeds the projections.
+	var effective struct{ ReadModels struct{ Feed string } }
+	if err := json.Unmarshal(out.Bytes(), &effective); err != nil {
+		t.Fatalf("config's stdout is not JSON: %v\n%s", err, out.String())
+	}
+	if effective.ReadModels.Feed != "kafka" {
+		t.Errorf("effective ReadModels.Feed %q, want kafka", effective.ReadModels.Feed)
+	}
 }
 
 // Each bad configuration stops the process (run returns an error, main

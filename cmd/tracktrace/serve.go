@@ -175,7 +175,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if st.file != "" {
 		log.Info("embedded database", "file", st.file, "created", st.created)
 		if st.created {
-			log.Warn("created a new, empty database: the default file is relative to the working directory", "file", st.file)
+			log.Warn("created a new, empty database (a relative path is taken from the working directory)", "file", st.file)
 		}
 	}
 	registry := prometheus.NewRegistry()
@@ -279,6 +279,8 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		RequestTimeout: time.Duration(cfg.Server.RequestTimeout),
 		Version:        buildVersion(),
 		CursorKey:      cursorKey,
+		// Keys are bound where every replica sees them.
+		IdempotencyKeys: views,
 	}
 	deps.RateLimitEnabled = features.Func(config.FeatureRateLimiting)
 	if kp != nil {
@@ -417,6 +419,12 @@ func showConfig(ctx context.Context, args []string, environ []string, stdout, st
 	if err != nil {
 		return err
 	}
+	// The effective feed, where the setting leaves it to Kafka's presence.
+	if kafkaFeedsProjections(cfg) {
+		cfg.ReadModels.Feed = "kafka"
+	} else {
+		cfg.ReadModels.Feed = "log"
+	}
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("", "config", cfg)
 	var line struct{ Config json.RawMessage }
@@ -427,7 +435,9 @@ func showConfig(ctx context.Context, args []string, environ []string, stdout, st
 	if err := json.Indent(&out, line.Config, "", "  "); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "# environment: %s\n%s\n", cfg.Environment, out.String())
+	// stdout is the JSON alone, for jq and the like.
+	fmt.Fprintf(stderr, "environment: %s\n", cfg.Environment)
+	fmt.Fprintf(stdout, "%s\n", out.String())
 	return nil
 }
 

@@ -227,9 +227,16 @@ func (s *server) appendEvents(w http.ResponseWriter, r *http.Request, p tracking
 	if err != nil {
 		return err
 	}
+	release, err := s.claimIdempotencyKey(r, p, key, &body)
+	if err != nil {
+		return err
+	}
 	applyIdempotencyKey(&cmd, key, 0)
 	res, err := s.Tracker.Record(r.Context(), cmd)
 	if err != nil {
+		if errors.Is(err, tracking.ErrInvalid) {
+			release() // a malformed request leaves its key free for the fixed one
+		}
 		return keyedError(key, err)
 	}
 	w.Header().Set("ETag", etag(res.Version))
@@ -264,6 +271,9 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p tracking.Princi
 	}
 	key, err := idempotencyKey(r)
 	if err != nil {
+		return err
+	}
+	if _, err := s.claimIdempotencyKey(r, p, key, &body); err != nil {
 		return err
 	}
 	corr := requestID(r)

@@ -1,6 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -57,6 +61,49 @@ func applyIdempotencyKey(cmd *tracking.RecordCommand, key string, item int) {
 			cmd.Events[i].ID = uuid.NewSHA1(idempotencyNamespace, []byte(name))
 		}
 	}
+}
+
+// IdempotencyKeys binds each tenant's Idempotency-Keys to the first request
+// they came with (readmodel.Store.ClaimIdempotencyKey).
+type IdempotencyKeys interface {
+	// ClaimIdempotencyKey binds the key to fingerprint unless it is bound
+	// already, and returns the fingerprint it is bound to.
+	ClaimIdempotencyKey(ctx context.Context, tenant, key string, fingerprint []byte) ([]byte, error)
+	// ReleaseIdempotencyKey unbinds the key if it is bound to fingerprint.
+	ReleaseIdempotencyKey(ctx context.Context, tenant, key string, fingerprint []byte) error
+}
+
+// claimIdempotencyKey binds a keyed request's key to a hash of the request
+// (method, path and the decoded body, so that formatting does not count):
+// the key sent again with another request is a 422, whether or not any of
+// its events would collide with stored ones. release unbinds it again, for
+// a request refused as invalid before anything was recorded.
+func (s *server) claimIdempotencyKey(r *http.Request, p tracking.Principal, key string, body any) (release func(), err error) {
+	release = func() {}
+	if key == "" || s.IdempotencyKeys == nil {
+		return release, nil
+	}
+	canonical, err := json.Marshal(body)
+	if err != nil {
+		return release, err
+	}
+	h := sha256.New()
+	h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
+	h.Write(canonical)
+	fingerprint := h.Sum(nil)
+	bound, err := s.IdempotencyKeys.ClaimIdempotencyKey(r.Context(), p.Tenant, key, fingerprint)
+	if err != nil {
+		return release, err
+	}
+	if !bytes.Equal(bound, fingerprint) {
+		return release, errIdempotencyKeyReused
+	}
+	return func() {
+		ctx := context.WithoutCancel(r.Context())
+		if err := s.IdempotencyKeys.ReleaseIdempotencyKey(ctx, p.Tenant, key, fingerprint); err != nil {
+			s.log.WarnContext(ctx, "idempotency key not released", "error", err)
+		}
+	}, nil
 }
 
 // keyedError tells, for a keyed request, a key reused with another request

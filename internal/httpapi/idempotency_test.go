@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -15,13 +16,24 @@ import (
 // newSQLiteService is a tracking service on a fresh SQLite file, closed at
 // the test's end.
 func newSQLiteService(t *testing.T, opts tracking.ServiceOptions) *tracking.Service {
+	svc, _ := newSQLiteServiceAndViews(t, opts)
+	return svc
+}
+
+// newSQLiteServiceAndViews is newSQLiteService with the read models on the
+// same file.
+func newSQLiteServiceAndViews(t *testing.T, opts tracking.ServiceOptions) (*tracking.Service, *readmodel.Store) {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "t.db")+"?_pragma=synchronous(OFF)", sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	return tracking.NewService(store, opts)
+	views, err := sqlite.OpenReadModels(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tracking.NewService(store, opts), views
 }
 
 func post(h http.Handler, path, body string, headers ...string) *httptest.ResponseRecorder {
@@ -45,7 +57,8 @@ const readmeBody = `{"entityType": "shipment", "expectedVersion": "none", "event
 // Same key and body: the first answer again, nothing appended; same key and
 // another body: 422; a retry without a key that is partly stored says so.
 func TestIdempotencyKey(t *testing.T) {
-	h := NewServer(Deps{Tracker: newSQLiteService(t, tracking.ServiceOptions{})})
+	svc, views := newSQLiteServiceAndViews(t, tracking.ServiceOptions{})
+	h := NewServer(Deps{Tracker: svc, IdempotencyKeys: views})
 	path := "/api/v1/entities/SHP-1001/events"
 	first := post(h, path, readmeBody, "Idempotency-Key", "register-SHP-1001")
 	if first.Code != 201 {
@@ -59,6 +72,24 @@ func TestIdempotencyKey(t *testing.T) {
 	other := strings.Replace(readmeBody, "picked_up", "departed", 1)
 	if r := post(h, path, other, "Idempotency-Key", "register-SHP-1001"); r.Code != 422 || !strings.Contains(r.Body.String(), "idempotency-key-reused") {
 		t.Errorf("same key, other body: %d %s, want 422 idempotency-key-reused", r.Code, r.Body)
+	}
+	// Another body whose events' derived ids collide with nothing stored.
+	single := `{"entityType": "shipment", "events": [{"type": "MilestoneReached", "occurredAt": "2026-03-01T10:00:00Z",
+		"data": {"milestone": "departed"}}]}`
+	for _, p := range []string{path, "/api/v1/entities/SHP-2002/events"} {
+		if r := post(h, p, single, "Idempotency-Key", "register-SHP-1001"); r.Code != 422 || !strings.Contains(r.Body.String(), "idempotency-key-reused") {
+			t.Errorf("same key, another one-event body to %s: %d %s, want 422 idempotency-key-reused", p, r.Code, r.Body)
+		}
+	}
+	// A request refused as malformed does not take the key; keys are per tenant.
+	if r := post(h, path, `{"events": []}`, "Idempotency-Key", "fresh"); r.Code != 400 {
+		t.Errorf("malformed keyed request: %d %s, want 400", r.Code, r.Body)
+	}
+	if r := post(h, "/api/v1/entities/SHP-3003/events", single, "Idempotency-Key", "fresh"); r.Code != 201 {
+		t.Errorf("the fixed request with the key of a malformed one: %d %s, want 201", r.Code, r.Body)
+	}
+	if r := post(h, "/api/v1/entities/SHP-4004/events", single, "Idempotency-Key", "register-SHP-1001", "X-Tenant-ID", "beta"); r.Code != 201 {
+		t.Errorf("another tenant's request with the same key: %d %s, want 201", r.Code, r.Body)
 	}
 	if r := post(h, path, readmeBody); r.Code != 409 || !strings.Contains(r.Body.String(), "partly-stored") {
 		t.Errorf("the same body without the key: %d %s, want 409 partly-stored", r.Code, r.Body)

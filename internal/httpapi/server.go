@@ -76,6 +76,10 @@ type Deps struct {
 	EntityTypes tracking.EntityTypes
 	// Instrument, when set, wraps the whole API (RED metrics per route).
 	Instrument func(http.Handler) http.Handler
+	// IdempotencyKeys, when set, binds each Idempotency-Key to the request
+	// it first came with; without it a key reused with another request is
+	// only noticed where its derived event ids collide.
+	IdempotencyKeys IdempotencyKeys
 	// CursorKey authenticates the list cursors the API hands out. Replicas
 	// behind one address must share it (serve reads it from the read-model
 	// database); empty means a random key, good for this process only.

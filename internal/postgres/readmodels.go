@@ -74,6 +74,28 @@ func (m *readModels) Secret(ctx context.Context, name string, candidate []byte) 
 	return v, classify(err)
 }
 
+// ClaimKey records an idempotency key's fingerprint unless it is recorded
+// since expiredBefore, and returns the one recorded.
+func (m *readModels) ClaimKey(ctx context.Context, tenant, key string, fingerprint []byte, now, expiredBefore time.Time) ([]byte, error) {
+	if _, err := m.pool.Exec(ctx, `INSERT INTO idempotency_keys (tenant_id, idempotency_key, fingerprint, created_at)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at
+			WHERE idempotency_keys.created_at < $5`, tenant, key, fingerprint, now, expiredBefore); err != nil {
+		return nil, classify(err)
+	}
+	var v []byte
+	err := m.pool.QueryRow(ctx, `SELECT fingerprint FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2`,
+		tenant, key).Scan(&v)
+	return v, classify(err)
+}
+
+// ReleaseKey forgets an idempotency key recorded with fingerprint.
+func (m *readModels) ReleaseKey(ctx context.Context, tenant, key string, fingerprint []byte) error {
+	_, err := m.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2 AND fingerprint = $3`,
+		tenant, key, fingerprint)
+	return classify(err)
+}
+
 // Ping checks that the read-model database answers.
 func (m *readModels) Ping(ctx context.Context) error {
 	if err := m.pool.Ping(ctx); err != nil {

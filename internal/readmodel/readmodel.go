@@ -121,6 +121,13 @@ type Engine interface {
 	// Secret returns the value stored under name, storing candidate first
 	// when there is none: every caller gets the first value stored.
 	Secret(ctx context.Context, name string, candidate []byte) ([]byte, error)
+	// ClaimKey records fingerprint for a tenant's idempotency key, at now,
+	// unless the key is recorded already since expiredBefore, and returns
+	// the fingerprint recorded.
+	ClaimKey(ctx context.Context, tenant, key string, fingerprint []byte, now, expiredBefore time.Time) ([]byte, error)
+	// ReleaseKey forgets a tenant's idempotency key if it is recorded with
+	// fingerprint.
+	ReleaseKey(ctx context.Context, tenant, key string, fingerprint []byte) error
 
 	Ping(ctx context.Context) error
 	Close() error
@@ -210,6 +217,32 @@ func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: secret %s: %w", s.name, name, err)
 	}
 	return key, nil
+}
+
+// IdempotencyKeyTTL is how long an Idempotency-Key stays bound to the
+// request it was first used with.
+const IdempotencyKeyTTL = 24 * time.Hour
+
+// ClaimIdempotencyKey binds a tenant's Idempotency-Key to the fingerprint
+// of a request, unless it is bound already (within IdempotencyKeyTTL), and
+// returns the fingerprint it is bound to: another request's, when the key
+// is reused.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant, key string, fingerprint []byte) ([]byte, error) {
+	now := time.Now()
+	got, err := s.engine.ClaimKey(ctx, tenant, key, fingerprint, now, now.Add(-IdempotencyKeyTTL))
+	if err != nil {
+		return nil, fmt.Errorf("%s: idempotency key: %w", s.name, err)
+	}
+	return got, nil
+}
+
+// ReleaseIdempotencyKey unbinds a key from fingerprint (a request refused
+// before anything was recorded), so that the fixed request may use it.
+func (s *Store) ReleaseIdempotencyKey(ctx context.Context, tenant, key string, fingerprint []byte) error {
+	if err := s.engine.ReleaseKey(ctx, tenant, key, fingerprint); err != nil {
+		return fmt.Errorf("%s: idempotency key: %w", s.name, err)
+	}
+	return nil
 }
 
 func known(name string) error {

@@ -63,6 +63,28 @@ func (m *readModels) Secret(ctx context.Context, name string, candidate []byte) 
 	return v, classify(err)
 }
 
+// ClaimKey records an idempotency key's fingerprint unless it is recorded
+// since expiredBefore, and returns the one recorded.
+func (m *readModels) ClaimKey(ctx context.Context, tenant, key string, fingerprint []byte, now, expiredBefore time.Time) ([]byte, error) {
+	if _, err := m.store.write.ExecContext(ctx, `INSERT INTO idempotency_keys (tenant_id, idempotency_key, fingerprint, created_at)
+		VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at
+			WHERE idempotency_keys.created_at < ?`, tenant, key, fingerprint, now.UnixMicro(), expiredBefore.UnixMicro()); err != nil {
+		return nil, classify(err)
+	}
+	var v []byte
+	err := m.store.write.QueryRowContext(ctx, `SELECT fingerprint FROM idempotency_keys WHERE tenant_id = ? AND idempotency_key = ?`,
+		tenant, key).Scan(&v)
+	return v, classify(err)
+}
+
+// ReleaseKey forgets an idempotency key recorded with fingerprint.
+func (m *readModels) ReleaseKey(ctx context.Context, tenant, key string, fingerprint []byte) error {
+	_, err := m.store.write.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = ? AND idempotency_key = ? AND fingerprint = ?`,
+		tenant, key, fingerprint)
+	return classify(err)
+}
+
 // Ping checks that the database answers.
 func (m *readModels) Ping(ctx context.Context) error {
 	if err := m.store.read.PingContext(ctx); err != nil {

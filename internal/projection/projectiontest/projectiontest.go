@@ -41,6 +41,10 @@ type ReadModels interface {
 	// Secret returns the random key stored under name, made by the first
 	// caller.
 	Secret(ctx context.Context, name string) ([]byte, error)
+	// ClaimIdempotencyKey and ReleaseIdempotencyKey bind a tenant's
+	// Idempotency-Key to the first request's fingerprint.
+	ClaimIdempotencyKey(ctx context.Context, tenant, key string, fingerprint []byte) ([]byte, error)
+	ReleaseIdempotencyKey(ctx context.Context, tenant, key string, fingerprint []byte) error
 }
 
 // batchSize is small so that every scenario crosses batch boundaries.
@@ -82,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"LimitMustBePositive", testLimitMustBePositive},
 		{"ConnectionLostMidRead", testConnectionLost},
 		{"SecretsAreMadeOnce", testSecrets},
+		{"IdempotencyKeysBindTheFirstRequest", testIdempotencyKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1506,4 +1511,28 @@ func testSecrets(t *testing.T, e *env) {
 	if err != nil || len(other) != 32 || slices.Equal(other, keys[0]) {
 		t.Fatalf("another name: %x, %v; want a key of its own", other, err)
 	}
+}
+
+// testIdempotencyKeys: the first fingerprint claimed binds the key, per
+// tenant, until released by its own fingerprint.
+func testIdempotencyKeys(t *testing.T, e *env) {
+	first, second := []byte("first request"), []byte("second request")
+	claim := func(tenant string, fp []byte, want []byte) {
+		t.Helper()
+		got, err := e.rm.ClaimIdempotencyKey(e.ctx, tenant, "key-1", fp)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("claim %q by %s: bound to %q, %v; want %q", fp, tenant, got, err, want)
+		}
+	}
+	claim(acme, first, first)
+	claim(acme, second, first)
+	claim(globex, second, second) // another tenant's key
+	if err := e.rm.ReleaseIdempotencyKey(e.ctx, acme, "key-1", second); err != nil {
+		t.Fatal(err)
+	}
+	claim(acme, second, first) // released by another request: still bound
+	if err := e.rm.ReleaseIdempotencyKey(e.ctx, acme, "key-1", first); err != nil {
+		t.Fatal(err)
+	}
+	claim(acme, second, second)
 }
