@@ -286,6 +286,15 @@ type Store interface {
 	// (from version 1 without a snapshot), in version order. A missing
 	// stream returns ErrNotFound, even when a snapshot is left.
 	LoadStream(ctx context.Context, tenant, streamID string, limit int) (Loaded, error)
+	// LoadStreams is LoadStream for many streams at once, in one round trip
+	// (or one read transaction): out[i] is refs[i]'s, and a stream that does
+	// not exist has a zero Loaded (Incarnation 0).
+	LoadStreams(ctx context.Context, refs []StreamRef, limit int) ([]Loaded, error)
+	// AppendAll appends several requests, each atomically and on its own
+	// (one's failure does not fail another), in one group commit where the
+	// engine can: out[i] is reqs[i]'s outcome. Requests to one stream may
+	// be applied in any order.
+	AppendAll(ctx context.Context, reqs []AppendRequest) []Outcome
 	// Erase hard-deletes a stream: its events, snapshots and metadata. It
 	// returns the number of events deleted, or ErrNotFound. Appends to the
 	// stream id afterwards start a new stream.
@@ -295,6 +304,9 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// StreamRef names a stream.
+type StreamRef struct{ Tenant, StreamID string }
 
 // Loaded is a stream as LoadStream reads it.
 type Loaded struct {

@@ -120,6 +120,69 @@ func (g *GroupCommit) Append(ctx context.Context, r AppendRequest) (AppendResult
 	}
 }
 
+// AppendAll validates and queues every request at once, so that a writer
+// takes them into as few batches as MaxBatchEvents allows, and waits for all
+// of them. out[i] is reqs[i]'s outcome. With several writers, requests to
+// one stream may commit in any order.
+func (g *GroupCommit) AppendAll(ctx context.Context, reqs []AppendRequest) []Outcome {
+	out := make([]Outcome, len(reqs))
+	ps := make([]*pending, len(reqs))
+	for i, r := range reqs {
+		r, err := r.Prepare()
+		if err != nil {
+			out[i].Err = fmt.Errorf("%s: append: %w", g.opts.Name, err)
+			continue
+		}
+		ps[i] = &pending{req: r, done: make(chan Outcome, 1)}
+	}
+	queued := 0
+enqueue:
+	for i, p := range ps {
+		if p == nil {
+			continue
+		}
+		select {
+		case <-g.quit:
+			break enqueue
+		case <-ctx.Done():
+			break enqueue
+		default:
+		}
+		select {
+		case g.queue <- p:
+			queued = i + 1
+		case <-ctx.Done():
+			break enqueue
+		case <-g.quit:
+			break enqueue
+		}
+	}
+	for i, p := range ps {
+		if p == nil {
+			continue
+		}
+		if i >= queued {
+			out[i].Err = ctx.Err()
+			if out[i].Err == nil {
+				out[i].Err = g.closedErr
+			}
+			continue
+		}
+		select {
+		case out[i] = <-p.done:
+		case <-ctx.Done():
+			out[i].Err = ctx.Err()
+		case <-g.closed:
+			select {
+			case out[i] = <-p.done:
+			default:
+				out[i].Err = g.closedErr
+			}
+		}
+	}
+	return out
+}
+
 // Close stops the writers after their current batch and fails what is
 // still queued.
 func (g *GroupCommit) Close() {

@@ -54,7 +54,7 @@ type Store struct {
 	stopListen context.CancelFunc
 	listening  sync.WaitGroup
 
-	// GroupCommit provides Append: appends queue to the writers.
+	// GroupCommit provides Append and AppendAll: appends queue to the writers.
 	*eventstore.GroupCommit
 	closeOnce sync.Once
 }
@@ -480,27 +480,50 @@ type queryer interface {
 func scanEvents(rows pgx.Rows, withEntityType bool) ([]eventstore.Recorded, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.Recorded, error) {
 		var r eventstore.Recorded
-		var txid, data, meta string
-		dest := []any{&r.Position, &txid, &r.Tenant, &r.StreamID, &r.Version, &r.ID, &r.Type,
-			&r.SchemaVersion, &data, &meta, &r.OccurredAt, &r.RecordedAt}
+		var after []any
 		if withEntityType {
-			dest = append(dest, &r.EntityType)
+			after = []any{&r.EntityType}
 		}
-		if err := row.Scan(dest...); err != nil {
-			return r, err
-		}
-		tx, err := strconv.ParseUint(txid, 10, 64)
-		if err != nil {
-			return r, fmt.Errorf("event at position %d: bad tx id %q", r.Position, txid)
-		}
-		if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
-			return r, fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
-		}
-		r.Data = json.RawMessage(data)
-		r.OccurredAt, r.RecordedAt = r.OccurredAt.UTC(), r.RecordedAt.UTC()
-		r.Cursor = eventstore.Cursor{TxID: tx, Position: r.Position}
-		return r, nil
+		err := scanEvent(row, &r, nil, after)
+		return r, err
 	})
+}
+
+// scanIndexedEvents scans rows of the 1-based index of a stream in out
+// followed by eventColumns, appending each event to its stream's Events.
+func scanIndexedEvents(rows pgx.Rows, out []eventstore.Loaded) error {
+	defer rows.Close()
+	for rows.Next() {
+		var i int64
+		var r eventstore.Recorded
+		if err := scanEvent(rows, &r, []any{&i}, nil); err != nil {
+			return err
+		}
+		out[i-1].Events = append(out[i-1].Events, r)
+	}
+	return rows.Err()
+}
+
+// scanEvent scans eventColumns into r, with the before and after
+// destinations around them.
+func scanEvent(row pgx.Row, r *eventstore.Recorded, before, after []any) error {
+	var txid, data, meta string
+	dest := append(before, &r.Position, &txid, &r.Tenant, &r.StreamID, &r.Version, &r.ID, &r.Type,
+		&r.SchemaVersion, &data, &meta, &r.OccurredAt, &r.RecordedAt)
+	if err := row.Scan(append(dest, after...)...); err != nil {
+		return err
+	}
+	tx, err := strconv.ParseUint(txid, 10, 64)
+	if err != nil {
+		return fmt.Errorf("event at position %d: bad tx id %q", r.Position, txid)
+	}
+	if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
+		return fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
+	}
+	r.Data = json.RawMessage(data)
+	r.OccurredAt, r.RecordedAt = r.OccurredAt.UTC(), r.RecordedAt.UTC()
+	r.Cursor = eventstore.Cursor{TxID: tx, Position: r.Position}
+	return nil
 }
 
 // Lookup returns the tenant's stored events with the given ids. Its errors
@@ -538,73 +561,105 @@ func (s *Store) queryEvents(ctx context.Context, op string, withEntityType bool,
 	return out, nil
 }
 
-// LoadStream implements eventstore.StreamLoader: the latest snapshot and the
-// events after it, read in one round trip within one repeatable-read
-// transaction, so that the events continue the snapshot exactly.
+// LoadStream implements eventstore.Store.LoadStream: the stream's
+// incarnation, its latest snapshot of that incarnation and the events after
+// it, read in one round trip within one repeatable-read transaction, so that
+// the events continue the snapshot exactly.
 func (s *Store) LoadStream(ctx context.Context, tenant, streamID string, limit int) (eventstore.Loaded, error) {
+	out, err := s.LoadStreams(ctx, []eventstore.StreamRef{{Tenant: tenant, StreamID: streamID}}, limit)
+	if err != nil {
+		return eventstore.Loaded{}, err
+	}
+	if out[0].Incarnation == 0 {
+		return eventstore.Loaded{}, fmt.Errorf("postgres: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	return out[0], nil
+}
+
+// LoadStreams implements eventstore.Store.LoadStreams: every stream's
+// incarnation and latest snapshot in one query, their events after the
+// snapshots in another, in one round trip and one repeatable-read
+// transaction.
+func (s *Store) LoadStreams(ctx context.Context, refs []eventstore.StreamRef, limit int) ([]eventstore.Loaded, error) {
 	if err := eventstore.CheckLimit(limit); err != nil {
-		return eventstore.Loaded{}, fmt.Errorf("postgres: load stream: %w", err)
+		return nil, fmt.Errorf("postgres: load stream: %w", err)
+	}
+	tenants, ids := make([]string, len(refs)), make([]string, len(refs))
+	for i, r := range refs {
+		tenants[i], ids[i] = r.Tenant, r.StreamID
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-	b.Queue(`SELECT s.incarnation, sn.version, sn.schema_version, sn.state::text, sn.created_at FROM streams s
+	b.Queue(`SELECT k.i, s.incarnation, sn.version, sn.schema_version, sn.state::text, sn.created_at
+		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(tenant_id, stream_id, i)
+		JOIN streams s USING (tenant_id, stream_id)
 		LEFT JOIN LATERAL (SELECT version, schema_version, state, created_at FROM snapshots
 			WHERE tenant_id = s.tenant_id AND stream_id = s.stream_id AND incarnation = s.incarnation
-			ORDER BY version DESC LIMIT 1) sn ON true
-		WHERE s.tenant_id = $1 AND s.stream_id = $2`, tenant, streamID)
-	b.Queue(`SELECT `+eventColumns+` FROM events e
-		WHERE e.tenant_id = $1 AND e.stream_id = $2
-		  AND e.version > coalesce((SELECT max(sn.version) FROM snapshots sn JOIN streams s USING (tenant_id, stream_id, incarnation)
-			WHERE sn.tenant_id = $1 AND sn.stream_id = $2), 0)
-		ORDER BY e.version LIMIT $3`, tenant, streamID, limit)
+			ORDER BY version DESC LIMIT 1) sn ON true`, tenants, ids)
+	b.Queue(`SELECT k.i, `+eventColumns+`
+		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(tenant_id, stream_id, i)
+		JOIN streams s USING (tenant_id, stream_id)
+		CROSS JOIN LATERAL (SELECT * FROM events x
+			WHERE x.tenant_id = k.tenant_id AND x.stream_id = k.stream_id
+			  AND x.version > coalesce((SELECT max(sn.version) FROM snapshots sn WHERE sn.tenant_id = k.tenant_id
+				AND sn.stream_id = k.stream_id AND sn.incarnation = s.incarnation), 0)
+			ORDER BY x.version LIMIT $3) e
+		ORDER BY k.i, e.version`, tenants, ids, limit)
 	b.Queue("COMMIT")
 	// A failure leaves the connection inside the transaction; the pool
 	// closes such connections instead of reusing them.
 	br := s.pool.SendBatch(ctx, b)
-	out, err := readLoadStream(br, tenant, streamID)
+	out, err := readLoadStreams(br, refs)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
-	if errors.Is(err, eventstore.ErrNotFound) {
-		return eventstore.Loaded{}, fmt.Errorf("postgres: stream %q: %w", streamID, err)
-	}
 	if err != nil {
-		return eventstore.Loaded{}, fmt.Errorf("postgres: load stream: %w", classify(err))
+		return nil, fmt.Errorf("postgres: load stream: %w", classify(err))
 	}
 	return out, nil
 }
 
-func readLoadStream(br pgx.BatchResults, tenant, streamID string) (eventstore.Loaded, error) {
-	var out eventstore.Loaded
+func readLoadStreams(br pgx.BatchResults, refs []eventstore.StreamRef) ([]eventstore.Loaded, error) {
 	if _, err := br.Exec(); err != nil { // BEGIN
-		return out, err
+		return nil, err
 	}
-	var (
-		version   *int64
-		schema    *int32
-		state     *string
-		createdAt *time.Time
-	)
-	err := br.QueryRow().Scan(&out.Incarnation, &version, &schema, &state, &createdAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return out, eventstore.ErrNotFound
-	}
-	if err != nil {
-		return out, err
-	}
-	if version != nil {
-		out.Snapshot = &eventstore.Snapshot{Tenant: tenant, StreamID: streamID, Version: *version,
-			SchemaVersion: int(*schema), State: json.RawMessage(*state), Incarnation: out.Incarnation, CreatedAt: createdAt.UTC()}
-	}
+	out := make([]eventstore.Loaded, len(refs))
 	rows, err := br.Query()
 	if err != nil {
-		return out, err
+		return nil, err
 	}
-	if out.Events, err = scanEvents(rows, false); err != nil {
-		return out, err
+	for rows.Next() {
+		var (
+			i, incarnation int64
+			version        *int64
+			schema         *int32
+			state          *string
+			createdAt      *time.Time
+		)
+		if err := rows.Scan(&i, &incarnation, &version, &schema, &state, &createdAt); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		l := &out[i-1]
+		l.Incarnation = incarnation
+		if version != nil {
+			ref := refs[i-1]
+			l.Snapshot = &eventstore.Snapshot{Tenant: ref.Tenant, StreamID: ref.StreamID, Version: *version,
+				SchemaVersion: int(*schema), State: json.RawMessage(*state), Incarnation: incarnation, CreatedAt: createdAt.UTC()}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if rows, err = br.Query(); err != nil {
+		return nil, err
+	}
+	if err := scanIndexedEvents(rows, out); err != nil {
+		return nil, err
 	}
 	if _, err := br.Exec(); err != nil { // COMMIT
-		return out, err
+		return nil, err
 	}
 	return out, nil
 }

@@ -41,7 +41,7 @@ type Store struct {
 	now     func() time.Time
 
 	committed eventstore.Signal
-	// GroupCommit provides Append: appends queue to the writers.
+	// GroupCommit provides Append and AppendAll: appends queue to the writers.
 	*eventstore.GroupCommit
 }
 
@@ -439,46 +439,69 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) erro
 // the stream's incarnation, its latest snapshot of that incarnation and the
 // events after it, all of one state of the file.
 func (s *Store) LoadStream(ctx context.Context, tenant, streamID string, limit int) (eventstore.Loaded, error) {
+	out, err := s.LoadStreams(ctx, []eventstore.StreamRef{{Tenant: tenant, StreamID: streamID}}, limit)
+	if err != nil {
+		return eventstore.Loaded{}, err
+	}
+	if out[0].Incarnation == 0 {
+		return eventstore.Loaded{}, fmt.Errorf("sqlite: stream %q: %w", streamID, eventstore.ErrNotFound)
+	}
+	return out[0], nil
+}
+
+// LoadStreams implements eventstore.Store.LoadStreams in one read
+// transaction.
+func (s *Store) LoadStreams(ctx context.Context, refs []eventstore.StreamRef, limit int) ([]eventstore.Loaded, error) {
 	if err := eventstore.CheckLimit(limit); err != nil {
-		return eventstore.Loaded{}, fmt.Errorf("sqlite: load stream: %w", err)
+		return nil, fmt.Errorf("sqlite: load stream: %w", err)
 	}
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return eventstore.Loaded{}, fmt.Errorf("sqlite: load stream: %w", classify(err))
+		return nil, fmt.Errorf("sqlite: load stream: %w", classify(err))
 	}
 	defer tx.Rollback()
+	out := make([]eventstore.Loaded, len(refs))
+	for i, ref := range refs {
+		if out[i], err = loadStream(ctx, tx, ref, limit); err != nil {
+			return nil, fmt.Errorf("sqlite: load stream: %w", classify(err))
+		}
+	}
+	return out, nil
+}
+
+// loadStream reads one stream for LoadStreams (a zero Loaded when it does
+// not exist).
+func loadStream(ctx context.Context, tx *sql.Tx, ref eventstore.StreamRef, limit int) (eventstore.Loaded, error) {
 	var out eventstore.Loaded
 	var snapVersion, snapSchema, snapCreated sql.NullInt64
 	var snapState sql.NullString
-	err = tx.QueryRowContext(ctx, `SELECT s.incarnation, sn.version, sn.schema_version, sn.state, sn.created_at
+	err := tx.QueryRowContext(ctx, `SELECT s.incarnation, sn.version, sn.schema_version, sn.state, sn.created_at
 		FROM streams s LEFT JOIN snapshots sn ON sn.tenant_id = s.tenant_id AND sn.stream_id = s.stream_id
 			AND sn.incarnation = s.incarnation
 			AND sn.version = (SELECT max(version) FROM snapshots x WHERE x.tenant_id = s.tenant_id
 				AND x.stream_id = s.stream_id AND x.incarnation = s.incarnation)
-		WHERE s.tenant_id = ? AND s.stream_id = ?`, tenant, streamID).
+		WHERE s.tenant_id = ? AND s.stream_id = ?`, ref.Tenant, ref.StreamID).
 		Scan(&out.Incarnation, &snapVersion, &snapSchema, &snapState, &snapCreated)
 	if errors.Is(err, sql.ErrNoRows) {
-		return eventstore.Loaded{}, fmt.Errorf("sqlite: stream %q: %w", streamID, eventstore.ErrNotFound)
+		return eventstore.Loaded{}, nil
 	}
 	if err != nil {
-		return eventstore.Loaded{}, fmt.Errorf("sqlite: load stream: %w", classify(err))
+		return eventstore.Loaded{}, err
 	}
 	from := int64(1)
 	if snapVersion.Valid {
-		out.Snapshot = &eventstore.Snapshot{Tenant: tenant, StreamID: streamID, Version: snapVersion.Int64,
+		out.Snapshot = &eventstore.Snapshot{Tenant: ref.Tenant, StreamID: ref.StreamID, Version: snapVersion.Int64,
 			SchemaVersion: int(snapSchema.Int64), State: json.RawMessage(snapState.String),
 			Incarnation: out.Incarnation, CreatedAt: time.UnixMicro(snapCreated.Int64).UTC()}
 		from = snapVersion.Int64 + 1
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+eventColumns+` FROM events e
-		WHERE e.tenant_id = ? AND e.stream_id = ? AND e.version >= ? ORDER BY e.version LIMIT ?`, tenant, streamID, from, limit)
-	if err == nil {
-		out.Events, err = scanEvents(rows, false)
-	}
+		WHERE e.tenant_id = ? AND e.stream_id = ? AND e.version >= ? ORDER BY e.version LIMIT ?`, ref.Tenant, ref.StreamID, from, limit)
 	if err != nil {
-		return eventstore.Loaded{}, fmt.Errorf("sqlite: load stream: %w", classify(err))
+		return eventstore.Loaded{}, err
 	}
-	return out, nil
+	out.Events, err = scanEvents(rows, false)
+	return out, err
 }
 
 // LoadSnapshot returns the stream's snapshot of the highest version.

@@ -149,6 +149,23 @@ type instrumentedStore struct {
 func (s *instrumentedStore) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
 	start := time.Now()
 	res, err := s.Store.Append(ctx, r)
+	s.observe(r, res, err, time.Since(start))
+	return res, err
+}
+
+// AppendAll observes each request as Append does, each taking the whole
+// call's time (they commit together).
+func (s *instrumentedStore) AppendAll(ctx context.Context, reqs []eventstore.AppendRequest) []eventstore.Outcome {
+	start := time.Now()
+	out := s.Store.AppendAll(ctx, reqs)
+	took := time.Since(start)
+	for i, o := range out {
+		s.observe(reqs[i], o.Result, o.Err, took)
+	}
+	return out
+}
+
+func (s *instrumentedStore) observe(r eventstore.AppendRequest, res eventstore.AppendResult, err error, took time.Duration) {
 	outcome := "ok"
 	switch {
 	case err != nil:
@@ -156,13 +173,12 @@ func (s *instrumentedStore) Append(ctx context.Context, r eventstore.AppendReque
 	case res.Replayed:
 		outcome = "replayed"
 	}
-	s.m.appendDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	s.m.appendDuration.WithLabelValues(outcome).Observe(took.Seconds())
 	if err == nil && !res.Replayed {
 		for _, e := range r.Events {
 			s.m.eventsAppended.WithLabelValues(typeLabel(e.Type)).Inc()
 		}
 	}
-	return res, err
 }
 
 // StatusSource reports projections' status (projection.Manager).

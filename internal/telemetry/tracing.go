@@ -103,6 +103,21 @@ func (s *tracedStore) Append(ctx context.Context, r eventstore.AppendRequest) (e
 	return res, err
 }
 
+// AppendAll traces the whole call as one span.
+func (s *tracedStore) AppendAll(ctx context.Context, reqs []eventstore.AppendRequest) []eventstore.Outcome {
+	ctx, span := s.tracer.Start(ctx, "eventstore.append_all", trace.WithAttributes(attribute.Int("tracktrace.appends", len(reqs))))
+	defer span.End()
+	out := s.Store.AppendAll(ctx, reqs)
+	failed := 0
+	for _, o := range out {
+		if o.Err != nil {
+			failed++
+		}
+	}
+	span.SetAttributes(attribute.Int("tracktrace.failed", failed))
+	return out
+}
+
 // LogHandler adds the trace and span ids of the record's context to every
 // log record, so that logs and traces join up.
 type LogHandler struct{ slog.Handler }

@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -257,6 +258,26 @@ func (m *memStore) latestSnapshot(k memKey) (eventstore.Snapshot, bool) {
 	return best, found
 }
 
+func (m *memStore) LoadStreams(ctx context.Context, refs []eventstore.StreamRef, limit int) ([]eventstore.Loaded, error) {
+	out := make([]eventstore.Loaded, len(refs))
+	for i, r := range refs {
+		l, err := m.LoadStream(ctx, r.Tenant, r.StreamID, limit)
+		if err != nil && !errors.Is(err, eventstore.ErrNotFound) {
+			return nil, err
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
+func (m *memStore) AppendAll(ctx context.Context, reqs []eventstore.AppendRequest) []eventstore.Outcome {
+	out := make([]eventstore.Outcome, len(reqs))
+	for i, r := range reqs {
+		out[i].Result, out[i].Err = m.Append(ctx, r)
+	}
+	return out
+}
+
 func (m *memStore) LoadStream(ctx context.Context, tenant, streamID string, limit int) (eventstore.Loaded, error) {
 	if err := ctx.Err(); err != nil {
 		return eventstore.Loaded{}, err
@@ -310,6 +331,16 @@ func (c *countingStore) ReadStream(ctx context.Context, tenant, streamID string,
 	c.eventsRead += len(recs)
 	c.mu.Unlock()
 	return recs, err
+}
+
+func (c *countingStore) LoadStreams(ctx context.Context, refs []eventstore.StreamRef, limit int) ([]eventstore.Loaded, error) {
+	out, err := c.Store.LoadStreams(ctx, refs, limit)
+	c.mu.Lock()
+	for _, l := range out {
+		c.eventsRead += len(l.Events)
+	}
+	c.mu.Unlock()
+	return out, err
 }
 
 func (c *countingStore) LoadStream(ctx context.Context, tenant, streamID string, limit int) (eventstore.Loaded, error) {

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CanceledContext", testCanceledContext},
 		{"Erase", testErase},
 		{"EraseAndRecreateIsAnotherIncarnation", testEraseAndRecreate},
+		{"LoadStreamsAndAppendAll", testLoadStreamsAppendAll},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -565,6 +566,85 @@ func testEraseAndRecreate(t *testing.T, s eventstore.Store) {
 	gone.Incarnation = old.Incarnation
 	if _, err := s.Append(ctx, gone); !errors.As(err, &wrong) || !wrong.Replaced {
 		t.Fatalf("append stating an incarnation of a missing stream: %v; want replaced", err)
+	}
+}
+
+// testLoadStreamsAppendAll: many streams load as each alone would, missing
+// ones included; AppendAll's requests succeed and fail each on its own.
+func testLoadStreamsAppendAll(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten, other := tenant(), tenant()
+	a := mustAppend(t, s, req(ten, "a", eventstore.NoStream, events(5)...))
+	b := mustAppend(t, s, req(other, "b", eventstore.NoStream, events(2)...))
+	if err := s.SaveSnapshot(ctx, eventstore.Snapshot{Tenant: ten, StreamID: "a", Version: 3, SchemaVersion: 1, State: json.RawMessage(`{"v":3}`)}); err != nil {
+		t.Fatal(err)
+	}
+	refs := []eventstore.StreamRef{{Tenant: ten, StreamID: "a"}, {Tenant: ten, StreamID: "missing"},
+		{Tenant: other, StreamID: "b"}, {Tenant: ten, StreamID: "b"}}
+	got, err := s.LoadStreams(ctx, refs, 10)
+	if err != nil || len(got) != len(refs) {
+		t.Fatalf("LoadStreams: %d results, %v", len(got), err)
+	}
+	for i, ref := range refs {
+		single, err := s.LoadStream(ctx, ref.Tenant, ref.StreamID, 10)
+		if errors.Is(err, eventstore.ErrNotFound) {
+			if got[i].Incarnation != 0 || got[i].Snapshot != nil || len(got[i].Events) != 0 {
+				t.Errorf("%v does not exist, LoadStreams says %+v", ref, got[i])
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i].Incarnation != single.Incarnation || (got[i].Snapshot == nil) != (single.Snapshot == nil) ||
+			len(got[i].Events) != len(single.Events) {
+			t.Errorf("%v: LoadStreams %+v, LoadStream %+v", ref, got[i], single)
+			continue
+		}
+		for j := range single.Events {
+			if got[i].Events[j].ID != single.Events[j].ID || got[i].Events[j].Version != single.Events[j].Version {
+				t.Errorf("%v event %d: %+v, want %+v", ref, j, got[i].Events[j], single.Events[j])
+			}
+		}
+	}
+	if got[0].Incarnation != a.Incarnation || got[0].Snapshot == nil || got[0].Snapshot.Version != 3 || len(got[0].Events) != 2 ||
+		got[2].Incarnation != b.Incarnation || len(got[2].Events) != 2 {
+		t.Fatalf("LoadStreams: a %+v, b %+v", got[0], got[2])
+	}
+	if got, err := s.LoadStreams(ctx, refs, 1); err != nil || len(got[2].Events) != 1 {
+		t.Fatalf("LoadStreams with limit 1: %+v, %v", got, err)
+	}
+
+	stale := req(ten, "a", eventstore.Exact(4), events(1)...)
+	fresh := req(ten, "c", eventstore.NoStream, events(2)...)
+	next := req(other, "b", eventstore.Exact(2), events(1)...)
+	invalid := req(ten, "d", eventstore.NoStream)
+	out := s.AppendAll(ctx, []eventstore.AppendRequest{stale, fresh, next, invalid})
+	if len(out) != 4 {
+		t.Fatalf("AppendAll answered %d outcomes for 4 requests", len(out))
+	}
+	var wrong *eventstore.WrongExpectedVersionError
+	if !errors.As(out[0].Err, &wrong) || wrong.Actual != 5 {
+		t.Errorf("stale request: %v, want a conflict at version 5", out[0].Err)
+	}
+	if out[1].Err != nil || out[1].Result.Version != 2 || out[1].Result.Incarnation == 0 {
+		t.Errorf("new stream: %+v, %v", out[1].Result, out[1].Err)
+	}
+	if out[2].Err != nil || out[2].Result.Version != 3 || out[2].Result.Incarnation != b.Incarnation {
+		t.Errorf("append to b: %+v, %v", out[2].Result, out[2].Err)
+	}
+	if !errors.Is(out[3].Err, eventstore.ErrInvalid) {
+		t.Errorf("request without events: %v, want ErrInvalid", out[3].Err)
+	}
+	if n := len(readAllStream(t, s, ten, "a")); n != 5 {
+		t.Errorf("the refused request wrote: a has %d events", n)
+	}
+	// Sent again, the stored requests are replays.
+	again := s.AppendAll(ctx, []eventstore.AppendRequest{fresh, next})
+	for i, o := range again {
+		if o.Err != nil || !o.Result.Replayed {
+			t.Errorf("resent request %d: %+v, %v; want a replay", i, o.Result, o.Err)
+		}
 	}
 }
 
