@@ -12,7 +12,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,8 +24,7 @@ import (
 // Limits of the request vocabulary.
 const (
 	maxBatchItems      = 1000
-	batchParallelism   = 512 // items in flight, server-wide: bounds the memory of a burst of batches
-	batchPerRequest    = 128 // items in flight of one request, so that one batch cannot take every slot
+	batchParallelism   = 8 // batches in flight, server-wide: bounds the memory of a burst of batches
 	defaultEventsLimit = 100
 	maxEventsLimit     = 1000
 )
@@ -278,8 +276,8 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p tracking.Princi
 	}
 	corr := requestID(r)
 	results := make([]batchResult, len(body.Items))
-	mine := make(chan struct{}, batchPerRequest)
-	var wg sync.WaitGroup
+	cmds := make([]tracking.RecordCommand, 0, len(body.Items))
+	index := make([]int, 0, len(body.Items)) // cmds[j] is item index[j]
 	for i := range body.Items {
 		item := &body.Items[i]
 		results[i].EntityID = item.EntityID
@@ -292,30 +290,28 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request, p tracking.Princi
 			continue
 		}
 		applyIdempotencyKey(&cmd, key, i)
-		mine <- struct{}{} // freed by this request's own items: never waits for long
-		select {
-		case s.batchSlots <- struct{}{}:
-		case <-r.Context().Done():
-			<-mine
-			results[i].fail(r.Context().Err())
+		cmds, index = append(cmds, cmd), append(index, i)
+	}
+	select {
+	case s.batchSlots <- struct{}{}:
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
+	outs := s.Tracker.RecordBatch(r.Context(), cmds)
+	<-s.batchSlots
+	for j, o := range outs {
+		i := index[j]
+		if o.Err != nil {
+			err := keyedError(key, o.Err)
+			results[i].fail(err)
+			if results[i].Status >= 500 && !clientGone(r, err) {
+				s.log.ErrorContext(r.Context(), "batch item failed", "entityId", body.Items[i].EntityID, "error", err)
+			}
 			continue
 		}
-		wg.Go(func() {
-			defer func() { <-s.batchSlots; <-mine }()
-			res, err := s.Tracker.Record(r.Context(), cmd)
-			if err != nil {
-				err = keyedError(key, err)
-				results[i].fail(err)
-				if results[i].Status >= 500 && !clientGone(r, err) {
-					s.log.ErrorContext(r.Context(), "batch item failed", "entityId", item.EntityID, "error", err)
-				}
-				return
-			}
-			results[i].Status = http.StatusCreated
-			results[i].Version = &res.Version
-		})
+		results[i].Status = http.StatusCreated
+		results[i].Version = &o.Result.Version
 	}
-	wg.Wait()
 	if err := r.Context().Err(); err != nil && errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

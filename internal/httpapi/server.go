@@ -22,6 +22,8 @@ import (
 // Tracker is what the API needs of the tracking service.
 type Tracker interface {
 	Record(ctx context.Context, cmd tracking.RecordCommand) (eventstore.AppendResult, error)
+	// RecordBatch records many commands, each answered as Record would.
+	RecordBatch(ctx context.Context, cmds []tracking.RecordCommand) []eventstore.Outcome
 	Entity(ctx context.Context, tenant, entityID string) (tracking.EntityState, error)
 	Events(ctx context.Context, tenant, entityID string, fromVersion int64, limit int) ([]eventstore.Recorded, error)
 }
@@ -96,8 +98,8 @@ type server struct {
 	Deps
 	log     *slog.Logger
 	limiter *tenantLimiter
-	// batchSlots bounds the batch items being recorded at once, across all
-	// batch requests, and with them the memory a burst of batches takes.
+	// batchSlots bounds the batches being recorded at once, across all
+	// requests, and with them the memory a burst of batches takes.
 	batchSlots chan struct{}
 	cursors    cursors
 	// patterns are the routes registered, as "METHOD path" (tests hold

@@ -43,6 +43,14 @@ func (tr *tenantRecorder) Record(context.Context, tracking.RecordCommand) (event
 	return eventstore.AppendResult{}, errors.New("not recording")
 }
 
+func (tr *tenantRecorder) RecordBatch(ctx context.Context, cmds []tracking.RecordCommand) []eventstore.Outcome {
+	out := make([]eventstore.Outcome, len(cmds))
+	for i := range cmds {
+		out[i].Err = errors.New("not recording")
+	}
+	return out
+}
+
 func (tr *tenantRecorder) Entity(_ context.Context, tenant, _ string) (tracking.EntityState, error) {
 	tr.seen(tenant)
 	return tracking.EntityState{}, tracking.ErrNotFound
@@ -216,6 +224,14 @@ type blockingTracker struct{ tenantRecorder }
 func (*blockingTracker) Record(ctx context.Context, _ tracking.RecordCommand) (eventstore.AppendResult, error) {
 	<-ctx.Done()
 	return eventstore.AppendResult{}, ctx.Err()
+}
+
+func (b *blockingTracker) RecordBatch(ctx context.Context, cmds []tracking.RecordCommand) []eventstore.Outcome {
+	out := make([]eventstore.Outcome, len(cmds))
+	for i, c := range cmds {
+		out[i].Result, out[i].Err = b.Record(ctx, c)
+	}
+	return out
 }
 
 // levelCounter counts log records by level.

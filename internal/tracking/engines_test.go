@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
@@ -21,6 +23,27 @@ import (
 type countingStore struct {
 	eventstore.Store
 	read, loads atomic.Int64
+	// appendAlls counts AppendAll calls; appends, Append calls.
+	appendAlls, appends atomic.Int64
+}
+
+func (c *countingStore) LoadStreams(ctx context.Context, refs []eventstore.StreamRef, limit int) ([]eventstore.Loaded, error) {
+	c.loads.Add(1)
+	out, err := c.Store.LoadStreams(ctx, refs, limit)
+	for _, l := range out {
+		c.read.Add(int64(len(l.Events)))
+	}
+	return out, err
+}
+
+func (c *countingStore) AppendAll(ctx context.Context, reqs []eventstore.AppendRequest) []eventstore.Outcome {
+	c.appendAlls.Add(1)
+	return c.Store.AppendAll(ctx, reqs)
+}
+
+func (c *countingStore) Append(ctx context.Context, r eventstore.AppendRequest) (eventstore.AppendResult, error) {
+	c.appends.Add(1)
+	return c.Store.Append(ctx, r)
 }
 
 func (c *countingStore) ReadStream(ctx context.Context, tenant, id string, from int64, limit int) ([]eventstore.Recorded, error) {
@@ -227,6 +250,107 @@ func TestReplicasWithStaleAggregateCaches(t *testing.T) {
 			// The refused command left the new stream as b wrote it.
 			if st, err := b.Entity(ctx, "t1", "TRK-1"); err != nil || st.Version != 1 {
 				t.Fatalf("state after the refused command = %+v, %v; want version 1", st, err)
+			}
+		})
+	}
+}
+
+// A batch loads its entities in one read and appends in one AppendAll; every
+// item is answered as Record would answer it alone: new and existing
+// entities, several items of one entity in order, a rule violation failing
+// only its item, a replay, an aggregate another replica made stale.
+func TestRecordBatch(t *testing.T) {
+	t.Parallel()
+	for _, eng := range realEngines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			store := &countingStore{Store: eng.open(t)}
+			svc := tracking.NewService(store, tracking.ServiceOptions{AggregateCacheSize: 100})
+			other := tracking.NewService(store, tracking.ServiceOptions{AggregateCacheSize: 100})
+			at := time.Now().Add(-time.Hour)
+			ev := func(typ, data string) tracking.NewEvent {
+				at = at.Add(time.Second)
+				return tracking.NewEvent{ID: uuid.New(), Type: typ, OccurredAt: at, Data: json.RawMessage(data)}
+			}
+			loc := func() tracking.NewEvent { return ev("LocationReported", `{"lat":1,"lon":2}`) }
+			cmd := func(id string, evs ...tracking.NewEvent) tracking.RecordCommand {
+				return tracking.RecordCommand{Tenant: "t1", EntityID: id, EntityType: "package", Expected: eventstore.Any, Events: evs}
+			}
+			// OLD-1 exists and is cached by svc; OLD-2 exists, cached by nobody.
+			if _, err := svc.Record(ctx, cmd("OLD-1", loc(), loc())); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Record(ctx, cmd("OLD-2", ev("OperationStarted", `{"operation":"loading","operationId":"op1"}`))); err != nil {
+				t.Fatal(err)
+			}
+			store.loads.Store(0)
+			store.appendAlls.Store(0)
+			store.appends.Store(0)
+			batch := []tracking.RecordCommand{
+				cmd("NEW-1", loc()),
+				cmd("OLD-1", loc()),
+				cmd("OLD-2", ev("OperationCompleted", `{"operation":"loading","operationId":"op1","outcome":"succeeded"}`)),
+				cmd("NEW-2", loc(), loc(), loc()),
+				cmd("NEW-1", loc()), // after NEW-1's first item
+				cmd("OLD-2", ev("OperationCompleted", `{"operation":"loading","operationId":"op1","outcome":"succeeded"}`)), // completed already
+				{Tenant: "t1", EntityID: "bad id!", EntityType: "package", Events: []tracking.NewEvent{loc()}},
+			}
+			out := svc.RecordBatch(ctx, batch)
+			wantVersions := []int64{1, 3, 2, 3, 2, 0, 0}
+			for i, o := range out {
+				switch {
+				case i == 5:
+					if !errors.Is(o.Err, tracking.ErrRuleViolation) {
+						t.Errorf("item %d (completing a completed operation): %v, want a rule violation", i, o.Err)
+					}
+				case i == 6:
+					if !errors.Is(o.Err, tracking.ErrInvalid) {
+						t.Errorf("item %d (malformed id): %v, want invalid", i, o.Err)
+					}
+				case o.Err != nil || o.Result.Version != wantVersions[i]:
+					t.Errorf("item %d: version %d, %v; want version %d", i, o.Result.Version, o.Err, wantVersions[i])
+				}
+			}
+			// One read for the cold entities (NEW-1, OLD-2, NEW-2; OLD-1 was
+			// cached), one AppendAll for the first item of each entity; the
+			// second items of NEW-1 and OLD-2 went the single-command way.
+			if n := store.appendAlls.Load(); n != 1 {
+				t.Errorf("%d AppendAll calls, want 1", n)
+			}
+			if n := store.appends.Load(); n > 2 {
+				t.Errorf("%d single appends, want at most the 2 later items of an entity", n)
+			}
+			// Sent again: the same answers; the valid items are replays.
+			again := svc.RecordBatch(ctx, batch)
+			for i := range batch {
+				if (again[i].Err == nil) != (out[i].Err == nil) || again[i].Result.Version != out[i].Result.Version ||
+					again[i].Err == nil && !again[i].Result.Replayed {
+					t.Errorf("item %d sent again: %+v, %v; first %+v, %v", i, again[i].Result, again[i].Err, out[i].Result, out[i].Err)
+				}
+			}
+
+			// Another replica makes svc's cached OLD-1 stale, then erases and
+			// re-creates NEW-2 up to the version svc cached.
+			if _, err := other.Record(ctx, cmd("OLD-1", loc())); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tracking.NewEraser(other, tracking.EraserOptions{}).Erase(ctx, "t1", "NEW-2"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Record(ctx, cmd("NEW-2", loc(), loc(), loc())); err != nil {
+				t.Fatal(err)
+			}
+			out = svc.RecordBatch(ctx, []tracking.RecordCommand{cmd("OLD-1", loc()), cmd("NEW-2", loc())})
+			if out[0].Err != nil || out[0].Result.Version != 5 {
+				t.Errorf("OLD-1 on a stale cache: %+v, %v; want version 5", out[0].Result, out[0].Err)
+			}
+			if out[1].Err != nil || out[1].Result.Version != 4 {
+				t.Errorf("NEW-2 re-created by another replica: %+v, %v; want version 4", out[1].Result, out[1].Err)
+			}
+			evs, err := svc.Events(ctx, "t1", "NEW-2", 1, 10)
+			if err != nil || len(evs) != 4 {
+				t.Fatalf("NEW-2 events %d, %v; want 4", len(evs), err)
 			}
 		})
 	}

@@ -535,15 +535,25 @@ type loadStats struct {
 // stream does not exist): the latest snapshot of a known schema, then the
 // events after it, page by page.
 func (s *Service) load(ctx context.Context, tenant, entityID string) (*Entity, loadStats, error) {
-	var stats loadStats
 	loaded, err := s.store.LoadStream(ctx, tenant, entityID, readPageSize)
 	if errors.Is(err, eventstore.ErrNotFound) {
 		// No stream: a snapshot without its stream is an erasure in progress.
-		return NewEntity(entityID), stats, nil
+		return NewEntity(entityID), loadStats{}, nil
 	}
 	if err != nil {
-		return nil, stats, fmt.Errorf("tracking: load %q: %w", entityID, err)
+		return nil, loadStats{}, fmt.Errorf("tracking: load %q: %w", entityID, err)
 	}
+	return s.restore(ctx, tenant, entityID, loaded)
+}
+
+// restore builds the aggregate from what LoadStream (or LoadStreams) read,
+// reading the stream's further pages where the first did not hold it all.
+func (s *Service) restore(ctx context.Context, tenant, entityID string, loaded eventstore.Loaded) (*Entity, loadStats, error) {
+	var stats loadStats
+	if loaded.Incarnation == 0 {
+		return NewEntity(entityID), stats, nil // no stream
+	}
+	var err error
 	snap, recs := loaded.Snapshot, loaded.Events
 	var ent *Entity
 	readNext := false // whether the next page is still to be read
