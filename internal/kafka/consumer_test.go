@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -299,6 +300,16 @@ type flakyRecorder struct {
 	results     map[string][]eventstore.AppendResult
 }
 
+// RecordBatch goes through Record, item by item, so that every item meets
+// the failures.
+func (f *flakyRecorder) RecordBatch(ctx context.Context, cmds []tracking.RecordCommand) []eventstore.Outcome {
+	out := make([]eventstore.Outcome, len(cmds))
+	for i, c := range cmds {
+		out[i].Result, out[i].Err = f.Record(ctx, c)
+	}
+	return out
+}
+
 func (f *flakyRecorder) Record(ctx context.Context, cmd tracking.RecordCommand) (eventstore.AppendResult, error) {
 	f.mu.Lock()
 	f.calls[cmd.EntityID]++
@@ -475,5 +486,59 @@ func TestConsumerAutoOffsetResetLatest(t *testing.T) {
 	}
 	if first.Event.StreamID != "new" || first.Offset < 3 {
 		t.Errorf("first consumed %s at offset %d: the records before the group joined must be skipped", first.Event.StreamID, first.Offset)
+	}
+}
+
+// countingRecorder counts the calls a consumer makes of each kind.
+type countingRecorder struct {
+	kafka.Recorder
+	singles, batches, batched atomic.Int64
+}
+
+func (c *countingRecorder) Record(ctx context.Context, cmd tracking.RecordCommand) (eventstore.AppendResult, error) {
+	c.singles.Add(1)
+	return c.Recorder.Record(ctx, cmd)
+}
+
+func (c *countingRecorder) RecordBatch(ctx context.Context, cmds []tracking.RecordCommand) []eventstore.Outcome {
+	c.batches.Add(1)
+	c.batched.Add(int64(len(cmds)))
+	return c.Recorder.RecordBatch(ctx, cmds)
+}
+
+// A poll of valid ingest messages is recorded as one batch command per
+// partition, several messages of one entity included, in offset order.
+func TestIngestRecordsAPollAsABatch(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := setup(t, 1)
+	store, _ := openSQLite(t)
+	svc := tracking.NewService(store, tracking.ServiceOptions{AggregateCacheSize: 100})
+	var messages []*kgo.Record
+	for i := range 40 {
+		body := fmt.Sprintf(`{"entityId":"E-%d","entityType":"package","events":[{"type":"LocationReported","occurredAt":"%s","data":{"lat":%d,"lon":1}}]}`,
+			i%10, at(i).Format(time.RFC3339), i%90)
+		messages = append(messages, &kgo.Record{Topic: cfg.Topics.Ingest, Value: []byte(body)})
+	}
+	produce(t, ctx, newClient(t, cfg), messages...)
+	rec := &countingRecorder{Recorder: svc}
+	var handled atomic.Int64
+	opts := kafka.ConsumerOptions{OnHandled: func(ds []kafka.Delivery) { handled.Add(int64(len(ds))) }}
+	runInBackground(t, ctx, kafka.NewIngestConsumer(newClient(t, cfg, kafka.IngestConsumerOpts(cfg)...), rec, opts).Run)
+	waitFor(t, ctx, "every message to be handled", func() bool { return handled.Load() == 40 })
+	if rec.singles.Load() != 0 || rec.batched.Load() != 40 {
+		t.Errorf("%d single records, %d batched in %d batches: want every message in batches", rec.singles.Load(), rec.batched.Load(), rec.batches.Load())
+	}
+	for e := range 10 {
+		evs, err := store.ReadStream(ctx, "default", fmt.Sprintf("E-%d", e), 1, 10)
+		if err != nil || len(evs) != 4 {
+			t.Fatalf("E-%d: %d events, %v; want 4", e, len(evs), err)
+		}
+		for j, ev := range evs {
+			if want := fmt.Sprintf(`"lat":%d`, e+10*j); !strings.Contains(string(ev.Data), want) {
+				t.Errorf("E-%d version %d: %s, want %s (offset order)", e, ev.Version, ev.Data, want)
+			}
+		}
 	}
 }

@@ -19,6 +19,8 @@ import (
 // Recorder records events under the domain's rules (tracking.Service).
 type Recorder interface {
 	Record(ctx context.Context, cmd tracking.RecordCommand) (eventstore.AppendResult, error)
+	// RecordBatch records many commands, each answered as Record would.
+	RecordBatch(ctx context.Context, cmds []tracking.RecordCommand) []eventstore.Outcome
 }
 
 // DecodeIngestMessage decodes one message of the ingest topic, the body of
@@ -86,12 +88,42 @@ type ingestHandler struct {
 	defaultTenant string
 }
 
-func (h *ingestHandler) batch(context.Context, []*kgo.Record, []Delivery) error { return errNoBatch }
+// errBatchItemFailed: an item of an ingest batch failed; the partition's
+// records are handled one by one (the recorded ones replay: their event ids
+// derive from their offsets), which retries or dead-letters the failed one.
+// (It is an errNoBatch: the per-message handling reports what failed.)
+var errBatchItemFailed = fmt.Errorf("%w: an ingest item failed", errNoBatch)
 
-func (h *ingestHandler) one(ctx context.Context, rec *kgo.Record, d *Delivery) error {
+// batch records a partition's poll with one RecordBatch (its entities loaded
+// together, its appends in one group commit). Any message that does not
+// decode or record fails the batch, and the consumer takes the messages one
+// by one.
+func (h *ingestHandler) batch(ctx context.Context, recs []*kgo.Record, ds []Delivery) error {
+	cmds := make([]tracking.RecordCommand, len(recs))
+	for i, rec := range recs {
+		cmd, err := h.command(rec, &ds[i])
+		if err != nil {
+			return errBatchItemFailed
+		}
+		cmds[i] = cmd
+	}
+	outs := h.rec.RecordBatch(ctx, cmds)
+	for _, o := range outs {
+		if o.Err != nil {
+			return fmt.Errorf("%w: %w", errBatchItemFailed, o.Err)
+		}
+	}
+	for i, o := range outs {
+		ds[i].Result = o.Result
+	}
+	return nil
+}
+
+// command turns a message into the command it asks for.
+func (h *ingestHandler) command(rec *kgo.Record, d *Delivery) (tracking.RecordCommand, error) {
 	m, err := DecodeIngestMessage(rec.Value)
 	if err != nil {
-		return &permanentError{err}
+		return tracking.RecordCommand{}, &permanentError{err}
 	}
 	tenant := header(rec, HeaderIngestTenant)
 	if tenant == "" {
@@ -99,10 +131,18 @@ func (h *ingestHandler) one(ctx context.Context, rec *kgo.Record, d *Delivery) e
 	}
 	cmd, err := IngestCommand(&m, tenant, rec.Topic, rec.Partition, rec.Offset)
 	if err != nil {
-		return &permanentError{err}
+		return tracking.RecordCommand{}, &permanentError{err}
 	}
 	if traceID, _, ok := ParseTraceParent(d.TraceParent); ok {
 		cmd.TraceID = traceID
+	}
+	return cmd, nil
+}
+
+func (h *ingestHandler) one(ctx context.Context, rec *kgo.Record, d *Delivery) error {
+	cmd, err := h.command(rec, d)
+	if err != nil {
+		return err
 	}
 	res, err := h.rec.Record(ctx, cmd)
 	if err != nil {
