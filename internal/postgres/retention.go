@@ -75,6 +75,25 @@ func (s *Store) countOrDelete(ctx context.Context, what, pred string, dryRun boo
 	return n, nil
 }
 
+// TrimKeys deletes (or counts) idempotency keys bound before `before`.
+func (m *readModels) TrimKeys(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+	var n int64
+	var err error
+	if dryRun {
+		err = m.pool.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE created_at < $1`, before).Scan(&n)
+	} else {
+		var tag interface{ RowsAffected() int64 }
+		tag, err = m.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, before)
+		if err == nil {
+			n = tag.RowsAffected()
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: trim idempotency keys: %w", classify(err))
+	}
+	return n, nil
+}
+
 // TrimTimeline deletes (or counts) timeline rows recorded before `before`.
 func (m *readModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
 	var n int64

@@ -117,6 +117,9 @@ type Engine interface {
 	// TrimTimeline deletes (or, with dryRun, counts) the timeline rows
 	// recorded before `before`.
 	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+	// TrimKeys deletes (or, with dryRun, counts) the idempotency keys bound
+	// before `before`.
+	TrimKeys(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 
 	// Secret returns the value stored under name, storing candidate first
 	// when there is none: every caller gets the first value stored.
@@ -569,6 +572,12 @@ func (s *Store) MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]t
 		return nil, fmt.Errorf("%s: metrics: %w", s.name, err)
 	}
 	return out, nil
+}
+
+// TrimIdempotencyKeys deletes (or, with dryRun, counts) the idempotency
+// keys that expired (IdempotencyKeyTTL) as of now.
+func (s *Store) TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun bool) (int64, error) {
+	return s.engine.TrimKeys(ctx, now.Add(-IdempotencyKeyTTL), dryRun)
 }
 
 // TrimTimeline deletes (or, with dryRun, counts) the timeline rows recorded

@@ -40,6 +40,9 @@ type ReadModels interface {
 	Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error)
 	// TrimTimeline deletes (or counts) timeline rows recorded before `before`.
 	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+	// TrimIdempotencyKeys deletes (or counts) the Idempotency-Keys expired
+	// as of now.
+	TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun bool) (int64, error)
 }
 
 // Snapshotter takes a fresh snapshot of one entity (tracking.Service).
@@ -74,6 +77,9 @@ type Report struct {
 	SnapshotsPruned     int64 `json:"snapshotsPruned"`
 	EventsDeleted       int64 `json:"eventsDeleted"`
 	TimelineRowsDeleted int64 `json:"timelineRowsDeleted"`
+	// IdempotencyKeysDeleted are expired Idempotency-Keys, trimmed on every
+	// run whatever the policy.
+	IdempotencyKeysDeleted int64 `json:"idempotencyKeysDeleted"`
 }
 
 // maxSnapshotsPerRun bounds the work of one run; the next run continues.
@@ -82,6 +88,10 @@ const maxSnapshotsPerRun = 10000
 // Run applies the policy as of now.
 func Run(ctx context.Context, d Deps, p Policy, now time.Time, dryRun bool) (Report, error) {
 	r := Report{DryRun: dryRun}
+	var err error
+	if r.IdempotencyKeysDeleted, err = d.ReadModels.TrimIdempotencyKeys(ctx, now, dryRun); err != nil {
+		return r, fmt.Errorf("retention: trim idempotency keys: %w", err)
+	}
 	if p.MaxAge <= 0 && p.SnapshotAge <= 0 {
 		return r, nil
 	}
@@ -140,14 +150,15 @@ func Run(ctx context.Context, d Deps, p Policy, now time.Time, dryRun bool) (Rep
 	}
 	if d.Logger != nil {
 		d.Logger.Info("retention run", "dryRun", dryRun, "snapshotsTaken", r.SnapshotsTaken, "snapshotsPruned", r.SnapshotsPruned,
-			"eventsDeleted", r.EventsDeleted, "timelineRowsDeleted", r.TimelineRowsDeleted)
+			"eventsDeleted", r.EventsDeleted, "timelineRowsDeleted", r.TimelineRowsDeleted, "idempotencyKeysDeleted", r.IdempotencyKeysDeleted)
 	}
 	return r, nil
 }
 
-// Loop runs the policy every interval until ctx ends.
+// Loop runs the policy every interval until ctx ends (with no age set, it
+// still trims expired Idempotency-Keys).
 func Loop(ctx context.Context, d Deps, p Policy, interval time.Duration, now func() time.Time) {
-	if interval <= 0 || (p.MaxAge <= 0 && p.SnapshotAge <= 0) {
+	if interval <= 0 {
 		return
 	}
 	t := time.NewTicker(interval)

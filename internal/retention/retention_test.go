@@ -11,6 +11,7 @@ import (
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -152,4 +153,41 @@ func counts(t *testing.T, s *sqlite.Store) map[string]int {
 		out[table] = n
 	}
 	return out
+}
+
+// Idempotency-Keys expire: a run a day later (whatever the age policy)
+// deletes them, after which the key binds to a new request; a dry run only
+// counts them.
+func TestRetentionTrimsExpiredIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, "file:"+filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rm, err := sqlite.OpenReadModels(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rm.ClaimIdempotencyKey(ctx, "t", "k1", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	deps := retention.Deps{Store: store, ReadModels: rm, Readers: tracking.Projections()}
+	if rep, err := retention.Run(ctx, deps, retention.Policy{}, time.Now(), false); err != nil || rep.IdempotencyKeysDeleted != 0 {
+		t.Fatalf("run within the key's lifetime: %+v, %v; want no key deleted", rep, err)
+	}
+	later := time.Now().Add(readmodel.IdempotencyKeyTTL + time.Hour)
+	if rep, err := retention.Run(ctx, deps, retention.Policy{}, later, true); err != nil || rep.IdempotencyKeysDeleted != 1 {
+		t.Fatalf("dry run a day later: %+v, %v; want 1 key counted", rep, err)
+	}
+	if got, _ := rm.ClaimIdempotencyKey(ctx, "t", "k1", []byte("second")); string(got) != "first" {
+		t.Fatalf("after the dry run the key is bound to %q, want still first", got)
+	}
+	if rep, err := retention.Run(ctx, deps, retention.Policy{}, later, false); err != nil || rep.IdempotencyKeysDeleted != 1 {
+		t.Fatalf("run a day later: %+v, %v; want 1 key deleted", rep, err)
+	}
+	if got, _ := rm.ClaimIdempotencyKey(ctx, "t", "k1", []byte("second")); string(got) != "second" {
+		t.Fatalf("after expiry the key is bound to %q, want second", got)
+	}
 }

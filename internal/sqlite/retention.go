@@ -84,6 +84,12 @@ func countOrDelete(ctx context.Context, read, write *sql.DB, what, pred string, 
 	return n, nil
 }
 
+// TrimKeys deletes (or counts) idempotency keys bound before `before`.
+func (m *readModels) TrimKeys(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+	return countOrDelete(ctx, m.store.read, m.store.write, "trim idempotency keys",
+		`FROM idempotency_keys WHERE created_at < ?`, dryRun, micros(before))
+}
+
 // TrimTimeline deletes (or counts) timeline rows recorded before `before`.
 func (m *readModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
 	return countOrDelete(ctx, m.store.read, m.store.write, "trim timeline",
