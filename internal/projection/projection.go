@@ -46,10 +46,13 @@ type Checkpoint struct {
 type Target interface {
 	// Checkpoint returns the projection's checkpoint (zero if it never ran).
 	Checkpoint(ctx context.Context, name string) (Checkpoint, error)
-	// Apply applies events (in log order) to the projection's read models
-	// and moves its checkpoint from `from` to the last event's cursor, in one
-	// transaction; ErrCheckpointMoved if the checkpoint is not at `from`.
-	Apply(ctx context.Context, name string, from eventstore.Cursor, events []eventstore.Recorded) error
+	// Apply applies events read from the log (in log order) to the read
+	// models of the projections named in from, in one transaction: each
+	// projection gets the events after its own checkpoint, from[name], and
+	// its checkpoint moves from there to the last event's cursor. It
+	// returns ErrCheckpointMoved, having applied nothing, when any of the
+	// checkpoints is not where from says.
+	Apply(ctx context.Context, from map[string]eventstore.Cursor, events []eventstore.Recorded) error
 	// Reset empties the projection's read models and checkpoint, in one transaction.
 	Reset(ctx context.Context, name string) error
 }
@@ -110,7 +113,7 @@ func NewManager(feed Feed, target Target, leader Leader, names []string, opts Op
 // transaction of the target.
 func (m *Manager) applier(name string) HandleFunc {
 	return func(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error {
-		if err := m.target.Apply(ctx, name, from, events); err != nil {
+		if err := m.target.Apply(ctx, map[string]eventstore.Cursor{name: from}, events); err != nil {
 			return err
 		}
 		if m.opts.OnApplied != nil {

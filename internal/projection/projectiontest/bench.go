@@ -33,7 +33,7 @@ func BenchmarkApply(b *testing.B, open func(b *testing.B) ReadModels) {
 			b.ResetTimer()
 			start := time.Now()
 			for _, batch := range batches {
-				if err := rm.Apply(ctx, name, from, batch); err != nil {
+				if err := rm.Apply(ctx, map[string]eventstore.Cursor{name: from}, batch); err != nil {
 					b.Fatal(err)
 				}
 				from = batch[len(batch)-1].Cursor
