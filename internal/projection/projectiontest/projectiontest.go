@@ -12,11 +12,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -41,6 +43,9 @@ type ReadModels interface {
 	// Secret returns the random key stored under name, made by the first
 	// caller.
 	Secret(ctx context.Context, name string) ([]byte, error)
+	// Engine returns the engine under the read models: the suite wraps it
+	// to make one projection's writes fail inside a real transaction.
+	Engine() readmodel.Engine
 }
 
 // batchSize is small so that every scenario crosses batch boundaries.
@@ -76,6 +81,9 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"CrashRestartEqualsRebuild", testCrashRestart},
 		{"ResetAndStatus", testResetAndStatus},
 		{"ConcurrentApply", testConcurrentApply},
+		{"OneReadOneTransaction", testOneReadOneTransaction},
+		{"FailingProjectionHoldsBackNoOther", testFailingProjection},
+		{"RebuildOneWhileOthersFollow", testRebuildWhileOthersFollow},
 		{"TryLead", testTryLead},
 		{"RedeliveredStreamsApplyOnce", testRedelivery},
 		{"MoveCheckpoint", testMoveCheckpoint},
@@ -128,7 +136,7 @@ func newEnv(t *testing.T, store eventstore.Store, rm ReadModels) *env {
 	}
 }
 
-func newManager(store eventstore.Store, target projection.Target, leader projection.Leader, opts projection.Options) *projection.Manager {
+func newManager(store projection.Feed, target projection.Target, leader projection.Leader, opts projection.Options) *projection.Manager {
 	opts.BatchSize = batchSize
 	return projection.NewManager(store, target, leader, tracking.Projections(), opts)
 }
@@ -1296,25 +1304,34 @@ func (c *countingTarget) Apply(ctx context.Context, from map[string]eventstore.C
 	return err
 }
 
+// testConcurrentApply: two runners catch up at once, each reading batches
+// for every projection (and, in one round, one runner per projection
+// beside a runner of all): no event is applied twice to a projection.
 func testConcurrentApply(t *testing.T, e *env) {
 	e.record(allData())
 	all := e.readAll(eventstore.Cursor{}, 1000)
-	for round := range 3 {
+	rounds := []struct {
+		name    string
+		runners [][]string // the projections each runner catches up
+	}{
+		{"two runners of all", [][]string{nil, nil}},
+		{"a runner of all and one per projection", [][]string{nil,
+			{tracking.ProjectionTimeline}, {tracking.ProjectionEntities}, {tracking.ProjectionMetrics}}},
+		{"two runners of all again", [][]string{nil, nil}},
+	}
+	for _, round := range rounds {
 		ct := newCountingTarget(e.rm)
-		a := newManager(e.store, ct, e.rm, projection.Options{})
-		b := newManager(e.store, ct, e.rm, projection.Options{})
 		var wg sync.WaitGroup
-		errs := make(chan error, 6)
-		for _, name := range tracking.Projections() {
-			for _, m := range []*projection.Manager{a, b} {
-				wg.Go(func() { errs <- m.CatchUp(e.ctx, name) })
-			}
+		errs := make(chan error, len(round.runners))
+		for _, names := range round.runners {
+			m := newManager(e.store, ct, e.rm, projection.Options{})
+			wg.Go(func() { errs <- m.CatchUp(e.ctx, names...) })
 		}
 		wg.Wait()
 		close(errs)
 		for err := range errs {
 			if err != nil {
-				t.Fatalf("round %d: concurrent catch-up: %v", round, err)
+				t.Fatalf("%s: concurrent catch-up: %v", round.name, err)
 			}
 		}
 		// The runners met on each projection's first batch: one applied
@@ -1322,14 +1339,14 @@ func testConcurrentApply(t *testing.T, e *env) {
 		// applied exactly once to each projection.
 		for _, name := range tracking.Projections() {
 			if ct.refused[name] == 0 {
-				t.Fatalf("round %d: %s: no apply was refused by the checkpoint, though two runners applied the same batch", round, name)
+				t.Fatalf("%s: %s: no apply was refused by the checkpoint, though two runners applied the same batch", round.name, name)
 			}
 			if len(ct.applied[name]) != len(all) {
-				t.Fatalf("round %d: %s: %d distinct events applied, want %d", round, name, len(ct.applied[name]), len(all))
+				t.Fatalf("%s: %s: %d distinct events applied, want %d", round.name, name, len(ct.applied[name]), len(all))
 			}
 			for _, ev := range all {
 				if n := ct.applied[name][ev.Cursor]; n != 1 {
-					t.Fatalf("round %d: %s: event %s applied %d times", round, name, ev.Cursor, n)
+					t.Fatalf("%s: %s: event %s applied %d times", round.name, name, ev.Cursor, n)
 				}
 			}
 		}
@@ -1337,8 +1354,311 @@ func testConcurrentApply(t *testing.T, e *env) {
 		e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
 		e.resetAll()
 		e.catchUp(newManager(e.store, e.rm, e.rm, projection.Options{}))
-		sameDump(t, fmt.Sprintf("round %d: single runner after concurrent runners", round), e.dump(), concurrent)
+		sameDump(t, round.name+": single runner after concurrent runners", e.dump(), concurrent)
 		e.resetAll()
+	}
+}
+
+// ---- One reader for every projection ----
+
+// countingFeed counts the events read from the log.
+type countingFeed struct {
+	projection.Feed
+	read atomic.Int64
+}
+
+func (f *countingFeed) ReadAll(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.Recorded, error) {
+	evs, err := f.Feed.ReadAll(ctx, after, limit)
+	f.read.Add(int64(len(evs)))
+	return evs, err
+}
+
+// appliedLog records, in order, what OnApplied reports.
+type appliedLog struct {
+	mu      sync.Mutex
+	entries []applied
+}
+
+type applied struct {
+	name    string
+	cursors []eventstore.Cursor
+}
+
+func (l *appliedLog) add(name string, events []eventstore.Recorded) {
+	a := applied{name: name}
+	for _, e := range events {
+		a.cursors = append(a.cursors, e.Cursor)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries = append(l.entries, a)
+}
+
+// cursors returns every cursor applied to a projection, in order.
+func (l *appliedLog) cursors(name string) []eventstore.Cursor {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []eventstore.Cursor
+	for _, a := range l.entries {
+		if a.name == name {
+			out = append(out, a.cursors...)
+		}
+	}
+	return out
+}
+
+func cursorsOf(events []eventstore.Recorded) []eventstore.Cursor {
+	out := make([]eventstore.Cursor, len(events))
+	for i, e := range events {
+		out[i] = e.Cursor
+	}
+	return out
+}
+
+// testOneReadOneTransaction: the runner reads each event from the log once
+// for all projections, and a batch and the checkpoints of every
+// projection it serves commit together: when one projection's writes fail,
+// nothing of the batch is kept, in any projection.
+func testOneReadOneTransaction(t *testing.T, e *env) {
+	e.record(allData())
+	all := e.readAll(eventstore.Cursor{}, 1000)
+
+	// One transaction: the metrics projection's writes fail after the
+	// entities projection's (projections apply in name order), before the
+	// timeline's.
+	failing := readmodel.New(failingEngine{Engine: e.rm.Engine(), projection: tracking.ProjectionMetrics}, "failing")
+	from := map[string]eventstore.Cursor{}
+	for _, name := range tracking.Projections() {
+		from[name] = eventstore.Cursor{}
+	}
+	if err := failing.Apply(e.ctx, from, all[:30]); !errors.Is(err, errInjected) {
+		t.Fatalf("apply with failing metrics writes: %v, want the injected error", err)
+	}
+	for _, name := range tracking.Projections() {
+		if cp := e.checkpoint(name); cp != (eventstore.Cursor{}) {
+			t.Fatalf("%s: checkpoint %s after a failed batch, want it unmoved", name, cp)
+		}
+		if v := e.projectedVersion(name, acme, "SHP-1"); v != 0 {
+			t.Fatalf("%s: projected version %d after a failed batch", name, v)
+		}
+	}
+	e.wantRows(map[string]int{"rm_timeline": 0, "rm_entities": 0, "rm_operation_starts": 0, "rm_metric_points": 0})
+
+	// One read: catching up every projection reads each event once and
+	// applies it once to each.
+	feed := &countingFeed{Feed: e.store}
+	var log appliedLog
+	m := newManager(feed, e.rm, e.rm, projection.Options{OnApplied: log.add})
+	if err := m.CatchUp(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := feed.read.Load(); n != int64(len(all)) {
+		t.Fatalf("%d events read from the log to catch up %d projections on %d events, want each read once", n, len(tracking.Projections()), len(all))
+	}
+	for _, name := range tracking.Projections() {
+		if got := log.cursors(name); !slices.Equal(got, cursorsOf(all)) {
+			t.Fatalf("%s: applied %v, want every event once, in order", name, got)
+		}
+		if cp := e.checkpoint(name); cp != all[len(all)-1].Cursor {
+			t.Fatalf("%s: checkpoint %s, want the head %s", name, cp, all[len(all)-1].Cursor)
+		}
+	}
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+}
+
+// errInjected is the failure failingEngine injects.
+var errInjected = errors.New("projectiontest: injected failure")
+
+// failingEngine is a real engine whose transactions fail as soon as one
+// projection writes its own tables.
+type failingEngine struct {
+	readmodel.Engine
+	projection string
+}
+
+func (f failingEngine) Update(ctx context.Context, derived bool, fn func(readmodel.Tx) error) error {
+	return f.Engine.Update(ctx, derived, func(tx readmodel.Tx) error { return fn(failingTx{tx, f.projection}) })
+}
+
+type failingTx struct {
+	readmodel.Tx
+	projection string
+}
+
+func (t failingTx) fail(name string) error {
+	if name == t.projection {
+		return errInjected
+	}
+	return nil
+}
+
+func (t failingTx) InsertTimeline(ctx context.Context, events []eventstore.Recorded, fresh bool) error {
+	if err := t.fail(tracking.ProjectionTimeline); err != nil {
+		return err
+	}
+	return t.Tx.InsertTimeline(ctx, events, fresh)
+}
+
+func (t failingTx) UpsertEntities(ctx context.Context, rows []readmodel.EntityRow) error {
+	if err := t.fail(tracking.ProjectionEntities); err != nil {
+		return err
+	}
+	return t.Tx.UpsertEntities(ctx, rows)
+}
+
+func (t failingTx) UpsertOperationStarts(ctx context.Context, starts []tracking.OperationStart) error {
+	if err := t.fail(tracking.ProjectionMetrics); err != nil {
+		return err
+	}
+	return t.Tx.UpsertOperationStarts(ctx, starts)
+}
+
+func (t failingTx) InsertMetricPoints(ctx context.Context, points []tracking.MetricPoint, fresh bool) error {
+	if err := t.fail(tracking.ProjectionMetrics); err != nil {
+		return err
+	}
+	return t.Tx.InsertMetricPoints(ctx, points, fresh)
+}
+
+// testFailingProjection: a projection whose every batch fails holds back
+// none of the others (they follow the head), its status says why, and
+// once it works again it catches up to the same tables as a rebuild.
+func testFailingProjection(t *testing.T, e *env) {
+	e.record(slices.Concat(metricsStarts(), metricsRest(), timelineData(), entityData())) // a metrics write in every batch
+	broken := tracking.ProjectionMetrics
+	failing := readmodel.New(failingEngine{Engine: e.rm.Engine(), projection: broken}, "failing")
+	m := newManager(e.store, failing, e.rm, projection.Options{MaxBackoff: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	head := e.readAll(eventstore.Cursor{}, 1000)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := m.Status(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := true
+		for _, s := range st {
+			if s.Name == broken {
+				ok = ok && s.LastError != "" && s.LagEvents == int64(len(head)) && s.Active
+			} else {
+				ok = ok && s.LastError == "" && s.LagEvents == 0 && s.Active
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s: %+v; want every projection but %s caught up, and %s reporting its error", st, broken, broken)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	if err := e.mgr.CatchUp(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp := e.dump()
+	e.resetAll()
+	e.catchUp(e.mgr)
+	sameDump(t, "caught up after a failing projection vs rebuilt", caughtUp, e.dump())
+}
+
+// testRebuildWhileOthersFollow: while one projection replays the log from
+// the start, the others apply new events without waiting for it; once it
+// has caught up, every batch is read once for all of them again.
+func testRebuildWhileOthersFollow(t *testing.T, e *env) {
+	e.record(allData())
+	e.catchUp(e.mgr)
+	full := e.dump()
+
+	rebuilt := tracking.ProjectionEntities
+	if err := e.mgr.Rebuild(e.ctx, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 0, "rm_operation_starts": 1, "rm_metric_points": 17})
+	old := e.readAll(eventstore.Cursor{}, 1000)
+	e.record([]step{
+		{acme, "PKG-C", "", []tracking.NewEvent{completed("loading", "op-4", tracking.OutcomeSucceeded, at(10, 30))}},
+		{acme, "SHP-1", "", []tracking.NewEvent{ev(tracking.TypeMilestoneReached, at(10, 0), `{"milestone":"delivered"}`)}},
+	})
+	fresh := e.readAll(old[len(old)-1].Cursor, 100)
+
+	var log appliedLog
+	m := newManager(e.store, e.rm, e.rm, projection.Options{OnApplied: log.add})
+	if err := m.CatchUp(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	all := slices.Concat(old, fresh)
+	for _, name := range tracking.Projections() {
+		want := cursorsOf(fresh)
+		if name == rebuilt {
+			want = cursorsOf(all)
+		}
+		if got := log.cursors(name); !slices.Equal(got, want) {
+			t.Fatalf("%s: applied %v, want %v", name, got, want)
+		}
+	}
+	// The live projections had the new events before the rebuilt one had
+	// replayed half of the log.
+	log.mu.Lock()
+	var replayed int
+	for _, a := range log.entries {
+		if a.name == rebuilt {
+			replayed += len(a.cursors)
+			continue
+		}
+		if replayed >= len(all)/2 {
+			t.Fatalf("%s applied the new events after %d of %d events replayed into %s: the rebuild held it back", a.name, replayed, len(all), rebuilt)
+		}
+	}
+	log.mu.Unlock()
+	if st := e.entity(acme, "SHP-1"); st.Status != tracking.StatusDelivered || st.Version != 7 {
+		t.Fatalf("rebuilt SHP-1 = %s v%d, want delivered v7", st.Status, st.Version)
+	}
+	caughtUp := e.dump()
+
+	// Caught up, the projections share one read again: the runner reads
+	// the next events once and applies them to all.
+	e.record([]step{{globex, "PKG-9", tracking.EntityPackage, []tracking.NewEvent{
+		ev(tracking.TypeEntityRegistered, at(11, 0), `{}`),
+		ev(tracking.TypeMilestoneReached, at(11, 5), `{"milestone":"picked_up"}`),
+	}}})
+	next := e.readAll(fresh[len(fresh)-1].Cursor, 100)
+	feed := &countingFeed{Feed: e.store}
+	var merged appliedLog
+	runner := newManager(feed, e.rm, e.rm, projection.Options{OnApplied: merged.add})
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { runner.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(e.ctx, 60*time.Second)
+	defer wcancel()
+	if err := runner.WaitPast(wctx); err != nil {
+		t.Fatalf("waiting for the runner: %v", err)
+	}
+	cancel()
+	<-done
+	if n := feed.read.Load(); n != int64(len(next)) {
+		t.Fatalf("%d events read from the log for %d new ones: want each read once for every projection", n, len(next))
+	}
+	for _, name := range tracking.Projections() {
+		if got := merged.cursors(name); !slices.Equal(got, cursorsOf(next)) {
+			t.Fatalf("%s: applied %v, want %v", name, got, cursorsOf(next))
+		}
+	}
+
+	// The same tables as a rebuild of everything.
+	after := e.dump()
+	e.resetAll()
+	e.catchUp(e.mgr)
+	sameDump(t, "rebuilt while the others followed vs rebuilt together", after, e.dump())
+	if reflect.DeepEqual(caughtUp, full) {
+		t.Fatal("the new events changed nothing")
 	}
 }
 
