@@ -313,8 +313,9 @@ func (m *Manager) setState(active bool, err error) {
 	}
 }
 
-// known returns the names, or all projections when there are none;
-// ErrUnknownProjection for a name that is not one.
+// known returns the named projections, each once, in the Manager's order
+// (all of them when none is named); ErrUnknownProjection for a name that is
+// not one.
 func (m *Manager) known(names []string) ([]string, error) {
 	if len(names) == 0 {
 		return m.names, nil
@@ -324,7 +325,13 @@ func (m *Manager) known(names []string) ([]string, error) {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownProjection, name)
 		}
 	}
-	return names, nil
+	out := make([]string, 0, len(names))
+	for _, name := range m.names {
+		if slices.Contains(names, name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 // CatchUp applies batches of the named projections (of every projection
