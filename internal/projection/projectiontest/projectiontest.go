@@ -1394,6 +1394,13 @@ func (l *appliedLog) add(name string, events []eventstore.Recorded) {
 	l.entries = append(l.entries, a)
 }
 
+// all returns what was applied, in order.
+func (l *appliedLog) all() []applied {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.entries)
+}
+
 // cursors returns every cursor applied to a projection, in order.
 func (l *appliedLog) cursors(name string) []eventstore.Cursor {
 	l.mu.Lock()
@@ -1574,7 +1581,6 @@ func testFailingProjection(t *testing.T, e *env) {
 func testRebuildWhileOthersFollow(t *testing.T, e *env) {
 	e.record(allData())
 	e.catchUp(e.mgr)
-	full := e.dump()
 
 	rebuilt := tracking.ProjectionEntities
 	if err := e.mgr.Rebuild(e.ctx, rebuilt); err != nil {
@@ -1605,9 +1611,8 @@ func testRebuildWhileOthersFollow(t *testing.T, e *env) {
 	}
 	// The live projections had the new events before the rebuilt one had
 	// replayed half of the log.
-	log.mu.Lock()
 	var replayed int
-	for _, a := range log.entries {
+	for _, a := range log.all() {
 		if a.name == rebuilt {
 			replayed += len(a.cursors)
 			continue
@@ -1616,11 +1621,9 @@ func testRebuildWhileOthersFollow(t *testing.T, e *env) {
 			t.Fatalf("%s applied the new events after %d of %d events replayed into %s: the rebuild held it back", a.name, replayed, len(all), rebuilt)
 		}
 	}
-	log.mu.Unlock()
 	if st := e.entity(acme, "SHP-1"); st.Status != tracking.StatusDelivered || st.Version != 7 {
 		t.Fatalf("rebuilt SHP-1 = %s v%d, want delivered v7", st.Status, st.Version)
 	}
-	caughtUp := e.dump()
 
 	// Caught up, the projections share one read again: the runner reads
 	// the next events once and applies them to all.
@@ -1642,7 +1645,7 @@ func testRebuildWhileOthersFollow(t *testing.T, e *env) {
 		t.Fatalf("waiting for the runner: %v", err)
 	}
 	cancel()
-	<-done
+	<-done // its OnApplied calls, which follow the commit WaitPast saw, are made
 	if n := feed.read.Load(); n != int64(len(next)) {
 		t.Fatalf("%d events read from the log for %d new ones: want each read once for every projection", n, len(next))
 	}
@@ -1657,9 +1660,6 @@ func testRebuildWhileOthersFollow(t *testing.T, e *env) {
 	e.resetAll()
 	e.catchUp(e.mgr)
 	sameDump(t, "rebuilt while the others followed vs rebuilt together", after, e.dump())
-	if reflect.DeepEqual(caughtUp, full) {
-		t.Fatal("the new events changed nothing")
-	}
 }
 
 // ---- Leadership ----
