@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,31 +146,63 @@ func (m *readModels) Checkpoint(ctx context.Context, name string) (projection.Ch
 // rmTx is a read-model write transaction.
 type rmTx struct{ tx pgx.Tx }
 
-func (t rmTx) LockCheckpoint(ctx context.Context, name string) (eventstore.Cursor, error) {
-	if _, err := t.tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING`, name); err != nil {
-		return eventstore.Cursor{}, err
+func (t rmTx) LockCheckpoints(ctx context.Context, names []string) ([]eventstore.Cursor, error) {
+	out := make([]eventstore.Cursor, len(names))
+	found, err := t.lockCheckpoints(ctx, names, out)
+	if err != nil || found == len(names) {
+		return out, err
 	}
-	var txid string
-	var cur eventstore.Cursor
-	if err := t.tx.QueryRow(ctx, `SELECT tx_id::text, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name).
-		Scan(&txid, &cur.Position); err != nil {
-		return cur, err
+	// A checkpoint's first batch: create the missing rows (in names' order),
+	// then lock them all.
+	if _, err := t.tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`,
+		names); err != nil {
+		return nil, err
 	}
-	var err error
-	if cur.TxID, err = strconv.ParseUint(txid, 10, 64); err != nil {
-		return cur, fmt.Errorf("checkpoint %s: bad tx id %q", name, txid)
+	if found, err = t.lockCheckpoints(ctx, names, out); err == nil && found != len(names) {
+		err = fmt.Errorf("checkpoints %v: %d of %d found after creating them", names, found, len(names))
 	}
-	return cur, nil
+	return out, err
 }
 
-func (t rmTx) LockCheckpoints(ctx context.Context) error {
-	_, err := t.tx.Exec(ctx, `SELECT 1 FROM projection_checkpoints FOR UPDATE`)
+// lockCheckpoints locks the named checkpoints that exist, in name order,
+// sets their cursors in out, and returns how many it found.
+func (t rmTx) lockCheckpoints(ctx context.Context, names []string, out []eventstore.Cursor) (int, error) {
+	rows, err := t.tx.Query(ctx, `SELECT name, tx_id::text, position FROM projection_checkpoints WHERE name = ANY($1)
+		ORDER BY name FOR UPDATE`, names)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	found := 0
+	for rows.Next() {
+		var name, txid string
+		var pos int64
+		if err := rows.Scan(&name, &txid, &pos); err != nil {
+			return 0, err
+		}
+		i := slices.Index(names, name)
+		if i < 0 {
+			continue
+		}
+		id, err := strconv.ParseUint(txid, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("checkpoint %s: bad tx id %q", name, txid)
+		}
+		out[i] = eventstore.Cursor{TxID: id, Position: pos}
+		found++
+	}
+	return found, rows.Err()
+}
+
+func (t rmTx) LockAllCheckpoints(ctx context.Context) error {
+	// In name order, as LockCheckpoints locks them.
+	_, err := t.tx.Exec(ctx, `SELECT 1 FROM projection_checkpoints ORDER BY name FOR UPDATE`)
 	return err
 }
 
-func (t rmTx) SetCheckpoint(ctx context.Context, name string, to eventstore.Cursor) error {
-	_, err := t.tx.Exec(ctx, `UPDATE projection_checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now() WHERE name = $1`,
-		name, strconv.FormatUint(to.TxID, 10), to.Position)
+func (t rmTx) SetCheckpoints(ctx context.Context, names []string, to eventstore.Cursor) error {
+	_, err := t.tx.Exec(ctx, `UPDATE projection_checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now()
+		WHERE name = ANY($1)`, names, strconv.FormatUint(to.TxID, 10), to.Position)
 	return err
 }
 
@@ -181,33 +214,36 @@ func splitKeys(keys []readmodel.Key) (tenants, ids []string) {
 	return tenants, ids
 }
 
-func (t rmTx) StreamPositions(ctx context.Context, projection string, keys []readmodel.Key) (map[readmodel.Key]int64, error) {
+func (t rmTx) StreamPositions(ctx context.Context, projections []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
 	tenants, ids := splitKeys(keys)
-	rows, err := t.tx.Query(ctx, `SELECT p.tenant_id, p.entity_id, p.version FROM rm_stream_positions p
+	rows, err := t.tx.Query(ctx, `SELECT p.projection, p.tenant_id, p.entity_id, p.version FROM rm_stream_positions p
 		JOIN unnest($2::text[], $3::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)
-		WHERE p.projection = $1 FOR UPDATE OF p`, projection, tenants, ids)
+		WHERE p.projection = ANY($1) FOR UPDATE OF p`, projections, tenants, ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := make(map[readmodel.Key]int64, len(keys))
+	var out []readmodel.StreamPosition
 	for rows.Next() {
-		var k readmodel.Key
-		var v int64
-		if err := rows.Scan(&k.Tenant, &k.EntityID, &v); err != nil {
+		var p readmodel.StreamPosition
+		if err := rows.Scan(&p.Projection, &p.Tenant, &p.EntityID, &p.Version); err != nil {
 			return nil, err
 		}
-		out[k] = v
+		out = append(out, p)
 	}
 	return out, rows.Err()
 }
 
-func (t rmTx) RaiseStreamPositions(ctx context.Context, projection string, keys []readmodel.Key, versions []int64) error {
-	tenants, ids := splitKeys(keys)
+func (t rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.StreamPosition) error {
+	n := len(positions)
+	projections, tenants, ids, versions := make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
+	for i, p := range positions {
+		projections[i], tenants[i], ids[i], versions[i] = p.Projection, p.Tenant, p.EntityID, p.Version
+	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO rm_stream_positions (projection, tenant_id, entity_id, version)
-		SELECT $1, t, e, v FROM unnest($2::text[], $3::text[], $4::int8[]) AS k(t, e, v)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])
 		ON CONFLICT (projection, tenant_id, entity_id) DO UPDATE SET version = excluded.version
-		WHERE rm_stream_positions.version < excluded.version`, projection, tenants, ids, versions)
+		WHERE rm_stream_positions.version < excluded.version`, projections, tenants, ids, versions)
 	return err
 }
 

@@ -43,18 +43,18 @@ type FollowerOptions struct {
 	OnState func(active bool, err error)
 }
 
-// Follower follows the store's global log for one handler (a projection,
-// the Kafka relay, a subscription): it competes for leadership across
-// processes (one active follower per name), reads batches after its
-// checkpoint, hands them to the handler, wakes on commits (with a polling
-// fallback) and backs off after failures. Delivery is at least once: a
-// batch whose checkpoint did not move is read again.
+// Follower follows the store's global log for one handler (the Kafka
+// relay, a subscription) or for a Manager's projections: it competes for
+// leadership across processes (one active follower per name), reads
+// batches after its checkpoint (or checkpoints), hands them to the handler,
+// wakes on commits (with a polling fallback) and backs off after failures.
+// Delivery is at least once: a batch whose checkpoint did not move is read
+// again.
 type Follower struct {
 	name   string
 	feed   Feed
-	cps    Checkpoints
 	leader Leader
-	handle HandleFunc
+	step   func(ctx context.Context) (int, error)
 	opts   FollowerOptions
 	log    *slog.Logger
 }
@@ -62,6 +62,30 @@ type Follower struct {
 // NewFollower returns a follower named name (its checkpoint's and its
 // leadership lock's name).
 func NewFollower(name string, feed Feed, cps Checkpoints, leader Leader, handle HandleFunc, opts FollowerOptions) *Follower {
+	f := newFollower(name, feed, leader, nil, opts)
+	f.step = func(ctx context.Context) (int, error) {
+		cp, err := cps.Checkpoint(ctx, name)
+		if err != nil {
+			return 0, fmt.Errorf("%s: checkpoint: %w", name, err)
+		}
+		events, err := feed.ReadAll(ctx, cp.Cursor, f.opts.BatchSize)
+		if err != nil {
+			return 0, fmt.Errorf("%s: read log: %w", name, err)
+		}
+		if len(events) == 0 {
+			return 0, nil
+		}
+		if err := handle(ctx, cp.Cursor, events); err != nil {
+			return 0, err
+		}
+		return len(events), nil
+	}
+	return f
+}
+
+// newFollower returns a follower whose every step is step: a Manager's,
+// which serves several checkpoints.
+func newFollower(name string, feed Feed, leader Leader, step func(context.Context) (int, error), opts FollowerOptions) *Follower {
 	if opts.Interval <= 0 {
 		opts.Interval = 5 * time.Second
 	}
@@ -78,8 +102,7 @@ func NewFollower(name string, feed Feed, cps Checkpoints, leader Leader, handle 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Follower{name: name, feed: feed, cps: cps, leader: leader, handle: handle, opts: opts,
-		log: log.With("follower", name)}
+	return &Follower{name: name, feed: feed, leader: leader, step: step, opts: opts, log: log.With("follower", name)}
 }
 
 // Name returns the follower's name.
@@ -171,25 +194,10 @@ func (f *Follower) follow(ctx context.Context, lost <-chan struct{}) error {
 	}
 }
 
-// Step reads one batch after the checkpoint and hands it to the handler. It
-// returns the batch's size.
-func (f *Follower) Step(ctx context.Context) (int, error) {
-	cp, err := f.cps.Checkpoint(ctx, f.name)
-	if err != nil {
-		return 0, fmt.Errorf("%s: checkpoint: %w", f.name, err)
-	}
-	events, err := f.feed.ReadAll(ctx, cp.Cursor, f.opts.BatchSize)
-	if err != nil {
-		return 0, fmt.Errorf("%s: read log: %w", f.name, err)
-	}
-	if len(events) == 0 {
-		return 0, nil
-	}
-	if err := f.handle(ctx, cp.Cursor, events); err != nil {
-		return 0, err
-	}
-	return len(events), nil
-}
+// Step reads one batch after the checkpoint and hands it to the handler (a
+// Manager's follower: Manager.step). It returns the batch's size
+// (BatchSize: more may be waiting).
+func (f *Follower) Step(ctx context.Context) (int, error) { return f.step(ctx) }
 
 // Backoff is the jittered wait before retry n (1, 2, ...): 100 ms doubling,
 // capped at ceiling, of which a random half.

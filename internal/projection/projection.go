@@ -1,9 +1,9 @@
 // Package projection runs projections: it reads the event store's gap-safe
-// global log and hands batches of events to a Target, which applies them to
-// its read models and moves the projection's checkpoint in the same
-// transaction. Delivery is at least once (a batch may be read twice after a
-// crash); the checkpoint's compare-and-set makes the effects exactly once,
-// even when two runners briefly believe they lead.
+// global log once for the projections at one checkpoint and hands each
+// batch to a Target, which applies it to their read models and moves their
+// checkpoints in the same transaction. Delivery is at least once (a batch
+// may be read twice after a crash); the checkpoints' compare-and-set makes
+// the effects exactly once, even when two runners briefly believe they lead.
 package projection
 
 import (
@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,10 +47,13 @@ type Checkpoint struct {
 type Target interface {
 	// Checkpoint returns the projection's checkpoint (zero if it never ran).
 	Checkpoint(ctx context.Context, name string) (Checkpoint, error)
-	// Apply applies events (in log order) to the projection's read models
-	// and moves its checkpoint from `from` to the last event's cursor, in one
-	// transaction; ErrCheckpointMoved if the checkpoint is not at `from`.
-	Apply(ctx context.Context, name string, from eventstore.Cursor, events []eventstore.Recorded) error
+	// Apply applies events read from the log (in log order) to the read
+	// models of the projections named in from, in one transaction: each
+	// projection gets the events after its own checkpoint, from[name], and
+	// its checkpoint moves from there to the last event's cursor. It
+	// returns ErrCheckpointMoved, having applied nothing, when any of the
+	// checkpoints is not where from says.
+	Apply(ctx context.Context, from map[string]eventstore.Cursor, events []eventstore.Recorded) error
 	// Reset empties the projection's read models and checkpoint, in one transaction.
 	Reset(ctx context.Context, name string) error
 }
@@ -66,27 +70,43 @@ type Options struct {
 	// Interval is the polling fallback when no commit signal arrives, and how
 	// often a standby tries to take over (ReadModels.RefreshInterval).
 	Interval time.Duration
-	// BatchSize is the number of events applied per transaction (default 1000).
+	// BatchSize is the number of events read from the log at once and
+	// applied in one transaction (default 1000).
 	BatchSize int
-	Logger    *slog.Logger
-	// OnApplied, when set, is called after every applied batch (metrics, cache invalidation).
+	// MaxBackoff caps the jittered, doubling wait before a projection whose
+	// batch failed is tried again (default 5s).
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+	// OnApplied, when set, is called for each projection after every
+	// applied batch, with the events it applied (metrics, cache
+	// invalidation).
 	OnApplied func(name string, events []eventstore.Recorded)
 }
 
-// Manager runs a set of projections, each a Follower of the log whose
-// effect is Target.Apply, and reports on them.
-type Manager struct {
-	feed      Feed
-	target    Target
-	names     []string
-	followers map[string]*Follower
-	opts      Options
-	log       *slog.Logger
-	progress  eventstore.Signal
+// leaderName names the leadership of a Manager's runner: one lock for all
+// its projections.
+const leaderName = "projections"
 
-	mu     sync.Mutex
-	active map[string]bool
-	errs   map[string]string
+// Manager runs a set of projections with one follower of the log (one
+// leadership lock, one wake-up, one back-off) and reports on each of them.
+// Projections at the same checkpoint share every read of the log and every
+// transaction of the target; a projection that is replaying from far behind
+// (a rebuild) is served by reads of its own, without holding back the
+// others, until it reaches them (see step).
+type Manager struct {
+	feed     Feed
+	target   Target
+	names    []string
+	follower *Follower
+	opts     Options
+	log      *slog.Logger
+	progress eventstore.Signal
+
+	mu       sync.Mutex
+	active   bool
+	errs     map[string]string
+	failures map[string]int       // consecutive failed batches, per projection
+	retryAt  map[string]time.Time // when a projection that failed is tried again
 }
 
 // NewManager returns a manager of the named projections.
@@ -95,30 +115,18 @@ func NewManager(feed Feed, target Target, leader Leader, names []string, opts Op
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1000
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Second
+	}
 	m := &Manager{feed: feed, target: target, names: names, opts: opts, log: log,
-		followers: make(map[string]*Follower, len(names)), active: map[string]bool{}, errs: map[string]string{}}
-	for _, name := range names {
-		m.followers[name] = NewFollower(name, feed, target, leader, m.applier(name), FollowerOptions{
-			Interval: opts.Interval, BatchSize: opts.BatchSize, Logger: log.With("projection", name),
-			OnState: func(active bool, err error) { m.setState(name, active, err) },
-		})
-	}
+		errs: map[string]string{}, failures: map[string]int{}, retryAt: map[string]time.Time{}}
+	m.follower = newFollower(leaderName, feed, leader, m.runStep, FollowerOptions{
+		Interval: opts.Interval, BatchSize: opts.BatchSize, Logger: log, OnState: m.setState,
+	})
 	return m
-}
-
-// applier is a projection's effect: the batch and its checkpoint in one
-// transaction of the target.
-func (m *Manager) applier(name string) HandleFunc {
-	return func(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error {
-		if err := m.target.Apply(ctx, name, from, events); err != nil {
-			return err
-		}
-		if m.opts.OnApplied != nil {
-			m.opts.OnApplied(name, events)
-		}
-		m.progress.Notify()
-		return nil
-	}
 }
 
 // Names returns the projections' names.
@@ -128,58 +136,250 @@ func (m *Manager) Names() []string { return m.names }
 func (m *Manager) Progress() <-chan struct{} { return m.progress.C() }
 
 // Run runs every projection until ctx is done.
-func (m *Manager) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, f := range m.followers {
-		wg.Go(func() { f.Run(ctx) })
+func (m *Manager) Run(ctx context.Context) error { return m.follower.Run(ctx) }
+
+// stepResult is what a step did.
+type stepResult struct {
+	largest int              // the size of the largest batch read
+	applied []string         // the projections that applied a batch
+	failed  map[string]error // the projections whose batch failed
+	moved   bool             // a batch was refused: a checkpoint had moved
+}
+
+// step brings the named projections one batch further. It reads their
+// checkpoints; then, from the lowest, it reads one batch after the lowest
+// checkpoint not yet served and applies it, in one transaction, to every
+// projection whose checkpoint lies before the batch's end, each from its
+// own checkpoint. So projections at one checkpoint share one read and one
+// transaction, and a projection far behind (rebuilding) gets a read of its
+// own while the others keep following the head, until its batch passes
+// their checkpoint and it joins them. A transaction of several projections
+// that fails is retried for each alone, so that one failing projection
+// holds back none of the others. The error concerns them all (a checkpoint
+// or the log could not be read).
+func (m *Manager) step(ctx context.Context, names []string) (stepResult, error) {
+	r := stepResult{failed: map[string]error{}}
+	cps := make(map[string]eventstore.Cursor, len(names))
+	for _, name := range names {
+		cp, err := m.target.Checkpoint(ctx, name)
+		if err != nil {
+			return r, fmt.Errorf("projection %s: checkpoint: %w", name, err)
+		}
+		cps[name] = cp.Cursor
 	}
-	wg.Wait()
+	waiting := slices.Clone(names)
+	slices.SortStableFunc(waiting, func(a, b string) int {
+		switch {
+		case cps[a].Less(cps[b]):
+			return -1
+		case cps[b].Less(cps[a]):
+			return 1
+		}
+		return 0
+	})
+	for len(waiting) > 0 {
+		events, err := m.feed.ReadAll(ctx, cps[waiting[0]], m.opts.BatchSize)
+		if err != nil {
+			return r, fmt.Errorf("projections: read log: %w", err)
+		}
+		if len(events) == 0 {
+			break // nothing after the lowest checkpoint, so nothing after the others
+		}
+		r.largest = max(r.largest, len(events))
+		end := events[len(events)-1].Cursor
+		n := 1
+		for n < len(waiting) && cps[waiting[n]].Less(end) {
+			n++
+		}
+		m.apply(ctx, waiting[:n], cps, events, &r)
+		waiting = waiting[n:]
+	}
+	return r, nil
+}
+
+// apply applies a batch to a group of projections in one transaction.
+func (m *Manager) apply(ctx context.Context, group []string, cps map[string]eventstore.Cursor, events []eventstore.Recorded, r *stepResult) {
+	from := make(map[string]eventstore.Cursor, len(group))
+	for _, name := range group {
+		from[name] = cps[name]
+	}
+	err := m.target.Apply(ctx, from, events)
+	switch {
+	case err != nil && len(group) > 1 && !errors.Is(err, ErrCheckpointMoved) && ctx.Err() == nil:
+		for _, name := range group {
+			m.apply(ctx, []string{name}, cps, events, r)
+		}
+	case errors.Is(err, ErrCheckpointMoved):
+		r.moved = true
+	case err != nil:
+		for _, name := range group {
+			r.failed[name] = err
+		}
+	default:
+		r.applied = append(r.applied, group...)
+		if m.opts.OnApplied != nil {
+			for _, name := range group {
+				m.opts.OnApplied(name, after(cps[name], events))
+			}
+		}
+		m.progress.Notify()
+	}
+}
+
+// after returns the events after cursor c (events in log order).
+func after(c eventstore.Cursor, events []eventstore.Recorded) []eventstore.Recorded {
+	for i, e := range events {
+		if c.Less(e.Cursor) {
+			return events[i:]
+		}
+	}
 	return nil
 }
 
-func (m *Manager) setState(name string, active bool, err error) {
+// runStep is the runner's step: the projections not waiting to be retried
+// after a failure. Their failures are reported per projection, and each
+// failing projection waits, backing off, before it is tried again; the
+// follower backs off only when the checkpoints or the log cannot be read.
+func (m *Manager) runStep(ctx context.Context) (int, error) {
+	r, err := m.step(ctx, m.due())
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	m.settle(r)
+	switch {
+	case err != nil:
+		return 0, err
+	case r.moved:
+		return r.largest, ErrCheckpointMoved // a rebuild reset one, or another runner moved one: read again
+	}
+	return r.largest, nil
+}
+
+// due returns the projections that are not waiting to be retried.
+func (m *Manager) due() []string {
+	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.active[name] = active
-	if err != nil {
-		m.errs[name] = err.Error()
-	} else {
+	out := make([]string, 0, len(m.names))
+	for _, name := range m.names {
+		if !m.retryAt[name].After(now) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// settle records a step's outcome per projection.
+func (m *Manager) settle(r stepResult) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, name := range r.applied {
+		if n := m.failures[name]; n > 0 {
+			m.log.Info("projection: applying again", "projection", name, "failures", n)
+		}
 		delete(m.errs, name)
+		delete(m.failures, name)
+		delete(m.retryAt, name)
+	}
+	for _, name := range m.names {
+		err, ok := r.failed[name]
+		if !ok {
+			continue
+		}
+		m.failures[name]++
+		m.errs[name] = err.Error()
+		m.retryAt[name] = now.Add(Backoff(m.failures[name], m.opts.MaxBackoff))
+		m.log.Error("projection: batch failed; retrying from the checkpoint", "projection", name, "error", err,
+			"failures", m.failures[name])
 	}
 }
 
-// CatchUp applies batches of one projection in the calling goroutine until
-// it reaches the head of the log as it was when called. It does not take
-// leadership: the checkpoint's compare-and-set keeps a concurrent runner
+// setState records the runner's leadership, and failures that concern every
+// projection (leadership, checkpoints, the log).
+func (m *Manager) setState(active bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.active = active
+	for _, name := range m.names {
+		switch {
+		case m.failures[name] > 0:
+			// Its own batch's error stands until it applies one.
+		case err != nil:
+			m.errs[name] = err.Error()
+		default:
+			delete(m.errs, name)
+		}
+	}
+}
+
+// known returns the named projections, each once, in the Manager's order
+// (all of them when none is named); ErrUnknownProjection for a name that is
+// not one.
+func (m *Manager) known(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return m.names, nil
+	}
+	for _, name := range names {
+		if !slices.Contains(m.names, name) {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownProjection, name)
+		}
+	}
+	out := make([]string, 0, len(names))
+	for _, name := range m.names {
+		if slices.Contains(names, name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// CatchUp applies batches of the named projections (of every projection
+// when none is named) in the calling goroutine until each reaches the head
+// of the log as it was when called, reading each batch once for the
+// projections at one checkpoint, as the runner does. It does not take
+// leadership: the checkpoints' compare-and-set keeps a concurrent runner
 // from applying anything twice. Used by tests and the CLI.
-func (m *Manager) CatchUp(ctx context.Context, name string) error {
-	f, ok := m.followers[name]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownProjection, name)
+func (m *Manager) CatchUp(ctx context.Context, names ...string) error {
+	names, err := m.known(names)
+	if err != nil {
+		return err
 	}
 	head, err := m.feed.Head(ctx)
 	if err != nil {
 		return err
 	}
 	for {
-		cp, err := m.target.Checkpoint(ctx, name)
+		var behind []string
+		for _, name := range names {
+			cp, err := m.target.Checkpoint(ctx, name)
+			if err != nil {
+				return err
+			}
+			if cp.Cursor.Less(head) {
+				behind = append(behind, name)
+			}
+		}
+		if len(behind) == 0 {
+			return nil
+		}
+		r, err := m.step(ctx, behind)
 		if err != nil {
 			return err
 		}
-		if !cp.Cursor.Less(head) {
-			return nil
-		}
-		if _, err := f.Step(ctx); err != nil && !errors.Is(err, ErrCheckpointMoved) {
-			return err
+		for _, name := range behind {
+			if err := r.failed[name]; err != nil {
+				return err
+			}
 		}
 	}
 }
 
-// Rebuild resets a projection; its active runner (here or in another
-// process) replays the log into it.
+// Rebuild resets a projection; the active runner (here or in another
+// process) replays the log into it, while the other projections go on.
 func (m *Manager) Rebuild(ctx context.Context, name string) error {
-	if _, ok := m.followers[name]; !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownProjection, name)
+	if _, err := m.known([]string{name}); err != nil {
+		return err
 	}
 	if err := m.target.Reset(ctx, name); err != nil {
 		return fmt.Errorf("projection: rebuild %s: %w", name, err)
@@ -257,7 +457,7 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 			st.LagSeconds = max(0, time.Since(bl.Oldest).Seconds())
 		}
 		m.mu.Lock()
-		st.Active, st.LastError = m.active[name], m.errs[name]
+		st.Active, st.LastError = m.active, m.errs[name]
 		m.mu.Unlock()
 		out = append(out, st)
 	}

@@ -12,6 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
@@ -61,6 +64,14 @@ var dumped = []Table{
 
 // Key identifies an entity of a tenant.
 type Key struct{ Tenant, EntityID string }
+
+// StreamPosition is the highest version of an entity a projection has
+// applied (a row of rm_stream_positions).
+type StreamPosition struct {
+	Projection string
+	Key
+	Version int64
+}
 
 // EntityRow is a row of the entities read model: the folded state the
 // projection continues from, and the view the API serves.
@@ -138,19 +149,23 @@ type Engine interface {
 
 // Tx is a write transaction of an Engine.
 type Tx interface {
-	// LockCheckpoint creates the checkpoint when missing, locks it until
-	// the transaction ends and returns its cursor.
-	LockCheckpoint(ctx context.Context, name string) (eventstore.Cursor, error)
-	// LockCheckpoints locks every checkpoint until the transaction ends.
-	LockCheckpoints(ctx context.Context) error
-	// SetCheckpoint moves a locked checkpoint.
-	SetCheckpoint(ctx context.Context, name string, to eventstore.Cursor) error
+	// LockCheckpoints creates the named checkpoints when missing, locks
+	// them until the transaction ends and returns their cursors, in the
+	// order of names. Callers name them in sorted order, so that two
+	// transactions locking some of the same checkpoints never wait for
+	// each other.
+	LockCheckpoints(ctx context.Context, names []string) ([]eventstore.Cursor, error)
+	// LockAllCheckpoints locks every checkpoint until the transaction ends.
+	LockAllCheckpoints(ctx context.Context) error
+	// SetCheckpoints moves locked checkpoints to one cursor.
+	SetCheckpoints(ctx context.Context, names []string, to eventstore.Cursor) error
 
-	// StreamPositions returns the versions a projection has applied of the
-	// given entities (absent: none), locked until the transaction ends.
-	StreamPositions(ctx context.Context, projection string, keys []Key) (map[Key]int64, error)
+	// StreamPositions returns the versions the given projections have
+	// applied of the given entities (absent: none), locked until the
+	// transaction ends.
+	StreamPositions(ctx context.Context, projections []string, keys []Key) ([]StreamPosition, error)
 	// RaiseStreamPositions records applied versions, never lowering one.
-	RaiseStreamPositions(ctx context.Context, projection string, keys []Key, versions []int64) error
+	RaiseStreamPositions(ctx context.Context, positions []StreamPosition) error
 
 	// InsertTimeline inserts timeline rows, ignoring those present. fresh
 	// says that none can be present (the engine may bulk-load them).
@@ -255,47 +270,68 @@ func known(name string) error {
 	return nil
 }
 
-// Apply applies a batch to one projection and moves its checkpoint from
-// `from` to the batch's last cursor, in one transaction; it returns
-// projection.ErrCheckpointMoved when the checkpoint is not at `from`.
-// Events at or before `from` were applied already (a re-delivery) and are
-// skipped, so the checkpoint never moves backwards.
-func (s *Store) Apply(ctx context.Context, name string, from eventstore.Cursor, events []eventstore.Recorded) error {
-	if len(events) == 0 {
+// Apply applies a batch read from the global log (events in log order) to
+// the projections named in from, in one transaction: each projection gets
+// the events after its own checkpoint, from[name], and its checkpoint moves
+// from there to the batch's last cursor. It returns
+// projection.ErrCheckpointMoved, having applied nothing, when any of the
+// checkpoints is not where from says. Events at or before a projection's
+// checkpoint were applied already (a re-delivery) and are skipped, so no
+// checkpoint moves backwards.
+func (s *Store) Apply(ctx context.Context, from map[string]eventstore.Cursor, events []eventstore.Recorded) error {
+	if len(events) == 0 || len(from) == 0 {
 		return nil
 	}
-	if err := known(name); err != nil {
-		return err
-	}
-	pending := make([]eventstore.Recorded, 0, len(events))
-	for _, e := range events {
-		if from.Less(e.Cursor) {
-			pending = append(pending, e)
+	names := slices.Sorted(maps.Keys(from)) // the order checkpoints are locked in
+	for _, name := range names {
+		if err := known(name); err != nil {
+			return err
 		}
 	}
-	// The batch and its checkpoint commit together and derive from events
-	// already durable in the log: if both are lost, the batch is applied again.
+	batches := make(map[string][]eventstore.Recorded, len(names))
+	var moving []string
+	for _, name := range names {
+		pending := after(from[name], events)
+		if len(pending) > 0 {
+			batches[name] = pending
+			moving = append(moving, name)
+		}
+	}
+	// The batch and its checkpoints commit together and derive from events
+	// already durable in the log: if all are lost, the batch is applied again.
 	err := s.engine.Update(ctx, true, func(tx Tx) error {
-		cur, err := tx.LockCheckpoint(ctx, name)
+		cur, err := tx.LockCheckpoints(ctx, names)
 		if err != nil {
 			return err
 		}
-		if cur != from {
-			return projection.ErrCheckpointMoved
+		for i, name := range names {
+			if cur[i] != from[name] {
+				return projection.ErrCheckpointMoved
+			}
 		}
-		if len(pending) == 0 {
+		if len(moving) == 0 {
 			return nil
 		}
-		// Under the checkpoint's lock no other Apply writes these rows.
-		if err := applyNew(ctx, tx, name, pending, true); err != nil {
+		// Under the checkpoints' locks no other Apply writes these rows.
+		if err := applyNew(ctx, tx, moving, batches, true); err != nil {
 			return err
 		}
-		return tx.SetCheckpoint(ctx, name, pending[len(pending)-1].Cursor)
+		return tx.SetCheckpoints(ctx, moving, events[len(events)-1].Cursor)
 	})
 	if err != nil && !errors.Is(err, projection.ErrCheckpointMoved) {
-		return fmt.Errorf("%s: apply %s: %w", s.name, name, err)
+		return fmt.Errorf("%s: apply %s: %w", s.name, strings.Join(names, ", "), err)
 	}
 	return err
+}
+
+// after returns the events after cursor c.
+func after(c eventstore.Cursor, events []eventstore.Recorded) []eventstore.Recorded {
+	for i, e := range events {
+		if c.Less(e.Cursor) {
+			return events[i:]
+		}
+	}
+	return nil
 }
 
 // ApplyEvents applies events to a projection without a global-log
@@ -306,7 +342,9 @@ func (s *Store) ApplyEvents(ctx context.Context, name string, events []eventstor
 	if err := known(name); err != nil {
 		return err
 	}
-	err := s.engine.Update(ctx, false, func(tx Tx) error { return applyNew(ctx, tx, name, events, false) })
+	err := s.engine.Update(ctx, false, func(tx Tx) error {
+		return applyNew(ctx, tx, []string{name}, map[string][]eventstore.Recorded{name: events}, false)
+	})
 	if err != nil {
 		return fmt.Errorf("%s: apply %s: %w", s.name, name, err)
 	}
@@ -318,14 +356,14 @@ func (s *Store) ApplyEvents(ctx context.Context, name string, events []eventstor
 // at `from`.
 func (s *Store) MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error {
 	err := s.engine.Update(ctx, false, func(tx Tx) error {
-		cur, err := tx.LockCheckpoint(ctx, name)
+		cur, err := tx.LockCheckpoints(ctx, []string{name})
 		if err != nil {
 			return err
 		}
-		if cur != from {
+		if cur[0] != from {
 			return projection.ErrCheckpointMoved
 		}
-		return tx.SetCheckpoint(ctx, name, to)
+		return tx.SetCheckpoints(ctx, []string{name}, to)
 	})
 	if err != nil && !errors.Is(err, projection.ErrCheckpointMoved) {
 		return fmt.Errorf("%s: move checkpoint %s: %w", s.name, name, err)
@@ -342,10 +380,10 @@ func (s *Store) Reset(ctx context.Context, name string) error {
 	err := s.engine.Update(ctx, false, func(tx Tx) error {
 		// The checkpoint first: a concurrent Apply then fails its
 		// compare-and-set instead of writing into the emptied tables.
-		if _, err := tx.LockCheckpoint(ctx, name); err != nil {
+		if _, err := tx.LockCheckpoints(ctx, []string{name}); err != nil {
 			return err
 		}
-		if err := tx.SetCheckpoint(ctx, name, eventstore.Cursor{}); err != nil {
+		if err := tx.SetCheckpoints(ctx, []string{name}, eventstore.Cursor{}); err != nil {
 			return err
 		}
 		for _, t := range owned[name] {
@@ -365,7 +403,7 @@ func (s *Store) Reset(ctx context.Context, name string) error {
 // holding every checkpoint so that no batch is applied meanwhile.
 func (s *Store) EraseEntity(ctx context.Context, tenant, id string) error {
 	err := s.engine.Update(ctx, false, func(tx Tx) error {
-		if err := tx.LockCheckpoints(ctx); err != nil {
+		if err := tx.LockAllCheckpoints(ctx); err != nil {
 			return err
 		}
 		for _, t := range entityTables {
@@ -381,41 +419,73 @@ func (s *Store) EraseEntity(ctx context.Context, tenant, id string) error {
 	return nil
 }
 
-// applyNew applies the events a projection has not applied yet (by stream
-// version) and records the streams' new versions.
-func applyNew(ctx context.Context, tx Tx, name string, events []eventstore.Recorded, fresh bool) error {
-	keys, _ := byEntity(events)
-	applied, err := tx.StreamPositions(ctx, name, keys)
-	if err != nil {
-		return err
-	}
-	pending := make([]eventstore.Recorded, 0, len(events))
-	for _, e := range events {
-		k := Key{e.Tenant, e.StreamID}
-		if e.Version > applied[k] {
-			pending = append(pending, e)
-			applied[k] = e.Version
+// applyNew applies to each named projection the events of its batch it has
+// not applied yet (by stream version), and records the streams' new
+// versions: the stream positions of every projection are read in one
+// query and raised in one statement.
+func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]eventstore.Recorded, fresh bool) error {
+	var keys []Key
+	seen := map[Key]bool{}
+	for _, name := range names {
+		for _, e := range batches[name] {
+			if k := (Key{e.Tenant, e.StreamID}); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
 		}
 	}
-	if len(pending) == 0 {
-		return nil
+	type streamKey struct {
+		projection string
+		Key
 	}
-	switch name {
-	case tracking.ProjectionTimeline:
-		err = tx.InsertTimeline(ctx, pending, fresh)
-	case tracking.ProjectionEntities:
-		err = applyEntities(ctx, tx, pending)
-	case tracking.ProjectionMetrics:
-		err = applyMetrics(ctx, tx, pending, fresh)
-	}
+	stored, err := tx.StreamPositions(ctx, names, keys)
 	if err != nil {
 		return err
 	}
-	versions := make([]int64, len(keys))
-	for i, k := range keys {
-		versions[i] = applied[k]
+	applied := make(map[streamKey]int64, len(stored))
+	for _, p := range stored {
+		applied[streamKey{p.Projection, p.Key}] = p.Version
 	}
-	return tx.RaiseStreamPositions(ctx, name, keys, versions)
+	var raised []StreamPosition
+	for _, name := range names {
+		events := batches[name]
+		pending := make([]eventstore.Recorded, 0, len(events))
+		first := len(raised)
+		at := map[Key]int{} // index in raised
+		for _, e := range events {
+			k := Key{e.Tenant, e.StreamID}
+			sk := streamKey{name, k}
+			if e.Version <= applied[sk] {
+				continue
+			}
+			pending = append(pending, e)
+			applied[sk] = e.Version
+			if i, ok := at[k]; ok {
+				raised[i].Version = e.Version
+			} else {
+				at[k] = len(raised)
+				raised = append(raised, StreamPosition{Projection: name, Key: k, Version: e.Version})
+			}
+		}
+		if len(raised) == first {
+			continue
+		}
+		switch name {
+		case tracking.ProjectionTimeline:
+			err = tx.InsertTimeline(ctx, pending, fresh)
+		case tracking.ProjectionEntities:
+			err = applyEntities(ctx, tx, pending)
+		case tracking.ProjectionMetrics:
+			err = applyMetrics(ctx, tx, pending, fresh)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(raised) == 0 {
+		return nil
+	}
+	return tx.RaiseStreamPositions(ctx, raised)
 }
 
 // byEntity groups events by entity, keeping the order of first appearance.

@@ -130,57 +130,80 @@ type rmTx struct {
 	now func() time.Time
 }
 
-func (t *rmTx) LockCheckpoint(ctx context.Context, name string) (eventstore.Cursor, error) {
+func (t *rmTx) LockCheckpoints(ctx context.Context, names []string) ([]eventstore.Cursor, error) {
 	// The transaction holds the file's write lock: no other writer (in any
-	// process) moves the checkpoint before it commits.
-	if _, err := t.tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING`,
-		name, t.now().UnixMicro()); err != nil {
-		return eventstore.Cursor{}, err
-	}
-	var cur eventstore.Cursor
-	err := t.tx.QueryRowContext(ctx, `SELECT tx_id, position FROM projection_checkpoints WHERE name = ?`, name).
-		Scan(&cur.TxID, &cur.Position)
-	return cur, err
-}
-
-// LockCheckpoints has nothing to do: the transaction's write lock excludes
-// every other writer.
-func (t *rmTx) LockCheckpoints(context.Context) error { return nil }
-
-func (t *rmTx) SetCheckpoint(ctx context.Context, name string, to eventstore.Cursor) error {
-	_, err := t.tx.ExecContext(ctx, `UPDATE projection_checkpoints SET tx_id = ?, position = ?, updated_at = ? WHERE name = ?`,
-		to.TxID, to.Position, t.now().UnixMicro(), name)
-	return err
-}
-
-func (t *rmTx) StreamPositions(ctx context.Context, projection string, keys []readmodel.Key) (map[readmodel.Key]int64, error) {
-	get, err := t.tx.PrepareContext(ctx, `SELECT version FROM rm_stream_positions WHERE projection = ? AND tenant_id = ? AND entity_id = ?`)
+	// process) moves the checkpoints before it commits.
+	ins, err := t.tx.PrepareContext(ctx, `INSERT INTO projection_checkpoints (name, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return nil, err
 	}
-	defer get.Close()
-	out := make(map[readmodel.Key]int64, len(keys))
-	for _, k := range keys {
-		var v int64
-		switch err := get.QueryRowContext(ctx, projection, k.Tenant, k.EntityID).Scan(&v); {
-		case err == nil:
-			out[k] = v
-		case !errors.Is(err, sql.ErrNoRows):
+	defer ins.Close()
+	sel, err := t.tx.PrepareContext(ctx, `SELECT tx_id, position FROM projection_checkpoints WHERE name = ?`)
+	if err != nil {
+		return nil, err
+	}
+	defer sel.Close()
+	out := make([]eventstore.Cursor, len(names))
+	for i, name := range names {
+		if _, err := ins.ExecContext(ctx, name, t.now().UnixMicro()); err != nil {
+			return nil, err
+		}
+		if err := sel.QueryRowContext(ctx, name).Scan(&out[i].TxID, &out[i].Position); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func (t *rmTx) RaiseStreamPositions(ctx context.Context, projection string, keys []readmodel.Key, versions []int64) error {
+// LockAllCheckpoints has nothing to do: the transaction's write lock
+// excludes every other writer.
+func (t *rmTx) LockAllCheckpoints(context.Context) error { return nil }
+
+func (t *rmTx) SetCheckpoints(ctx context.Context, names []string, to eventstore.Cursor) error {
+	set, err := t.tx.PrepareContext(ctx, `UPDATE projection_checkpoints SET tx_id = ?, position = ?, updated_at = ? WHERE name = ?`)
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	now := t.now().UnixMicro()
+	for _, name := range names {
+		if _, err := set.ExecContext(ctx, to.TxID, to.Position, now, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *rmTx) StreamPositions(ctx context.Context, projections []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
+	get, err := t.tx.PrepareContext(ctx, `SELECT version FROM rm_stream_positions WHERE projection = ? AND tenant_id = ? AND entity_id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	defer get.Close()
+	var out []readmodel.StreamPosition
+	for _, p := range projections {
+		for _, k := range keys {
+			var v int64
+			switch err := get.QueryRowContext(ctx, p, k.Tenant, k.EntityID).Scan(&v); {
+			case err == nil:
+				out = append(out, readmodel.StreamPosition{Projection: p, Key: k, Version: v})
+			case !errors.Is(err, sql.ErrNoRows):
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func (t *rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.StreamPosition) error {
 	put, err := t.tx.PrepareContext(ctx, `INSERT INTO rm_stream_positions (projection, tenant_id, entity_id, version) VALUES (?, ?, ?, ?)
 		ON CONFLICT (projection, tenant_id, entity_id) DO UPDATE SET version = excluded.version WHERE version < excluded.version`)
 	if err != nil {
 		return err
 	}
 	defer put.Close()
-	for i, k := range keys {
-		if _, err := put.ExecContext(ctx, projection, k.Tenant, k.EntityID, versions[i]); err != nil {
+	for _, p := range positions {
+		if _, err := put.ExecContext(ctx, p.Projection, p.Tenant, p.EntityID, p.Version); err != nil {
 			return err
 		}
 	}

@@ -93,7 +93,7 @@ func TestReadModelsLimits(t *testing.T) {
 	if _, err := rm.Timeline(ctx, tracking.TimelineQuery{Tenant: "acme", EntityID: "X"}); !errors.Is(err, tracking.ErrInvalid) {
 		t.Errorf("timeline with limit 0: %v, want ErrInvalid", err)
 	}
-	if err := rm.Apply(ctx, "nope", eventstore.Cursor{}, []eventstore.Recorded{{}}); err == nil {
+	if err := rm.Apply(ctx, map[string]eventstore.Cursor{"nope": {}}, []eventstore.Recorded{{}}); err == nil {
 		t.Error("apply to an unknown projection succeeded")
 	}
 }

@@ -12,11 +12,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -45,6 +47,9 @@ type ReadModels interface {
 	// Idempotency-Key to the first request's fingerprint.
 	ClaimIdempotencyKey(ctx context.Context, tenant, key string, fingerprint []byte) ([]byte, error)
 	ReleaseIdempotencyKey(ctx context.Context, tenant, key string, fingerprint []byte) error
+	// Engine returns the engine under the read models: the suite wraps it
+	// to make one projection's writes fail inside a real transaction.
+	Engine() readmodel.Engine
 }
 
 // batchSize is small so that every scenario crosses batch boundaries.
@@ -80,6 +85,9 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"CrashRestartEqualsRebuild", testCrashRestart},
 		{"ResetAndStatus", testResetAndStatus},
 		{"ConcurrentApply", testConcurrentApply},
+		{"OneReadOneTransaction", testOneReadOneTransaction},
+		{"FailingProjectionHoldsBackNoOther", testFailingProjection},
+		{"RebuildOneWhileOthersFollow", testRebuildWhileOthersFollow},
 		{"TryLead", testTryLead},
 		{"RedeliveredStreamsApplyOnce", testRedelivery},
 		{"MoveCheckpoint", testMoveCheckpoint},
@@ -133,7 +141,7 @@ func newEnv(t *testing.T, store eventstore.Store, rm ReadModels) *env {
 	}
 }
 
-func newManager(store eventstore.Store, target projection.Target, leader projection.Leader, opts projection.Options) *projection.Manager {
+func newManager(store projection.Feed, target projection.Target, leader projection.Leader, opts projection.Options) *projection.Manager {
 	opts.BatchSize = batchSize
 	return projection.NewManager(store, target, leader, tracking.Projections(), opts)
 }
@@ -255,10 +263,15 @@ func (e *env) applyBatch(name string) int {
 	e.t.Helper()
 	from := e.checkpoint(name)
 	evs := e.readAll(from, batchSize)
-	if err := e.rm.Apply(e.ctx, name, from, evs); err != nil {
+	if err := e.rm.Apply(e.ctx, only(name, from), evs); err != nil {
 		e.t.Fatalf("apply %s from %s: %v", name, from, err)
 	}
 	return len(evs)
+}
+
+// only is the checkpoint of one projection, for Apply.
+func only(name string, from eventstore.Cursor) map[string]eventstore.Cursor {
+	return map[string]eventstore.Cursor{name: from}
 }
 
 func (e *env) entity(tenant, id string) tracking.EntityState {
@@ -1013,18 +1026,18 @@ func testExactlyOnce(t *testing.T, e *env) {
 	// refused and changes nothing.
 	for _, name := range tracking.Projections() {
 		batch := e.readAll(zero, batchSize)
-		if err := e.rm.Apply(e.ctx, name, zero, batch); err != nil {
+		if err := e.rm.Apply(e.ctx, only(name, zero), batch); err != nil {
 			t.Fatalf("apply %s: %v", name, err)
 		}
 		if got := e.checkpoint(name); got != batch[len(batch)-1].Cursor {
 			t.Fatalf("%s: checkpoint %s after a batch ending at %s", name, got, batch[len(batch)-1].Cursor)
 		}
 		before := e.dump()
-		if err := e.rm.Apply(e.ctx, name, zero, batch); !errors.Is(err, projection.ErrCheckpointMoved) {
+		if err := e.rm.Apply(e.ctx, only(name, zero), batch); !errors.Is(err, projection.ErrCheckpointMoved) {
 			t.Fatalf("%s: second apply of a batch: %v, want ErrCheckpointMoved", name, err)
 		}
 		// A stale runner with the next batch is refused too.
-		if err := e.rm.Apply(e.ctx, name, zero, e.readAll(batch[len(batch)-1].Cursor, batchSize)); !errors.Is(err, projection.ErrCheckpointMoved) {
+		if err := e.rm.Apply(e.ctx, only(name, zero), e.readAll(batch[len(batch)-1].Cursor, batchSize)); !errors.Is(err, projection.ErrCheckpointMoved) {
 			t.Fatalf("%s: apply from a stale checkpoint: %v, want ErrCheckpointMoved", name, err)
 		}
 		sameDump(t, name+": refused applies", e.dump(), before)
@@ -1050,7 +1063,7 @@ func testExactlyOnce(t *testing.T, e *env) {
 			t.Fatalf("%s: checkpoint %s after catching up, head %s", name, cp, all[len(all)-1].Cursor)
 		}
 		for _, redelivered := range [][]eventstore.Recorded{all, all[:batchSize], all[27:36], all[len(all)-1:]} {
-			if err := e.rm.Apply(e.ctx, name, cp, redelivered); err != nil {
+			if err := e.rm.Apply(e.ctx, only(name, cp), redelivered); err != nil {
 				t.Fatalf("%s: re-delivery: %v", name, err)
 			}
 			sameDump(t, name+": re-delivery", e.dump(), full)
@@ -1071,7 +1084,7 @@ func testExactlyOnce(t *testing.T, e *env) {
 		if len(fresh) != 2 {
 			t.Fatalf("%d new events, want 2", len(fresh))
 		}
-		if err := e.rm.Apply(e.ctx, name, cp, slices.Concat(all[len(all)-3:], fresh)); err != nil {
+		if err := e.rm.Apply(e.ctx, only(name, cp), slices.Concat(all[len(all)-3:], fresh)); err != nil {
 			t.Fatalf("%s: overlapping batch: %v", name, err)
 		}
 		if got := e.checkpoint(name); got != fresh[1].Cursor {
@@ -1232,22 +1245,24 @@ func testResetAndStatus(t *testing.T, e *env) {
 
 // ---- Concurrent runners ----
 
-// countingTarget records which events each successful Apply applied. The
-// first two Applies of each projection meet before either goes on, so that
-// two runners apply the same batch from the same checkpoint: the contention
-// the checkpoint's compare-and-set must settle happens in every round.
+// countingTarget records which events each successful Apply applied to
+// each projection, and the projections of each refused Apply. For each
+// projection, the first two Applies that include it meet before either goes
+// on, so that two runners apply a batch from the same checkpoint: the
+// contention the checkpoints' compare-and-set must settle happens in every
+// round.
 type countingTarget struct {
 	ReadModels
 	mu      sync.Mutex
 	applied map[string]map[eventstore.Cursor]int
-	moved   map[string]int
+	refused map[string]int
 	arrived map[string]int
 	met     map[string]chan struct{}
 }
 
 func newCountingTarget(rm ReadModels) *countingTarget {
 	c := &countingTarget{ReadModels: rm, applied: map[string]map[eventstore.Cursor]int{},
-		moved: map[string]int{}, arrived: map[string]int{}, met: map[string]chan struct{}{}}
+		refused: map[string]int{}, arrived: map[string]int{}, met: map[string]chan struct{}{}}
 	for _, name := range tracking.Projections() {
 		c.applied[name] = map[eventstore.Cursor]int{}
 		c.met[name] = make(chan struct{})
@@ -1255,70 +1270,88 @@ func newCountingTarget(rm ReadModels) *countingTarget {
 	return c
 }
 
-func (c *countingTarget) Apply(ctx context.Context, name string, from eventstore.Cursor, events []eventstore.Recorded) error {
+func (c *countingTarget) Apply(ctx context.Context, from map[string]eventstore.Cursor, events []eventstore.Recorded) error {
+	var meet []chan struct{}
 	c.mu.Lock()
-	c.arrived[name]++
-	n := c.arrived[name]
-	if n == 2 {
-		close(c.met[name])
+	for name := range from {
+		c.arrived[name]++
+		switch c.arrived[name] {
+		case 1:
+			meet = append(meet, c.met[name])
+		case 2:
+			close(c.met[name])
+		}
 	}
 	c.mu.Unlock()
-	if n <= 2 {
+	for _, met := range meet {
 		select {
-		case <-c.met[name]:
+		case <-met:
 		case <-time.After(30 * time.Second): // the other runner never came: the test says so below
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	err := c.ReadModels.Apply(ctx, name, from, events)
+	err := c.ReadModels.Apply(ctx, from, events)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case err == nil:
-		for _, ev := range events {
-			c.applied[name][ev.Cursor]++
+	for name, cp := range from {
+		switch {
+		case err == nil:
+			for _, ev := range events {
+				if cp.Less(ev.Cursor) {
+					c.applied[name][ev.Cursor]++
+				}
+			}
+		case errors.Is(err, projection.ErrCheckpointMoved):
+			c.refused[name]++
 		}
-	case errors.Is(err, projection.ErrCheckpointMoved):
-		c.moved[name]++
 	}
 	return err
 }
 
+// testConcurrentApply: two runners catch up at once, each reading batches
+// for every projection (and, in one round, one runner per projection
+// beside a runner of all): no event is applied twice to a projection.
 func testConcurrentApply(t *testing.T, e *env) {
 	e.record(allData())
 	all := e.readAll(eventstore.Cursor{}, 1000)
-	for round := range 3 {
+	rounds := []struct {
+		name    string
+		runners [][]string // the projections each runner catches up
+	}{
+		{"two runners of all", [][]string{nil, nil}},
+		{"a runner of all and one per projection", [][]string{nil,
+			{tracking.ProjectionTimeline}, {tracking.ProjectionEntities}, {tracking.ProjectionMetrics}}},
+		{"two runners of all again", [][]string{nil, nil}},
+	}
+	for _, round := range rounds {
 		ct := newCountingTarget(e.rm)
-		a := newManager(e.store, ct, e.rm, projection.Options{})
-		b := newManager(e.store, ct, e.rm, projection.Options{})
 		var wg sync.WaitGroup
-		errs := make(chan error, 6)
-		for _, name := range tracking.Projections() {
-			for _, m := range []*projection.Manager{a, b} {
-				wg.Go(func() { errs <- m.CatchUp(e.ctx, name) })
-			}
+		errs := make(chan error, len(round.runners))
+		for _, names := range round.runners {
+			m := newManager(e.store, ct, e.rm, projection.Options{})
+			wg.Go(func() { errs <- m.CatchUp(e.ctx, names...) })
 		}
 		wg.Wait()
 		close(errs)
 		for err := range errs {
 			if err != nil {
-				t.Fatalf("round %d: concurrent catch-up: %v", round, err)
+				t.Fatalf("%s: concurrent catch-up: %v", round.name, err)
 			}
 		}
-		// The two runners met on each projection's first batch: one
-		// applied it, the checkpoint refused the other; and every event was
+		// The runners met on each projection's first batch: one applied
+		// it, the checkpoint refused the other; and every event was
 		// applied exactly once to each projection.
 		for _, name := range tracking.Projections() {
-			if ct.moved[name] == 0 {
-				t.Fatalf("round %d: %s: no apply was refused by the checkpoint, though two runners applied the same batch", round, name)
+			if ct.refused[name] == 0 {
+				t.Fatalf("%s: %s: no apply was refused by the checkpoint, though two runners applied the same batch", round.name, name)
 			}
 			if len(ct.applied[name]) != len(all) {
-				t.Fatalf("round %d: %s: %d distinct events applied, want %d", round, name, len(ct.applied[name]), len(all))
+				t.Fatalf("%s: %s: %d distinct events applied, want %d", round.name, name, len(ct.applied[name]), len(all))
 			}
 			for _, ev := range all {
 				if n := ct.applied[name][ev.Cursor]; n != 1 {
-					t.Fatalf("round %d: %s: event %s applied %d times", round, name, ev.Cursor, n)
+					t.Fatalf("%s: %s: event %s applied %d times", round.name, name, ev.Cursor, n)
 				}
 			}
 		}
@@ -1326,9 +1359,312 @@ func testConcurrentApply(t *testing.T, e *env) {
 		e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
 		e.resetAll()
 		e.catchUp(newManager(e.store, e.rm, e.rm, projection.Options{}))
-		sameDump(t, "single runner after concurrent runners", e.dump(), concurrent)
+		sameDump(t, round.name+": single runner after concurrent runners", e.dump(), concurrent)
 		e.resetAll()
 	}
+}
+
+// ---- One reader for every projection ----
+
+// countingFeed counts the events read from the log.
+type countingFeed struct {
+	projection.Feed
+	read atomic.Int64
+}
+
+func (f *countingFeed) ReadAll(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.Recorded, error) {
+	evs, err := f.Feed.ReadAll(ctx, after, limit)
+	f.read.Add(int64(len(evs)))
+	return evs, err
+}
+
+// appliedLog records, in order, what OnApplied reports.
+type appliedLog struct {
+	mu      sync.Mutex
+	entries []applied
+}
+
+type applied struct {
+	name    string
+	cursors []eventstore.Cursor
+}
+
+func (l *appliedLog) add(name string, events []eventstore.Recorded) {
+	a := applied{name: name}
+	for _, e := range events {
+		a.cursors = append(a.cursors, e.Cursor)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries = append(l.entries, a)
+}
+
+// all returns what was applied, in order.
+func (l *appliedLog) all() []applied {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.entries)
+}
+
+// cursors returns every cursor applied to a projection, in order.
+func (l *appliedLog) cursors(name string) []eventstore.Cursor {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []eventstore.Cursor
+	for _, a := range l.entries {
+		if a.name == name {
+			out = append(out, a.cursors...)
+		}
+	}
+	return out
+}
+
+func cursorsOf(events []eventstore.Recorded) []eventstore.Cursor {
+	out := make([]eventstore.Cursor, len(events))
+	for i, e := range events {
+		out[i] = e.Cursor
+	}
+	return out
+}
+
+// testOneReadOneTransaction: the runner reads each event from the log once
+// for all projections, and a batch and the checkpoints of every
+// projection it serves commit together: when one projection's writes fail,
+// nothing of the batch is kept, in any projection.
+func testOneReadOneTransaction(t *testing.T, e *env) {
+	e.record(allData())
+	all := e.readAll(eventstore.Cursor{}, 1000)
+
+	// One transaction: the metrics projection's writes fail after the
+	// entities projection's (projections apply in name order), before the
+	// timeline's.
+	failing := readmodel.New(failingEngine{Engine: e.rm.Engine(), projection: tracking.ProjectionMetrics}, "failing")
+	from := map[string]eventstore.Cursor{}
+	for _, name := range tracking.Projections() {
+		from[name] = eventstore.Cursor{}
+	}
+	if err := failing.Apply(e.ctx, from, all[:30]); !errors.Is(err, errInjected) {
+		t.Fatalf("apply with failing metrics writes: %v, want the injected error", err)
+	}
+	for _, name := range tracking.Projections() {
+		if cp := e.checkpoint(name); cp != (eventstore.Cursor{}) {
+			t.Fatalf("%s: checkpoint %s after a failed batch, want it unmoved", name, cp)
+		}
+		if v := e.projectedVersion(name, acme, "SHP-1"); v != 0 {
+			t.Fatalf("%s: projected version %d after a failed batch", name, v)
+		}
+	}
+	e.wantRows(map[string]int{"rm_timeline": 0, "rm_entities": 0, "rm_operation_starts": 0, "rm_metric_points": 0})
+
+	// One read: catching up every projection reads each event once and
+	// applies it once to each.
+	feed := &countingFeed{Feed: e.store}
+	var log appliedLog
+	m := newManager(feed, e.rm, e.rm, projection.Options{OnApplied: log.add})
+	if err := m.CatchUp(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := feed.read.Load(); n != int64(len(all)) {
+		t.Fatalf("%d events read from the log to catch up %d projections on %d events, want each read once", n, len(tracking.Projections()), len(all))
+	}
+	for _, name := range tracking.Projections() {
+		if got := log.cursors(name); !slices.Equal(got, cursorsOf(all)) {
+			t.Fatalf("%s: applied %v, want every event once, in order", name, got)
+		}
+		if cp := e.checkpoint(name); cp != all[len(all)-1].Cursor {
+			t.Fatalf("%s: checkpoint %s, want the head %s", name, cp, all[len(all)-1].Cursor)
+		}
+	}
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+}
+
+// errInjected is the failure failingEngine injects.
+var errInjected = errors.New("projectiontest: injected failure")
+
+// failingEngine is a real engine whose transactions fail as soon as one
+// projection writes its own tables.
+type failingEngine struct {
+	readmodel.Engine
+	projection string
+}
+
+func (f failingEngine) Update(ctx context.Context, derived bool, fn func(readmodel.Tx) error) error {
+	return f.Engine.Update(ctx, derived, func(tx readmodel.Tx) error { return fn(failingTx{tx, f.projection}) })
+}
+
+type failingTx struct {
+	readmodel.Tx
+	projection string
+}
+
+func (t failingTx) fail(name string) error {
+	if name == t.projection {
+		return errInjected
+	}
+	return nil
+}
+
+func (t failingTx) InsertTimeline(ctx context.Context, events []eventstore.Recorded, fresh bool) error {
+	if err := t.fail(tracking.ProjectionTimeline); err != nil {
+		return err
+	}
+	return t.Tx.InsertTimeline(ctx, events, fresh)
+}
+
+func (t failingTx) UpsertEntities(ctx context.Context, rows []readmodel.EntityRow) error {
+	if err := t.fail(tracking.ProjectionEntities); err != nil {
+		return err
+	}
+	return t.Tx.UpsertEntities(ctx, rows)
+}
+
+func (t failingTx) UpsertOperationStarts(ctx context.Context, starts []tracking.OperationStart) error {
+	if err := t.fail(tracking.ProjectionMetrics); err != nil {
+		return err
+	}
+	return t.Tx.UpsertOperationStarts(ctx, starts)
+}
+
+func (t failingTx) InsertMetricPoints(ctx context.Context, points []tracking.MetricPoint, fresh bool) error {
+	if err := t.fail(tracking.ProjectionMetrics); err != nil {
+		return err
+	}
+	return t.Tx.InsertMetricPoints(ctx, points, fresh)
+}
+
+// testFailingProjection: a projection whose every batch fails holds back
+// none of the others (they follow the head), its status says why, and
+// once it works again it catches up to the same tables as a rebuild.
+func testFailingProjection(t *testing.T, e *env) {
+	e.record(slices.Concat(metricsStarts(), metricsRest(), timelineData(), entityData())) // a metrics write in every batch
+	broken := tracking.ProjectionMetrics
+	failing := readmodel.New(failingEngine{Engine: e.rm.Engine(), projection: broken}, "failing")
+	m := newManager(e.store, failing, e.rm, projection.Options{MaxBackoff: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	head := e.readAll(eventstore.Cursor{}, 1000)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := m.Status(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := true
+		for _, s := range st {
+			if s.Name == broken {
+				ok = ok && s.LastError != "" && s.LagEvents == int64(len(head)) && s.Active
+			} else {
+				ok = ok && s.LastError == "" && s.LagEvents == 0 && s.Active
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s: %+v; want every projection but %s caught up, and %s reporting its error", st, broken, broken)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	if err := e.mgr.CatchUp(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp := e.dump()
+	e.resetAll()
+	e.catchUp(e.mgr)
+	sameDump(t, "caught up after a failing projection vs rebuilt", caughtUp, e.dump())
+}
+
+// testRebuildWhileOthersFollow: while one projection replays the log from
+// the start, the others apply new events without waiting for it; once it
+// has caught up, every batch is read once for all of them again.
+func testRebuildWhileOthersFollow(t *testing.T, e *env) {
+	e.record(allData())
+	e.catchUp(e.mgr)
+
+	rebuilt := tracking.ProjectionEntities
+	if err := e.mgr.Rebuild(e.ctx, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 0, "rm_operation_starts": 1, "rm_metric_points": 17})
+	old := e.readAll(eventstore.Cursor{}, 1000)
+	e.record([]step{
+		{acme, "PKG-C", "", []tracking.NewEvent{completed("loading", "op-4", tracking.OutcomeSucceeded, at(10, 30))}},
+		{acme, "SHP-1", "", []tracking.NewEvent{ev(tracking.TypeMilestoneReached, at(10, 0), `{"milestone":"delivered"}`)}},
+	})
+	fresh := e.readAll(old[len(old)-1].Cursor, 100)
+
+	var log appliedLog
+	m := newManager(e.store, e.rm, e.rm, projection.Options{OnApplied: log.add})
+	if err := m.CatchUp(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	all := slices.Concat(old, fresh)
+	for _, name := range tracking.Projections() {
+		want := cursorsOf(fresh)
+		if name == rebuilt {
+			want = cursorsOf(all)
+		}
+		if got := log.cursors(name); !slices.Equal(got, want) {
+			t.Fatalf("%s: applied %v, want %v", name, got, want)
+		}
+	}
+	// The live projections had the new events before the rebuilt one had
+	// replayed half of the log.
+	var replayed int
+	for _, a := range log.all() {
+		if a.name == rebuilt {
+			replayed += len(a.cursors)
+			continue
+		}
+		if replayed >= len(all)/2 {
+			t.Fatalf("%s applied the new events after %d of %d events replayed into %s: the rebuild held it back", a.name, replayed, len(all), rebuilt)
+		}
+	}
+	if st := e.entity(acme, "SHP-1"); st.Status != tracking.StatusDelivered || st.Version != 7 {
+		t.Fatalf("rebuilt SHP-1 = %s v%d, want delivered v7", st.Status, st.Version)
+	}
+
+	// Caught up, the projections share one read again: the runner reads
+	// the next events once and applies them to all.
+	e.record([]step{{globex, "PKG-9", tracking.EntityPackage, []tracking.NewEvent{
+		ev(tracking.TypeEntityRegistered, at(11, 0), `{}`),
+		ev(tracking.TypeMilestoneReached, at(11, 5), `{"milestone":"picked_up"}`),
+	}}})
+	next := e.readAll(fresh[len(fresh)-1].Cursor, 100)
+	feed := &countingFeed{Feed: e.store}
+	var merged appliedLog
+	runner := newManager(feed, e.rm, e.rm, projection.Options{OnApplied: merged.add})
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { runner.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(e.ctx, 60*time.Second)
+	defer wcancel()
+	if err := runner.WaitPast(wctx); err != nil {
+		t.Fatalf("waiting for the runner: %v", err)
+	}
+	cancel()
+	<-done // its OnApplied calls, which follow the commit WaitPast saw, are made
+	if n := feed.read.Load(); n != int64(len(next)) {
+		t.Fatalf("%d events read from the log for %d new ones: want each read once for every projection", n, len(next))
+	}
+	for _, name := range tracking.Projections() {
+		if got := merged.cursors(name); !slices.Equal(got, cursorsOf(next)) {
+			t.Fatalf("%s: applied %v, want %v", name, got, cursorsOf(next))
+		}
+	}
+
+	// The same tables as a rebuild of everything.
+	after := e.dump()
+	e.resetAll()
+	e.catchUp(e.mgr)
+	sameDump(t, "rebuilt while the others followed vs rebuilt together", after, e.dump())
 }
 
 // ---- Leadership ----
