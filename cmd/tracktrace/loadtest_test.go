@@ -34,9 +34,9 @@ func TestLoadtestScenarios(t *testing.T) {
 		if (sc == "append-single" || sc == "append-batch") && rep.Events == 0 {
 			t.Fatalf("%s: no events written", sc)
 		}
-		// Each of the 50 entities answers 200 once (or once per client
-		// that asks before the first answer is known), then 304s.
-		if strings.HasPrefix(sc, "revalidate-") && rep.NotModified < rep.Requests-50*4 {
+		// Read once before the run, the entities answer 304s (a 200 where
+		// the projections were still applying the earlier scenarios).
+		if strings.HasPrefix(sc, "revalidate-") && rep.NotModified*2 < rep.Requests {
 			t.Fatalf("%s: %d of %d requests answered 304", sc, rep.NotModified, rep.Requests)
 		}
 	}
