@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type loadReport struct {
 	TargetRate     float64          `json:"targetRate,omitempty"`
 	DurationS      float64          `json:"durationSeconds"`
 	Requests       int64            `json:"requests"`
+	NotModified    int64            `json:"notModified,omitempty"`
 	Events         int64            `json:"events"`
 	RequestsPerS   float64          `json:"requestsPerSecond"`
 	EventsPerS     float64          `json:"eventsPerSecond"`
@@ -55,13 +57,17 @@ type latencySummary struct {
 }
 
 // loadtest drives a running server with one scenario and prints a JSON
-// report: append-single, append-batch, read-entity, read-timeline, mixed.
+// report: append-single, append-batch, read-entity, read-timeline, mixed,
+// revalidate-entity, revalidate-timeline. A revalidation is a read with
+// If-None-Match naming the ETag its path last answered (each path is read
+// once before the run): 304 counts as a success, and the report says how
+// many there were.
 func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o loadtestOptions
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL")
-	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed")
+	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed | revalidate-entity | revalidate-timeline")
 	fs.IntVar(&o.connections, "connections", 64, "concurrent connections")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second in all (0: as fast as the server answers)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run")
@@ -73,7 +79,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return parseError(err)
 	}
 	switch o.scenario {
-	case "append-single", "append-batch", "read-entity", "read-timeline", "mixed":
+	case "append-single", "append-batch", "read-entity", "read-timeline", "mixed", "revalidate-entity", "revalidate-timeline":
 	default:
 		return &usageError{fmt.Sprintf("unknown scenario %q", o.scenario)}
 	}
@@ -87,6 +93,12 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("loadtest: seed: %w", err)
 		}
 	}
+	if strings.HasPrefix(o.scenario, "revalidate-") {
+		fmt.Fprintf(stderr, "loadtest: reading the %d entities once for their ETags\n", o.entities)
+		if err := lt.prime(ctx); err != nil {
+			return fmt.Errorf("loadtest: prime: %w", err)
+		}
+	}
 	rep := lt.run(ctx, stderr)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
@@ -98,6 +110,8 @@ type loadTester struct {
 	client *http.Client
 	start  time.Time
 	seq    atomic.Int64
+	// etags holds the ETag each path last answered (revalidate-*).
+	etags sync.Map
 }
 
 func newLoadTester(o loadtestOptions) *loadTester {
@@ -124,6 +138,27 @@ func (lt *loadTester) event() map[string]any {
 
 // request sends one request and returns its status (0 for a transport error).
 func (lt *loadTester) request(ctx context.Context, method, path string, body any) int {
+	st, _ := lt.send(ctx, method, path, body, "")
+	return st
+}
+
+// revalidate reads path with If-None-Match naming the ETag it last answered,
+// and returns the status.
+func (lt *loadTester) revalidate(ctx context.Context, path string) int {
+	var tag string
+	if v, ok := lt.etags.Load(path); ok {
+		tag = v.(string)
+	}
+	st, newTag := lt.send(ctx, "GET", path, nil, tag)
+	if st == http.StatusOK && newTag != "" && newTag != tag {
+		lt.etags.Store(path, newTag)
+	}
+	return st
+}
+
+// send sends one request, with If-None-Match when ifNoneMatch is set, and
+// returns its status (0 for a transport error) and its ETag.
+func (lt *loadTester) send(ctx context.Context, method, path string, body any, ifNoneMatch string) (int, string) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -131,7 +166,10 @@ func (lt *loadTester) request(ctx context.Context, method, path string, body any
 	}
 	req, err := http.NewRequestWithContext(ctx, method, lt.o.url+path, rd)
 	if err != nil {
-		return 0
+		return 0, ""
+	}
+	if ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", ifNoneMatch)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -143,11 +181,11 @@ func (lt *loadTester) request(ctx context.Context, method, path string, body any
 	}
 	resp, err := lt.client.Do(req)
 	if err != nil {
-		return 0
+		return 0, ""
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header.Get("ETag")
 }
 
 // op performs one operation of the scenario and returns its status and the
@@ -177,9 +215,41 @@ func (lt *loadTester) op(ctx context.Context, r *rand.Rand, scenario string) (in
 		return lt.request(ctx, "POST", "/api/v1/events/batch", map[string]any{"items": items}), lt.o.batchSize
 	case "read-entity":
 		return lt.request(ctx, "GET", "/api/v1/entities/"+id, nil), 0
+	case "revalidate-entity", "revalidate-timeline":
+		return lt.revalidate(ctx, revalidatePath(scenario, id)), 0
 	default:
 		return lt.request(ctx, "GET", "/api/v1/entities/"+id+"/timeline?limit=100", nil), 0
 	}
+}
+
+// revalidatePath is the path a revalidate scenario reads.
+func revalidatePath(scenario, id string) string {
+	if scenario == "revalidate-entity" {
+		return "/api/v1/entities/" + id
+	}
+	return "/api/v1/entities/" + id + "/timeline?limit=100"
+}
+
+// prime reads every entity's path once, so that the run's revalidations
+// know their ETags.
+func (lt *loadTester) prime(ctx context.Context) error {
+	sem := make(chan struct{}, lt.o.connections)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range lt.o.entities {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if st := lt.revalidate(ctx, revalidatePath(lt.o.scenario, lt.entity(i))); st != http.StatusOK {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d reads failed", n)
+	}
+	return nil
 }
 
 // seed writes a few events to every entity so that reads find them.
@@ -236,6 +306,7 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 		latencies []time.Duration
 		errs      = map[string]int64{}
 		requests  atomic.Int64
+		notMod    atomic.Int64
 		events    atomic.Int64
 		wg        sync.WaitGroup
 	)
@@ -262,9 +333,12 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 				}
 				local = append(local, time.Since(t0))
 				requests.Add(1)
-				if st >= 200 && st < 300 {
+				switch {
+				case st >= 200 && st < 300:
 					events.Add(int64(n))
-				} else {
+				case st == http.StatusNotModified:
+					notMod.Add(1)
+				default:
 					localErrs[strconv.Itoa(st)]++
 				}
 			}
@@ -304,7 +378,7 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
 	}
 	return loadReport{Scenario: lt.o.scenario, URL: lt.o.url, Connections: lt.o.connections, TargetRate: lt.o.rate,
-		DurationS: elapsed, Requests: requests.Load(), Events: events.Load(),
+		DurationS: elapsed, Requests: requests.Load(), NotModified: notMod.Load(), Events: events.Load(),
 		RequestsPerS: float64(requests.Load()) / elapsed, EventsPerS: float64(events.Load()) / elapsed,
 		LatencyMs:      latencySummary{P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1)},
 		ErrorsByStatus: errs}

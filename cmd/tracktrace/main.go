@@ -83,7 +83,8 @@ Commands:
   projections   status | rebuild NAME: projection checkpoints and lag; replay one
   retention     run [--dry-run]: apply EventStore.RetentionPolicy now (prints a report)
   loadtest      drive a running server and print a JSON report: --url, --scenario
-                append-single|append-batch|read-entity|read-timeline|mixed, --connections,
+                append-single|append-batch|read-entity|read-timeline|mixed|
+                revalidate-entity|revalidate-timeline, --connections,
                 --rate (0: as fast as possible), --duration, --entities, --batch-size,
                 --tenant, --token (tracktrace loadtest --help lists them with defaults)
   config        validate the configuration and print it, secrets masked

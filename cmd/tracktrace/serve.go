@@ -259,6 +259,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	deps := httpapi.Deps{
 		Tracker:         svc,
 		ReadModels:      cached,
+		ResponseCache:   cached,
 		Eraser:          eraser,
 		Projections:     projectionStatus,
 		EntityTypes:     svc.EntityTypes(),

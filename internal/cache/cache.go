@@ -1,5 +1,6 @@
-// Package cache is the read-through cache of entity and timeline queries:
-// Redis when configured, else an in-process cache bounded in bytes. Keys are
+// Package cache is the read-through cache of entity and timeline reads, kept
+// as rendered (the bytes the API answers): Redis when configured, else an
+// in-process cache bounded in bytes. Keys are
 // grouped by (tenant, entity) so that a projection invalidates everything it
 // changed with one call; a cache outage degrades to no cache.
 package cache

@@ -3,9 +3,11 @@ package cache_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -230,9 +232,28 @@ func loc(at time.Time, lat float64) tracking.NewEvent {
 	return tracking.NewEvent{Type: "LocationReported", OccurredAt: at, Data: json.RawMessage(fmt.Sprintf(`{"lat":%v,"lon":1}`, lat))}
 }
 
-// The read-through cache on real read models, with Redis and in memory:
-// hits, invalidation after a new event, and, with Redis stopped, reads still
-// served.
+// slowEntity holds Entity reads after they have read, until released: a
+// read that began before a change and finishes after its invalidation.
+type slowEntity struct {
+	cache.ReadModels
+	read, release chan struct{}
+}
+
+func (s *slowEntity) Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error) {
+	st, err := s.ReadModels.Entity(ctx, tenant, id)
+	if s.read != nil {
+		s.read <- struct{}{}
+		<-s.release
+	}
+	return st, err
+}
+
+// The read-through cache of rendered reads on real read models, with Redis
+// and in memory: a hit answers the bytes rendered on the miss without
+// rendering again; renderings are kept apart by tenant, variant and query;
+// one older than the version asked for is not used; a new event invalidates,
+// and a rendering read before it is not stored after it; with Redis stopped,
+// reads are still served.
 func TestCachedReadModels(t *testing.T) {
 	t.Parallel()
 	for _, backend := range []string{"memory", "redis"} {
@@ -258,7 +279,9 @@ func TestCachedReadModels(t *testing.T) {
 			}
 			var mu sync.Mutex
 			counts := map[string]int{}
-			cached := cache.NewReadModels(rm, store, cache.Options{TTL: time.Minute, Observe: func(c, r string) {
+			count := func(k string) int { mu.Lock(); defer mu.Unlock(); return counts[k] }
+			slow := &slowEntity{ReadModels: rm}
+			cached := cache.NewReadModels(slow, store, cache.Options{TTL: time.Minute, Observe: func(c, r string) {
 				mu.Lock()
 				counts[c+"/"+r]++
 				mu.Unlock()
@@ -269,45 +292,117 @@ func TestCachedReadModels(t *testing.T) {
 			base := time.Now().Add(-time.Hour)
 			recordAndProject(t, svc, m, "P-1", loc(base, 10))
 
-			for range 3 {
-				st, err := cached.Entity(ctx, "t1", "P-1")
-				if err != nil || st.LastLocation.Lat != 10 {
-					t.Fatalf("entity = %+v, %v", st, err)
+			renderEntity := func(st tracking.EntityState) ([]byte, error) {
+				mu.Lock()
+				counts["rendered"]++
+				mu.Unlock()
+				return json.Marshal(st)
+			}
+			entity := func(tenant string, minVersion int64) (tracking.EntityState, int64, error) {
+				t.Helper()
+				b, v, err := cached.RenderedEntity(ctx, tenant, "P-1", "json", minVersion, renderEntity)
+				var st tracking.EntityState
+				if err == nil {
+					if err := json.Unmarshal(b, &st); err != nil {
+						t.Fatalf("cached rendering %q: %v", b, err)
+					}
 				}
+				return st, v, err
+			}
+			var first []byte
+			for i := range 3 {
+				b, v, err := cached.RenderedEntity(ctx, "t1", "P-1", "json", 0, renderEntity)
+				if err != nil || v != 1 {
+					t.Fatalf("entity = %s at version %d, %v", b, v, err)
+				}
+				if i == 0 {
+					first = b
+				} else if string(b) != string(first) {
+					t.Fatalf("a hit answered %s, the miss %s", b, first)
+				}
+			}
+			if count("entity/hit") != 2 || count("entity/miss") != 1 || count("rendered") != 1 {
+				t.Fatalf("lookups %v: want 1 miss, then hits that render nothing", counts)
+			}
+			timeline := func(q tracking.TimelineQuery, variant string) (tracking.TimelinePage, int64) {
+				t.Helper()
+				b, v, err := cached.RenderedTimeline(ctx, q, variant, func(p tracking.TimelinePage) ([]byte, error) { return json.Marshal(p) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				var page tracking.TimelinePage
+				if err := json.Unmarshal(b, &page); err != nil {
+					t.Fatal(err)
+				}
+				return page, v
 			}
 			q := tracking.TimelineQuery{Tenant: "t1", EntityID: "P-1", Limit: 10}
 			for range 3 {
-				if page, err := cached.Timeline(ctx, q); err != nil || len(page.Entries) != 1 {
-					t.Fatalf("timeline = %+v, %v", page, err)
+				if page, v := timeline(q, "json"); len(page.Entries) != 1 || v != 1 || page.Projected != 1 {
+					t.Fatalf("timeline = %+v at version %d", page, v)
 				}
 			}
-			mu.Lock()
-			if counts["entity/hit"] != 2 || counts["entity/miss"] != 1 || counts["timeline/hit"] != 2 {
-				t.Fatalf("lookups %v: want 1 miss then hits for each", counts)
+			if count("timeline/hit") != 2 {
+				t.Fatalf("lookups %v: want 1 miss then hits", counts)
 			}
-			mu.Unlock()
+			// Another variant or query is another rendering.
+			misses := count("timeline/miss")
+			timeline(q, "other")
+			timeline(tracking.TimelineQuery{Tenant: "t1", EntityID: "P-1", Limit: 5}, "json")
+			if count("timeline/miss") != misses+2 {
+				t.Fatalf("lookups %v: another variant or limit hit a cached rendering", counts)
+			}
 			// Another tenant never sees the entry.
-			if _, err := cached.Entity(ctx, "t2", "P-1"); err == nil {
-				t.Fatal("tenant t2 read t1's cached entity")
+			if _, _, err := entity("t2", 0); !errors.Is(err, tracking.ErrNotFound) {
+				t.Fatalf("tenant t2 read t1's entity: %v", err)
 			}
-			// A new event invalidates: the next read is fresh.
+			if page, v := timeline(tracking.TimelineQuery{Tenant: "t2", EntityID: "P-1", Limit: 10}, "json"); v != 0 || len(page.Entries) != 0 {
+				t.Fatalf("tenant t2 read t1's timeline: %+v at version %d", page, v)
+			}
+			// A rendering older than the version asked for is a miss.
+			misses = count("entity/miss")
+			if _, v, err := entity("t1", 2); err != nil || v != 1 || count("entity/miss") != misses+1 {
+				t.Fatalf("entity read with minVersion 2: version %d, %v, lookups %v", v, err, counts)
+			}
+
+			// A read that began before the next event and ends after its
+			// invalidation answers what it read, but its rendering (of
+			// version 1) is not stored: the next read renders version 2.
+			slow.read, slow.release = make(chan struct{}), make(chan struct{})
+			done := make(chan int64)
+			go func() {
+				_, v, _ := cached.RenderedEntity(ctx, "t1", "P-1", "race", 0, renderEntity)
+				done <- v
+			}()
+			<-slow.read
 			recordAndProject(t, svc, m, "P-1", loc(base.Add(time.Minute), 20))
-			if st, _ := cached.Entity(ctx, "t1", "P-1"); st.LastLocation.Lat != 20 || st.Version != 2 {
-				t.Fatalf("entity after a new event = %+v, want lat 20 at version 2", st)
+			close(slow.release)
+			if v := <-done; v != 1 {
+				t.Fatalf("the held read answered version %d, want the 1 it read", v)
 			}
-			if page, _ := cached.Timeline(ctx, q); len(page.Entries) != 2 {
-				t.Fatalf("timeline after a new event has %d entries, want 2", len(page.Entries))
+			slow.read = nil
+			for _, variant := range []string{"race", "json"} {
+				b, v, err := cached.RenderedEntity(ctx, "t1", "P-1", variant, 0, renderEntity)
+				if err != nil || v != 2 || !strings.Contains(string(b), `"lat":20`) {
+					t.Fatalf("%s entity after a new event = %s at version %d, %v; want lat 20 at version 2", variant, b, v, err)
+				}
+			}
+			if page, v := timeline(q, "json"); len(page.Entries) != 2 || v != 2 {
+				t.Fatalf("timeline after a new event has %d entries at version %d, want 2 at 2", len(page.Entries), v)
 			}
 			// Cache outage: reads are served from the read models.
 			stopRedis()
 			recordAndProject(t, svc, m, "P-1", loc(base.Add(2*time.Minute), 30))
 			for range 3 {
 				start := time.Now()
-				st, err := cached.Entity(ctx, "t1", "P-1")
-				if err != nil || (backend == "redis" && st.LastLocation.Lat != 30) {
-					t.Fatalf("entity during the outage = %+v, %v", st, err)
+				st, v, err := entity("t1", 0)
+				if err != nil || (backend == "redis" && (st.LastLocation.Lat != 30 || v != 3)) {
+					t.Fatalf("entity during the outage = %+v at version %d, %v", st, v, err)
 				}
-				// The cache's own timeouts are 250 ms: a read that waits
+				if page, v := timeline(q, "json"); backend == "redis" && (len(page.Entries) != 3 || v != 3) {
+					t.Fatalf("timeline during the outage has %d entries at version %d, want 3 at 3", len(page.Entries), v)
+				}
+				// The cache's own timeouts are 200 ms: a read that waits
 				// for Redis at all is far slower than this bound.
 				if d := time.Since(start); d > 10*time.Second {
 					t.Fatalf("a read during the outage took %s", d)

@@ -2,9 +2,9 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"encoding/binary"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +30,11 @@ type Options struct {
 	Observe func(cache, result string)
 }
 
-// CachedReadModels is a read-through cache of entity and timeline queries.
-// Lists and metrics are not cached (their keys span many entities).
+// CachedReadModels is a read-through cache of rendered entity and timeline
+// reads (RenderedEntity, RenderedTimeline): what it keeps is the bytes a
+// read answers, so that a hit is written as is. Its ReadModels methods are
+// the read models' own, uncached; lists and metrics are not cached (their
+// keys span many entities).
 type CachedReadModels struct {
 	ReadModels
 	store Store
@@ -103,80 +106,122 @@ func (c *CachedReadModels) Forget(ctx context.Context, tenant, id string) error 
 	}, floorTTL)
 }
 
-// Entity implements ReadModels with a read-through cache.
-func (c *CachedReadModels) Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error) {
-	var st tracking.EntityState
-	if c.get(ctx, "entity", Group(tracking.ProjectionEntities, tenant, id), "entity", &st) {
-		return st, nil
+// RenderedEntity returns the entity as render renders it (the bytes an API
+// answers, say) and the version of the entity they reflect: from the cache
+// when it holds a rendering of at least minVersion, else read from the read
+// models (their errors, ErrNotFound among them, as they return them),
+// rendered and cached. variant names the rendering (its format): renderings of
+// different variants are kept apart. A hit costs one cache lookup: no
+// decoding, no rendering.
+func (c *CachedReadModels) RenderedEntity(ctx context.Context, tenant, id, variant string, minVersion int64,
+	render func(tracking.EntityState) ([]byte, error)) ([]byte, int64, error) {
+	group, field := Group(tracking.ProjectionEntities, tenant, id), "rendered|"+variant
+	if b, v, ok := c.get(ctx, "entity", group, field, minVersion); ok {
+		return b, v, nil
 	}
 	st, err := c.ReadModels.Entity(ctx, tenant, id)
-	if err == nil {
-		c.set(ctx, Group(tracking.ProjectionEntities, tenant, id), "entity", st, st.Version)
+	if err != nil {
+		return nil, 0, err
 	}
-	return st, err
+	b, err := render(st)
+	if err != nil {
+		return nil, 0, err
+	}
+	c.set(ctx, group, field, b, st.Version)
+	return b, st.Version, nil
 }
 
-// Timeline implements ReadModels with a read-through cache. A cached page
-// older than q.MinVersion is a miss. The page's Projected is the timeline
-// projection's version of the entity that the page reflects (0: nothing
-// projected).
-func (c *CachedReadModels) Timeline(ctx context.Context, q tracking.TimelineQuery) (tracking.TimelinePage, error) {
-	field := timelineField(q)
-	var page tracking.TimelinePage
-	if c.get(ctx, "timeline", Group(tracking.ProjectionTimeline, q.Tenant, q.EntityID), field, &page) && page.Projected >= q.MinVersion {
-		return page, nil
+// RenderedTimeline returns the page q selects as render renders it, and the
+// version of the entity the timeline projection had applied when the page was
+// read (0: none): from the cache when it holds a rendering of the same query
+// and variant that reflects at least q.MinVersion, else read from the read
+// models, rendered and cached. render is given the page with its Projected
+// set. variant names what else the rendering depends on (its format, the
+// query's spelling): renderings of different variants are kept apart.
+func (c *CachedReadModels) RenderedTimeline(ctx context.Context, q tracking.TimelineQuery, variant string,
+	render func(tracking.TimelinePage) ([]byte, error)) ([]byte, int64, error) {
+	group, field := Group(tracking.ProjectionTimeline, q.Tenant, q.EntityID), timelineField(q, variant)
+	if b, v, ok := c.get(ctx, "timeline", group, field, q.MinVersion); ok {
+		return b, v, nil
 	}
 	// The version is read before the page: the page is at least that fresh.
 	projected, err := c.ReadModels.ProjectedVersion(ctx, tracking.ProjectionTimeline, q.Tenant, q.EntityID)
 	if err != nil {
-		return tracking.TimelinePage{}, err
+		return nil, 0, err
 	}
-	page, err = c.ReadModels.Timeline(ctx, q)
+	page, err := c.ReadModels.Timeline(ctx, q)
 	if err != nil {
-		return page, err
+		return nil, 0, err
 	}
 	page.Projected = projected
+	b, err := render(page)
+	if err != nil {
+		return nil, 0, err
+	}
 	if projected > 0 {
-		c.set(ctx, Group(tracking.ProjectionTimeline, q.Tenant, q.EntityID), field, page, projected)
+		c.set(ctx, group, field, b, projected)
 	}
-	return page, nil
+	return b, projected, nil
 }
 
-func timelineField(q tracking.TimelineQuery) string {
-	// "timeline2": pages carry their version inside (the format of the
-	// first "timeline" entries differs; they are never read).
-	f := fmt.Sprintf("timeline2|%d|%d|%d", q.Limit, q.From.UnixMicro(), q.To.UnixMicro())
+// timelineField is the cache field of a rendered page: the variant (first,
+// with its length, so that no variant can pass for another's query), then
+// the query.
+func timelineField(q tracking.TimelineQuery, variant string) string {
+	b := make([]byte, 0, 64+len(variant))
+	b = append(b, "rendered|"...)
+	b = strconv.AppendInt(b, int64(len(variant)), 10)
+	b = append(b, ':')
+	b = append(b, variant...)
+	for _, n := range []int64{int64(q.Limit), q.From.UnixMicro(), q.To.UnixMicro()} {
+		b = strconv.AppendInt(append(b, '|'), n, 10)
+	}
 	if q.After != nil {
-		f += fmt.Sprintf("|%d|%d", q.After.OccurredAt.UnixMicro(), q.After.Version)
+		b = strconv.AppendInt(append(b, '|'), q.After.OccurredAt.UnixMicro(), 10)
+		b = strconv.AppendInt(append(b, '|'), q.After.Version, 10)
 	}
-	return f
+	return string(b)
 }
 
-func (c *CachedReadModels) get(ctx context.Context, cache, group, field string, v any) bool {
+// versionSize is the length of the version that heads every cached value.
+const versionSize = 8
+
+// get returns a cached rendering and the version it reflects, if the cache
+// holds one of at least minVersion.
+func (c *CachedReadModels) get(ctx context.Context, cache, group, field string, minVersion int64) ([]byte, int64, bool) {
 	if !c.available() {
 		c.opts.Observe(cache, "error")
-		return false
+		return nil, 0, false
 	}
 	b, ok, err := c.store.Get(ctx, group, field)
-	switch {
-	case err != nil:
+	if err != nil {
 		c.failed()
 		c.opts.Observe(cache, "error")
 		c.opts.Logger.Debug("cache: read failed, reading through", "error", err)
-		return false
-	case !ok || json.Unmarshal(b, v) != nil:
+		return nil, 0, false
+	}
+	if !ok || len(b) < versionSize {
 		c.opts.Observe(cache, "miss")
-		return false
+		return nil, 0, false
+	}
+	v := int64(binary.BigEndian.Uint64(b))
+	if v < minVersion {
+		c.opts.Observe(cache, "miss")
+		return nil, 0, false
 	}
 	c.opts.Observe(cache, "hit")
-	return true
+	return b[versionSize:], v, true
 }
 
-func (c *CachedReadModels) set(ctx context.Context, group, field string, v any, version int64) {
-	b, err := json.Marshal(v)
-	if err != nil || !c.available() {
+// set caches a rendering of the given version of the entity, headed by that
+// version.
+func (c *CachedReadModels) set(ctx context.Context, group, field string, rendered []byte, version int64) {
+	if !c.available() {
 		return
 	}
+	b := make([]byte, versionSize, versionSize+len(rendered))
+	binary.BigEndian.PutUint64(b, uint64(version))
+	b = append(b, rendered...)
 	if err := c.store.Set(ctx, group, field, b, version, c.opts.TTL); err != nil {
 		c.failed()
 		c.opts.Logger.Debug("cache: write failed", "error", err)

@@ -83,10 +83,9 @@ func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p tracking.Pr
 		return err
 	}
 	id := r.PathValue("entityId")
-	var st tracking.EntityState
-	if consistent || s.ReadModels == nil {
-		st, err = s.Tracker.Entity(r.Context(), p.Tenant, id)
-	} else {
+	var answer []byte
+	fromStore := consistent || s.ReadModels == nil
+	if !fromStore {
 		stale := false
 		if minVersion > 0 {
 			v, werr := s.waitProjected(r.Context(), tracking.ProjectionEntities, p.Tenant, id, minVersion)
@@ -95,19 +94,33 @@ func (s *server) getEntity(w http.ResponseWriter, r *http.Request, p tracking.Pr
 			}
 			stale = v < minVersion
 		}
-		st, err = s.ReadModels.Entity(r.Context(), p.Tenant, id)
-		if errors.Is(err, eventstore.ErrNotFound) || (err == nil && (stale || st.Version < minVersion)) {
-			// Not projected yet: the event store is the source of truth.
-			st, err = s.Tracker.Entity(r.Context(), p.Tenant, id)
+		var version int64
+		if !stale {
+			answer, version, err = s.ResponseCache.RenderedEntity(r.Context(), p.Tenant, id, entityVariant, minVersion, entityAnswer)
+		}
+		// Not projected yet: the event store is the source of truth.
+		fromStore = stale || errors.Is(err, eventstore.ErrNotFound) || (err == nil && version < minVersion)
+	}
+	if fromStore {
+		var st tracking.EntityState
+		if st, err = s.Tracker.Entity(r.Context(), p.Tenant, id); err == nil {
+			answer, err = entityAnswer(st)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	w.Header().Set("ETag", etag(st.Version))
-	writeJSON(w, http.StatusOK, st)
+	writeAnswer(w, r, answer)
 	return nil
 }
+
+// entityVariant and timelineVariant name the format of the answers the
+// response cache keeps: a change to what entityAnswer or timelineAnswer
+// writes needs a new name, so that no answer of the old format is served.
+const (
+	entityVariant   = "entity/1"
+	timelineVariant = "timeline/1"
+)
 
 // checkFilters rejects an entityType or status filter that no entity can
 // match: a typo would otherwise answer an empty page.
@@ -192,48 +205,82 @@ func (s *server) getTimeline(w http.ResponseWriter, r *http.Request, p tracking.
 		}
 		tq.After = &tracking.TimelineCursor{OccurredAt: time.UnixMicro(us).UTC(), Version: v}
 	}
-	var projected int64
+	// The answer's bytes depend on the query's spelling too: the cursor it
+	// hands out is sealed with from and to as given.
+	variant := timelineVariant + "|" + strconv.Quote(q.Get("from")) + strconv.Quote(q.Get("to"))
+	render := func(minVersion int64) func(tracking.TimelinePage) ([]byte, error) {
+		return func(page tracking.TimelinePage) ([]byte, error) { return s.timelineAnswer(tq, scope, page, minVersion) }
+	}
+	var (
+		answer  []byte
+		version int64
+	)
 	if minVersion > 0 {
 		// Read your writes: wait for the projection, then take no cached
-		// page older than what it has.
-		if projected, err = s.waitProjected(r.Context(), tracking.ProjectionTimeline, p.Tenant, tq.EntityID, minVersion); err != nil {
-			return err
-		}
-		tq.MinVersion = projected
-	}
-	page, err := s.ReadModels.Timeline(r.Context(), tq)
-	if err != nil {
-		return err
-	}
-	if page.Projected > 0 {
-		projected = max(projected, page.Projected)
-	} else if minVersion == 0 {
-		// A source that does not say which version its page reflects.
-		if projected, err = s.ReadModels.ProjectedVersion(r.Context(), tracking.ProjectionTimeline, p.Tenant, tq.EntityID); err != nil {
+		// answer older than what it has.
+		if tq.MinVersion, err = s.waitProjected(r.Context(), tracking.ProjectionTimeline, p.Tenant, tq.EntityID, minVersion); err != nil {
 			return err
 		}
 	}
-	if projected == 0 {
+	if tq.MinVersion >= minVersion {
+		// Cached answers are never stale: render them without minVersion.
+		if answer, version, err = s.ResponseCache.RenderedTimeline(r.Context(), tq, variant, render(0)); err != nil {
+			return err
+		}
+	}
+	if version < minVersion {
+		// The projection is behind the version asked for (the wait ran
+		// out): a stale answer, for this request alone.
+		if answer, version, err = (renderEveryTime{s.ReadModels}).RenderedTimeline(r.Context(), tq, variant, render(minVersion)); err != nil {
+			return err
+		}
+	}
+	if version == 0 {
 		// Nothing projected: an unknown entity is a 404, a new one an empty timeline.
 		if _, err := s.Tracker.Events(r.Context(), p.Tenant, tq.EntityID, 1, 1); err != nil {
 			return err
 		}
 	}
+	writeAnswer(w, r, answer)
+	return nil
+}
+
+// timelineAnswer renders a timeline page's 200; it is stale when the page
+// reflects less than minVersion. Its ETag is a digest of the query and of
+// the body, which holds the page, its cursor and the projected version.
+func (s *server) timelineAnswer(tq tracking.TimelineQuery, scope []string, page tracking.TimelinePage, minVersion int64) ([]byte, error) {
 	out := struct {
 		EntityID         string                   `json:"entityId"`
 		Entries          []tracking.TimelineEntry `json:"entries"`
 		NextCursor       string                   `json:"nextCursor,omitempty"`
 		ProjectedVersion int64                    `json:"projectedVersion"`
 		Stale            bool                     `json:"stale,omitempty"`
-	}{EntityID: tq.EntityID, Entries: page.Entries, ProjectedVersion: projected, Stale: projected < minVersion}
+	}{EntityID: tq.EntityID, Entries: page.Entries, ProjectedVersion: page.Projected, Stale: page.Projected < minVersion}
+	if out.Entries == nil {
+		out.Entries = []tracking.TimelineEntry{}
+	}
+	position := ""
+	if tq.After != nil {
+		position = timelinePosition(*tq.After)
+	}
 	if page.Next != nil {
-		out.NextCursor = s.cursors.seal(fmt.Sprintf("%d/%d", page.Next.OccurredAt.UnixMicro(), page.Next.Version), scope...)
+		out.NextCursor = s.cursors.seal(timelinePosition(*page.Next), scope...)
 	}
+	body, err := encodeJSON(out)
+	if err != nil {
+		return nil, err
+	}
+	var flags byte
 	if out.Stale {
-		w.Header().Set("X-Projection-Stale", "true")
+		flags |= answerStale
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	key := append(scope[:len(scope):len(scope)], strconv.Itoa(tq.Limit), position)
+	return packAnswer(body, contentETag(body, key...), flags), nil
+}
+
+// timelinePosition is what a timeline cursor seals.
+func timelinePosition(c tracking.TimelineCursor) string {
+	return strconv.FormatInt(c.OccurredAt.UnixMicro(), 10) + "/" + strconv.FormatInt(c.Version, 10)
 }
 
 func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {

@@ -52,6 +52,9 @@ type Deps struct {
 	// ReadModels and Projections serve the projected views.
 	ReadModels  ReadModels
 	Projections Projections
+	// ResponseCache keeps the rendered answers of entity and timeline
+	// reads; nil renders every read anew from ReadModels.
+	ResponseCache ResponseCache
 	// Eraser erases entities (DELETE /api/v1/entities/{entityId}); nil
 	// leaves the call out.
 	Eraser Eraser
@@ -120,6 +123,9 @@ func NewServer(d Deps) http.Handler {
 	}
 	if d.OnTimeTolerance <= 0 {
 		d.OnTimeTolerance = 15 * time.Minute
+	}
+	if d.ResponseCache == nil && d.ReadModels != nil {
+		d.ResponseCache = renderEveryTime{d.ReadModels}
 	}
 	log := d.Logger
 	if log == nil {
