@@ -200,10 +200,21 @@ func TestBrokerOutageUnderLoad(t *testing.T) {
 	}
 	acked.mu.Unlock()
 	for _, e := range entities {
-		var page struct{ Events []struct{ EventID uuid.UUID } }
-		srv.do(t, "GET", "/api/v1/entities/"+e+"/events?limit=1000", nil).JSON(t, &page)
-		for _, ev := range page.Events {
-			stored[ev.EventID] = true
+		for from := int64(1); ; {
+			var page struct {
+				Events []struct {
+					EventID uuid.UUID
+					Version int64
+				}
+			}
+			srv.do(t, "GET", fmt.Sprintf("/api/v1/entities/%s/events?fromVersion=%d&limit=1000", e, from), nil).JSON(t, &page)
+			for _, ev := range page.Events {
+				stored[ev.EventID] = true
+				from = ev.Version + 1
+			}
+			if len(page.Events) < 1000 {
+				break
+			}
 		}
 	}
 	onTopic := consumeEventIDs(t, brokerAddr, "corporate.tracktrace.events", len(stored))
