@@ -32,7 +32,7 @@ func realBroker() string { return os.Getenv("TRACKTRACE_TEST_KAFKA") }
 
 // testConfig returns a configuration with topics and groups of the test's
 // own, so that tests can share a real broker.
-func testConfig(t *testing.T, brokers []string, partitions int32) kafka.Config {
+func testConfig(t testing.TB, brokers []string, partitions int32) kafka.Config {
 	t.Helper()
 	name := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
@@ -57,7 +57,7 @@ func testConfig(t *testing.T, brokers []string, partitions int32) kafka.Config {
 // newBroker returns the brokers of a fresh kfake cluster (closed at
 // cleanup), or of the real broker when one is configured; the cluster is nil
 // then.
-func newBroker(t *testing.T, opts ...kfake.Opt) ([]string, *kfake.Cluster) {
+func newBroker(t testing.TB, opts ...kfake.Opt) ([]string, *kfake.Cluster) {
 	t.Helper()
 	if addr := realBroker(); addr != "" {
 		return strings.Split(addr, ","), nil
@@ -71,7 +71,7 @@ func newBroker(t *testing.T, opts ...kfake.Opt) ([]string, *kfake.Cluster) {
 }
 
 // setup starts a broker and creates the test's topics on it.
-func setup(t *testing.T, partitions int32) kafka.Config {
+func setup(t testing.TB, partitions int32) kafka.Config {
 	t.Helper()
 	brokers, _ := newBroker(t)
 	cfg := testConfig(t, brokers, partitions)
@@ -79,7 +79,7 @@ func setup(t *testing.T, partitions int32) kafka.Config {
 	return cfg
 }
 
-func ensureTopics(t *testing.T, cfg kafka.Config) {
+func ensureTopics(t testing.TB, cfg kafka.Config) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -90,7 +90,7 @@ func ensureTopics(t *testing.T, cfg kafka.Config) {
 }
 
 // newClient returns a client closed at cleanup (closing twice is harmless).
-func newClient(t *testing.T, cfg kafka.Config, opts ...kgo.Opt) *kgo.Client {
+func newClient(t testing.TB, cfg kafka.Config, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kafka.NewClient(cfg, opts...)
 	if err != nil {
@@ -231,7 +231,7 @@ func relayOptions(cfg kafka.Config) kafka.RelayOptions {
 
 // runInBackground runs f until the returned stop is called (or cleanup),
 // and stop waits for it to return.
-func runInBackground(t *testing.T, ctx context.Context, f func(context.Context) error) (stop func()) {
+func runInBackground(t testing.TB, ctx context.Context, f func(context.Context) error) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
