@@ -564,16 +564,74 @@ func (s *Store) queryEvents(ctx context.Context, op string, withEntityType bool,
 // LoadStream implements eventstore.Store.LoadStream: the stream's
 // incarnation, its latest snapshot of that incarnation and the events after
 // it, read in one round trip within one repeatable-read transaction, so that
-// the events continue the snapshot exactly.
+// the events continue the snapshot exactly. (One stream by key, not through
+// LoadStreams: its plan is an index lookup whatever the table's size.)
 func (s *Store) LoadStream(ctx context.Context, tenant, streamID string, limit int) (eventstore.Loaded, error) {
-	out, err := s.LoadStreams(ctx, []eventstore.StreamRef{{Tenant: tenant, StreamID: streamID}}, limit)
+	if err := eventstore.CheckLimit(limit); err != nil {
+		return eventstore.Loaded{}, fmt.Errorf("postgres: load stream: %w", err)
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+	b.Queue(`SELECT s.incarnation, sn.version, sn.schema_version, sn.state::text, sn.created_at FROM streams s
+		LEFT JOIN LATERAL (SELECT version, schema_version, state, created_at FROM snapshots
+			WHERE tenant_id = s.tenant_id AND stream_id = s.stream_id AND incarnation = s.incarnation
+			ORDER BY version DESC LIMIT 1) sn ON true
+		WHERE s.tenant_id = $1 AND s.stream_id = $2`, tenant, streamID)
+	b.Queue(`SELECT `+eventColumns+` FROM events e
+		WHERE e.tenant_id = $1 AND e.stream_id = $2
+		  AND e.version > coalesce((SELECT max(sn.version) FROM snapshots sn JOIN streams s USING (tenant_id, stream_id, incarnation)
+			WHERE sn.tenant_id = $1 AND sn.stream_id = $2), 0)
+		ORDER BY e.version LIMIT $3`, tenant, streamID, limit)
+	b.Queue("COMMIT")
+	// A failure leaves the connection inside the transaction; the pool
+	// closes such connections instead of reusing them.
+	br := s.pool.SendBatch(ctx, b)
+	out, err := readLoadStream(br, tenant, streamID)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if errors.Is(err, eventstore.ErrNotFound) {
+		return eventstore.Loaded{}, fmt.Errorf("postgres: stream %q: %w", streamID, err)
+	}
 	if err != nil {
-		return eventstore.Loaded{}, err
+		return eventstore.Loaded{}, fmt.Errorf("postgres: load stream: %w", classify(err))
 	}
-	if out[0].Incarnation == 0 {
-		return eventstore.Loaded{}, fmt.Errorf("postgres: stream %q: %w", streamID, eventstore.ErrNotFound)
+	return out, nil
+}
+
+func readLoadStream(br pgx.BatchResults, tenant, streamID string) (eventstore.Loaded, error) {
+	var out eventstore.Loaded
+	if _, err := br.Exec(); err != nil { // BEGIN
+		return out, err
 	}
-	return out[0], nil
+	var (
+		version   *int64
+		schema    *int32
+		state     *string
+		createdAt *time.Time
+	)
+	err := br.QueryRow().Scan(&out.Incarnation, &version, &schema, &state, &createdAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return out, eventstore.ErrNotFound
+	}
+	if err != nil {
+		return out, err
+	}
+	if version != nil {
+		out.Snapshot = &eventstore.Snapshot{Tenant: tenant, StreamID: streamID, Version: *version,
+			SchemaVersion: int(*schema), State: json.RawMessage(*state), Incarnation: out.Incarnation, CreatedAt: createdAt.UTC()}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return out, err
+	}
+	if out.Events, err = scanEvents(rows, false); err != nil {
+		return out, err
+	}
+	if _, err := br.Exec(); err != nil { // COMMIT
+		return out, err
+	}
+	return out, nil
 }
 
 // LoadStreams implements eventstore.Store.LoadStreams: every stream's
@@ -590,6 +648,9 @@ func (s *Store) LoadStreams(ctx context.Context, refs []eventstore.StreamRef, li
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+	// Planned for each call: a plan cached while the tables were small
+	// (a fresh database) joins the keys by scanning them whole for good.
+	b.Queue("SET LOCAL plan_cache_mode = force_custom_plan")
 	b.Queue(`SELECT k.i, s.incarnation, sn.version, sn.schema_version, sn.state::text, sn.created_at
 		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(tenant_id, stream_id, i)
 		JOIN streams s USING (tenant_id, stream_id)
@@ -620,8 +681,10 @@ func (s *Store) LoadStreams(ctx context.Context, refs []eventstore.StreamRef, li
 }
 
 func readLoadStreams(br pgx.BatchResults, refs []eventstore.StreamRef) ([]eventstore.Loaded, error) {
-	if _, err := br.Exec(); err != nil { // BEGIN
-		return nil, err
+	for range 2 { // BEGIN, SET LOCAL
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]eventstore.Loaded, len(refs))
 	rows, err := br.Query()
