@@ -24,9 +24,12 @@ const batchSlowParallelism = 16
 // A command that this fast path cannot settle takes Record's path: one
 // decided on a stale aggregate (a version or incarnation conflict at the
 // store), one the invariants reject (Record re-decides on a fresh load and
-// tells a replay from a violation), and every command after the first on
-// the same entity (each decided on the state its predecessors left). So a
-// batch's answers are the same as from its commands recorded one by one.
+// tells a replay from a violation), every command after the first on the
+// same entity (each decided on the state its predecessors left), and one
+// whose entity has its turn taken in this process (by a Record or another
+// batch: the fast path takes free turns only, so it never waits and never
+// deadlocks, and Record then waits for the turn instead of conflicting).
+// So a batch's answers are the same as from its commands recorded one by one.
 func (s *Service) RecordBatch(ctx context.Context, cmds []RecordCommand) []eventstore.Outcome {
 	out := make([]eventstore.Outcome, len(cmds))
 	type item struct {
@@ -40,6 +43,12 @@ func (s *Service) RecordBatch(ctx context.Context, cmds []RecordCommand) []event
 	var fast []*item
 	var slow []int
 	first := make(map[streamKey]bool, len(cmds))
+	held := map[int]bool{} // the entities' turns this batch holds
+	defer func() {
+		for i := range held {
+			s.writers.unlock(i)
+		}
+	}()
 	for i, cmd := range cmds {
 		events, changes, _, err := s.prepare(cmd)
 		if err != nil {
@@ -52,6 +61,14 @@ func (s *Service) RecordBatch(ctx context.Context, cmds []RecordCommand) []event
 			continue
 		}
 		first[key] = true
+		turn := s.writers.stripe(cmd.Tenant, cmd.EntityID)
+		if !held[turn] {
+			if !s.writers.tryLock(turn) {
+				slow = append(slow, i)
+				continue
+			}
+			held[turn] = true
+		}
 		fast = append(fast, &item{i: i, key: key, events: events, changes: changes})
 	}
 
@@ -118,6 +135,12 @@ func (s *Service) RecordBatch(ctx context.Context, cmds []RecordCommand) []event
 			out[it.i].Err = fmt.Errorf("tracking: record %q: %w", cmd.EntityID, o.Err)
 		}
 	}
+
+	// The turns go back before Record takes them one at a time.
+	for i := range held {
+		s.writers.unlock(i)
+	}
+	clear(held)
 
 	// The rest through Record, a few at a time, in batch order per entity
 	// (Record takes the entity's turn; the ones of one entity run in order).

@@ -20,14 +20,32 @@ func newStripedLock(n int) *stripedLock {
 	return l
 }
 
-// lock waits for the key's stripe and returns its release.
-func (l *stripedLock) lock(ctx context.Context, tenant, id string) (func(), error) {
+// stripe returns the index of the key's stripe.
+func (l *stripedLock) stripe(tenant, id string) int {
 	var h maphash.Hash
 	h.SetSeed(l.seed)
 	h.WriteString(tenant)
 	h.WriteByte(0)
 	h.WriteString(id)
-	c := l.stripes[h.Sum64()%uint64(len(l.stripes))]
+	return int(h.Sum64() % uint64(len(l.stripes)))
+}
+
+// tryLock takes stripe i if it is free, without waiting.
+func (l *stripedLock) tryLock(i int) bool {
+	select {
+	case l.stripes[i] <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// unlock releases stripe i, taken with tryLock.
+func (l *stripedLock) unlock(i int) { <-l.stripes[i] }
+
+// lock waits for the key's stripe and returns its release.
+func (l *stripedLock) lock(ctx context.Context, tenant, id string) (func(), error) {
+	c := l.stripes[l.stripe(tenant, id)]
 	select {
 	case c <- struct{}{}:
 		return func() { <-c }, nil
