@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/retention"
@@ -44,7 +45,7 @@ func (s *Store) StreamsToSnapshot(ctx context.Context, snapshotsBefore, eventsBe
 func (s *Store) PruneSnapshots(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
 	pred := `FROM snapshots s WHERE s.created_at < $1 AND EXISTS (SELECT 1 FROM snapshots n
 		WHERE n.tenant_id = s.tenant_id AND n.stream_id = s.stream_id AND n.version > s.version)`
-	return s.countOrDelete(ctx, "prune snapshots", pred, dryRun, before)
+	return countOrDelete(ctx, s.pool, "prune snapshots", pred, dryRun, before)
 }
 
 // TrimEvents deletes (or counts) old events that a current snapshot covers
@@ -53,18 +54,20 @@ func (s *Store) TrimEvents(ctx context.Context, before time.Time, below eventsto
 	pred := `FROM events e WHERE e.recorded_at < $1 AND (e.tx_id, e.position) <= ($2::text::xid8, $3::int8)
 		AND e.version <= (SELECT max(sn.version) FROM snapshots sn
 			WHERE sn.tenant_id = e.tenant_id AND sn.stream_id = e.stream_id AND sn.schema_version = $4)`
-	return s.countOrDelete(ctx, "trim events", pred, dryRun, before, strconv.FormatUint(below.TxID, 10), below.Position, schemaVersion)
+	return countOrDelete(ctx, s.pool, "trim events", pred, dryRun, before, strconv.FormatUint(below.TxID, 10), below.Position, schemaVersion)
 }
 
-func (s *Store) countOrDelete(ctx context.Context, what, pred string, dryRun bool, args ...any) (int64, error) {
+// countOrDelete counts (dry) or deletes the rows pred ("FROM t x WHERE …")
+// selects.
+func countOrDelete(ctx context.Context, pool *pgxpool.Pool, what, pred string, dryRun bool, args ...any) (int64, error) {
 	var n int64
 	var err error
 	if dryRun {
-		err = s.pool.QueryRow(ctx, "SELECT count(*) "+pred, args...).Scan(&n)
+		err = pool.QueryRow(ctx, "SELECT count(*) "+pred, args...).Scan(&n)
 	} else {
 		// "FROM t x WHERE ..." → "DELETE FROM t x WHERE ...".
 		var tag interface{ RowsAffected() int64 }
-		tag, err = s.pool.Exec(ctx, "DELETE "+pred, args...)
+		tag, err = pool.Exec(ctx, "DELETE "+pred, args...)
 		if err == nil {
 			n = tag.RowsAffected()
 		}
@@ -77,38 +80,10 @@ func (s *Store) countOrDelete(ctx context.Context, what, pred string, dryRun boo
 
 // TrimKeys deletes (or counts) idempotency keys bound before `before`.
 func (m *readModels) TrimKeys(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
-	var n int64
-	var err error
-	if dryRun {
-		err = m.pool.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE created_at < $1`, before).Scan(&n)
-	} else {
-		var tag interface{ RowsAffected() int64 }
-		tag, err = m.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, before)
-		if err == nil {
-			n = tag.RowsAffected()
-		}
-	}
-	if err != nil {
-		return 0, fmt.Errorf("postgres: trim idempotency keys: %w", classify(err))
-	}
-	return n, nil
+	return countOrDelete(ctx, m.pool, "trim idempotency keys", `FROM idempotency_keys k WHERE k.created_at < $1`, dryRun, before)
 }
 
 // TrimTimeline deletes (or counts) timeline rows recorded before `before`.
 func (m *readModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
-	var n int64
-	var err error
-	if dryRun {
-		err = m.pool.QueryRow(ctx, `SELECT count(*) FROM rm_timeline WHERE recorded_at < $1`, before).Scan(&n)
-	} else {
-		var tag interface{ RowsAffected() int64 }
-		tag, err = m.pool.Exec(ctx, `DELETE FROM rm_timeline WHERE recorded_at < $1`, before)
-		if err == nil {
-			n = tag.RowsAffected()
-		}
-	}
-	if err != nil {
-		return 0, fmt.Errorf("postgres: trim timeline: %w", classify(err))
-	}
-	return n, nil
+	return countOrDelete(ctx, m.pool, "trim timeline", `FROM rm_timeline t WHERE t.recorded_at < $1`, dryRun, before)
 }
