@@ -197,6 +197,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 
 	svc := tracking.NewService(store, tracking.ServiceOptions{
 		SnapshotFrequency:  cfg.EventStore.SnapshotFrequency,
+		MaxEventBytes:      int(cfg.EventStore.MaxEventBytes),
 		OnTimeTolerance:    time.Duration(cfg.Tracking.OnTimeTolerance),
 		MaxFutureSkew:      time.Duration(cfg.Tracking.MaxFutureSkew),
 		ExtraEntityTypes:   cfg.Tracking.EntityTypes,

@@ -49,6 +49,9 @@ type EventStore struct {
 	ConnectionString  string          `secret:"database"`
 	SnapshotFrequency int             // events between snapshots, 1–1000
 	RetentionPolicy   RetentionPolicy // what is deleted when
+	// MaxEventBytes bounds one event's data (default 900KiB, below the
+	// 1 MB a Kafka broker takes in one message by default), 1KiB–64MiB.
+	MaxEventBytes ByteSize
 }
 
 // RetentionPolicy says how long events and snapshots are kept.
@@ -291,6 +294,7 @@ func Default() *Config {
 		EventStore: EventStore{
 			ConnectionString:  "file:data/tracktrace.db",
 			SnapshotFrequency: 100,
+			MaxEventBytes:     900 * KiB,
 			RetentionPolicy:   RetentionPolicy{SnapshotAge: Duration(30 * day), Interval: Duration(time.Hour)},
 		},
 		ReadModels: ReadModels{

@@ -367,6 +367,7 @@ func TestBadConfigurations(t *testing.T) {
 		{name: "server timeout", json: `{"Server": {"WriteTimeout": 0}}`, key: "Server.WriteTimeout"},
 		{name: "body too large", json: `{"Server": {"MaxBodyBytes": "2GiB"}}`, key: "Server.MaxBodyBytes"},
 		{name: "body too small", json: `{"Server": {"MaxBodyBytes": 10}}`, key: "Server.MaxBodyBytes"},
+		{name: "event limit too large", json: `{"EventStore": {"MaxEventBytes": "1GiB"}}`, key: "EventStore.MaxEventBytes"},
 		{name: "burst", json: `{"Server": {"RateLimit": {"RequestsPerSecond": 10}}}`, key: "Server.RateLimit.Burst"},
 		{name: "entity type", json: `{"Tracking": {"EntityTypes": ["pallet", "Bad Type"]}}`, key: "Tracking.EntityTypes[1]", msg: `entity type "Bad Type" must match ^[a-z][a-z0-9_-]{0,63}$`},
 		{name: "aggregate cache size", json: `{"Tracking": {"AggregateCacheSize": -1}}`, key: "Tracking.AggregateCacheSize", msg: "negative"},

@@ -81,6 +81,8 @@ func (ch *checker) validate(c *Config) {
 	es := c.EventStore
 	ch.check(es.SnapshotFrequency >= 1 && es.SnapshotFrequency <= tracking.MaxSnapshotFrequency,
 		"EventStore.SnapshotFrequency", "must be between 1 and %d, got %d", tracking.MaxSnapshotFrequency, es.SnapshotFrequency)
+	ch.check(es.MaxEventBytes >= KiB && es.MaxEventBytes <= 64*MiB, "EventStore.MaxEventBytes",
+		"must be between 1KiB and 64MiB, got %v", es.MaxEventBytes)
 	ch.database(c.ConnectionStrings.EventStore, "EventStore", es.ConnectionString)
 	ch.nonNegative("EventStore.RetentionPolicy.MaxAge", es.RetentionPolicy.MaxAge)
 	ch.nonNegative("EventStore.RetentionPolicy.SnapshotAge", es.RetentionPolicy.SnapshotAge)

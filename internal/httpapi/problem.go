@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -45,6 +46,7 @@ func problemFor(err error) *Problem {
 		invalid      *tracking.ValidationError
 		violation    *tracking.ViolationError
 		tooLarge     *http.MaxBytesError
+		bigEvent     *tracking.EventTooLargeError
 		reqErr       *requestError
 	)
 	switch {
@@ -53,6 +55,12 @@ func problemFor(err error) *Problem {
 	case errors.As(err, &tooLarge):
 		return newProblem(http.StatusRequestEntityTooLarge, "body-too-large",
 			"the request body exceeds "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes")
+	case errors.As(err, &bigEvent):
+		p := newProblem(http.StatusRequestEntityTooLarge, "event-too-large",
+			fmt.Sprintf("event %d has %d bytes of data; an event may have at most %d", bigEvent.Event, bigEvent.Size, bigEvent.Limit))
+		p.Errors = []tracking.FieldError{{Field: fmt.Sprintf("events/%d/data", bigEvent.Event),
+			Message: fmt.Sprintf("at most %d bytes", bigEvent.Limit)}}
+		return p
 	case errors.As(err, &wrongVersion):
 		p := newProblem(http.StatusConflict, "wrong-expected-version",
 			"the entity is at version "+strconv.FormatInt(wrongVersion.Actual, 10)+", not at the expected "+wrongVersion.Expected.String())

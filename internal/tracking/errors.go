@@ -68,6 +68,21 @@ func (e *ValidationError) Error() string {
 // Is makes errors.Is(err, ErrInvalid) true.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 
+// EventTooLargeError reports an event whose data is larger than the
+// service takes (ServiceOptions.MaxEventBytes). errors.Is(err, ErrInvalid)
+// holds: the command is refused as it is.
+type EventTooLargeError struct {
+	Event       int // the index of the event in the command
+	Size, Limit int // its data's size and the limit, in bytes
+}
+
+func (e *EventTooLargeError) Error() string {
+	return fmt.Sprintf("event %d: its data has %d bytes, more than the %d an event may have", e.Event, e.Size, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *EventTooLargeError) Is(target error) bool { return target == ErrInvalid }
+
 // ViolationError is returned when a command breaks a domain invariant.
 // errors.Is(err, ErrRuleViolation) holds.
 type ViolationError struct {

@@ -23,6 +23,10 @@ const (
 	DefaultOnTimeTolerance   = 15 * time.Minute
 	DefaultMaxFutureSkew     = 5 * time.Minute
 	DefaultMaxRetries        = 10
+	// DefaultMaxEventBytes bounds an event's data: below the 1 MB a Kafka
+	// broker takes in one message by default, with room for the CloudEvents
+	// envelope the relay wraps it in.
+	DefaultMaxEventBytes = 900 << 10
 	// MaxEventsPerCommand bounds the events of one RecordCommand.
 	MaxEventsPerCommand = 1000
 	// maxMetadataLength bounds each client-supplied metadata string.
@@ -56,6 +60,10 @@ type ServiceOptions struct {
 	// client did not ask for an exact version. Default 10; negative means no
 	// retry.
 	MaxRetries int
+	// MaxEventBytes bounds the size of one event's data (default
+	// DefaultMaxEventBytes); a larger one fails the command with an
+	// *EventTooLargeError.
+	MaxEventBytes int
 	// AggregateCacheSize bounds the aggregates of recently written entities
 	// kept in memory between commands (see Record); 0 turns the cache off,
 	// so that every command loads its entity from the store.
@@ -114,6 +122,7 @@ type Service struct {
 	tolerance time.Duration
 	skew      time.Duration
 	retries   int
+	maxEvent  int
 	now       func() time.Time
 	log       *slog.Logger
 	types     EntityTypes
@@ -133,6 +142,7 @@ func NewService(store eventstore.Store, opts ServiceOptions) *Service {
 		tolerance: opts.OnTimeTolerance,
 		skew:      opts.MaxFutureSkew,
 		retries:   opts.MaxRetries,
+		maxEvent:  opts.MaxEventBytes,
 		now:       opts.Now,
 		log:       opts.Logger,
 		snaps:     newSnapshotQueue(snapshotQueueSize),
@@ -147,6 +157,9 @@ func NewService(store eventstore.Store, opts ServiceOptions) *Service {
 	}
 	if s.skew <= 0 {
 		s.skew = DefaultMaxFutureSkew
+	}
+	if s.maxEvent <= 0 {
+		s.maxEvent = DefaultMaxEventBytes
 	}
 	switch {
 	case s.retries == 0:
@@ -343,6 +356,11 @@ func (s *Service) prepare(cmd RecordCommand) ([]eventstore.Event, []Change, []bo
 	}
 	if err := errs.err(); err != nil {
 		return nil, nil, nil, err
+	}
+	for i, ne := range cmd.Events {
+		if len(ne.Data) > s.maxEvent {
+			return nil, nil, nil, &EventTooLargeError{Event: i, Size: len(ne.Data), Limit: s.maxEvent}
+		}
 	}
 
 	latest := s.now().Add(s.skew)

@@ -687,3 +687,29 @@ func TestDataTextRule(t *testing.T) {
 		t.Errorf("a NUL in a member name: %v, want a validation error", err)
 	}
 }
+
+// An event whose data is larger than MaxEventBytes (default 900 KiB, below
+// a Kafka broker's 1 MB message) fails the whole command as too large,
+// naming the event; nothing is appended.
+func TestEventTooLarge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := newMemStore()
+	svc := NewService(store, ServiceOptions{})
+	big := json.RawMessage(`{"blob":"` + strings.Repeat("x", DefaultMaxEventBytes) + `"}`)
+	_, err := svc.Record(ctx, RecordCommand{Tenant: "t", EntityID: "E-1", EntityType: "package", Events: []NewEvent{
+		{Type: "EntityRegistered", OccurredAt: time.Now().Add(-time.Minute), Data: json.RawMessage(`{}`)},
+		{Type: "x-big", OccurredAt: time.Now().Add(-time.Minute), Data: big}}})
+	var tooLarge *EventTooLargeError
+	if !errors.As(err, &tooLarge) || tooLarge.Event != 1 || tooLarge.Limit != DefaultMaxEventBytes || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a %d-byte event: %v, want an EventTooLargeError for event 1 that is ErrInvalid", len(big), err)
+	}
+	if _, err := store.StreamInfo(ctx, "t", "E-1"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("the refused command wrote: %v", err)
+	}
+	small := NewService(store, ServiceOptions{MaxEventBytes: 1024})
+	if _, err := small.Record(ctx, RecordCommand{Tenant: "t", EntityID: "E-2", EntityType: "package", Events: []NewEvent{
+		{Type: "x-note", OccurredAt: time.Now().Add(-time.Minute), Data: json.RawMessage(`{"note":"` + strings.Repeat("y", 1100) + `"}`)}}}); !errors.As(err, &tooLarge) {
+		t.Fatalf("MaxEventBytes 1024, an 1.1 KB event: %v, want too large", err)
+	}
+}
