@@ -334,10 +334,10 @@ func TestAPI(t *testing.T) {
 				{name: "body too large", method: "POST", path: "/api/v1/entities/" + id + "/events",
 					body: `{"events":[{"type":"x-big","occurredAt":"` + at(0) + `","data":{"blob":"` + strings.Repeat("x", 70<<10) + `"}}]}`, status: 413, check: wantProblem("")},
 				{name: "event too large", method: "POST", path: "/api/v1/entities/" + id + "/events",
-					body: `{"events":[{"type":"LocationReported","occurredAt":"` + at(0) + `","data":{"lat":1,"lon":1}},{"type":"x-big","occurredAt":"` + at(0) + `","data":{"blob":"` + strings.Repeat("x", 9<<10) + `"}}]}`,
+					body:   `{"events":[{"type":"LocationReported","occurredAt":"` + at(0) + `","data":{"lat":1,"lon":1}},{"type":"x-big","occurredAt":"` + at(0) + `","data":{"blob":"` + strings.Repeat("x", 9<<10) + `"}}]}`,
 					status: 413, check: wantProblem("events/1/data")},
 				{name: "batch item with an event too large", method: "POST", path: "/api/v1/events/batch",
-					body: `{"items":[{"entityId":"` + id + `","events":[{"type":"x-big","occurredAt":"` + at(0) + `","data":{"blob":"` + strings.Repeat("x", 9<<10) + `"}}]}]}`,
+					body:   `{"items":[{"entityId":"` + id + `","events":[{"type":"x-big","occurredAt":"` + at(0) + `","data":{"blob":"` + strings.Repeat("x", 9<<10) + `"}}]}]}`,
 					status: 200, check: func(t *testing.T, r response) {
 						if !strings.Contains(string(r.Body), `"status":413`) || !strings.Contains(string(r.Body), "events/0/data") {
 							t.Errorf("batch item too large: %s, want a 413 naming events/0/data", r.Body)
