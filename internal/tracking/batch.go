@@ -118,16 +118,7 @@ func (s *Service) RecordBatch(ctx context.Context, cmds []RecordCommand) []event
 		switch {
 		case o.Err == nil:
 			out[it.i] = o
-			if !o.Result.Replayed {
-				it.ent.incarnation = o.Result.Incarnation
-				if cmd.EntityType != "" {
-					it.ent.SetEntityType(cmd.EntityType)
-				}
-				s.aggregates.put(it.key, it.ent)
-				if (o.Result.Version-int64(len(it.events)))/s.freq != o.Result.Version/s.freq {
-					s.snaps.enqueue(it.key, s.log)
-				}
-			}
+			s.appended(it.key, cmd.EntityType, it.ent, o.Result, len(it.events))
 		case errors.Is(o.Err, eventstore.ErrWrongExpectedVersion), errors.Is(o.Err, eventstore.ErrEntityTypeMismatch):
 			// Decided on a stale aggregate, or a type Record words better.
 			slow = append(slow, it.i)

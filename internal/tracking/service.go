@@ -248,16 +248,7 @@ func (s *Service) Record(ctx context.Context, cmd RecordCommand) (eventstore.App
 		})
 		switch {
 		case err == nil:
-			if !res.Replayed {
-				ent.incarnation = res.Incarnation
-				if cmd.EntityType != "" {
-					ent.SetEntityType(cmd.EntityType)
-				}
-				s.aggregates.put(key, ent)
-				if (res.Version-int64(len(events)))/s.freq != res.Version/s.freq {
-					s.snaps.enqueue(key, s.log)
-				}
-			}
+			s.appended(key, cmd.EntityType, ent, res, len(events))
 			return res, nil
 		case errors.Is(err, eventstore.ErrWrongExpectedVersion):
 			ent = nil // decided on a stale version: reload
@@ -283,6 +274,24 @@ func (s *Service) Record(ctx context.Context, cmd RecordCommand) (eventstore.App
 		default:
 			return eventstore.AppendResult{}, fmt.Errorf("tracking: record %q: %w", cmd.EntityID, err)
 		}
+	}
+}
+
+// appended keeps what an append of n events decided on ent taught: the
+// aggregate goes back to the cache at the stream's incarnation, and a
+// snapshot is queued when the append crossed a multiple of the snapshot
+// frequency. A replay taught nothing.
+func (s *Service) appended(key streamKey, entityType string, ent *Entity, res eventstore.AppendResult, n int) {
+	if res.Replayed {
+		return
+	}
+	ent.incarnation = res.Incarnation
+	if entityType != "" {
+		ent.SetEntityType(entityType)
+	}
+	s.aggregates.put(key, ent)
+	if (res.Version-int64(n))/s.freq != res.Version/s.freq {
+		s.snaps.enqueue(key, s.log)
 	}
 }
 
