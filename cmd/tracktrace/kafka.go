@@ -14,6 +14,7 @@ import (
 	"github.com/tlm/tracktrace/internal/config"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/kafka"
+	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/telemetry"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -143,14 +144,15 @@ func (k *kafkaParts) run(ctx context.Context) error {
 	return errors.Join(all...)
 }
 
-// retryTopics creates the topics, retrying with a growing delay (up to 30 s)
-// until it succeeds or ctx ends.
+// retryTopics creates the topics, retrying with the followers' growing,
+// jittered delay (projection.Backoff, up to 30 s) until it succeeds or ctx
+// ends.
 func (k *kafkaParts) retryTopics(ctx context.Context) {
-	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+	for attempt := 1; ; attempt++ {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay):
+		case <-time.After(projection.Backoff(attempt, 30*time.Second)):
 		}
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := k.ensureTopics(tctx)
