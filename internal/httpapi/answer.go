@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -105,11 +104,7 @@ func entityAnswer(st tracking.EntityState) ([]byte, error) {
 // does.
 func contentETag(body []byte, key ...string) string {
 	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	for _, part := range key {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(part)))])
-		h.Write([]byte(part))
-	}
+	writeParts(h, key...)
 	h.Write(body)
 	var sum [sha256.Size]byte
 	return `"` + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:16]) + `"`

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"hash"
 
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -33,12 +34,19 @@ func newCursors(key []byte) cursors {
 // mac tags position as a page of the query named by scope.
 func (c cursors) mac(position []byte, scope []string) []byte {
 	h := hmac.New(sha256.New, c.key)
+	writeParts(h, scope...)
+	writeParts(h, string(position))
+	return h.Sum(nil)[:cursorMACSize]
+}
+
+// writeParts writes each part to h after its length, so that no two lists
+// of parts hash alike ("ab","c" is not "a","bc").
+func writeParts(h hash.Hash, parts ...string) {
 	var n [binary.MaxVarintLen64]byte
-	for _, part := range append(scope, string(position)) {
+	for _, part := range parts {
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(part)))])
 		h.Write([]byte(part))
 	}
-	return h.Sum(nil)[:cursorMACSize]
 }
 
 // seal returns the cursor of position for the query named by scope.
