@@ -37,15 +37,7 @@ func TestRetention(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	store, err := sqlite.Open(ctx, "file:"+filepath.Join(t.TempDir(), "r.db"), sqlite.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	rm, err := sqlite.OpenReadModels(ctx, store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, rm := openSQLite(t, sqlite.Options{Now: clk.Now})
 	svc := tracking.NewService(store, tracking.ServiceOptions{SnapshotFrequency: 4, Now: clk.Now})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -142,6 +134,22 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// openSQLite opens a store and its read models on a new file, closed at the
+// test's end.
+func openSQLite(t *testing.T, opts sqlite.Options) (*sqlite.Store, *readmodel.Store) {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "r.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	rm, err := sqlite.OpenReadModels(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, rm
+}
+
 func counts(t *testing.T, s *sqlite.Store) map[string]int {
 	t.Helper()
 	out := map[string]int{}
@@ -161,15 +169,7 @@ func counts(t *testing.T, s *sqlite.Store) map[string]int {
 func TestRetentionTrimsExpiredIdempotencyKeys(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, "file:"+filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	rm, err := sqlite.OpenReadModels(ctx, store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, rm := openSQLite(t, sqlite.Options{})
 	if _, err := rm.ClaimIdempotencyKey(ctx, "t", "k1", []byte("first")); err != nil {
 		t.Fatal(err)
 	}
