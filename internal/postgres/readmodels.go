@@ -244,7 +244,82 @@ func (t rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.St
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])
 		ON CONFLICT (projection, tenant_id, entity_id) DO UPDATE SET version = excluded.version
 		WHERE rm_stream_positions.version < excluded.version`, projections, tenants, ids, versions)
-	return err
+	if err != nil {
+		return err
+	}
+	return t.announce(ctx, positions)
+}
+
+// changesChannel is the LISTEN/NOTIFY channel on which every read-model
+// transaction announces, at its commit, the stream positions it raised (see
+// readmodel.Watcher): each replica's in-process response cache drops what it
+// holds of those entities, whichever replica applied them.
+const changesChannel = "tracktrace_readmodels"
+
+// maxAnnouncement keeps each NOTIFY payload under PostgreSQL's 8000 bytes.
+const maxAnnouncement = 7000
+
+// resetAnnouncement says that any entity may have changed.
+const resetAnnouncement = "*"
+
+// announce queues NOTIFYs of positions, delivered when the transaction
+// commits (and never if it does not): JSON arrays of [projection, tenant,
+// entity id, version], as many as the payload limit needs.
+func (t rmTx) announce(ctx context.Context, positions []readmodel.StreamPosition) error {
+	var buf []byte
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		buf = append(buf, ']')
+		_, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changesChannel, string(buf))
+		buf = buf[:0]
+		return err
+	}
+	for _, p := range positions {
+		item, err := json.Marshal([]any{p.Projection, p.Tenant, p.EntityID, p.Version})
+		if err != nil {
+			return err
+		}
+		if len(buf)+len(item)+2 > maxAnnouncement {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if len(buf) == 0 {
+			buf = append(buf, '[')
+		} else {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, item...)
+	}
+	return flush()
+}
+
+// Watch implements readmodel.Watcher.
+func (m *readModels) Watch(ctx context.Context, changed func([]readmodel.StreamPosition, bool)) {
+	listen(ctx, m.pool.Config().ConnConfig, changesChannel, func() { changed(nil, true) }, func(payload string) {
+		if payload == resetAnnouncement {
+			changed(nil, true)
+			return
+		}
+		var items [][4]json.RawMessage
+		if err := json.Unmarshal([]byte(payload), &items); err != nil {
+			changed(nil, true) // not ours to read: assume the worst
+			return
+		}
+		positions := make([]readmodel.StreamPosition, 0, len(items))
+		for _, it := range items {
+			var p readmodel.StreamPosition
+			if json.Unmarshal(it[0], &p.Projection) != nil || json.Unmarshal(it[1], &p.Tenant) != nil ||
+				json.Unmarshal(it[2], &p.EntityID) != nil || json.Unmarshal(it[3], &p.Version) != nil {
+				changed(nil, true)
+				return
+			}
+			positions = append(positions, p)
+		}
+		changed(positions, false)
+	})
 }
 
 // bulkInsert reports whether n rows are worth a COPY, which fresh allows:
@@ -405,7 +480,10 @@ func (t rmTx) InsertMetricPoints(ctx context.Context, points []tracking.MetricPo
 func (t rmTx) DeleteAll(ctx context.Context, table, projection string) error {
 	// DELETE, not TRUNCATE: readers keep seeing the old rows until commit.
 	if table == readmodel.TableStreamPositions {
-		_, err := t.tx.Exec(ctx, `DELETE FROM rm_stream_positions WHERE projection = $1`, projection)
+		if _, err := t.tx.Exec(ctx, `DELETE FROM rm_stream_positions WHERE projection = $1`, projection); err != nil {
+			return err
+		}
+		_, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changesChannel, resetAnnouncement)
 		return err
 	}
 	_, err := t.tx.Exec(ctx, "DELETE FROM "+table)
@@ -413,8 +491,13 @@ func (t rmTx) DeleteAll(ctx context.Context, table, projection string) error {
 }
 
 func (t rmTx) DeleteEntity(ctx context.Context, table, tenant, id string) error {
-	_, err := t.tx.Exec(ctx, "DELETE FROM "+table+" WHERE tenant_id = $1 AND entity_id = $2", tenant, id)
-	return err
+	if _, err := t.tx.Exec(ctx, "DELETE FROM "+table+" WHERE tenant_id = $1 AND entity_id = $2", tenant, id); err != nil {
+		return err
+	}
+	if table != readmodel.TableStreamPositions {
+		return nil
+	}
+	return t.announce(ctx, []readmodel.StreamPosition{{Key: readmodel.Key{Tenant: tenant, EntityID: id}, Version: readmodel.Erased}})
 }
 
 // TryLead takes the projection's session advisory lock on a dedicated
