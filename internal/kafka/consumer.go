@@ -29,6 +29,28 @@ const (
 	HeaderDLQOriginalPartition = "dlq-original-partition"
 	HeaderDLQOriginalOffset    = "dlq-original-offset"
 	HeaderDLQAttempts          = "dlq-attempts"
+	// HeaderDLQReason names the class of failure (one of the Reason
+	// constants), which the tracktrace_kafka_dead_letters_total metric
+	// counts by.
+	HeaderDLQReason = "dlq-reason"
+)
+
+// Reasons a record is dead-lettered, in the dlq-reason header and the
+// reason label of tracktrace_kafka_dead_letters_total.
+const (
+	// ReasonMessageTooLarge: the relay could not publish an event because
+	// it is larger than the broker (max.message.bytes) or the producer
+	// (Kafka.Producer.MaxMessageBytes) accepts; its dead letter carries
+	// the event's identity, not its data.
+	ReasonMessageTooLarge = "message_too_large"
+	// ReasonInvalid: the message cannot succeed (undecodable, invalid, a
+	// domain rule refused it).
+	ReasonInvalid = "invalid"
+	// ReasonRetriesExhausted: the message failed MaxAttempts times.
+	ReasonRetriesExhausted = "retries_exhausted"
+	// ReasonTenantMismatch: an ingest message names another tenant in its
+	// header than the tenant its topic belongs to.
+	ReasonTenantMismatch = "tenant_mismatch"
 )
 
 // maxDLQErrorBytes bounds the dlq-error header.
@@ -89,8 +111,10 @@ type Delivery struct {
 	// true for a redelivered message.
 	Result eventstore.AppendResult
 	// DeadLettered is true when the record went to the dead-letter topic
-	// because of Err after Attempts attempts.
+	// because of Err after Attempts attempts; Reason is why (a Reason
+	// constant).
 	DeadLettered bool
+	Reason       string
 	Err          error
 	Attempts     int
 }
@@ -338,6 +362,19 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
+// reasonOf is the dead-letter reason of a failure that is not retried
+// (again).
+func reasonOf(err error) string {
+	var pe *permanentError
+	switch {
+	case errors.Is(err, errTenantMismatch):
+		return ReasonTenantMismatch
+	case errors.As(err, &pe):
+		return ReasonInvalid
+	}
+	return ReasonRetriesExhausted
+}
+
 func classOf(err error) int {
 	var pe *permanentError
 	switch {
@@ -363,8 +400,8 @@ func (c *Consumer) handle(ctx context.Context, rec *kgo.Record, d *Delivery) err
 		}
 		class := classOf(err)
 		if class == retryNever || class == retryBounded && attempt >= c.opts.MaxAttempts {
-			d.DeadLettered, d.Err, d.Attempts = true, err, attempt
-			return c.deadLetter(ctx, rec, err, attempt)
+			d.DeadLettered, d.Reason, d.Err, d.Attempts = true, reasonOf(err), err, attempt
+			return c.deadLetter(ctx, rec, d.Reason, err, attempt)
 		}
 		wait := min(c.opts.Backoff<<min(attempt-1, 16), c.opts.MaxBackoff)
 		c.log.Warn("kafka consumer: message failed; retrying", "topic", rec.Topic, "partition", rec.Partition,
@@ -378,21 +415,12 @@ func (c *Consumer) handle(ctx context.Context, rec *kgo.Record, d *Delivery) err
 // deadLetter produces the record to its topic's dead-letter topic, with the
 // failure in headers, retrying until the broker acknowledges it (the
 // partition must not move on without it) or ctx ends.
-func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, cause error, attempts int) error {
-	msg := cause.Error()
-	if len(msg) > maxDLQErrorBytes {
-		msg = msg[:maxDLQErrorBytes]
-	}
-	headers := append(slices.Clone(rec.Headers),
-		kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(msg)},
-		kgo.RecordHeader{Key: HeaderDLQOriginalTopic, Value: []byte(rec.Topic)},
-		kgo.RecordHeader{Key: HeaderDLQOriginalPartition, Value: []byte(strconv.FormatInt(int64(rec.Partition), 10))},
-		kgo.RecordHeader{Key: HeaderDLQOriginalOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
-		kgo.RecordHeader{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(attempts))},
-	)
-	dl := &kgo.Record{Topic: DLQTopic(rec.Topic), Key: rec.Key, Value: rec.Value, Headers: headers}
+func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, reason string, cause error, attempts int) error {
+	dl := &kgo.Record{Topic: DLQTopic(rec.Topic), Key: rec.Key, Value: rec.Value,
+		Headers: deadLetterHeaders(rec.Headers, deadLetterOrigin{topic: rec.Topic, partition: rec.Partition, offset: rec.Offset},
+			reason, cause, attempts)}
 	c.log.Error("kafka consumer: dead-lettering message", "topic", rec.Topic, "partition", rec.Partition,
-		"offset", rec.Offset, "attempts", attempts, "error", cause)
+		"offset", rec.Offset, "attempts", attempts, "reason", reason, "error", cause)
 	for n := 1; ; n++ {
 		err := c.client.ProduceSync(ctx, dl).FirstErr()
 		if err == nil {
@@ -406,6 +434,35 @@ func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, cause error,
 			return ctx.Err()
 		}
 	}
+}
+
+// deadLetterOrigin is where a dead-lettered record was, or was to be,
+// written: a partition below 0 means it never was (a record the broker
+// refused).
+type deadLetterOrigin struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+// deadLetterHeaders returns a dead letter's headers: the original record's,
+// then why it failed and where it came from.
+func deadLetterHeaders(original []kgo.RecordHeader, from deadLetterOrigin, reason string, cause error, attempts int) []kgo.RecordHeader {
+	msg := cause.Error()
+	if len(msg) > maxDLQErrorBytes {
+		msg = msg[:maxDLQErrorBytes]
+	}
+	h := append(slices.Clone(original),
+		kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(msg)},
+		kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: HeaderDLQOriginalTopic, Value: []byte(from.topic)},
+	)
+	if from.partition >= 0 {
+		h = append(h,
+			kgo.RecordHeader{Key: HeaderDLQOriginalPartition, Value: []byte(strconv.FormatInt(int64(from.partition), 10))},
+			kgo.RecordHeader{Key: HeaderDLQOriginalOffset, Value: []byte(strconv.FormatInt(from.offset, 10))})
+	}
+	return append(h, kgo.RecordHeader{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(attempts))})
 }
 
 // errNoBatch: the handler handles records one by one only.

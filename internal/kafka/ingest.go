@@ -83,6 +83,10 @@ func NewIngestConsumer(client *kgo.Client, rec Recorder, opts ConsumerOptions) *
 	return c
 }
 
+// errTenantMismatch: an ingest message's tenant header names another
+// tenant than its topic's.
+var errTenantMismatch = errors.New("the tenant header names another tenant than the topic's")
+
 type ingestHandler struct {
 	rec           Recorder
 	defaultTenant string

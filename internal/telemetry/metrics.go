@@ -28,6 +28,7 @@ type Metrics struct {
 	appendDuration *prometheus.HistogramVec
 	eventsAppended *prometheus.CounterVec
 	cacheRequests  *prometheus.CounterVec
+	deadLetters    *prometheus.CounterVec
 }
 
 // NewMetrics registers the metric families on reg, each with the constant
@@ -53,8 +54,13 @@ func NewMetrics(reg *prometheus.Registry, constLabels map[string]string) *Metric
 		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tracktrace_cache_requests_total", Help: "Read-model cache lookups, by cache and result (hit, miss, error).",
 		}, []string{"cache", "result"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracktrace_kafka_dead_letters_total",
+			Help: "Records written to a dead-letter topic instead of being published or handled, by their own topic and reason " +
+				"(message_too_large, invalid, retries_exhausted, tenant_mismatch).",
+		}, []string{"topic", "reason"}),
 	}
-	r.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.eventsAppended, m.cacheRequests,
+	r.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.eventsAppended, m.cacheRequests, m.deadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -70,6 +76,13 @@ func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register
 // CacheResult counts one cache lookup.
 func (m *Metrics) CacheResult(cache, result string) {
 	m.cacheRequests.WithLabelValues(cache, result).Inc()
+}
+
+// DeadLettered counts one record written to a dead-letter topic: topic is
+// the record's own (configured, so the label set is bounded; per-tenant
+// ingest topics count under their pattern), reason why.
+func (m *Metrics) DeadLettered(topic, reason string) {
+	m.deadLetters.WithLabelValues(topic, reason).Inc()
 }
 
 // statusRecorder captures the status code a handler writes.
