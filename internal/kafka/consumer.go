@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -40,8 +41,8 @@ const (
 const (
 	// ReasonMessageTooLarge: the relay could not publish an event because
 	// it is larger than the broker (max.message.bytes) or the producer
-	// (Kafka.Producer.MaxMessageBytes) accepts; its dead letter carries
-	// the event's identity, not its data.
+	// (kgo.ProducerBatchMaxBytes) accepts; its dead letter carries the
+	// event's identity, not its data.
 	ReasonMessageTooLarge = "message_too_large"
 	// ReasonInvalid: the message cannot succeed (undecodable, invalid, a
 	// domain rule refused it).
@@ -57,10 +58,13 @@ const (
 const maxDLQErrorBytes = 1024
 
 // Applier applies events to a projection's read models, idempotently per
-// (stream, version), without a global-log checkpoint; readmodel.Store
-// implements it.
+// (stream, version), without a global-log checkpoint, and erases entities
+// from every read model; readmodel.Store implements it.
 type Applier interface {
 	ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error
+	// EraseEntity deletes every read-model row of an entity, including
+	// the versions applied of it, so that a later life starts afresh.
+	EraseEntity(ctx context.Context, tenant, entityID string) error
 }
 
 // ConsumerOptions tune a Consumer.
@@ -105,7 +109,8 @@ type Delivery struct {
 	Offset    int64
 	// TraceParent is the record's W3C traceparent header, "" when absent.
 	TraceParent string
-	// Event is the decoded domain event (projection consumer).
+	// Event is the decoded domain event (projection consumer); for a
+	// tombstone, the erasure marker of its entity (Event.Erasure()).
 	Event eventstore.Recorded
 	// Result is the append's outcome (ingest consumer); Result.Replayed is
 	// true for a redelivered message.
@@ -165,8 +170,14 @@ func newConsumer(client *kgo.Client, h handler, opts ConsumerOptions) *Consumer 
 // NewProjectionConsumer returns a consumer that feeds the projections from
 // the domain-events topic: per partition and poll, it decodes the
 // CloudEvents, applies them to every projection (idempotent per stream
-// version) and then commits the offsets. The client must be created with
-// ProjectionConsumerOpts; the caller closes it after Run returns.
+// version) and then commits the offsets. A tombstone (the relay's record of
+// an erasure: the entity's key, a null value) erases the entity from every
+// read model; as it follows all of the erased entity's events on their
+// partition, a replay of the topic ends with the entity gone, and its
+// events before the tombstone in the same poll are not applied at all. A
+// later life of the same id comes after the tombstone and starts afresh.
+// The client must be created with ProjectionConsumerOpts; the caller
+// closes it after Run returns.
 func NewProjectionConsumer(client *kgo.Client, target Applier, opts ConsumerOptions) *Consumer {
 	if len(opts.Projections) == 0 {
 		opts.Projections = tracking.Projections()
@@ -476,17 +487,37 @@ type projectionHandler struct {
 
 func (p *projectionHandler) batch(ctx context.Context, recs []*kgo.Record, ds []Delivery) error {
 	events := make([]eventstore.Recorded, len(recs))
+	last := map[entityKey]int{} // the index of each entity's last tombstone
 	for i, rec := range recs {
-		e, err := DecodeCloudEvent(rec.Value)
+		e, err := decodeDomainRecord(rec)
 		if err != nil {
 			return err
 		}
 		events[i] = e
-	}
-	for _, name := range p.names {
-		if err := p.target.ApplyEvents(ctx, name, events); err != nil {
-			return fmt.Errorf("kafka consumer: apply %s: %w", name, err)
+		if e.Erasure() {
+			last[entityKey{e.Tenant, e.StreamID}] = i
 		}
+	}
+	var pending []eventstore.Recorded
+	for i, e := range events {
+		at, erased := last[entityKey{e.Tenant, e.StreamID}]
+		switch {
+		case !e.Erasure() && erased && i < at:
+			// Erased later in this poll: never shown.
+		case !e.Erasure():
+			pending = append(pending, e)
+		case i == at:
+			if err := p.apply(ctx, pending); err != nil {
+				return err
+			}
+			pending = pending[:0]
+			if err := p.erase(ctx, e); err != nil {
+				return err
+			}
+		}
+	}
+	if err := p.apply(ctx, pending); err != nil {
+		return err
 	}
 	for i := range ds {
 		ds[i].Event = events[i]
@@ -495,17 +526,51 @@ func (p *projectionHandler) batch(ctx context.Context, recs []*kgo.Record, ds []
 }
 
 func (p *projectionHandler) one(ctx context.Context, rec *kgo.Record, d *Delivery) error {
-	e, err := DecodeCloudEvent(rec.Value)
+	e, err := decodeDomainRecord(rec)
 	if err != nil {
 		return &permanentError{err}
 	}
 	d.Event = e
+	if e.Erasure() {
+		return p.erase(ctx, e)
+	}
+	return p.apply(ctx, []eventstore.Recorded{e})
+}
+
+// apply applies events to every projection.
+func (p *projectionHandler) apply(ctx context.Context, events []eventstore.Recorded) error {
+	if len(events) == 0 {
+		return nil
+	}
 	for _, name := range p.names {
-		if err := p.target.ApplyEvents(ctx, name, []eventstore.Recorded{e}); err != nil {
+		if err := p.target.ApplyEvents(ctx, name, events); err != nil {
 			return fmt.Errorf("kafka consumer: apply %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// erase erases the entity of an erasure marker from the read models.
+func (p *projectionHandler) erase(ctx context.Context, marker eventstore.Recorded) error {
+	if err := p.target.EraseEntity(ctx, marker.Tenant, marker.StreamID); err != nil {
+		return fmt.Errorf("kafka consumer: erase %s/%s: %w", marker.Tenant, marker.StreamID, err)
+	}
+	return nil
+}
+
+// decodeDomainRecord decodes a record of the domain-events topic: a
+// CloudEvent, or a tombstone, which becomes the erasure marker of the
+// entity its key and tenant header name.
+func decodeDomainRecord(rec *kgo.Record) (eventstore.Recorded, error) {
+	if rec.Value != nil {
+		return DecodeCloudEvent(rec.Value)
+	}
+	tenant := header(rec, HeaderTenant)
+	id, ok := strings.CutPrefix(string(rec.Key), tenant+"/")
+	if tenant == "" || !ok || id == "" {
+		return eventstore.Recorded{}, fmt.Errorf("kafka: tombstone: key %q and tenant header %q do not name an entity", rec.Key, tenant)
+	}
+	return eventstore.Recorded{Tenant: tenant, StreamID: id, Type: eventstore.ErasureType}, nil
 }
 
 // sleep waits d or until ctx ends; it reports whether d elapsed.

@@ -244,6 +244,13 @@ func (r *Relay) records(ctx context.Context, events []eventstore.Recorded) (_ []
 	sources = make(map[*kgo.Record]*eventstore.Recorded, len(events)*2)
 	for i := range events {
 		e := &events[i]
+		if e.Erasure() {
+			rec := tombstone(r.opts.DomainTopic, *e)
+			out = append(out, rec)
+			sources[rec] = e
+			r.derive.forget(e.Tenant, e.StreamID)
+			continue
+		}
 		value, err := EncodeCloudEventFrom(r.opts.Source, *e)
 		if err != nil {
 			return nil, nil, spans, fmt.Errorf("kafka relay: event %s: %w", e.ID, err)
@@ -314,8 +321,8 @@ func (r *Relay) settle(ctx context.Context, results kgo.ProduceResults, sources 
 		}
 		err = res[0].Err
 		if err == nil {
-			r.log.Warn("kafka relay: a batch was too large for the broker; its records were published one by one: "+
-				"set Kafka.Producer.MaxMessageBytes to at most the topic's max.message.bytes",
+			r.log.Warn("kafka relay: a batch was too large for the broker; its records were published one by one "+
+				"(the topic's max.message.bytes is below the producer's batch limit, 1,000,012 bytes by default)",
 				"topic", rec.Topic, "error", pr.Err)
 			continue
 		}
@@ -357,6 +364,15 @@ func (r *Relay) deadLetter(ctx context.Context, rec *kgo.Record, e *eventstore.R
 		r.opts.OnDeadLettered(rec.Topic, ReasonMessageTooLarge)
 	}
 	return nil
+}
+
+// tombstone is the record of an erasure marker: the entity's key with a
+// null value, after all of the entity's records on its partition. A
+// compacted topic drops the key's earlier records for it, and consumers
+// erase the entity (see NewProjectionConsumer).
+func tombstone(topic string, e eventstore.Recorded) *kgo.Record {
+	return &kgo.Record{Topic: topic, Key: []byte(e.Tenant + "/" + e.StreamID),
+		Headers: []kgo.RecordHeader{{Key: HeaderTenant, Value: []byte(e.Tenant)}}}
 }
 
 func recordHeaders(e eventstore.Recorded, traceParent string) []kgo.RecordHeader {
