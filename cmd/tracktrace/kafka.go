@@ -119,7 +119,12 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 			return nil, err
 		}
 		parts.clients = append(parts.clients, ic)
+		var tenantTopics string
+		if kafka.PerTenantIngest(kc.Topics.Ingest) {
+			tenantTopics = kc.Topics.Ingest
+		}
 		parts.consumers = append(parts.consumers, kafka.NewIngestConsumer(ic, svc, kafka.ConsumerOptions{Logger: log,
+			TenantTopics: tenantTopics, TrustTenantHeader: cfg.Kafka.Ingest.TrustProducerTenantHeader,
 			Enabled:   features.Func(config.FeatureKafkaIngest),
 			OnHandled: func(ds []kafka.Delivery) { countDeadLetters(metrics, ds) }}))
 	}

@@ -83,10 +83,18 @@ type ConsumerOptions struct {
 	MaxBackoff time.Duration
 	// MaxPollRecords bounds the records handled per poll (default 500).
 	MaxPollRecords int
-	// DefaultTenant is the tenant of ingest messages without a tenant
-	// header (default "default").
+	// DefaultTenant is the tenant of the messages of a single ingest topic
+	// (default "default"); see NewIngestConsumer.
 	DefaultTenant string
-	Logger        *slog.Logger
+	// TenantTopics is the per-tenant ingest topic pattern
+	// (Kafka.Topics.Ingest with TenantPlaceholder): an ingest message's
+	// tenant is its topic's.
+	TenantTopics string
+	// TrustTenantHeader makes a single ingest topic take each message's
+	// tenant from its "tenant" header, which any producer allowed to write
+	// the topic can set to any tenant (Kafka.Ingest.TrustProducerTenantHeader).
+	TrustTenantHeader bool
+	Logger            *slog.Logger
 	// Tracer, when set, records a "projection.apply" span per record that
 	// carries a traceparent header, in that trace.
 	Tracer trace.TracerProvider
@@ -142,6 +150,7 @@ type Consumer struct {
 	h      handler
 	opts   ConsumerOptions
 	log    *slog.Logger
+	dlqs   map[string]bool // dead-letter topics known to exist
 }
 
 func newConsumer(client *kgo.Client, h handler, opts ConsumerOptions) *Consumer {
@@ -164,7 +173,7 @@ func newConsumer(client *kgo.Client, h handler, opts ConsumerOptions) *Consumer 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{client: client, h: h, opts: opts, log: log}
+	return &Consumer{client: client, h: h, opts: opts, log: log, dlqs: map[string]bool{}}
 }
 
 // NewProjectionConsumer returns a consumer that feeds the projections from
@@ -257,6 +266,9 @@ func (c *Consumer) poll(ctx context.Context) (_ kgo.Fetches, timedOut bool) {
 // resume.
 func (c *Consumer) pause(p bool) bool {
 	topics, _ := c.client.OptValue(kgo.ConsumeTopics).([]string)
+	if regex, _ := c.client.OptValue(kgo.ConsumeRegex).(bool); regex {
+		topics = c.client.GetConsumeTopics() // the names the expressions matched
+	}
 	if p {
 		c.client.PauseFetchTopics(topics...)
 		c.log.Info("kafka consumer: paused", "topics", topics)
@@ -432,8 +444,15 @@ func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, reason strin
 			reason, cause, attempts)}
 	c.log.Error("kafka consumer: dead-lettering message", "topic", rec.Topic, "partition", rec.Partition,
 		"offset", rec.Offset, "attempts", attempts, "reason", reason, "error", cause)
+	if !c.dlqs[dl.Topic] {
+		// A per-tenant topic's dead-letter topic is made on first use.
+		c.createTopic(ctx, dl.Topic)
+		c.dlqs[dl.Topic] = true
+	}
 	for n := 1; ; n++ {
-		err := c.client.ProduceSync(ctx, dl).FirstErr()
+		pctx, cancel := context.WithTimeout(ctx, dlqProduceTimeout)
+		err := c.client.ProduceSync(pctx, dl).FirstErr()
+		cancel()
 		if err == nil {
 			return nil
 		}
@@ -444,6 +463,23 @@ func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, reason strin
 		if !sleep(ctx, projection.Backoff(n, c.opts.MaxBackoff)) {
 			return ctx.Err()
 		}
+	}
+}
+
+// dlqProduceTimeout bounds one attempt at producing a dead letter that
+// has not been sent yet.
+const dlqProduceTimeout = 30 * time.Second
+
+// createTopic creates a topic with the broker's default partitions and
+// replicas, if it does not exist.
+func (c *Consumer) createTopic(ctx context.Context, topic string) {
+	_, err := kadm.NewClient(c.client).CreateTopic(ctx, -1, -1, nil, topic)
+	switch {
+	case errors.Is(err, kerr.TopicAlreadyExists):
+	case err != nil:
+		c.log.Warn("kafka consumer: cannot create the dead-letter topic", "topic", topic, "error", err)
+	default:
+		c.log.Info("kafka consumer: created the dead-letter topic", "topic", topic)
 	}
 }
 
