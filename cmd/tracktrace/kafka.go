@@ -76,7 +76,7 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 	cancel()
 	parts.relay = kafka.NewRelay(producer, store, views, leader, kafka.RelayOptions{DomainTopic: kc.Topics.DomainEvents,
 		IntegrationTopic: kc.Topics.IntegrationEvents, IntegrationEvents: features.Func(config.FeatureIntegrationEvents),
-		Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log, Tracer: tp})
+		Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log, Tracer: tp, OnDeadLettered: metrics.DeadLettered})
 	if err := metrics.Register(telemetry.NewBacklogCollector("tracktrace_relay_backlog_events",
 		"Events in the global log not yet published to Kafka.", parts.relay)); err != nil {
 		return nil, err
@@ -90,6 +90,7 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 		parts.fed = &consumerFed{names: tracking.Projections(), group: kc.GroupID}
 		cons := kafka.NewProjectionConsumer(pc, views, kafka.ConsumerOptions{Logger: log, Tracer: tp,
 			OnHandled: func(ds []kafka.Delivery) {
+				countDeadLetters(metrics, ds)
 				evs := make([]eventstore.Recorded, 0, len(ds))
 				for _, d := range ds {
 					evs = append(evs, d.Event)
@@ -118,10 +119,26 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 			return nil, err
 		}
 		parts.clients = append(parts.clients, ic)
+		var tenantTopics string
+		if kafka.PerTenantIngest(kc.Topics.Ingest) {
+			tenantTopics = kc.Topics.Ingest
+		}
 		parts.consumers = append(parts.consumers, kafka.NewIngestConsumer(ic, svc, kafka.ConsumerOptions{Logger: log,
-			Enabled: features.Func(config.FeatureKafkaIngest)}))
+			TenantTopics: tenantTopics, TrustTenantHeader: cfg.Kafka.Ingest.TrustProducerTenantHeader,
+			Enabled:   features.Func(config.FeatureKafkaIngest),
+			OnHandled: func(ds []kafka.Delivery) { countDeadLetters(metrics, ds) }}))
 	}
 	return parts, nil
+}
+
+// countDeadLetters counts the handled records that went to a dead-letter
+// topic.
+func countDeadLetters(metrics *telemetry.Metrics, ds []kafka.Delivery) {
+	for _, d := range ds {
+		if d.DeadLettered {
+			metrics.DeadLettered(d.Topic, d.Reason)
+		}
+	}
 }
 
 // run runs the relay and the consumers until ctx ends, creating the

@@ -229,6 +229,13 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	var kp *kafkaParts
 	if cfg.Kafka.Enabled() {
 		kp, err = startKafka(ctx, cfg, features, store, views, leader, svc, metrics, tp, func(evs []eventstore.Recorded) {
+			for _, e := range evs {
+				if e.Erasure() { // a tombstone erased the entity from the read models
+					if err := cached.Forget(context.WithoutCancel(ctx), e.Tenant, e.StreamID); err != nil {
+						log.Warn("cache: forgetting an erased entity failed", "tenant", e.Tenant, "entity", e.StreamID, "error", err)
+					}
+				}
+			}
 			// The projection consumer applies each event to every projection.
 			for _, name := range tracking.Projections() {
 				cached.Invalidate(context.WithoutCancel(ctx), name, evs)

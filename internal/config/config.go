@@ -90,6 +90,20 @@ type Kafka struct {
 	Topics           Topics   // topic names
 	Consumer         Consumer // projection feed
 	Producer         Producer // relay
+	Ingest           Ingest   // the ingest topic's trust model
+}
+
+// IngestTenantPlaceholder in Kafka.Topics.Ingest makes it a topic per
+// tenant ("tracktrace.ingest.{tenant}"): a message's tenant is its topic's.
+const IngestTenantPlaceholder = "{tenant}"
+
+// Ingest configures whom the ingest topic trusts.
+type Ingest struct {
+	// TrustProducerTenantHeader makes a single ingest topic (one without
+	// {tenant}) take each message's tenant from its "tenant" header, which
+	// any producer allowed to write the topic can set to any tenant.
+	// Without it, a single topic's messages are the default tenant's.
+	TrustProducerTenantHeader bool
 }
 
 // Enabled reports whether Kafka is configured.
@@ -110,7 +124,7 @@ func (k Kafka) Brokers() []string {
 type Topics struct {
 	DomainEvents      string // every recorded event
 	IntegrationEvents string // the public contract for other services
-	Ingest            string // events recorded through Kafka; empty = none
+	Ingest            string // events recorded through Kafka; empty = none; with {tenant}, a topic per tenant
 }
 
 // Consumer configures the projection feed's consumer group.

@@ -154,12 +154,19 @@ func (ch *checker) kafka(k Kafka) {
 		{"Kafka.Topics.Ingest", k.Topics.Ingest},
 	}
 	for _, t := range topics {
-		if t.name == "" && t.key == "Kafka.Topics.Ingest" {
-			continue
+		name := t.name
+		if t.key == "Kafka.Topics.Ingest" {
+			if name == "" {
+				continue
+			}
+			ch.check(strings.Count(name, IngestTenantPlaceholder) <= 1, t.key, "names %s more than once", IngestTenantPlaceholder)
+			name = strings.Replace(name, IngestTenantPlaceholder, "t", 1)
 		}
-		ch.check(topicName.MatchString(t.name) && t.name != "." && t.name != "..", t.key,
+		ch.check(topicName.MatchString(name) && name != "." && name != "..", t.key,
 			"%q is not a valid Kafka topic name (1–249 of a-z A-Z 0-9 . _ -)", t.name)
 	}
+	ch.check(!k.Ingest.TrustProducerTenantHeader || !strings.Contains(k.Topics.Ingest, IngestTenantPlaceholder),
+		"Kafka.Ingest.TrustProducerTenantHeader", "applies to a single ingest topic only: a per-tenant topic's messages are its tenant's")
 	ch.check(k.Topics.Ingest == "" || k.Topics.Ingest != k.Topics.DomainEvents && k.Topics.Ingest != k.Topics.IntegrationEvents,
 		"Kafka.Topics.Ingest", "must differ from the topics tracktrace publishes to")
 	ch.check(k.Consumer.GroupID != "", "Kafka.Consumer.GroupId", "must not be empty")

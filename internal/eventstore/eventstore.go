@@ -145,6 +145,24 @@ type Recorded struct {
 	Cursor Cursor
 }
 
+// ErasureType is the type of the erasure marker Store.Erase leaves in the
+// global log: a Recorded of version 0 naming the erased stream's tenant and
+// id, after every event of the erased stream, and carrying nothing else of
+// it. It is how readers of the log (the Kafka relay, which publishes it as
+// a tombstone) learn of an erasure in order. The "$" keeps it apart from
+// every event type the domain accepts.
+const ErasureType = "$erased"
+
+// Erasure reports whether r is an erasure marker (see ErasureType) rather
+// than an event of its stream.
+func (r Recorded) Erasure() bool { return r.Version == 0 && r.Type == ErasureType }
+
+// ErasureData is the data of the erasure marker of a stream that had n
+// events.
+func ErasureData(n int64) json.RawMessage {
+	return json.RawMessage(`{"events":` + strconv.FormatInt(n, 10) + `}`)
+}
+
 // AppendRequest appends events to one stream, atomically.
 type AppendRequest struct {
 	Tenant   string
@@ -261,6 +279,7 @@ type Store interface {
 	// across all tenants, in log order. It never returns an event after one
 	// that is still uncommitted with a lower position: when it returns, every
 	// event before the last returned cursor has been returned or never will be.
+	// The log holds erasure markers too (Recorded.Erasure).
 	ReadAll(ctx context.Context, after Cursor, limit int) ([]Recorded, error)
 	// Head returns the cursor of the newest readable event of the global log.
 	Head(ctx context.Context) (Cursor, error)
@@ -297,7 +316,10 @@ type Store interface {
 	AppendAll(ctx context.Context, reqs []AppendRequest) []Outcome
 	// Erase hard-deletes a stream: its events, snapshots and metadata. It
 	// returns the number of events deleted, or ErrNotFound. Appends to the
-	// stream id afterwards start a new stream.
+	// stream id afterwards start a new stream. In the same transaction it
+	// appends the stream's erasure marker to the global log (ErasureType),
+	// replacing the marker of an earlier erasure of the same id; ReadStream
+	// and LoadStream never return markers.
 	Erase(ctx context.Context, tenant, streamID string) (int64, error)
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

@@ -82,8 +82,31 @@ func EncodeCloudEvent(r eventstore.Recorded) ([]byte, error) {
 // Data is embedded byte for byte (compacted JSON stays as stored), so
 // DecodeCloudEvent returns the stored event.
 func EncodeCloudEventFrom(source string, r eventstore.Recorded) ([]byte, error) {
+	e, err := envelopeOf(source, r)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(e.Data)) == 0 {
+		e.Data = json.RawMessage("null")
+	}
+	return marshal(e)
+}
+
+// encodeIdentity encodes an event as EncodeCloudEventFrom does, without its
+// data: what a dead letter of an event too large to publish carries.
+func encodeIdentity(source string, r eventstore.Recorded) ([]byte, error) {
+	e, err := envelopeOf(source, r)
+	if err != nil {
+		return nil, err
+	}
+	e.Data = nil
+	return marshal(e)
+}
+
+// envelopeOf is the CloudEvent of a recorded event.
+func envelopeOf(source string, r eventstore.Recorded) (envelope, error) {
 	if r.ID == uuid.Nil || r.Type == "" || r.Tenant == "" || r.StreamID == "" || r.Version < 1 {
-		return nil, errors.New("kafka: encode: the event lacks an id, type, tenant, stream id or version")
+		return envelope{}, errors.New("kafka: encode: the event lacks an id, type, tenant, stream id or version")
 	}
 	if source == "" {
 		source = DefaultSource
@@ -112,10 +135,7 @@ func EncodeCloudEventFrom(source string, r eventstore.Recorded) ([]byte, error) 
 		TraceID:         r.Metadata.TraceID,
 		Data:            r.Data,
 	}
-	if len(bytes.TrimSpace(e.Data)) == 0 {
-		e.Data = json.RawMessage("null")
-	}
-	return marshal(e)
+	return e, nil
 }
 
 func formatTime(t time.Time) string {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -29,16 +30,41 @@ const (
 	HeaderDLQOriginalPartition = "dlq-original-partition"
 	HeaderDLQOriginalOffset    = "dlq-original-offset"
 	HeaderDLQAttempts          = "dlq-attempts"
+	// HeaderDLQReason names the class of failure (one of the Reason
+	// constants), which the tracktrace_kafka_dead_letters_total metric
+	// counts by.
+	HeaderDLQReason = "dlq-reason"
+)
+
+// Reasons a record is dead-lettered, in the dlq-reason header and the
+// reason label of tracktrace_kafka_dead_letters_total.
+const (
+	// ReasonMessageTooLarge: the relay could not publish an event because
+	// it is larger than the broker (max.message.bytes) or the producer
+	// (kgo.ProducerBatchMaxBytes) accepts; its dead letter carries the
+	// event's identity, not its data.
+	ReasonMessageTooLarge = "message_too_large"
+	// ReasonInvalid: the message cannot succeed (undecodable, invalid, a
+	// domain rule refused it).
+	ReasonInvalid = "invalid"
+	// ReasonRetriesExhausted: the message failed MaxAttempts times.
+	ReasonRetriesExhausted = "retries_exhausted"
+	// ReasonTenantMismatch: an ingest message names another tenant in its
+	// header than the tenant its topic belongs to.
+	ReasonTenantMismatch = "tenant_mismatch"
 )
 
 // maxDLQErrorBytes bounds the dlq-error header.
 const maxDLQErrorBytes = 1024
 
 // Applier applies events to a projection's read models, idempotently per
-// (stream, version), without a global-log checkpoint; readmodel.Store
-// implements it.
+// (stream, version), without a global-log checkpoint, and erases entities
+// from every read model; readmodel.Store implements it.
 type Applier interface {
 	ApplyEvents(ctx context.Context, name string, events []eventstore.Recorded) error
+	// EraseEntity deletes every read-model row of an entity, including
+	// the versions applied of it, so that a later life starts afresh.
+	EraseEntity(ctx context.Context, tenant, entityID string) error
 }
 
 // ConsumerOptions tune a Consumer.
@@ -57,10 +83,18 @@ type ConsumerOptions struct {
 	MaxBackoff time.Duration
 	// MaxPollRecords bounds the records handled per poll (default 500).
 	MaxPollRecords int
-	// DefaultTenant is the tenant of ingest messages without a tenant
-	// header (default "default").
+	// DefaultTenant is the tenant of the messages of a single ingest topic
+	// (default "default"); see NewIngestConsumer.
 	DefaultTenant string
-	Logger        *slog.Logger
+	// TenantTopics is the per-tenant ingest topic pattern
+	// (Kafka.Topics.Ingest with TenantPlaceholder): an ingest message's
+	// tenant is its topic's.
+	TenantTopics string
+	// TrustTenantHeader makes a single ingest topic take each message's
+	// tenant from its "tenant" header, which any producer allowed to write
+	// the topic can set to any tenant (Kafka.Ingest.TrustProducerTenantHeader).
+	TrustTenantHeader bool
+	Logger            *slog.Logger
 	// Tracer, when set, records a "projection.apply" span per record that
 	// carries a traceparent header, in that trace.
 	Tracer trace.TracerProvider
@@ -83,14 +117,17 @@ type Delivery struct {
 	Offset    int64
 	// TraceParent is the record's W3C traceparent header, "" when absent.
 	TraceParent string
-	// Event is the decoded domain event (projection consumer).
+	// Event is the decoded domain event (projection consumer); for a
+	// tombstone, the erasure marker of its entity (Event.Erasure()).
 	Event eventstore.Recorded
 	// Result is the append's outcome (ingest consumer); Result.Replayed is
 	// true for a redelivered message.
 	Result eventstore.AppendResult
 	// DeadLettered is true when the record went to the dead-letter topic
-	// because of Err after Attempts attempts.
+	// because of Err after Attempts attempts; Reason is why (a Reason
+	// constant).
 	DeadLettered bool
+	Reason       string
 	Err          error
 	Attempts     int
 }
@@ -113,6 +150,7 @@ type Consumer struct {
 	h      handler
 	opts   ConsumerOptions
 	log    *slog.Logger
+	dlqs   map[string]bool // dead-letter topics known to exist
 }
 
 func newConsumer(client *kgo.Client, h handler, opts ConsumerOptions) *Consumer {
@@ -135,14 +173,20 @@ func newConsumer(client *kgo.Client, h handler, opts ConsumerOptions) *Consumer 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{client: client, h: h, opts: opts, log: log}
+	return &Consumer{client: client, h: h, opts: opts, log: log, dlqs: map[string]bool{}}
 }
 
 // NewProjectionConsumer returns a consumer that feeds the projections from
 // the domain-events topic: per partition and poll, it decodes the
 // CloudEvents, applies them to every projection (idempotent per stream
-// version) and then commits the offsets. The client must be created with
-// ProjectionConsumerOpts; the caller closes it after Run returns.
+// version) and then commits the offsets. A tombstone (the relay's record of
+// an erasure: the entity's key, a null value) erases the entity from every
+// read model; as it follows all of the erased entity's events on their
+// partition, a replay of the topic ends with the entity gone, and its
+// events before the tombstone in the same poll are not applied at all. A
+// later life of the same id comes after the tombstone and starts afresh.
+// The client must be created with ProjectionConsumerOpts; the caller
+// closes it after Run returns.
 func NewProjectionConsumer(client *kgo.Client, target Applier, opts ConsumerOptions) *Consumer {
 	if len(opts.Projections) == 0 {
 		opts.Projections = tracking.Projections()
@@ -222,6 +266,9 @@ func (c *Consumer) poll(ctx context.Context) (_ kgo.Fetches, timedOut bool) {
 // resume.
 func (c *Consumer) pause(p bool) bool {
 	topics, _ := c.client.OptValue(kgo.ConsumeTopics).([]string)
+	if regex, _ := c.client.OptValue(kgo.ConsumeRegex).(bool); regex {
+		topics = c.client.GetConsumeTopics() // the names the expressions matched
+	}
 	if p {
 		c.client.PauseFetchTopics(topics...)
 		c.log.Info("kafka consumer: paused", "topics", topics)
@@ -338,6 +385,19 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
+// reasonOf is the dead-letter reason of a failure that is not retried
+// (again).
+func reasonOf(err error) string {
+	var pe *permanentError
+	switch {
+	case errors.Is(err, errTenantMismatch):
+		return ReasonTenantMismatch
+	case errors.As(err, &pe):
+		return ReasonInvalid
+	}
+	return ReasonRetriesExhausted
+}
+
 func classOf(err error) int {
 	var pe *permanentError
 	switch {
@@ -363,8 +423,8 @@ func (c *Consumer) handle(ctx context.Context, rec *kgo.Record, d *Delivery) err
 		}
 		class := classOf(err)
 		if class == retryNever || class == retryBounded && attempt >= c.opts.MaxAttempts {
-			d.DeadLettered, d.Err, d.Attempts = true, err, attempt
-			return c.deadLetter(ctx, rec, err, attempt)
+			d.DeadLettered, d.Reason, d.Err, d.Attempts = true, reasonOf(err), err, attempt
+			return c.deadLetter(ctx, rec, d.Reason, err, attempt)
 		}
 		wait := min(c.opts.Backoff<<min(attempt-1, 16), c.opts.MaxBackoff)
 		c.log.Warn("kafka consumer: message failed; retrying", "topic", rec.Topic, "partition", rec.Partition,
@@ -378,23 +438,21 @@ func (c *Consumer) handle(ctx context.Context, rec *kgo.Record, d *Delivery) err
 // deadLetter produces the record to its topic's dead-letter topic, with the
 // failure in headers, retrying until the broker acknowledges it (the
 // partition must not move on without it) or ctx ends.
-func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, cause error, attempts int) error {
-	msg := cause.Error()
-	if len(msg) > maxDLQErrorBytes {
-		msg = msg[:maxDLQErrorBytes]
-	}
-	headers := append(slices.Clone(rec.Headers),
-		kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(msg)},
-		kgo.RecordHeader{Key: HeaderDLQOriginalTopic, Value: []byte(rec.Topic)},
-		kgo.RecordHeader{Key: HeaderDLQOriginalPartition, Value: []byte(strconv.FormatInt(int64(rec.Partition), 10))},
-		kgo.RecordHeader{Key: HeaderDLQOriginalOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
-		kgo.RecordHeader{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(attempts))},
-	)
-	dl := &kgo.Record{Topic: DLQTopic(rec.Topic), Key: rec.Key, Value: rec.Value, Headers: headers}
+func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, reason string, cause error, attempts int) error {
+	dl := &kgo.Record{Topic: DLQTopic(rec.Topic), Key: rec.Key, Value: rec.Value,
+		Headers: deadLetterHeaders(rec.Headers, deadLetterOrigin{topic: rec.Topic, partition: rec.Partition, offset: rec.Offset},
+			reason, cause, attempts)}
 	c.log.Error("kafka consumer: dead-lettering message", "topic", rec.Topic, "partition", rec.Partition,
-		"offset", rec.Offset, "attempts", attempts, "error", cause)
+		"offset", rec.Offset, "attempts", attempts, "reason", reason, "error", cause)
+	if !c.dlqs[dl.Topic] {
+		// A per-tenant topic's dead-letter topic is made on first use.
+		c.createTopic(ctx, dl.Topic)
+		c.dlqs[dl.Topic] = true
+	}
 	for n := 1; ; n++ {
-		err := c.client.ProduceSync(ctx, dl).FirstErr()
+		pctx, cancel := context.WithTimeout(ctx, dlqProduceTimeout)
+		err := c.client.ProduceSync(pctx, dl).FirstErr()
+		cancel()
 		if err == nil {
 			return nil
 		}
@@ -408,6 +466,52 @@ func (c *Consumer) deadLetter(ctx context.Context, rec *kgo.Record, cause error,
 	}
 }
 
+// dlqProduceTimeout bounds one attempt at producing a dead letter that
+// has not been sent yet.
+const dlqProduceTimeout = 30 * time.Second
+
+// createTopic creates a topic with the broker's default partitions and
+// replicas, if it does not exist.
+func (c *Consumer) createTopic(ctx context.Context, topic string) {
+	_, err := kadm.NewClient(c.client).CreateTopic(ctx, -1, -1, nil, topic)
+	switch {
+	case errors.Is(err, kerr.TopicAlreadyExists):
+	case err != nil:
+		c.log.Warn("kafka consumer: cannot create the dead-letter topic", "topic", topic, "error", err)
+	default:
+		c.log.Info("kafka consumer: created the dead-letter topic", "topic", topic)
+	}
+}
+
+// deadLetterOrigin is where a dead-lettered record was, or was to be,
+// written: a partition below 0 means it never was (a record the broker
+// refused).
+type deadLetterOrigin struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+// deadLetterHeaders returns a dead letter's headers: the original record's,
+// then why it failed and where it came from.
+func deadLetterHeaders(original []kgo.RecordHeader, from deadLetterOrigin, reason string, cause error, attempts int) []kgo.RecordHeader {
+	msg := cause.Error()
+	if len(msg) > maxDLQErrorBytes {
+		msg = msg[:maxDLQErrorBytes]
+	}
+	h := append(slices.Clone(original),
+		kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(msg)},
+		kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: HeaderDLQOriginalTopic, Value: []byte(from.topic)},
+	)
+	if from.partition >= 0 {
+		h = append(h,
+			kgo.RecordHeader{Key: HeaderDLQOriginalPartition, Value: []byte(strconv.FormatInt(int64(from.partition), 10))},
+			kgo.RecordHeader{Key: HeaderDLQOriginalOffset, Value: []byte(strconv.FormatInt(from.offset, 10))})
+	}
+	return append(h, kgo.RecordHeader{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(attempts))})
+}
+
 // errNoBatch: the handler handles records one by one only.
 var errNoBatch = errors.New("kafka: no batch handling")
 
@@ -419,17 +523,37 @@ type projectionHandler struct {
 
 func (p *projectionHandler) batch(ctx context.Context, recs []*kgo.Record, ds []Delivery) error {
 	events := make([]eventstore.Recorded, len(recs))
+	last := map[entityKey]int{} // the index of each entity's last tombstone
 	for i, rec := range recs {
-		e, err := DecodeCloudEvent(rec.Value)
+		e, err := decodeDomainRecord(rec)
 		if err != nil {
 			return err
 		}
 		events[i] = e
-	}
-	for _, name := range p.names {
-		if err := p.target.ApplyEvents(ctx, name, events); err != nil {
-			return fmt.Errorf("kafka consumer: apply %s: %w", name, err)
+		if e.Erasure() {
+			last[entityKey{e.Tenant, e.StreamID}] = i
 		}
+	}
+	var pending []eventstore.Recorded
+	for i, e := range events {
+		at, erased := last[entityKey{e.Tenant, e.StreamID}]
+		switch {
+		case !e.Erasure() && erased && i < at:
+			// Erased later in this poll: never shown.
+		case !e.Erasure():
+			pending = append(pending, e)
+		case i == at:
+			if err := p.apply(ctx, pending); err != nil {
+				return err
+			}
+			pending = pending[:0]
+			if err := p.erase(ctx, e); err != nil {
+				return err
+			}
+		}
+	}
+	if err := p.apply(ctx, pending); err != nil {
+		return err
 	}
 	for i := range ds {
 		ds[i].Event = events[i]
@@ -438,17 +562,51 @@ func (p *projectionHandler) batch(ctx context.Context, recs []*kgo.Record, ds []
 }
 
 func (p *projectionHandler) one(ctx context.Context, rec *kgo.Record, d *Delivery) error {
-	e, err := DecodeCloudEvent(rec.Value)
+	e, err := decodeDomainRecord(rec)
 	if err != nil {
 		return &permanentError{err}
 	}
 	d.Event = e
+	if e.Erasure() {
+		return p.erase(ctx, e)
+	}
+	return p.apply(ctx, []eventstore.Recorded{e})
+}
+
+// apply applies events to every projection.
+func (p *projectionHandler) apply(ctx context.Context, events []eventstore.Recorded) error {
+	if len(events) == 0 {
+		return nil
+	}
 	for _, name := range p.names {
-		if err := p.target.ApplyEvents(ctx, name, []eventstore.Recorded{e}); err != nil {
+		if err := p.target.ApplyEvents(ctx, name, events); err != nil {
 			return fmt.Errorf("kafka consumer: apply %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// erase erases the entity of an erasure marker from the read models.
+func (p *projectionHandler) erase(ctx context.Context, marker eventstore.Recorded) error {
+	if err := p.target.EraseEntity(ctx, marker.Tenant, marker.StreamID); err != nil {
+		return fmt.Errorf("kafka consumer: erase %s/%s: %w", marker.Tenant, marker.StreamID, err)
+	}
+	return nil
+}
+
+// decodeDomainRecord decodes a record of the domain-events topic: a
+// CloudEvent, or a tombstone, which becomes the erasure marker of the
+// entity its key and tenant header name.
+func decodeDomainRecord(rec *kgo.Record) (eventstore.Recorded, error) {
+	if rec.Value != nil {
+		return DecodeCloudEvent(rec.Value)
+	}
+	tenant := header(rec, HeaderTenant)
+	id, ok := strings.CutPrefix(string(rec.Key), tenant+"/")
+	if tenant == "" || !ok || id == "" {
+		return eventstore.Recorded{}, fmt.Errorf("kafka: tombstone: key %q and tenant header %q do not name an entity", rec.Key, tenant)
+	}
+	return eventstore.Recorded{Tenant: tenant, StreamID: id, Type: eventstore.ErasureType}, nil
 }
 
 // sleep waits d or until ctx ends; it reports whether d elapsed.

@@ -334,7 +334,9 @@ func (f *flakyRecorder) Record(ctx context.Context, cmd tracking.RecordCommand) 
 
 // Valid ingest messages are recorded (a redelivered one is a replay, even
 // without event ids), invalid ones go to the ingest dead-letter topic with
-// the headers, and an unavailable store is waited for.
+// the headers, and an unavailable store is waited for. (The single topic
+// trusts its producers' tenant header: TestIngestTenantTopics has the
+// tenancy.)
 func TestIngest(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -379,7 +381,8 @@ func TestIngest(t *testing.T) {
 	rctx, crash := context.WithCancel(ctx)
 	rec := &flakyRecorder{Recorder: svc, unavailable: map[string]int{"m5": 2}, crashAfter: "m1", cancel: crash,
 		calls: map[string]int{}, results: map[string][]eventstore.AppendResult{}}
-	opts := kafka.ConsumerOptions{MaxAttempts: 3, Backoff: 10 * time.Millisecond}
+	// One topic for every tenant, trusting the producers' tenant header.
+	opts := kafka.ConsumerOptions{MaxAttempts: 3, Backoff: 10 * time.Millisecond, TrustTenantHeader: true}
 	first := newClient(t, cfg, kafka.IngestConsumerOpts(cfg)...)
 	if err := kafka.NewIngestConsumer(first, rec, opts).Run(rctx); err != nil {
 		t.Fatal(err)

@@ -71,21 +71,61 @@ func IngestCommand(m *tracking.AppendRequest, tenant, topic string, partition in
 }
 
 // NewIngestConsumer returns a consumer of the ingest topic that records each
-// message through rec. The tenant is the record's "tenant" header (default
-// opts.DefaultTenant); a traceparent header's trace id is stamped on events
-// without their own. Invalid messages (undecodable, failing validation or a
-// domain rule, conflicting with the stream) go to <topic>.dlq at once;
-// failures of an unavailable store are retried until it is back. The client
-// must be created with IngestConsumerOpts; the caller closes it after Run.
+// message through rec. A message's tenant is one its producer cannot choose
+// unless told to trust it:
+//
+//   - with opts.TenantTopics (a topic per tenant), the tenant whose topic
+//     it is: Kafka ACLs that let each tenant's producer write its own
+//     topic only make the tenant the producer's;
+//   - on a single topic, opts.DefaultTenant;
+//   - on a single topic with opts.TrustTenantHeader, its "tenant" header
+//     (opts.DefaultTenant without one): any producer of the topic can
+//     record events for any tenant.
+//
+// A "tenant" header naming another tenant than the message's goes to
+// <topic>.dlq (ReasonTenantMismatch). A traceparent header's trace id is
+// stamped on events without their own. Invalid messages (undecodable,
+// failing validation or a domain rule, conflicting with the stream) go to
+// <topic>.dlq at once; failures of an unavailable store are retried until
+// it is back. The client must be created with IngestConsumerOpts; the
+// caller closes it after Run.
 func NewIngestConsumer(client *kgo.Client, rec Recorder, opts ConsumerOptions) *Consumer {
 	c := newConsumer(client, nil, opts)
-	c.h = &ingestHandler{rec: rec, defaultTenant: c.opts.DefaultTenant}
+	c.h = &ingestHandler{rec: rec, defaultTenant: c.opts.DefaultTenant, tenantTopics: opts.TenantTopics,
+		trustHeader: opts.TrustTenantHeader && opts.TenantTopics == ""}
 	return c
 }
+
+// errTenantMismatch: an ingest message's tenant header names another
+// tenant than the message's.
+var errTenantMismatch = errors.New("the tenant header names another tenant than the message's")
 
 type ingestHandler struct {
 	rec           Recorder
 	defaultTenant string
+	tenantTopics  string
+	trustHeader   bool
+}
+
+// tenant returns the tenant of an ingest message (see NewIngestConsumer).
+func (h *ingestHandler) tenant(rec *kgo.Record) (string, error) {
+	claimed := header(rec, HeaderIngestTenant)
+	owner := h.defaultTenant
+	switch {
+	case h.tenantTopics != "":
+		t, ok := TenantOfIngestTopic(h.tenantTopics, rec.Topic)
+		if !ok {
+			return "", fmt.Errorf("kafka: topic %s is no tenant's ingest topic (%s)", rec.Topic, h.tenantTopics)
+		}
+		owner = t
+	case h.trustHeader && claimed != "":
+		return claimed, nil
+	}
+	if claimed != "" && claimed != owner {
+		return "", fmt.Errorf("kafka: ingest message: %w: topic %s is tenant %q's, the header names %q",
+			errTenantMismatch, rec.Topic, owner, claimed)
+	}
+	return owner, nil
 }
 
 // errBatchItemFailed: an item of an ingest batch failed; the partition's
@@ -125,9 +165,9 @@ func (h *ingestHandler) command(rec *kgo.Record, d *Delivery) (tracking.RecordCo
 	if err != nil {
 		return tracking.RecordCommand{}, &permanentError{err}
 	}
-	tenant := header(rec, HeaderIngestTenant)
-	if tenant == "" {
-		tenant = h.defaultTenant
+	tenant, err := h.tenant(rec)
+	if err != nil {
+		return tracking.RecordCommand{}, &permanentError{err}
 	}
 	cmd, err := IngestCommand(&m, tenant, rec.Topic, rec.Partition, rec.Offset)
 	if err != nil {

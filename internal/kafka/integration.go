@@ -174,6 +174,11 @@ func (d *deriver) derive(ctx context.Context, r eventstore.Recorded) ([]tracking
 	return tracking.IntegrationEvents(prev.view, view, r), nil
 }
 
+// forget stages an entity's erasure: its next life starts from nothing.
+func (d *deriver) forget(tenant, id string) {
+	d.staged[entityKey{tenant, id}] = folded{}
+}
+
 func (d *deriver) commit() {
 	for k, f := range d.staged {
 		d.cache.put(k, f)

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -41,7 +42,59 @@ const (
 type Topics struct {
 	DomainEvents      string // Kafka.Topics.DomainEvents
 	IntegrationEvents string // Kafka.Topics.IntegrationEvents; "" publishes none
-	Ingest            string // Kafka.Topics.Ingest; "" = no ingest topic
+	// Ingest is Kafka.Topics.Ingest; "" = no ingest topic. With
+	// TenantPlaceholder in it, it is a pattern naming one topic per tenant
+	// (IngestTopic), and a message's tenant is its topic's.
+	Ingest string
+}
+
+// TenantPlaceholder stands for the tenant in a per-tenant ingest topic
+// pattern, as in "tracktrace.ingest.{tenant}".
+const TenantPlaceholder = "{tenant}"
+
+// tenantInTopic is what a tenant may be in a topic name: the characters
+// Kafka allows in one.
+const tenantInTopic = `[A-Za-z0-9._-]+`
+
+// PerTenantIngest reports whether an ingest topic setting is a per-tenant
+// pattern.
+func PerTenantIngest(ingest string) bool { return strings.Contains(ingest, TenantPlaceholder) }
+
+// IngestTopic is the ingest topic of a tenant under a per-tenant pattern.
+func IngestTopic(pattern, tenant string) string {
+	return strings.Replace(pattern, TenantPlaceholder, tenant, 1)
+}
+
+// ValidateIngestTopic checks an ingest topic setting: a topic name, or a
+// pattern with TenantPlaceholder once that makes topic names.
+func ValidateIngestTopic(ingest string) error {
+	if n := strings.Count(ingest, TenantPlaceholder); n > 1 {
+		return fmt.Errorf("kafka: ingest topic %q names %s %d times, want at most once", ingest, TenantPlaceholder, n)
+	}
+	if !regexp.MustCompile(`^` + tenantInTopic + `$`).MatchString(IngestTopic(ingest, "t")) {
+		return fmt.Errorf("kafka: ingest topic %q: a topic name has letters, digits, '.', '_' and '-' only", ingest)
+	}
+	return nil
+}
+
+// ingestRegex matches the topics of a per-tenant pattern; its group 1 is
+// the tenant.
+func ingestRegex(pattern string) *regexp.Regexp {
+	prefix, suffix, _ := strings.Cut(pattern, TenantPlaceholder)
+	return regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `(` + tenantInTopic + `)` + regexp.QuoteMeta(suffix) + `$`)
+}
+
+// TenantOfIngestTopic returns the tenant whose topic, under a per-tenant
+// pattern, topic is; false when it is none (a dead-letter topic is none).
+func TenantOfIngestTopic(pattern, topic string) (string, bool) {
+	if strings.HasSuffix(topic, DLQSuffix) {
+		return "", false
+	}
+	m := ingestRegex(pattern).FindStringSubmatch(topic)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }
 
 // Config is what the Kafka clients need from the Kafka configuration section.
@@ -102,6 +155,11 @@ func (c Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("kafka: no bootstrap servers"))
 	}
+	if c.Topics.Ingest != "" {
+		if err := ValidateIngestTopic(c.Topics.Ingest); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.EnableAutoCommit {
 		errs = append(errs, errors.New("kafka: EnableAutoCommit must be false: offsets are committed after the read-model transaction"))
 	}
@@ -144,10 +202,16 @@ func ProjectionConsumerOpts(cfg Config) []kgo.Opt {
 }
 
 // IngestConsumerOpts are the options of the client of an ingest Consumer:
-// group IngestGroupID on the ingest topic.
+// group IngestGroupID on the ingest topic or, with a per-tenant pattern, on
+// every tenant's topic (by regular expression, dead-letter topics left
+// out; a new tenant's topic is found within IngestTopicsRefresh).
 func IngestConsumerOpts(cfg Config) []kgo.Opt {
 	cfg = cfg.withDefaults()
-	return append(consumerOpts(cfg.IngestGroupID, cfg.AutoOffsetReset, cfg.Topics.Ingest), sessionTimeout(cfg)...)
+	if !PerTenantIngest(cfg.Topics.Ingest) {
+		return append(consumerOpts(cfg.IngestGroupID, cfg.AutoOffsetReset, cfg.Topics.Ingest), sessionTimeout(cfg)...)
+	}
+	return append(append(consumerOpts(cfg.IngestGroupID, cfg.AutoOffsetReset, ingestRegex(cfg.Topics.Ingest).String()),
+		kgo.ConsumeRegex(), kgo.ConsumeExcludeTopics(regexp.QuoteMeta(DLQSuffix)+`$`), kgo.MetadataMaxAge(IngestTopicsRefresh)), sessionTimeout(cfg)...)
 }
 
 // sessionTimeout is the group option of Config.SessionTimeout, if set.
@@ -157,6 +221,10 @@ func sessionTimeout(cfg Config) []kgo.Opt {
 	}
 	return []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)}
 }
+
+// IngestTopicsRefresh is how often an ingest consumer of per-tenant topics
+// looks for new ones.
+const IngestTopicsRefresh = 30 * time.Second
 
 func consumerOpts(group, reset, topic string) []kgo.Opt {
 	start := kgo.NewOffset().AtStart()
@@ -177,13 +245,16 @@ func DLQTopic(topic string) string { return topic + DLQSuffix }
 
 // TopicNames lists the topics the configuration uses: domain events and its
 // dead-letter topic, integration events, ingest and its dead-letter topic.
+// Per-tenant ingest topics are not among them: whoever provisions a tenant
+// creates its topic (and the ACL that lets its producer write it); the
+// consumer creates a tenant's dead-letter topic when it first needs it.
 func TopicNames(cfg Config) []string {
 	cfg = cfg.withDefaults()
 	out := []string{cfg.Topics.DomainEvents, DLQTopic(cfg.Topics.DomainEvents)}
 	if cfg.Topics.IntegrationEvents != "" {
 		out = append(out, cfg.Topics.IntegrationEvents)
 	}
-	if cfg.Topics.Ingest != "" {
+	if cfg.Topics.Ingest != "" && !PerTenantIngest(cfg.Topics.Ingest) {
 		out = append(out, cfg.Topics.Ingest, DLQTopic(cfg.Topics.Ingest))
 	}
 	return out

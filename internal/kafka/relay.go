@@ -1,13 +1,16 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -73,6 +76,10 @@ type RelayOptions struct {
 	// OnPublished, when set, is called after each acknowledged and
 	// checkpointed batch (metrics).
 	OnPublished func(events []eventstore.Recorded)
+	// OnDeadLettered, when set, is called for each record the broker
+	// acknowledged on a dead-letter topic instead of its own (metrics):
+	// topic is the record's own, reason a Reason constant.
+	OnDeadLettered func(topic, reason string)
 }
 
 // RelayStatus reports on a relay, for health checks and metrics.
@@ -81,6 +88,9 @@ type RelayStatus struct {
 	Active bool
 	// Published counts the events this process published and checkpointed.
 	Published int64
+	// DeadLettered counts the records this process wrote to the
+	// dead-letter topic instead (ReasonMessageTooLarge).
+	DeadLettered int64
 	// LastError is the error of the last failed batch, cleared by the next
 	// successful one.
 	LastError   string
@@ -191,15 +201,19 @@ func (r *Relay) Backlog(ctx context.Context) (eventstore.Backlog, error) {
 func (r *Relay) Run(ctx context.Context) error { return r.follower.Run(ctx) }
 
 // publish is the relay's effect on a batch: produce its records, wait for
-// every acknowledgement, and only then move the checkpoint.
+// every acknowledgement, and only then move the checkpoint. A record too
+// large for the broker is acknowledged by its dead letter instead.
 func (r *Relay) publish(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error {
 	defer r.derive.discard()
-	records, spans, err := r.records(ctx, events)
+	records, sources, spans, err := r.records(ctx, events)
 	if err != nil {
 		endSpans(spans, err)
 		return err
 	}
-	err = r.produce(ctx, records)
+	results, err := r.produce(ctx, records)
+	if err == nil {
+		err = r.settle(ctx, results, sources)
+	}
 	endSpans(spans, err)
 	if err != nil {
 		return fmt.Errorf("kafka relay: produce: %w", err)
@@ -222,38 +236,143 @@ func (r *Relay) publish(ctx context.Context, from eventstore.Cursor, events []ev
 }
 
 // records builds the batch's records: each domain event, followed by the
-// integration events it causes.
-func (r *Relay) records(ctx context.Context, events []eventstore.Recorded) (_ []*kgo.Record, spans []trace.Span, _ error) {
+// integration events it causes; sources holds the event each record is
+// made of.
+func (r *Relay) records(ctx context.Context, events []eventstore.Recorded) (_ []*kgo.Record, sources map[*kgo.Record]*eventstore.Recorded, spans []trace.Span, _ error) {
 	integration := r.opts.IntegrationTopic != "" && (r.opts.IntegrationEvents == nil || r.opts.IntegrationEvents())
 	out := make([]*kgo.Record, 0, len(events)*2)
-	for _, e := range events {
-		value, err := EncodeCloudEventFrom(r.opts.Source, e)
+	sources = make(map[*kgo.Record]*eventstore.Recorded, len(events)*2)
+	for i := range events {
+		e := &events[i]
+		if e.Erasure() {
+			rec := tombstone(r.opts.DomainTopic, *e)
+			out = append(out, rec)
+			sources[rec] = e
+			r.derive.forget(e.Tenant, e.StreamID)
+			continue
+		}
+		value, err := EncodeCloudEventFrom(r.opts.Source, *e)
 		if err != nil {
-			return nil, spans, fmt.Errorf("kafka relay: event %s: %w", e.ID, err)
+			return nil, nil, spans, fmt.Errorf("kafka relay: event %s: %w", e.ID, err)
 		}
 		key := []byte(e.Tenant + "/" + e.StreamID)
-		tp, span := r.traceParent(ctx, e)
+		tp, span := r.traceParent(ctx, *e)
 		if span != nil {
 			spans = append(spans, span)
 		}
-		headers := recordHeaders(e, tp)
-		out = append(out, &kgo.Record{Topic: r.opts.DomainTopic, Key: key, Value: value, Headers: headers})
+		headers := recordHeaders(*e, tp)
+		rec := &kgo.Record{Topic: r.opts.DomainTopic, Key: key, Value: value, Headers: headers}
+		out = append(out, rec)
+		sources[rec] = e
 		if !integration {
 			continue
 		}
-		ds, err := r.derive.derive(ctx, e)
+		ds, err := r.derive.derive(ctx, *e)
 		if err != nil {
-			return nil, spans, err
+			return nil, nil, spans, err
 		}
 		for _, d := range ds {
-			v, err := encodeIntegration(r.opts.Source, e, d)
+			v, err := encodeIntegration(r.opts.Source, *e, d)
 			if err != nil {
-				return nil, spans, fmt.Errorf("kafka relay: event %s: %w", e.ID, err)
+				return nil, nil, spans, fmt.Errorf("kafka relay: event %s: %w", e.ID, err)
 			}
-			out = append(out, &kgo.Record{Topic: r.opts.IntegrationTopic, Key: key, Value: v, Headers: headers})
+			rec := &kgo.Record{Topic: r.opts.IntegrationTopic, Key: key, Value: v, Headers: headers}
+			out = append(out, rec)
+			sources[rec] = e
 		}
 	}
-	return out, spans, nil
+	return out, sources, spans, nil
+}
+
+// tooLarge reports a record that a broker, or the producer itself
+// (ProducerBatchMaxBytes), refuses for its size: retrying cannot help.
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
+}
+
+// settle checks the produce results of a batch: nil when every record was
+// acknowledged, or refused for its size and then acknowledged on its own or
+// dead-lettered (ReasonMessageTooLarge); otherwise the first other failure,
+// and the batch is retried.
+func (r *Relay) settle(ctx context.Context, results kgo.ProduceResults, sources map[*kgo.Record]*eventstore.Recorded) error {
+	var large []kgo.ProduceResult
+	for _, pr := range results {
+		switch {
+		case pr.Err == nil:
+		case tooLarge(pr.Err):
+			large = append(large, pr)
+		default:
+			return pr.Err
+		}
+	}
+	// Results come in the order records finished: put the refused ones
+	// back in log order.
+	slices.SortFunc(large, func(a, b kgo.ProduceResult) int {
+		return cmp.Compare(sources[a.Record].Position, sources[b.Record].Position)
+	})
+	for _, pr := range large {
+		rec := pr.Record
+		// A broker refuses a whole batch for its size: the records it held
+		// with the culprit are tried again alone.
+		alone := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers}
+		res, err := r.produce(ctx, []*kgo.Record{alone})
+		if err != nil {
+			return err
+		}
+		err = res[0].Err
+		if err == nil {
+			r.log.Warn("kafka relay: a batch was too large for the broker; its records were published one by one "+
+				"(the topic's max.message.bytes is below the producer's batch limit, 1,000,012 bytes by default)",
+				"topic", rec.Topic, "error", pr.Err)
+			continue
+		}
+		if !tooLarge(err) {
+			return err
+		}
+		if err := r.deadLetter(ctx, alone, sources[rec], err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deadLetter writes, instead of a record too large to publish, a dead
+// letter of its event's identity (its CloudEvent without data, which would
+// not fit either) to the domain topic's dead-letter topic, with the reason
+// in the headers, and waits for the broker's acknowledgement.
+func (r *Relay) deadLetter(ctx context.Context, rec *kgo.Record, e *eventstore.Recorded, cause error) error {
+	value, err := encodeIdentity(r.opts.Source, *e)
+	if err != nil {
+		return err
+	}
+	dl := &kgo.Record{Topic: DLQTopic(r.opts.DomainTopic), Key: rec.Key, Value: value,
+		Headers: deadLetterHeaders(rec.Headers, deadLetterOrigin{topic: rec.Topic, partition: -1}, ReasonMessageTooLarge, cause, 1)}
+	res, err := r.produce(ctx, []*kgo.Record{dl})
+	if err == nil {
+		err = res[0].Err
+	}
+	if err != nil {
+		return fmt.Errorf("dead-letter event %s: %w", e.ID, err)
+	}
+	r.log.Warn("kafka relay: event too large to publish; dead-lettered its identity", "topic", rec.Topic, "dlq", dl.Topic,
+		"tenant", e.Tenant, "entity", e.StreamID, "version", e.Version, "event_id", e.ID.String(),
+		"bytes", len(rec.Value), "error", cause)
+	r.mu.Lock()
+	r.status.DeadLettered++
+	r.mu.Unlock()
+	if r.opts.OnDeadLettered != nil {
+		r.opts.OnDeadLettered(rec.Topic, ReasonMessageTooLarge)
+	}
+	return nil
+}
+
+// tombstone is the record of an erasure marker: the entity's key with a
+// null value, after all of the entity's records on its partition. A
+// compacted topic drops the key's earlier records for it, and consumers
+// erase the entity (see NewProjectionConsumer).
+func tombstone(topic string, e eventstore.Recorded) *kgo.Record {
+	return &kgo.Record{Topic: topic, Key: []byte(e.Tenant + "/" + e.StreamID),
+		Headers: []kgo.RecordHeader{{Key: HeaderTenant, Value: []byte(e.Tenant)}}}
 }
 
 func recordHeaders(e eventstore.Recorded, traceParent string) []kgo.RecordHeader {
@@ -301,24 +420,25 @@ func endSpans(spans []trace.Span, err error) {
 	}
 }
 
-// produce sends the records and waits until every one is acknowledged, or
-// one failed. Records not yet sent fail after ProduceTimeout; records in
-// flight are waited for (see RelayOptions.ProduceTimeout) unless ctx ends.
-func (r *Relay) produce(ctx context.Context, records []*kgo.Record) error {
+// produce sends the records and waits until every one is acknowledged or
+// failed, and returns their results; the error is ctx's only. Records not
+// yet sent fail after ProduceTimeout; records in flight are waited for (see
+// RelayOptions.ProduceTimeout) unless ctx ends.
+func (r *Relay) produce(ctx context.Context, records []*kgo.Record) (kgo.ProduceResults, error) {
 	pctx, cancel := context.WithTimeout(ctx, r.opts.ProduceTimeout)
-	done := make(chan error, 1)
+	done := make(chan kgo.ProduceResults, 1)
 	go func() {
 		defer cancel()
-		done <- r.client.ProduceSync(pctx, records...).FirstErr()
+		done <- r.client.ProduceSync(pctx, records...)
 	}()
 	slow := time.NewTimer(r.opts.ProduceTimeout + time.Second)
 	defer slow.Stop()
 	for {
 		select {
-		case err := <-done:
-			return err
+		case res := <-done:
+			return res, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-slow.C:
 			// Records already sent cannot be failed without risking
 			// duplicates or reordering: keep waiting, but say why.

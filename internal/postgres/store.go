@@ -546,7 +546,7 @@ func lookup(ctx context.Context, q queryer, tenant string, ids []uuid.UUID) ([]e
 func (s *Store) ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]eventstore.Recorded, error) {
 	return eventstore.ReadStreamWith(ctx, s, tenant, streamID, limit, func() ([]eventstore.Recorded, error) {
 		return s.queryEvents(ctx, "read stream", false, `SELECT `+eventColumns+` FROM events e
-			WHERE e.tenant_id = $1 AND e.stream_id = $2 AND e.version >= $3 ORDER BY e.version LIMIT $4`, tenant, streamID, from, limit)
+			WHERE e.tenant_id = $1 AND e.stream_id = $2 AND e.version >= $3 ORDER BY e.version LIMIT $4`, tenant, streamID, max(from, 1), limit)
 	})
 }
 
@@ -734,8 +734,9 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Cursor, limit int)
 	if err := eventstore.CheckLimit(limit); err != nil {
 		return nil, fmt.Errorf("postgres: read all: %w", err)
 	}
-	return s.queryEvents(ctx, "read all", true, `SELECT `+eventColumns+`, s.entity_type FROM events e
-		JOIN streams s ON s.tenant_id = e.tenant_id AND s.stream_id = e.stream_id
+	// An erasure marker has no stream (left join), or a re-created one.
+	return s.queryEvents(ctx, "read all", true, `SELECT `+eventColumns+`, CASE WHEN e.version > 0 THEN coalesce(s.entity_type, '') ELSE '' END
+		FROM events e LEFT JOIN streams s ON s.tenant_id = e.tenant_id AND s.stream_id = e.stream_id
 		WHERE (e.tx_id, e.position) > ($1::text::xid8, $2::int8)
 		  AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY e.tx_id, e.position LIMIT $3`,
@@ -925,7 +926,13 @@ func (s *Store) Erase(ctx context.Context, tenant, streamID string) (int64, erro
 			return err
 		}
 		n = tag.RowsAffected()
-		_, err = tx.Exec(ctx, `DELETE FROM snapshots WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID)
+		if _, err = tx.Exec(ctx, `DELETE FROM snapshots WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID); err != nil {
+			return err
+		}
+		// Written last, under the stream's lock: after every event of the stream in the log.
+		_, err = tx.Exec(ctx, `INSERT INTO events (tenant_id, stream_id, version, event_id, event_type, schema_version,
+			data, metadata, occurred_at) VALUES ($1, $2, 0, $3, $4, 1, $5, '{}', now())`,
+			tenant, streamID, uuid.New(), eventstore.ErasureType, string(eventstore.ErasureData(n)))
 		return err
 	})
 	if errors.Is(err, eventstore.ErrNotFound) {

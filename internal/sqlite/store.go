@@ -364,7 +364,7 @@ func chunks[T any](s []T, n int) func(yield func([]T) bool) {
 func (s *Store) ReadStream(ctx context.Context, tenant, streamID string, from int64, limit int) ([]eventstore.Recorded, error) {
 	return eventstore.ReadStreamWith(ctx, s, tenant, streamID, limit, func() ([]eventstore.Recorded, error) {
 		return s.queryEvents(ctx, "read stream", false, `SELECT `+eventColumns+` FROM events e
-			WHERE e.tenant_id = ? AND e.stream_id = ? AND e.version >= ? ORDER BY e.version LIMIT ?`, tenant, streamID, from, limit)
+			WHERE e.tenant_id = ? AND e.stream_id = ? AND e.version >= ? ORDER BY e.version LIMIT ?`, tenant, streamID, max(from, 1), limit)
 	})
 }
 
@@ -387,8 +387,9 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Cursor, limit int)
 	if err := eventstore.CheckLimit(limit); err != nil {
 		return nil, fmt.Errorf("sqlite: read all: %w", err)
 	}
-	return s.queryEvents(ctx, "read all", true, `SELECT `+eventColumns+`, s.entity_type FROM events e
-		JOIN streams s ON s.tenant_id = e.tenant_id AND s.stream_id = e.stream_id
+	// An erasure marker has no stream (left join), or a re-created one.
+	return s.queryEvents(ctx, "read all", true, `SELECT `+eventColumns+`, CASE WHEN e.version > 0 THEN coalesce(s.entity_type, '') ELSE '' END
+		FROM events e LEFT JOIN streams s ON s.tenant_id = e.tenant_id AND s.stream_id = e.stream_id
 		WHERE e.position > ? ORDER BY e.position LIMIT ?`, after.Position, limit)
 }
 
@@ -586,6 +587,12 @@ func (s *Store) Erase(ctx context.Context, tenant, streamID string) (int64, erro
 	n, _ := res.RowsAffected()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM snapshots WHERE tenant_id = ? AND stream_id = ?`, tenant, streamID); err != nil {
 		return 0, fmt.Errorf("sqlite: erase: %w", classify(err))
+	}
+	now := time.Now().UnixMicro()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events (tenant_id, stream_id, version, event_id, event_type, schema_version,
+		data, metadata, occurred_at, recorded_at) VALUES (?, ?, 0, ?, ?, 1, ?, '{}', ?, ?)`,
+		tenant, streamID, uuid.NewString(), eventstore.ErasureType, string(eventstore.ErasureData(n)), now, now); err != nil {
+		return 0, fmt.Errorf("sqlite: erase: marker: %w", classify(err))
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("sqlite: erase: %w", classify(err))

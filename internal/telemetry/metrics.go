@@ -29,6 +29,7 @@ type Metrics struct {
 	eventsAppended *prometheus.CounterVec
 	cacheRequests  *prometheus.CounterVec
 	leading        *prometheus.GaugeVec
+	deadLetters    *prometheus.CounterVec
 }
 
 // NewMetrics registers the metric families on reg, each with the constant
@@ -57,8 +58,13 @@ func NewMetrics(reg *prometheus.Registry, constLabels map[string]string) *Metric
 		leading: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tracktrace_follower_active", Help: "1 while this replica leads the follower of the log (projections, kafka-relay, ...): one replica at a time does.",
 		}, []string{"follower"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracktrace_kafka_dead_letters_total",
+			Help: "Records written to a dead-letter topic instead of being published or handled, by their own topic and reason " +
+				"(message_too_large, invalid, retries_exhausted, tenant_mismatch).",
+		}, []string{"topic", "reason"}),
 	}
-	r.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.eventsAppended, m.cacheRequests, m.leading,
+	r.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.eventsAppended, m.cacheRequests, m.leading, m.deadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -99,6 +105,13 @@ func (l observedLeader) TryLead(ctx context.Context, name string) (<-chan struct
 	g.Set(1)
 	// The follower releases after it noticed the loss, too.
 	return lost, func() { g.Set(0); release() }, true, err
+}
+
+// DeadLettered counts one record written to a dead-letter topic: topic is
+// the record's own (configured, so the label set is bounded; per-tenant
+// ingest topics count under their pattern), reason why.
+func (m *Metrics) DeadLettered(topic, reason string) {
+	m.deadLetters.WithLabelValues(topic, reason).Inc()
 }
 
 // statusRecorder captures the status code a handler writes.

@@ -933,21 +933,57 @@ func testErase(t *testing.T, s eventstore.Store) {
 	if found, err := s.Lookup(ctx, ten, []uuid.UUID{evs[0].ID}); err != nil || len(found) != 0 {
 		t.Fatalf("lookup after erase = %v, %v", found, err)
 	}
-	for _, r := range readTenantLog(t, s, ten, eventstore.Cursor{}) {
-		if r.StreamID == "gone" {
-			t.Fatalf("the global log still holds %s v%d", r.StreamID, r.Version)
+	// Of the stream, the log keeps only its erasure marker, after
+	// everything appended before the erasure.
+	checkMarker := func(after int) {
+		t.Helper()
+		log := waitTenantLog(t, s, ten, eventstore.Cursor{}, after+1)
+		if len(log) == 0 {
+			t.Fatal("the tenant's log is empty")
+		}
+		var markers []eventstore.Recorded
+		for _, r := range log {
+			if r.StreamID == "gone" && !r.Erasure() {
+				t.Fatalf("the global log still holds %s v%d (%s)", r.StreamID, r.Version, r.Type)
+			}
+			if r.Erasure() {
+				markers = append(markers, r)
+			}
+		}
+		if len(markers) != 1 || len(log) != after+1 || !log[after].Erasure() {
+			t.Fatalf("the log holds %d erasure markers, the last of %d records being %+v; want one, after the %d records appended before",
+				len(markers), len(log), log[len(log)-1], after)
+		}
+		m := markers[0]
+		if m.Tenant != ten || m.StreamID != "gone" || m.Version != 0 || m.Type != eventstore.ErasureType || m.RecordedAt.IsZero() {
+			t.Fatalf("erasure marker %+v", m)
 		}
 	}
+	checkMarker(2)
 	if got := readAllStream(t, s, ten, "kept"); len(got) != 2 {
 		t.Fatalf("the other stream has %d events after erasure, want 2", len(got))
 	}
 	if _, err := s.Erase(ctx, ten, "gone"); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Fatalf("second erase: %v, want ErrNotFound", err)
 	}
-	// The id can be used again: a new stream from version 1.
+	checkMarker(2)
+	// The id can be used again: a new stream from version 1, without the marker.
 	if res := mustAppend(t, s, req(ten, "gone", eventstore.NoStream, events(1)...)); res.Version != 1 {
 		t.Fatalf("append after erase: version %d, want 1", res.Version)
 	}
+	for _, from := range []int64{0, 1} {
+		if got, err := s.ReadStream(ctx, ten, "gone", from, 10); err != nil || len(got) != 1 || got[0].Version != 1 {
+			t.Fatalf("re-created stream read from %d = %+v, %v; want its one event", from, got, err)
+		}
+	}
+	if l, err := s.LoadStream(ctx, ten, "gone", 10); err != nil || len(l.Events) != 1 || l.Events[0].Version != 1 {
+		t.Fatalf("re-created stream loads as %+v, %v; want its one event", l, err)
+	}
+	// Erased again: one marker, the new one, after the new life's event.
+	if _, err := s.Erase(ctx, ten, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	checkMarker(2)
 }
 
 // RunConcurrentOpen opens several stores on one database at once, as
