@@ -1,13 +1,6 @@
 package check
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tlm/tracktrace/internal/config"
+	"github.com/tlm/tracktrace/internal/kafka/kafkatest"
 )
 
 // These tests load the deployment's settings with the service's own
@@ -226,13 +220,13 @@ func checkKafkaSecurity(t *testing.T, pod corev1.PodSpec, c corev1.Container, cf
 
 // mountSecrets writes, for each Secret volume the container mounts, a file
 // per key its example Secret documents, and returns the directory standing
-// for each mount path. The example holds placeholders, so the files hold a
-// certificate and key made here (what tls.crt, tls.key and ca.crt are in a
-// real one): the service's validation, which reads the files its settings
+// for each mount path. The example holds placeholders, so the files hold
+// certificates and a key made here (kafkatest: a CA for ca.crt, a client
+// certificate and key for tls.crt and tls.key): the service's validation, which reads the files its settings
 // name, then proves each one lies in a mounted Secret that has it.
 func mountSecrets(t *testing.T, objs []object, pod corev1.PodSpec, c corev1.Container) map[string]string {
 	t.Helper()
-	certPEM, keyPEM := selfSignedPEM(t)
+	pki := kafkatest.NewPKI(t)
 	mounted := map[string]string{}
 	for _, m := range c.VolumeMounts {
 		vol := volume(pod, m.Name)
@@ -245,36 +239,18 @@ func mountSecrets(t *testing.T, objs []object, pod corev1.PodSpec, c corev1.Cont
 		}
 		dir := t.TempDir()
 		for key := range secret.StringData {
-			content := certPEM
-			if strings.HasSuffix(key, ".key") {
-				content = keyPEM
+			from := pki.CAFile
+			switch {
+			case strings.HasSuffix(key, ".key"):
+				from = pki.ClientKeyFile
+			case key == "tls.crt":
+				from = pki.ClientCertFile
 			}
-			if err := os.WriteFile(filepath.Join(dir, key), content, 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, key), readFile(t, from), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
 		mounted[strings.TrimSuffix(m.MountPath, "/")] = dir
 	}
 	return mounted
-}
-
-// selfSignedPEM returns a self-signed CA certificate and its key, as PEM.
-func selfSignedPEM(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "deploy check"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
