@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -31,6 +32,9 @@ type kafkaParts struct {
 	// start (the broker was not up yet): run retries it until it succeeds.
 	ensureTopics func(ctx context.Context) error
 	log          *slog.Logger
+	// security describes how the clients connect (kafka.Security.String),
+	// for the errors an operator reads when they cannot.
+	security string
 }
 
 // kafkaFeedsProjections reports whether the projections read the Kafka
@@ -48,10 +52,23 @@ func kafkaFeedsProjections(cfg *config.Config) bool {
 // kafkaConfig is the Kafka section as the kafka package takes it.
 func kafkaConfig(cfg *config.Config) kafka.Config {
 	return kafka.Config{Brokers: cfg.Kafka.Brokers(), ClientID: "tracktrace",
+		Security: kafkaSecurity(cfg.Kafka.Security),
 		Topics: kafka.Topics{DomainEvents: cfg.Kafka.Topics.DomainEvents, IntegrationEvents: cfg.Kafka.Topics.IntegrationEvents,
 			Ingest: cfg.Kafka.Topics.Ingest},
 		GroupID: cfg.Kafka.Consumer.GroupID, AutoOffsetReset: cfg.Kafka.Consumer.AutoOffsetReset,
 		EnableAutoCommit: cfg.Kafka.Consumer.EnableAutoCommit, SessionTimeout: time.Duration(cfg.Kafka.Consumer.SessionTimeout)}
+}
+
+// kafkaSecurity is Kafka.Security as the kafka package takes it.
+func kafkaSecurity(s config.KafkaSecurity) kafka.Security {
+	var sec kafka.Security
+	if s.TLS.Enabled {
+		sec.TLS = &kafka.TLS{CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile, ServerName: s.TLS.ServerName}
+	}
+	if s.SASL.Mechanism != "" {
+		sec.SASL = &kafka.SASL{Mechanism: s.SASL.Mechanism, Username: s.SASL.Username, Password: s.SASL.Password}
+	}
+	return sec
 }
 
 // startKafka builds the relay (always, when Kafka is configured), the
@@ -60,17 +77,18 @@ func kafkaConfig(cfg *config.Config) kafka.Config {
 func startKafka(ctx context.Context, cfg *config.Config, features *config.Features, store eventstore.Store, views *readmodel.Store, leader projection.Leader, svc *tracking.Service,
 	metrics *telemetry.Metrics, tp trace.TracerProvider, onApplied func([]eventstore.Recorded), log *slog.Logger) (*kafkaParts, error) {
 	kc := kafkaConfig(cfg)
-	parts := &kafkaParts{log: log}
+	parts := &kafkaParts{log: log, security: kc.Security.String()}
 	producer, err := kafka.NewClient(kc)
 	if err != nil {
 		return nil, err
 	}
 	parts.clients = append(parts.clients, producer)
+	log.Info("kafka: connecting", "brokers", kc.Brokers, "security", parts.security)
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	if err := kafka.EnsureTopics(tctx, producer, kc); err != nil {
 		// The relay and the consumers retry until the topics exist; run
 		// goes on creating them meanwhile.
-		log.Warn("kafka: cannot create the topics now; retrying in the background", "error", err)
+		log.Warn("kafka: cannot create the topics now; retrying in the background", "security", parts.security, "error", err)
 		parts.ensureTopics = func(ctx context.Context) error { return kafka.EnsureTopics(ctx, producer, kc) }
 	}
 	cancel()
@@ -189,5 +207,12 @@ func (k *kafkaParts) close() {
 	}
 }
 
-// ping checks that a broker answers.
-func (k *kafkaParts) ping(ctx context.Context) error { return k.clients[0].Ping(ctx) }
+// ping checks that a broker answers, naming how the client connected when
+// it does not (a broker that hangs up on a wrong password says no more than
+// EOF).
+func (k *kafkaParts) ping(ctx context.Context) error {
+	if err := k.clients[0].Ping(ctx); err != nil {
+		return fmt.Errorf("kafka (%s): %w", k.security, err)
+	}
+	return nil
+}

@@ -347,10 +347,11 @@ func TestPoisonMessagesEndInDeadLetterTopics(t *testing.T) {
 	}
 }
 
-// consumeOne returns the first record of a topic (waiting up to 20 s).
-func consumeOne(t *testing.T, brokers []string, topic string) *kgo.Record {
+// consumeOne returns the first record of a topic (waiting up to 20 s);
+// opts add to the reader's options (TLS, SASL).
+func consumeOne(t *testing.T, brokers []string, topic string, opts ...kgo.Opt) *kgo.Record {
 	t.Helper()
-	cl := topicReader(t, brokers, topic)
+	cl := topicReader(t, brokers, topic, opts...)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
@@ -424,11 +425,11 @@ func TestRedisOutage(t *testing.T) {
 }
 
 // topicReader returns a client reading a topic from its start, closed at the
-// test's end.
-func topicReader(t *testing.T, brokers []string, topic string) *kgo.Client {
+// test's end; opts add to its options (TLS, SASL).
+func topicReader(t *testing.T, brokers []string, topic string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

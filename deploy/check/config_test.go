@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tlm/tracktrace/internal/config"
+	"github.com/tlm/tracktrace/internal/kafka/kafkatest"
 )
 
 // These tests load the deployment's settings with the service's own
@@ -20,16 +21,27 @@ import (
 // Production refuses fails here rather than at the first rollout.
 
 // podEnvironment resolves a container's env as the kubelet would, taking
-// secrets from the example Secret and config maps from the manifests.
-func podEnvironment(t *testing.T, objs []object, c corev1.Container) []string {
+// secrets from the example Secrets and config maps from the manifests.
+// Values naming a file under a mounted Secret are moved to mounted, where
+// mountSecrets put that Secret's files.
+func podEnvironment(t *testing.T, objs []object, c corev1.Container, mounted map[string]string) []string {
 	t.Helper()
-	secret := find[*corev1.Secret](t, objs, "db-secrets")
 	var env []string
 	for _, e := range c.Env {
 		switch {
 		case e.ValueFrom == nil:
-			env = append(env, e.Name+"="+e.Value)
+			v := e.Value
+			for mountPath, dir := range mounted {
+				if rest, ok := strings.CutPrefix(v, mountPath+"/"); ok {
+					v = filepath.Join(dir, rest)
+				}
+			}
+			env = append(env, e.Name+"="+v)
 		case e.ValueFrom.SecretKeyRef != nil:
+			secret := exampleSecretNamed(objs, e.ValueFrom.SecretKeyRef.Name)
+			if secret == nil {
+				t.Fatalf("%s: env %s: secret %s is not in %s", c.Name, e.Name, e.ValueFrom.SecretKeyRef.Name, exampleSecret)
+			}
 			if v, ok := secret.StringData[e.ValueFrom.SecretKeyRef.Key]; ok {
 				env = append(env, e.Name+"="+v)
 			}
@@ -57,7 +69,8 @@ func loadPodConfig(t *testing.T, objs []object, c corev1.Container) *config.Conf
 	if err := os.WriteFile(file, []byte(cm.Data[filepath.Base(c.Args[i+1])]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(config.Options{File: file, Environ: podEnvironment(t, objs, c)})
+	pod := find[*appsv1.Deployment](t, objs, appName).Spec.Template.Spec
+	cfg, err := config.Load(config.Options{File: file, Environ: podEnvironment(t, objs, c, mountSecrets(t, objs, pod, c))})
 	if err != nil {
 		t.Fatalf("%s: the service rejects its configuration: %v", c.Name, err)
 	}
@@ -90,6 +103,7 @@ func TestDeploymentConfigurationLoads(t *testing.T) {
 		if _, err := config.ParseRedis(cfg.ConnectionStrings.Redis); err != nil {
 			t.Errorf("api: ConnectionStrings.Redis: %v", err)
 		}
+		checkKafkaSecurity(t, pod, c, cfg)
 		if !strings.HasSuffix(cfg.Server.Address, ":8080") {
 			t.Errorf("api: Server.Address %s, but the probes and Service use 8080", cfg.Server.Address)
 		}
@@ -162,4 +176,81 @@ func TestECSEnvironmentNamesAreSettings(t *testing.T) {
 	for _, w := range cfg.Warnings {
 		t.Errorf("ECS task environment: %s", w)
 	}
+}
+
+// checkKafkaSecurity asserts the API reaches Kafka over TLS with SASL, as
+// a shared production cluster requires: the credentials from a Secret
+// (never inline), the brokers' authority from a mounted Secret.
+func checkKafkaSecurity(t *testing.T, pod corev1.PodSpec, c corev1.Container, cfg *config.Config) {
+	t.Helper()
+	sec := cfg.Kafka.Security
+	if !sec.TLS.Enabled {
+		t.Errorf("%s: Kafka without TLS (Kafka__Security__TLS__Enabled)", c.Name)
+	}
+	switch sec.SASL.Mechanism {
+	case config.SASLAWSMSKIAM:
+		return // IRSA: no credentials in the pod spec
+	case config.SASLPlain, config.SASLScramSHA256, config.SASLScramSHA512:
+	default:
+		t.Errorf("%s: Kafka SASL mechanism %q: want SCRAM, PLAIN or AWS_MSK_IAM", c.Name, sec.SASL.Mechanism)
+	}
+	for _, name := range []string{"Kafka__Security__SASL__Username", "Kafka__Security__SASL__Password"} {
+		i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+		if i < 0 || c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.SecretKeyRef == nil {
+			t.Errorf("%s: %s must come from a Secret (secretKeyRef)", c.Name, name)
+		}
+	}
+	if sec.SASL.Password == "" {
+		t.Errorf("%s: Kafka SASL without a password", c.Name)
+	}
+	// The CA file lies in a Secret mounted read-only; that it exists there
+	// (a key of the Secret) loading proved, as mountSecrets wrote only those.
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "Kafka__Security__TLS__CAFile" })
+	var inSecret bool
+	for _, m := range c.VolumeMounts {
+		vol := volume(pod, m.Name)
+		if i >= 0 && vol != nil && vol.Secret != nil && m.ReadOnly && strings.HasPrefix(c.Env[i].Value, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			inSecret = true
+		}
+	}
+	if !inSecret {
+		t.Errorf("%s: Kafka__Security__TLS__CAFile must name a file of a Secret mounted read-only", c.Name)
+	}
+}
+
+// mountSecrets writes, for each Secret volume the container mounts, a file
+// per key its example Secret documents, and returns the directory standing
+// for each mount path. The example holds placeholders, so the files hold
+// certificates and a key made here (kafkatest: a CA for ca.crt, a client
+// certificate and key for tls.crt and tls.key): the service's validation, which reads the files its settings
+// name, then proves each one lies in a mounted Secret that has it.
+func mountSecrets(t *testing.T, objs []object, pod corev1.PodSpec, c corev1.Container) map[string]string {
+	t.Helper()
+	pki := kafkatest.NewPKI(t)
+	mounted := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		vol := volume(pod, m.Name)
+		if vol == nil || vol.Secret == nil {
+			continue
+		}
+		secret := exampleSecretNamed(objs, vol.Secret.SecretName)
+		if secret == nil {
+			t.Fatalf("%s: volume %s mounts secret %s, which %s does not document", c.Name, m.Name, vol.Secret.SecretName, exampleSecret)
+		}
+		dir := t.TempDir()
+		for key := range secret.StringData {
+			from := pki.CAFile
+			switch {
+			case strings.HasSuffix(key, ".key"):
+				from = pki.ClientKeyFile
+			case key == "tls.crt":
+				from = pki.ClientCertFile
+			}
+			if err := os.WriteFile(filepath.Join(dir, key), readFile(t, from), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mounted[strings.TrimSuffix(m.MountPath, "/")] = dir
+	}
+	return mounted
 }

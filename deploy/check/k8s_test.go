@@ -434,14 +434,13 @@ func TestDeployment(t *testing.T) {
 	}
 
 	// Every reference resolves: Secrets to the example, ConfigMaps to manifests.
-	secret := find[*corev1.Secret](t, objs, "db-secrets")
 	for _, ctr := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
 		for _, e := range ctr.Env {
 			if e.ValueFrom == nil {
 				continue
 			}
 			if r := e.ValueFrom.SecretKeyRef; r != nil && (r.Optional == nil || !*r.Optional) {
-				if r.Name != secret.Name || secret.StringData[r.Key] == "" {
+				if secret := exampleSecretNamed(objs, r.Name); secret == nil || secret.StringData[r.Key] == "" {
 					t.Errorf("%s: env %s needs secret %s key %s, which %s does not document", ctr.Name, e.Name, r.Name, r.Key, exampleSecret)
 				}
 			}
@@ -453,6 +452,17 @@ func TestDeployment(t *testing.T) {
 			}
 		}
 	}
+}
+
+// exampleSecretNamed returns the Secret of that name in the example file,
+// or nil.
+func exampleSecretNamed(objs []object, name string) *corev1.Secret {
+	for _, o := range objs {
+		if s, ok := o.obj.(*corev1.Secret); ok && o.file == exampleSecret && s.Name == name {
+			return s
+		}
+	}
+	return nil
 }
 
 func ptrString[T any](p *T) string {

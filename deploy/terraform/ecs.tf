@@ -22,7 +22,11 @@ locals {
   # tracktrace's defaults, which match the seed's appsettings.json.
   container_environment = [
     { name = "ASPNETCORE_ENVIRONMENT", value = "Production" },
-    { name = "Kafka__BootstrapServers", value = aws_msk_cluster.kafka.bootstrap_brokers_tls },
+    # MSK with IAM authentication (msk.tf): TLS, SASL AWS_MSK_IAM, the
+    # task role's credentials from the ECS credentials endpoint.
+    { name = "Kafka__BootstrapServers", value = aws_msk_cluster.kafka.bootstrap_brokers_sasl_iam },
+    { name = "Kafka__Security__TLS__Enabled", value = "true" },
+    { name = "Kafka__Security__SASL__Mechanism", value = "AWS_MSK_IAM" },
     { name = "Authentication__Authority", value = var.authentication_authority },
     { name = "Authentication__Audience", value = var.authentication_audience },
     { name = "Monitoring__Metrics__Tags__service", value = "tracktrace-api" },

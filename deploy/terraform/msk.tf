@@ -1,6 +1,9 @@
 # Kafka (MSK): TLS between clients and brokers and between brokers,
-# encrypted at rest with the platform key. Clients use bootstrap_brokers_tls
-# (port 9094).
+# encrypted at rest with the platform key. Clients authenticate with IAM
+# (SASL AWS_MSK_IAM over TLS, bootstrap_brokers_sasl_iam, port 9098): the
+# tasks sign in with their task role (iam.tf grants it the cluster, the
+# topics and the consumer groups), so there is no Kafka password to keep.
+# The service is told so in ecs.tf (Kafka__Security__*).
 
 resource "aws_cloudwatch_log_group" "kafka" {
   name              = "/msk/${var.name_prefix}"
@@ -43,6 +46,14 @@ resource "aws_msk_cluster" "kafka" {
   configuration_info {
     arn      = aws_msk_configuration.kafka.arn
     revision = aws_msk_configuration.kafka.latest_revision
+  }
+
+  client_authentication {
+    unauthenticated = false
+
+    sasl {
+      iam = true
+    }
   }
 
   encryption_info {

@@ -38,9 +38,14 @@ output "eventstore_reader_endpoint" {
   value       = aws_rds_cluster.eventstore.reader_endpoint
 }
 
-output "kafka_bootstrap_brokers_tls" {
-  description = "MSK bootstrap brokers (TLS)."
-  value       = aws_msk_cluster.kafka.bootstrap_brokers_tls
+output "kafka_bootstrap_brokers_sasl_iam" {
+  description = "MSK bootstrap brokers for IAM authentication (TLS, SASL AWS_MSK_IAM, port 9098): Kafka__BootstrapServers with Kafka__Security__TLS__Enabled=true and Kafka__Security__SASL__Mechanism=AWS_MSK_IAM."
+  value       = aws_msk_cluster.kafka.bootstrap_brokers_sasl_iam
+}
+
+output "task_role_arn" {
+  description = "IAM task role: the identity the service signs in to MSK with."
+  value       = aws_iam_role.task.arn
 }
 
 output "redis_primary_endpoint" {

@@ -1,5 +1,5 @@
 # Traffic: clients -> ALB (443, 80 redirect, 8443 blue/green test listener)
-# -> tasks (8080) -> Aurora (5432), MSK (9094 TLS), Redis (6379 TLS).
+# -> tasks (8080) -> Aurora (5432), MSK (9098 TLS + IAM), Redis (6379 TLS).
 
 resource "aws_security_group" "alb" {
   name        = "${var.name_prefix}-alb"
@@ -93,11 +93,11 @@ resource "aws_security_group" "kafka" {
 
 resource "aws_vpc_security_group_ingress_rule" "kafka_from_service" {
   security_group_id            = aws_security_group.kafka.id
-  description                  = "Kafka over TLS from the API tasks"
+  description                  = "Kafka over TLS with IAM authentication from the API tasks"
   referenced_security_group_id = aws_security_group.service.id
   ip_protocol                  = "tcp"
-  from_port                    = 9094
-  to_port                      = 9094
+  from_port                    = 9098
+  to_port                      = 9098
 }
 
 resource "aws_vpc_security_group_ingress_rule" "kafka_internal" {

@@ -87,10 +87,13 @@ type CacheSettings struct {
 type Kafka struct {
 	// BootstrapServers is a comma-separated host:port list; empty turns Kafka off.
 	BootstrapServers string
-	Topics           Topics   // topic names
-	Consumer         Consumer // projection feed
-	Producer         Producer // relay
-	Ingest           Ingest   // the ingest topic's trust model
+	// Security is how every Kafka client connects: TLS and SASL. Empty
+	// connects in plaintext, without authentication.
+	Security KafkaSecurity
+	Topics   Topics   // topic names
+	Consumer Consumer // projection feed
+	Producer Producer // relay
+	Ingest   Ingest   // the ingest topic's trust model
 }
 
 // IngestTenantPlaceholder in Kafka.Topics.Ingest makes it a topic per
@@ -104,6 +107,61 @@ type Ingest struct {
 	// any producer allowed to write the topic can set to any tenant.
 	// Without it, a single topic's messages are the default tenant's.
 	TrustProducerTenantHeader bool
+}
+
+// KafkaSecurity configures encryption and authentication of the
+// connections to the brokers. Configured security is never dropped: a
+// setting that cannot be honoured is a validation problem, not a fallback
+// to plaintext.
+type KafkaSecurity struct {
+	TLS  KafkaTLS
+	SASL KafkaSASL
+}
+
+// KafkaTLS configures TLS to the brokers.
+type KafkaTLS struct {
+	// Enabled dials the brokers with TLS (1.2 or later). It must be set for
+	// the other TLS settings to apply.
+	Enabled bool
+	// CAFile is a PEM file of the certificate authorities that sign the
+	// brokers' certificates; empty trusts the system's roots (enough for
+	// Amazon MSK, whose certificates are publicly trusted).
+	CAFile string
+	// CertFile and KeyFile are the PEM client certificate and its private
+	// key, for brokers that authenticate clients by certificate (mutual
+	// TLS); both or neither. They are re-read at every connection, so a
+	// rotated certificate is used without a restart.
+	CertFile string
+	KeyFile  string
+	// ServerName is the name expected in the brokers' certificates; empty
+	// checks each broker against the host name it is dialled by.
+	ServerName string
+}
+
+// KafkaSASL configures SASL authentication to the brokers.
+type KafkaSASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM
+	// (case-insensitive); empty authenticates no one.
+	Mechanism string
+	// Username and Password are the credentials of PLAIN and SCRAM. For
+	// AWS_MSK_IAM they stay empty: the AWS SDK's default credential chain
+	// supplies them (web identity / IRSA, EKS Pod Identity, the ECS task
+	// role, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, …).
+	Username string
+	Password string `secret:"password"`
+}
+
+// SASL mechanism names of Kafka.Security.SASL.Mechanism.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+	SASLAWSMSKIAM   = "AWS_MSK_IAM"
+)
+
+// SASLMechanisms lists the supported SASL mechanisms.
+func SASLMechanisms() []string {
+	return []string{SASLPlain, SASLScramSHA256, SASLScramSHA512, SASLAWSMSKIAM}
 }
 
 // Enabled reports whether Kafka is configured.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlm/tracktrace/internal/kafka/kafkatest"
 )
 
 // writeFile writes content to dir/name and returns the path.
@@ -367,6 +369,20 @@ func TestBadConfigurations(t *testing.T) {
 		{name: "ingest pattern", json: `{"Kafka": {"Topics": {"Ingest": "ingest {tenant}"}}}`, key: "Kafka.Topics.Ingest"},
 		{name: "trusted tenant topics", json: `{"Kafka": {"Topics": {"Ingest": "ingest.{tenant}"}, "Ingest": {"TrustProducerTenantHeader": true}}}`,
 			key: "Kafka.Ingest.TrustProducerTenantHeader"},
+		{name: "kafka SASL mechanism", environ: []string{"Kafka__Security__SASL__Mechanism=SCRAM-SHA-1"}, key: "Kafka.Security.SASL.Mechanism", msg: `unknown mechanism "SCRAM-SHA-1"`},
+		{name: "kafka SASL password without mechanism", environ: []string{"Kafka__Security__SASL__Username=u", "Kafka__Security__SASL__Password=p"}, key: "Kafka.Security.SASL.Mechanism", msg: "required when Username or Password is set"},
+		{name: "kafka SCRAM without password", environ: []string{"Kafka__Security__SASL__Mechanism=scram-sha-512", "Kafka__Security__SASL__Username=u"}, key: "Kafka.Security.SASL.Password", msg: "required with SCRAM-SHA-512"},
+		{name: "kafka PLAIN without user", json: `{"Kafka": {"Security": {"SASL": {"Mechanism": "PLAIN", "Password": "p"}}}}`, key: "Kafka.Security.SASL.Username", msg: "required with PLAIN"},
+		{name: "kafka MSK IAM with a password", environ: []string{"Kafka__Security__TLS__Enabled=true", "Kafka__Security__SASL__Mechanism=AWS_MSK_IAM", "Kafka__Security__SASL__Password=p"}, key: "Kafka.Security.SASL.Username", msg: "default chain"},
+		{name: "kafka MSK IAM without TLS", environ: []string{"Kafka__Security__SASL__Mechanism=AWS_MSK_IAM"}, key: "Kafka.Security.TLS.Enabled", msg: "port 9098"},
+		{name: "kafka TLS file without TLS", environ: []string{"Kafka__Security__TLS__CAFile=/etc/kafka/ca.pem"}, key: "Kafka.Security.TLS.Enabled", msg: "must be true when Kafka.Security.TLS.CAFile is set"},
+		{name: "kafka TLS enabled not a bool", environ: []string{"Kafka__Security__TLS__Enabled=yes"}, key: "Kafka.Security.TLS.Enabled", msg: "true or false"},
+		{name: "kafka CA file missing", environ: []string{"Kafka__Security__TLS__Enabled=true", "Kafka__Security__TLS__CAFile=/nonexistent/ca.pem"}, key: "Kafka.Security.TLS.CAFile", msg: "cannot read /nonexistent/ca.pem: no such file or directory"},
+		{name: "kafka CA file not PEM", environ: []string{"Kafka__Security__TLS__Enabled=true", "Kafka__Security__TLS__CAFile=testdata/seed/appsettings.json"}, key: "Kafka.Security.TLS.CAFile", msg: "holds no PEM certificate"},
+		{name: "kafka certificate without key", environ: []string{"Kafka__Security__TLS__Enabled=true", "Kafka__Security__TLS__CertFile=/etc/kafka/client.pem"}, key: "Kafka.Security.TLS.KeyFile", msg: "required when CertFile is set"},
+		{name: "kafka key without certificate", environ: []string{"Kafka__Security__TLS__Enabled=true", "Kafka__Security__TLS__KeyFile=/etc/kafka/client-key.pem"}, key: "Kafka.Security.TLS.CertFile", msg: "required when KeyFile is set"},
+		{name: "kafka key file missing", environ: []string{"Kafka__Security__TLS__Enabled=true", "Kafka__Security__TLS__CertFile=testdata/seed/appsettings.json", "Kafka__Security__TLS__KeyFile=/nonexistent/key.pem"}, key: "Kafka.Security.TLS.KeyFile", msg: "cannot read /nonexistent/key.pem"},
+		{name: "kafka certificate not a key pair", environ: []string{"Kafka__Security__TLS__Enabled=true", "Kafka__Security__TLS__CertFile=testdata/seed/appsettings.json", "Kafka__Security__TLS__KeyFile=testdata/seed/appsettings.json"}, key: "Kafka.Security.TLS.CertFile", msg: "not a certificate and its key"},
 		{name: "bootstrap servers", environ: []string{"Kafka__BootstrapServers=k1:9092,k2"}, key: "Kafka.BootstrapServers", msg: `"k2"`},
 		{name: "server address", overrides: []string{"Server:Address=8080"}, key: "Server.Address"},
 		{name: "server timeout", json: `{"Server": {"WriteTimeout": 0}}`, key: "Server.WriteTimeout"},
@@ -470,5 +486,51 @@ func TestSlogLevel(t *testing.T) {
 		if got := tt.logging.SlogLevel(); got != tt.want {
 			t.Errorf("%+v.SlogLevel() = %v, want %v", tt.logging, got, tt.want)
 		}
+	}
+}
+
+// Kafka.Security binds from environment variables and secret files, spells
+// the mechanism one way, checks the files it names, and never shows the
+// password in logs.
+func TestKafkaSecurity(t *testing.T) {
+	pki := kafkatest.NewPKI(t)
+	secrets := t.TempDir()
+	writeFile(t, secrets, "Kafka__Security__SASL__Password", "hunter2\n")
+	cfg := mustLoad(t, Options{Dir: t.TempDir(), SecretsDir: secrets, Environ: []string{
+		"Kafka__BootstrapServers=b-1.example:9096",
+		"Kafka__Security__TLS__Enabled=true",
+		"Kafka__Security__TLS__CAFile=" + pki.CAFile,
+		"Kafka__Security__TLS__CertFile=" + pki.ClientCertFile,
+		"Kafka__Security__TLS__KeyFile=" + pki.ClientKeyFile,
+		"Kafka__Security__TLS__ServerName=" + kafkatest.ServerName,
+		"Kafka__Security__SASL__Mechanism=scram-sha-256",
+		"Kafka__Security__SASL__Username=tracktrace",
+	}})
+	want := KafkaSecurity{
+		TLS: KafkaTLS{Enabled: true, CAFile: pki.CAFile, CertFile: pki.ClientCertFile, KeyFile: pki.ClientKeyFile,
+			ServerName: kafkatest.ServerName},
+		SASL: KafkaSASL{Mechanism: SASLScramSHA256, Username: "tracktrace", Password: "hunter2"},
+	}
+	if cfg.Kafka.Security != want {
+		t.Errorf("Kafka.Security = %+v, want %+v", cfg.Kafka.Security, want)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("warnings %q", cfg.Warnings)
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "config", cfg)
+	if strings.Contains(logged.String(), "hunter2") || !strings.Contains(logged.String(), `"Password":"xxxxx"`) {
+		t.Errorf("logged config does not mask the Kafka password:\n%s", logged.String())
+	}
+
+	plain := mustLoad(t, Options{Dir: t.TempDir(), Environ: []string{"Kafka__Security__SASL__Mechanism=PLAIN",
+		"Kafka__Security__SASL__Username=u", "Kafka__Security__SASL__Password=p"}})
+	if !slices.ContainsFunc(plain.Warnings, func(w string) bool { return strings.Contains(w, "clear text") }) {
+		t.Errorf("PLAIN without TLS: warnings %q, want one about the password in clear text", plain.Warnings)
+	}
+	iam := mustLoad(t, Options{Dir: t.TempDir(), Environ: []string{"Kafka__Security__TLS__Enabled=true",
+		"Kafka__Security__SASL__Mechanism=aws_msk_iam"}})
+	if iam.Kafka.Security.SASL.Mechanism != SASLAWSMSKIAM {
+		t.Errorf("mechanism %q, want %q", iam.Kafka.Security.SASL.Mechanism, SASLAWSMSKIAM)
 	}
 }

@@ -79,6 +79,7 @@ func Load(opts Options) (*Config, error) {
 	var unknownFlags []string
 	cfg.Features, unknownFlags = resolveFeatures(cfg.Features)
 	cfg.Warnings = append(cfg.Warnings, unknownFlags...)
+	cfg.Warnings = append(cfg.Warnings, kafkaWarnings(cfg.Kafka)...)
 	if s := cfg.ConnectionStrings.EventStore; s != "" {
 		cfg.EventStore.ConnectionString = s
 	}

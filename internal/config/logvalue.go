@@ -9,7 +9,8 @@ import (
 )
 
 // LogValue renders c for log/slog, every connection string with its
-// password masked, so that a Config can be logged whole.
+// password masked and every other password replaced by a mask, so that a
+// Config can be logged whole.
 func (c *Config) LogValue() slog.Value {
 	return logValue(reflect.ValueOf(*c), "")
 }
@@ -49,12 +50,15 @@ func logValue(v reflect.Value, secret string) slog.Value {
 }
 
 // redact masks the password in s, a connection string of the given kind
-// ("database" or "redis"; other strings are returned as they are).
+// ("database" or "redis"), or the whole of s when it is a "password";
+// other strings are returned as they are.
 func redact(kind, s string) string {
 	if s == "" {
 		return ""
 	}
 	switch kind {
+	case "password":
+		return mask
 	case "database":
 		if d, err := ParseDatabase(s); err == nil {
 			return d.Redacted()

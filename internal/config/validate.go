@@ -1,11 +1,16 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -178,6 +183,89 @@ func (ch *checker) kafka(k Kafka) {
 		"Kafka.Consumer.SessionTimeout", "must be between 6 seconds and 30 minutes, got %v", k.Consumer.SessionTimeout)
 	ch.check(oneOf(k.Producer.Acks, "all", "-1"), "Kafka.Producer.Acks",
 		`must be "all": the relay needs every in-sync replica's acknowledgement, got %q`, k.Producer.Acks)
+	ch.kafkaTLS(k.Security.TLS)
+	ch.kafkaSASL(k.Security)
+}
+
+// kafkaTLS checks the TLS settings, reading the files they name, so that
+// a missing or mismatched file stops the process at start rather than at
+// its first connection.
+func (ch *checker) kafkaTLS(t KafkaTLS) {
+	const prefix = "Kafka.Security.TLS."
+	if !t.Enabled {
+		for _, f := range []struct{ key, value string }{
+			{"CAFile", t.CAFile}, {"CertFile", t.CertFile}, {"KeyFile", t.KeyFile}, {"ServerName", t.ServerName},
+		} {
+			if f.value != "" {
+				ch.add(prefix+"Enabled", "must be true when %s%s is set: configured TLS is never dropped for plaintext", prefix, f.key)
+				return
+			}
+		}
+		return
+	}
+	if t.CAFile != "" {
+		if pem, ok := ch.readFile(prefix+"CAFile", t.CAFile); ok {
+			ch.check(x509.NewCertPool().AppendCertsFromPEM(pem), prefix+"CAFile", "%s holds no PEM certificate", t.CAFile)
+		}
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		ch.add(prefix+"KeyFile", "required when CertFile is set (the client certificate's private key)")
+	case t.CertFile == "" && t.KeyFile != "":
+		ch.add(prefix+"CertFile", "required when KeyFile is set (the client certificate)")
+	case t.CertFile != "":
+		cert, okCert := ch.readFile(prefix+"CertFile", t.CertFile)
+		key, okKey := ch.readFile(prefix+"KeyFile", t.KeyFile)
+		if okCert && okKey {
+			if _, err := tls.X509KeyPair(cert, key); err != nil {
+				ch.add(prefix+"CertFile", "%s and KeyFile %s are not a certificate and its key: %v", t.CertFile, t.KeyFile, err)
+			}
+		}
+	}
+}
+
+// readFile reads a file a setting names, reporting it under key if it
+// cannot.
+func (ch *checker) readFile(key, path string) ([]byte, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err // the path is named already
+		}
+		ch.add(key, "cannot read %s: %v", path, err)
+		return nil, false
+	}
+	return b, true
+}
+
+func (ch *checker) kafkaSASL(sec KafkaSecurity) {
+	const prefix = "Kafka.Security.SASL."
+	s := sec.SASL
+	mechanism := strings.ToUpper(strings.TrimSpace(s.Mechanism))
+	switch mechanism {
+	case "":
+		ch.check(s.Username == "" && s.Password == "", prefix+"Mechanism",
+			"required when Username or Password is set: one of %s", strings.Join(SASLMechanisms(), ", "))
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		ch.check(s.Username != "", prefix+"Username", "required with %s", mechanism)
+		ch.check(s.Password != "", prefix+"Password", "required with %s", mechanism)
+	case SASLAWSMSKIAM:
+		ch.check(s.Username == "" && s.Password == "", prefix+"Username",
+			"not used with AWS_MSK_IAM: the credentials come from the AWS SDK's default chain (IRSA, the ECS task role, AWS_ACCESS_KEY_ID…); leave Username and Password empty")
+		ch.check(sec.TLS.Enabled, "Kafka.Security.TLS.Enabled",
+			"must be true with AWS_MSK_IAM: MSK takes IAM authentication on its TLS listener only (port 9098)")
+	default:
+		ch.add(prefix+"Mechanism", "unknown mechanism %q; use one of %s", s.Mechanism, strings.Join(SASLMechanisms(), ", "))
+	}
+}
+
+// kafkaWarnings returns what the Kafka security settings allow but an
+// operator should hear about.
+func kafkaWarnings(k Kafka) []string {
+	if strings.EqualFold(strings.TrimSpace(k.Security.SASL.Mechanism), SASLPlain) && !k.Security.TLS.Enabled {
+		return []string{"Kafka.Security.SASL.Mechanism is PLAIN without Kafka.Security.TLS.Enabled: the password crosses the network in clear text"}
+	}
+	return nil
 }
 
 func (ch *checker) authentication(c *Config) {
@@ -283,5 +371,6 @@ func (c *Config) normalize() {
 		c.Kafka.Consumer.AutoOffsetReset = "Latest"
 	}
 	c.Kafka.Producer.Acks = "all"
+	c.Kafka.Security.SASL.Mechanism = strings.ToUpper(strings.TrimSpace(c.Kafka.Security.SASL.Mechanism))
 	c.Logging.Format = strings.ToLower(c.Logging.Format)
 }

@@ -103,6 +103,9 @@ type Config struct {
 	Brokers []string
 	// ClientID identifies the process to the brokers (default "tracktrace").
 	ClientID string
+	// Security is TLS and SASL of every client's connections
+	// (Kafka.Security); the zero value is plaintext.
+	Security Security
 	Topics   Topics
 	// GroupID is the projections' consumer group (Kafka.Consumer.GroupId,
 	// default "tracktrace-projections").
@@ -172,20 +175,26 @@ func (c Config) Validate() error {
 }
 
 // NewClient returns a client of the configured brokers that produces with
-// acks=all and the idempotent producer (order-preserving retries). extra
-// options come last; add ProjectionConsumerOpts or IngestConsumerOpts for
-// a consumer. The caller closes the client, after the Relay or Consumer
-// using it has returned.
+// acks=all and the idempotent producer (order-preserving retries), and
+// connects as cfg.Security says. It is the one place tracktrace builds a
+// Kafka client: the relay, the consumers, topic creation and the
+// projections command all get theirs here. extra options come last; add
+// ProjectionConsumerOpts or IngestConsumerOpts for a consumer. The caller
+// closes the client, after the Relay or Consumer using it has returned.
 func NewClient(cfg Config, extra ...kgo.Opt) (*kgo.Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	opts := []kgo.Opt{
+	security, err := cfg.Security.opts()
+	if err != nil {
+		return nil, err
+	}
+	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-	}
+	}, security...)
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: client: %w", err)
