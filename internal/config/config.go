@@ -52,6 +52,10 @@ type EventStore struct {
 	// MaxEventBytes bounds one event's data (default 900KiB, below the
 	// 1 MB a Kafka broker takes in one message by default), 1KiB–64MiB.
 	MaxEventBytes ByteSize
+	// LongTransactionWarning (PostgreSQL): a transaction that holds the
+	// event log's read horizon back longer than this (default 30s) is
+	// warned about and named in /health/ready.
+	LongTransactionWarning Duration
 }
 
 // RetentionPolicy says how long events and snapshots are kept.
@@ -296,6 +300,8 @@ func Default() *Config {
 			SnapshotFrequency: 100,
 			MaxEventBytes:     900 * KiB,
 			RetentionPolicy:   RetentionPolicy{SnapshotAge: Duration(30 * day), Interval: Duration(time.Hour)},
+
+			LongTransactionWarning: Duration(30 * time.Second),
 		},
 		ReadModels: ReadModels{
 			RefreshInterval: Duration(5 * time.Second),

@@ -87,6 +87,7 @@ func (ch *checker) validate(c *Config) {
 	ch.nonNegative("EventStore.RetentionPolicy.MaxAge", es.RetentionPolicy.MaxAge)
 	ch.nonNegative("EventStore.RetentionPolicy.SnapshotAge", es.RetentionPolicy.SnapshotAge)
 	ch.positive("EventStore.RetentionPolicy.Interval", es.RetentionPolicy.Interval)
+	ch.positive("EventStore.LongTransactionWarning", es.LongTransactionWarning)
 
 	rm := c.ReadModels
 	if rm.ConnectionString != "" {

@@ -75,6 +75,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		// pgx's parse errors can quote the whole connection string.
 		return nil, errors.New("postgres: the connection string cannot be parsed")
 	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		// Named in pg_stat_activity, and so in the warnings of every
+		// replica about a transaction holding the read horizon back.
+		cfg.ConnConfig.RuntimeParams["application_name"] = "tracktrace"
+	}
 	if opts.Writers <= 0 {
 		opts.Writers = max(2, runtime.GOMAXPROCS(0))
 	}
