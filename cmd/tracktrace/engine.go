@@ -67,7 +67,11 @@ func openStorage(ctx context.Context, cfg *config.Config) (*storage, error) {
 		if views.Engine != config.EnginePostgres {
 			return nil, fmt.Errorf("read models: on %s with the event store on PostgreSQL are not supported", views.Engine)
 		}
-		s, err := postgres.Open(ctx, events.DSN, postgres.Options{})
+		period, err := postgres.ParsePartitionPeriod(cfg.EventStore.PartitionPeriod)
+		if err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		s, err := postgres.Open(ctx, events.DSN, postgres.Options{PartitionPeriod: period})
 		if err != nil {
 			return nil, fmt.Errorf("event store: %w", err)
 		}

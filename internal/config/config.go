@@ -56,6 +56,9 @@ type EventStore struct {
 	// event log's read horizon back longer than this (default 30s) is
 	// warned about and named in /health/ready.
 	LongTransactionWarning Duration
+	// PartitionPeriod (PostgreSQL) is the time range of each partition of
+	// the events table: Day, Week or Month (default Month).
+	PartitionPeriod string
 }
 
 // RetentionPolicy says how long events and snapshots are kept.
@@ -302,6 +305,7 @@ func Default() *Config {
 			RetentionPolicy:   RetentionPolicy{SnapshotAge: Duration(30 * day), Interval: Duration(time.Hour)},
 
 			LongTransactionWarning: Duration(30 * time.Second),
+			PartitionPeriod:        "Month",
 		},
 		ReadModels: ReadModels{
 			RefreshInterval: Duration(5 * time.Second),
