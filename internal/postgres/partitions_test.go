@@ -15,7 +15,6 @@ import (
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
-	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -135,15 +134,7 @@ func TestRetentionDropsWholePartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	rm, err := postgres.OpenReadModels(ctx, "", store.Pool())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := tracking.NewService(store, tracking.ServiceOptions{SnapshotFrequency: 1000})
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	rm, svc := runService(t, store, 1000)
 	record := func(entity string, n int) {
 		t.Helper()
 		var events []tracking.NewEvent
@@ -164,24 +155,7 @@ func TestRetentionDropsWholePartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{})
-	deadline := time.Now().Add(20 * time.Second)
-	for _, name := range tracking.Projections() {
-		for {
-			if err := m.CatchUp(ctx, name); err != nil {
-				t.Fatal(err)
-			}
-			o, _ := rm.ProjectedVersion(ctx, name, "t", "OLD")
-			n, _ := rm.ProjectedVersion(ctx, name, "t", "NEW")
-			if o == 4 && n == 3 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not catch up", name)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	catchUp(t, store, rm, map[string]int64{"OLD": 4, "NEW": 3})
 	// NEW's fourth event is not read yet: it and its partition stay.
 	record("NEW", 1)
 	if err := svc.Flush(ctx); err != nil {
