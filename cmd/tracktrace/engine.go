@@ -13,6 +13,7 @@ import (
 	"github.com/tlm/tracktrace/internal/config"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/postgres"
+	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/sqlite"
@@ -26,6 +27,9 @@ type storage struct {
 	store     eventstore.Store
 	views     *readmodel.Store
 	retention retention.EventStore
+	// horizon finds what holds the global log's read horizon back (nil on
+	// SQLite, whose log has no such horizon).
+	horizon projection.HorizonSource
 	// pool exports the event store's connection-pool statistics.
 	pool prometheus.Collector
 	// file is the embedded database's absolute path ("" on PostgreSQL), and
@@ -63,11 +67,15 @@ func openStorage(ctx context.Context, cfg *config.Config) (*storage, error) {
 		if views.Engine != config.EnginePostgres {
 			return nil, fmt.Errorf("read models: on %s with the event store on PostgreSQL are not supported", views.Engine)
 		}
-		s, err := postgres.Open(ctx, events.DSN, postgres.Options{})
+		period, err := postgres.ParsePartitionPeriod(cfg.EventStore.PartitionPeriod)
 		if err != nil {
 			return nil, fmt.Errorf("event store: %w", err)
 		}
-		st = storage{store: s, retention: s, pool: telemetry.NewPoolCollector(s.Pool(), "eventstore")}
+		s, err := postgres.Open(ctx, events.DSN, postgres.Options{PartitionPeriod: period})
+		if err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		st = storage{store: s, retention: s, horizon: s, pool: telemetry.NewPoolCollector(s.Pool(), "eventstore")}
 		if views.DSN == events.DSN {
 			st.views, err = postgres.OpenReadModels(ctx, "", s.Pool())
 		} else {

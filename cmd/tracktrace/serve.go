@@ -301,6 +301,20 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		// up later), so the pod must stay ready.
 		deps.Checks = append(deps.Checks, httpapi.HealthCheck{Name: "kafka", Check: kp.ping, Optional: true})
 	}
+	var horizon *projection.HorizonMonitor
+	if st.horizon != nil {
+		horizon = projection.NewHorizonMonitor(st.horizon, projection.HorizonOptions{
+			Threshold: time.Duration(cfg.EventStore.LongTransactionWarning), Logger: log})
+		if err := metrics.Register(telemetry.NewHorizonCollector(horizon.Status)); err != nil {
+			return err
+		}
+		// Optional: the transaction holding the horizon may be anywhere on
+		// the server, and it holds every replica back alike. Appends and
+		// reads of the event store still work, so failing readiness would
+		// turn stale read models into an outage of every replica, which no
+		// restart cures. The check reports Degraded, naming the holder.
+		deps.Checks = append(deps.Checks, httpapi.HealthCheck{Name: "log-horizon", Check: horizon.Check, Optional: true})
+	}
 	if cfg.Authentication.Enabled() {
 		a := cfg.Authentication
 		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -355,6 +369,9 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 			views.Watch(svcCtx, func(p []readmodel.StreamPosition, all bool) { cached.Changed(svcCtx, p, all) })
 			return nil
 		})
+	}
+	if horizon != nil {
+		g.Go(func() error { return horizon.Run(svcCtx) })
 	}
 	retentionJob, policy := retentionDeps(cfg, st, svc)
 	retentionJob.Logger = log

@@ -34,6 +34,13 @@ locals {
     { name = "Monitoring__Tracing__Endpoint", value = var.tracing_endpoint },
     { name = "ReadModels__CacheSettings__MaxSize", value = "500MB" },
     { name = "GOMEMLIMIT", value = "${floor(var.task_memory * 0.9)}MiB" },
+    # Session settings of tracktrace's own connections (libpq's PGOPTIONS,
+    # which pgx reads): no statement runs longer than 5 min nor a
+    # transaction idles over 60 s, and on PostgreSQL 17+ no transaction
+    # lasts over 10 min (older servers refuse the parameter). A long
+    # transaction holds the event log's followers back (README).
+    { name = "PGOPTIONS", value = join(" ", concat(["-c statement_timeout=300s", "-c idle_in_transaction_session_timeout=60s"],
+    tonumber(split(".", var.db_engine_version)[0]) >= 17 ? ["-c transaction_timeout=600s"] : [])) },
   ]
 }
 

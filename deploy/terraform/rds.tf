@@ -21,10 +21,29 @@ resource "aws_rds_cluster_parameter_group" "eventstore" {
     value = "1"
   }
 
-  # A transaction left open holds projections back (README, How it works).
+  # The event log is read below the oldest transaction id on the whole
+  # server, so one long transaction, in any session of any database, holds
+  # every follower (projections, relay, subscriptions) back until it ends
+  # (README, "Long transactions"). These bound every session's:
+  #   - idle_in_transaction_session_timeout (PostgreSQL 9.6+): a session
+  #     left idle inside a transaction is ended after 60 s;
+  #   - transaction_timeout (PostgreSQL 17+ only; older engines reject the
+  #     parameter): no transaction lasts more than 15 min. Sessions that
+  #     need longer (a large index build, the conversion to the partitioned
+  #     event store) run SET transaction_timeout = 0 first; pg_dump does.
+  # statement_timeout is set for the application's sessions only
+  # (PGOPTIONS in ecs.tf), not here: it would cut maintenance short.
   parameter {
     name  = "idle_in_transaction_session_timeout"
     value = "60000"
+  }
+
+  dynamic "parameter" {
+    for_each = tonumber(split(".", var.db_engine_version)[0]) >= 17 ? ["transaction_timeout"] : []
+    content {
+      name  = "transaction_timeout"
+      value = "900000"
+    }
   }
 
   lifecycle {

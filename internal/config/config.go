@@ -52,6 +52,13 @@ type EventStore struct {
 	// MaxEventBytes bounds one event's data (default 900KiB, below the
 	// 1 MB a Kafka broker takes in one message by default), 1KiB–64MiB.
 	MaxEventBytes ByteSize
+	// LongTransactionWarning (PostgreSQL): a transaction that holds the
+	// event log's read horizon back longer than this (default 30s) is
+	// warned about and named in /health/ready.
+	LongTransactionWarning Duration
+	// PartitionPeriod (PostgreSQL) is the time range of each partition of
+	// the events table: Day, Week or Month (default Month).
+	PartitionPeriod string
 }
 
 // RetentionPolicy says how long events and snapshots are kept.
@@ -374,6 +381,9 @@ func Default() *Config {
 			SnapshotFrequency: 100,
 			MaxEventBytes:     900 * KiB,
 			RetentionPolicy:   RetentionPolicy{SnapshotAge: Duration(30 * day), Interval: Duration(time.Hour)},
+
+			LongTransactionWarning: Duration(30 * time.Second),
+			PartitionPeriod:        "Month",
 		},
 		ReadModels: ReadModels{
 			RefreshInterval: Duration(5 * time.Second),

@@ -328,6 +328,8 @@ func TestBadConfigurations(t *testing.T) {
 		key, msg    string
 	}{
 		{name: "snapshot frequency zero", json: `{"EventStore": {"SnapshotFrequency": 0}}`, key: "EventStore.SnapshotFrequency"},
+		{name: "partition period unknown", json: `{"EventStore": {"PartitionPeriod": "fortnight"}}`, key: "EventStore.PartitionPeriod", msg: "Day, Week or Month"},
+		{name: "long transaction warning zero", json: `{"EventStore": {"LongTransactionWarning": "PT0S"}}`, key: "EventStore.LongTransactionWarning"},
 		{name: "snapshot frequency too high", json: `{"EventStore": {"SnapshotFrequency": 1001}}`, key: "EventStore.SnapshotFrequency"},
 		{name: "snapshot frequency not a number", json: `{"EventStore": {"SnapshotFrequency": "often"}}`, key: "EventStore.SnapshotFrequency", msg: "whole number"},
 		{name: "snapshot frequency an object", json: `{"EventStore": {"SnapshotFrequency": {"a": 1}}}`, key: "EventStore.SnapshotFrequency", msg: "single value"},

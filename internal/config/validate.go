@@ -92,6 +92,12 @@ func (ch *checker) validate(c *Config) {
 	ch.nonNegative("EventStore.RetentionPolicy.MaxAge", es.RetentionPolicy.MaxAge)
 	ch.nonNegative("EventStore.RetentionPolicy.SnapshotAge", es.RetentionPolicy.SnapshotAge)
 	ch.positive("EventStore.RetentionPolicy.Interval", es.RetentionPolicy.Interval)
+	ch.positive("EventStore.LongTransactionWarning", es.LongTransactionWarning)
+	switch strings.ToLower(es.PartitionPeriod) {
+	case "day", "week", "month":
+	default:
+		ch.check(false, "EventStore.PartitionPeriod", "must be Day, Week or Month, got %q", es.PartitionPeriod)
+	}
 
 	rm := c.ReadModels
 	if rm.ConnectionString != "" {

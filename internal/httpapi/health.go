@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -11,6 +12,17 @@ type checkResult struct {
 	Name       string  `json:"name"`
 	Status     string  `json:"status"`
 	DurationMs float64 `json:"durationMs"`
+	// Detail is what a failed check chose to tell the public (see
+	// HealthDetailer); other failures say only that they failed.
+	Detail string `json:"detail,omitempty"`
+}
+
+// HealthDetailer is implemented by a check's error that may be shown in the
+// health report (it carries no internals), such as a follower held back by
+// a long transaction. Such a failure is not logged by every probe: its
+// source logs it, at its own pace.
+type HealthDetailer interface {
+	HealthDetail() string
 }
 
 type healthReport struct {
@@ -36,7 +48,12 @@ func (s *server) runChecks(ctx context.Context) healthReport {
 				if c.Optional {
 					res.Status = "Degraded"
 				}
-				s.log.WarnContext(ctx, "health check failed", "check", c.Name, "error", err)
+				var d HealthDetailer
+				if errors.As(err, &d) {
+					res.Detail = d.HealthDetail()
+				} else {
+					s.log.WarnContext(ctx, "health check failed", "check", c.Name, "error", err)
+				}
 			}
 			rep.Checks[i] = res
 		})

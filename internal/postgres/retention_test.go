@@ -11,6 +11,7 @@ import (
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -22,15 +23,7 @@ func TestRetention(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	store := open(t, pgtest.NewDatabase(t))
-	rm, err := postgres.OpenReadModels(ctx, "", store.Pool())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := tracking.NewService(store, tracking.ServiceOptions{SnapshotFrequency: 4})
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	rm, svc := runService(t, store, 4)
 	var events []tracking.NewEvent
 	for i := range 6 {
 		d, _ := json.Marshal(map[string]float64{"lat": float64(i), "lon": 1})
@@ -42,22 +35,7 @@ func TestRetention(t *testing.T) {
 	if err := svc.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{})
-	deadline := time.Now().Add(20 * time.Second)
-	for _, name := range tracking.Projections() {
-		for {
-			if err := m.CatchUp(ctx, name); err != nil {
-				t.Fatal(err)
-			}
-			if v, _ := rm.ProjectedVersion(ctx, name, "t", "V-1"); v == 6 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not catch up", name)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	catchUp(t, store, rm, map[string]int64{"V-1": 6})
 	before, _ := svc.Entity(ctx, "t", "V-1")
 	deps := retention.Deps{Store: store, ReadModels: rm, Snapshotter: svc, Readers: tracking.Projections(),
 		SnapshotSchemaVersion: tracking.SnapshotSchemaVersion}
@@ -106,5 +84,46 @@ func TestRetention(t *testing.T) {
 	}
 	if n := len(dump["rm_timeline"]); n != 0 {
 		t.Errorf("%d timeline rows left, want none", n)
+	}
+}
+
+// runService opens the read models beside store and runs a tracking
+// service on it (snapshots every freq events) until the test ends.
+func runService(t *testing.T, store *postgres.Store, freq int) (*readmodel.Store, *tracking.Service) {
+	t.Helper()
+	rm, err := postgres.OpenReadModels(context.Background(), "", store.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := tracking.NewService(store, tracking.ServiceOptions{SnapshotFrequency: freq})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return rm, svc
+}
+
+// catchUp runs every projection until each has applied the given versions
+// of tenant t's entities.
+func catchUp(t *testing.T, store *postgres.Store, rm *readmodel.Store, versions map[string]int64) {
+	t.Helper()
+	ctx := context.Background()
+	m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{})
+	deadline := time.Now().Add(20 * time.Second)
+	for _, name := range tracking.Projections() {
+		for id, want := range versions {
+			for {
+				if err := m.CatchUp(ctx, name); err != nil {
+					t.Fatal(err)
+				}
+				if v, _ := rm.ProjectedVersion(ctx, name, "t", id); v == want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s did not catch up with %s at %d", name, id, want)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 	}
 }

@@ -57,6 +57,8 @@ type Store struct {
 	// GroupCommit provides Append and AppendAll: appends queue to the writers.
 	*eventstore.GroupCommit
 	closeOnce sync.Once
+	// period is the time range of one partition of the events table.
+	period PartitionPeriod
 }
 
 // Options tune a Store.
@@ -65,6 +67,9 @@ type Options struct {
 	Writers int
 	// SkipMigrations leaves the schema alone (for `migrate`-managed deployments).
 	SkipMigrations bool
+	// PartitionPeriod is the time range of each partition of the events
+	// table that the store creates (default Monthly).
+	PartitionPeriod PartitionPeriod
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a libpq
@@ -74,6 +79,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		// pgx's parse errors can quote the whole connection string.
 		return nil, errors.New("postgres: the connection string cannot be parsed")
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		// Named in pg_stat_activity, and so in the warnings of every
+		// replica about a transaction holding the read horizon back.
+		cfg.ConnConfig.RuntimeParams["application_name"] = "tracktrace"
 	}
 	if opts.Writers <= 0 {
 		opts.Writers = max(2, runtime.GOMAXPROCS(0))
@@ -85,18 +95,26 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w: %w", eventstore.ErrUnavailable, err)
 	}
-	s := &Store{pool: pool}
+	if opts.PartitionPeriod == "" {
+		opts.PartitionPeriod = Monthly
+	}
+	s := &Store{pool: pool, period: opts.PartitionPeriod}
 	if !opts.SkipMigrations {
 		if err := Migrate(ctx, pool); err != nil {
 			pool.Close()
 			return nil, err
 		}
 	}
+	if err := s.EnsurePartitions(ctx, time.Now()); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	s.GroupCommit = eventstore.NewGroupCommit(s.commit, eventstore.GroupCommitOptions{
 		Writers: opts.Writers, MaxBatchEvents: maxBatchEvents, Name: "postgres"})
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stopListen = cancel
 	s.listening.Go(func() { s.listen(lctx, cfg.ConnConfig) })
+	s.listening.Go(func() { s.keepPartitionsAhead(lctx) })
 	return s, nil
 }
 
@@ -109,6 +127,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 // migrate applies one set of migrations (events or read models, which may
 // live in different databases) with its own version table and lock.
 func migrate(ctx context.Context, pool *pgxpool.Pool, set, table string, lockID int64) error {
+	return migrateTo(ctx, pool, set, table, lockID, goose.MaxVersion)
+}
+
+// migrateTo applies one set of migrations up to version.
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, set, table string, lockID, version int64) error {
 	sub, err := fs.Sub(migrations, "migrations/"+set)
 	if err != nil {
 		return err
@@ -124,7 +147,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, set, table string, lockID 
 	if err != nil {
 		return fmt.Errorf("postgres: %s migrations: %w", set, err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	if _, err := p.UpTo(ctx, version); err != nil {
 		return fmt.Errorf("postgres: migrate %s: %w", set, classify(err))
 	}
 	return nil
@@ -158,6 +181,13 @@ func (s *Store) Ping(ctx context.Context) error {
 // retried alone so that the failure stays with the append that caused it.
 func (s *Store) commit(ctx context.Context, batch []eventstore.AppendRequest) []eventstore.Outcome {
 	outs, err := s.commitBatch(ctx, batch)
+	if isNoPartition(err) {
+		// The partitions ahead ran out (the process creating them was
+		// down): create them now and go on.
+		if err = s.EnsurePartitions(ctx, time.Now()); err == nil {
+			outs, err = s.commitBatch(ctx, batch)
+		}
+	}
 	if err == nil {
 		return outs
 	}
@@ -169,7 +199,7 @@ func (s *Store) commit(ctx context.Context, batch []eventstore.AppendRequest) []
 				outs[i] = one[0]
 				break
 			}
-			if isUniqueViolation(err, "events_event_id") {
+			if isUniqueViolation(err, "event_ids_pkey") {
 				outs[i].Result, outs[i].Err = s.replayAfterConflict(ctx, r)
 				break
 			}
@@ -354,11 +384,16 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 			WHERE s.tenant_id = k.tenant_id AND s.stream_id = k.stream_id`, updTenants, updStreams, updVersions)
 	}
 	if w.len() > 0 {
-		b.Queue(`INSERT INTO events (tenant_id, stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at)
-			SELECT k.tenant_id, k.stream_id, k.version, k.event_id, k.event_type, k.schema_version, k.data::json, k.metadata::json, k.occurred_at
-			FROM unnest($1::text[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::timestamptz[])
-				AS k(tenant_id, stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at)
-			RETURNING tenant_id, event_id, position`,
+		// The event ids go to event_ids in the same statement: its primary
+		// key makes them unique per tenant across the partitions.
+		b.Queue(`WITH e AS (INSERT INTO events (tenant_id, stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at)
+				SELECT k.tenant_id, k.stream_id, k.version, k.event_id, k.event_type, k.schema_version, k.data::json, k.metadata::json, k.occurred_at
+				FROM unnest($1::text[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::timestamptz[])
+					AS k(tenant_id, stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at)
+				RETURNING tenant_id, event_id, stream_id, version, recorded_at, position),
+			ids AS (INSERT INTO event_ids (tenant_id, event_id, stream_id, version, recorded_at)
+				SELECT tenant_id, event_id, stream_id, version, recorded_at FROM e)
+			SELECT tenant_id, event_id, position FROM e`,
 			w.tenants, w.streams, w.versions, w.ids, w.types, w.schemas, w.data, w.meta, w.occurred)
 	}
 	if w.len() > 0 {
@@ -533,8 +568,11 @@ func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]e
 }
 
 func lookup(ctx context.Context, q queryer, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
-	rows, _ := q.Query(ctx, `SELECT `+eventColumns+` FROM events e
-		WHERE e.tenant_id = $1 AND e.event_id = ANY($2::uuid[])`, tenant, ids)
+	// event_ids leads to the event's partition (recorded_at) and stream index.
+	rows, _ := q.Query(ctx, `SELECT `+eventColumns+` FROM event_ids k
+		JOIN events e ON e.recorded_at = k.recorded_at AND e.tenant_id = k.tenant_id AND e.stream_id = k.stream_id
+			AND e.version = k.version AND e.event_id = k.event_id
+		WHERE k.tenant_id = $1 AND k.event_id = ANY($2::uuid[])`, tenant, ids)
 	out, err := scanEvents(rows, false)
 	if err != nil {
 		return nil, fmt.Errorf("lookup: %w", classify(err))
@@ -922,10 +960,13 @@ func (s *Store) Erase(ctx context.Context, tenant, streamID string) (int64, erro
 		if tag.RowsAffected() == 0 {
 			return eventstore.ErrNotFound
 		}
-		if tag, err = tx.Exec(ctx, `DELETE FROM events WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID); err != nil {
+		// The events, their ids, and the marker of an earlier erasure of
+		// the same id (version 0, not an event: not counted).
+		if err := tx.QueryRow(ctx, `WITH e AS (DELETE FROM events WHERE tenant_id = $1 AND stream_id = $2 RETURNING event_id, version),
+				k AS (DELETE FROM event_ids k USING e WHERE k.tenant_id = $1 AND k.event_id = e.event_id)
+			SELECT count(*) FILTER (WHERE version > 0) FROM e`, tenant, streamID).Scan(&n); err != nil {
 			return err
 		}
-		n = tag.RowsAffected()
 		if _, err = tx.Exec(ctx, `DELETE FROM snapshots WHERE tenant_id = $1 AND stream_id = $2`, tenant, streamID); err != nil {
 			return err
 		}

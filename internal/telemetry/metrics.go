@@ -320,3 +320,35 @@ func (c *featureCollector) Collect(ch chan<- prometheus.Metric) {
 func NewSQLDBCollector(db *sql.DB, name string) prometheus.Collector {
 	return collectors.NewDBStatsCollector(db, name)
 }
+
+// NewHorizonCollector exports what the last look of a read-horizon monitor
+// (projection.HorizonMonitor) found: the age of the transaction holding the
+// event log's read horizon back (0 when none does) and the committed events
+// it keeps from the followers. A failed look exports nothing.
+func NewHorizonCollector(status func() projection.HorizonStatus) prometheus.Collector {
+	return &horizonCollector{status: status,
+		age: prometheus.NewDesc("tracktrace_eventstore_horizon_holder_age_seconds",
+			"Age of the oldest transaction holding the event log's read horizon back (0 when none): followers see no event committed after it took its id.", nil, nil),
+		waiting: prometheus.NewDesc("tracktrace_eventstore_horizon_waiting_events",
+			"Committed events the read horizon keeps from the log's followers (counted up to a bound).", nil, nil),
+	}
+}
+
+type horizonCollector struct {
+	status       func() projection.HorizonStatus
+	age, waiting *prometheus.Desc
+}
+
+func (c *horizonCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.age
+	ch <- c.waiting
+}
+
+func (c *horizonCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.status()
+	if st.Err != nil || st.Checked.IsZero() {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, st.Age.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(st.Holder.Waiting))
+}
