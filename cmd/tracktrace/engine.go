@@ -14,6 +14,7 @@ import (
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/postgres"
 	"github.com/tlm/tracktrace/internal/readmodel"
+	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/telemetry"
@@ -26,6 +27,8 @@ type storage struct {
 	store     eventstore.Store
 	views     *readmodel.Store
 	retention retention.EventStore
+	// retained lists the streams retention trimmed: rebuilds are seeded with them.
+	retained projection.RetainedSource
 	// pool exports the event store's connection-pool statistics.
 	pool prometheus.Collector
 	// file is the embedded database's absolute path ("" on PostgreSQL), and
@@ -67,7 +70,7 @@ func openStorage(ctx context.Context, cfg *config.Config) (*storage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event store: %w", err)
 		}
-		st = storage{store: s, retention: s, pool: telemetry.NewPoolCollector(s.Pool(), "eventstore")}
+		st = storage{store: s, retention: s, retained: s, pool: telemetry.NewPoolCollector(s.Pool(), "eventstore")}
 		if views.DSN == events.DSN {
 			st.views, err = postgres.OpenReadModels(ctx, "", s.Pool())
 		} else {
@@ -89,7 +92,7 @@ func openStorage(ctx context.Context, cfg *config.Config) (*storage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event store: %w", err)
 		}
-		st = storage{store: s, retention: s, pool: telemetry.NewSQLDBCollector(s.DB(), "eventstore"), created: s.Created()}
+		st = storage{store: s, retention: s, retained: s, pool: telemetry.NewSQLDBCollector(s.DB(), "eventstore"), created: s.Created()}
 		if st.file, err = filepath.Abs(s.Path()); err != nil {
 			st.file = s.Path()
 		}
