@@ -91,6 +91,9 @@ var dumped = []Table{
 		[]string{"tenant_id", "entity_id", "operation_id"}},
 	{TableMetricPoints, []string{"tenant_id", "entity_id", "version", "kind", "entity_type", "name", "outcome", "occurred_at", "value"},
 		[]string{"tenant_id", "entity_id", "version"}},
+	{TablePositionsTimeline, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
+	{TablePositionsEntities, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
+	{TablePositionsMetrics, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
 }
 
 // Key identifies an entity of a tenant.
