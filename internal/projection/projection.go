@@ -259,6 +259,7 @@ type stepResult struct {
 	applied []string         // the projections that applied a batch
 	failed  map[string]error // the projections whose batch failed
 	moved   bool             // a batch was refused: a checkpoint had moved
+	atHead  map[string]bool  // the projections whose read found fewer events than a batch
 }
 
 // step brings the named projections one batch further. It reads their
@@ -273,7 +274,7 @@ type stepResult struct {
 // holds back none of the others. The error concerns them all (a checkpoint
 // or the log could not be read).
 func (m *Manager) step(ctx context.Context, names []string) (stepResult, error) {
-	r := stepResult{failed: map[string]error{}}
+	r := stepResult{failed: map[string]error{}, atHead: map[string]bool{}}
 	cps := make(map[string]eventstore.Cursor, len(names))
 	for _, name := range names {
 		cp, err := m.target.Checkpoint(ctx, name)
@@ -308,6 +309,11 @@ func (m *Manager) step(ctx context.Context, names []string) (stepResult, error) 
 		n := 1
 		for n < len(waiting) && cps[waiting[n]].Less(end) {
 			n++
+		}
+		if len(events) < m.opts.BatchSize {
+			for _, name := range waiting[:n] {
+				r.atHead[name] = true
+			}
 		}
 		m.apply(ctx, waiting[:n], cps, events, &r)
 		waiting = waiting[n:]
@@ -380,7 +386,18 @@ func (m *Manager) runStep(ctx context.Context) (int, error) {
 	case r.moved:
 		return r.largest, ErrCheckpointMoved // another runner moved one: read again
 	}
-	if err := m.finishRebuilds(ctx, rebuilding, false); err != nil {
+	var atHead, others []string
+	for _, name := range rebuilding {
+		if r.atHead[Shadow(name)] && r.failed[Shadow(name)] == nil {
+			atHead = append(atHead, name)
+		} else {
+			others = append(others, name)
+		}
+	}
+	if err := m.finishRebuilds(ctx, atHead, true); err != nil {
+		return 0, err
+	}
+	if err := m.finishRebuilds(ctx, others, false); err != nil {
 		return 0, err
 	}
 	return r.largest, nil
@@ -402,7 +419,10 @@ func (m *Manager) due(names []string) []string {
 
 // finishRebuilds switches in each of the rebuilds whose checkpoint has
 // reached its live projection's; with force, every one, after bringing it
-// level with the live projection while holding its checkpoint.
+// level with the live projection while holding its checkpoint (the runner
+// forces a rebuild whose last read reached the head of the log: what it
+// lacks is at most what was written since, so that it is switched in
+// under a steady stream of writes too).
 func (m *Manager) finishRebuilds(ctx context.Context, rebuilding []string, force bool) error {
 	for _, name := range rebuilding {
 		if !force {

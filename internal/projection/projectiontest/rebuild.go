@@ -159,8 +159,12 @@ func testRebuildUnderLoad(t *testing.T, e *env) {
 	defer wg.Wait()
 	defer cancel()
 
-	// The runner, as a server runs it.
-	m := projection.NewManager(e.store, e.rm, e.rm, tracking.Projections(), projection.Options{BatchSize: 50, Interval: 50 * time.Millisecond})
+	// The runner, as a server runs it; it tells the caches of each
+	// generation it sees.
+	var gensMu sync.Mutex
+	gens := map[string]int64{}
+	m := projection.NewManager(e.store, e.rm, e.rm, tracking.Projections(), projection.Options{BatchSize: 50, Interval: 50 * time.Millisecond,
+		OnSwitched: func(name string, gen int64) { gensMu.Lock(); gens[name] = gen; gensMu.Unlock() }})
 	wg.Add(1)
 	go func() { defer wg.Done(); m.Run(ctx) }()
 
@@ -182,7 +186,7 @@ func testRebuildUnderLoad(t *testing.T, e *env) {
 				return
 			}
 			written.Add(1)
-			time.Sleep(3 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 
@@ -321,6 +325,12 @@ func testRebuildUnderLoad(t *testing.T, e *env) {
 	for _, name := range tracking.Projections() {
 		if cp, err := e.rm.Checkpoint(e.ctx, name); err != nil || cp.Generation != 1 {
 			t.Fatalf("%s: generation %d, %v; want 1 after one rebuild", name, cp.Generation, err)
+		}
+		gensMu.Lock()
+		gen, ok := gens[name]
+		gensMu.Unlock()
+		if !ok || gen != 1 {
+			t.Fatalf("%s: the runner told the caches of generation %d (told: %v), want 1", name, gen, ok)
 		}
 	}
 	// The read models equal a fold of the whole log from scratch.
