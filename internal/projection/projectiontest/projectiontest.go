@@ -96,6 +96,7 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"FailingProjectionHoldsBackNoOther", testFailingProjection},
 		{"RebuildOneWhileOthersFollow", testRebuildWhileOthersFollow},
 		{"RetentionThenRebuild", testRetentionThenRebuild},
+		{"RetentionDuringRebuild", testRetentionDuringRebuild},
 		{"RebuildUnderLoadServesCompleteReads", testRebuildUnderLoad},
 		{"TryLead", testTryLead},
 		{"RedeliveredStreamsApplyOnce", testRedelivery},

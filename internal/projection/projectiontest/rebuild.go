@@ -113,6 +113,76 @@ func testRetentionThenRebuild(t *testing.T, e *env) {
 	}
 }
 
+// testRetentionDuringRebuild: a retention run while every projection is
+// being rebuilt deletes no event the rebuilds have yet to replay (their
+// checkpoints hold it back), trims the timeline rows recorded before its
+// cutoff from the live timeline, and the rebuilt timeline keeps none of
+// them either (the timeline's horizon): once switched in, the rebuilds
+// equal the live read models. The next run, with no rebuild in progress,
+// deletes the events, and a rebuild after it, seeded with the snapshots,
+// again equals the live read models.
+func testRetentionDuringRebuild(t *testing.T, e *env) {
+	store, ok := e.store.(retentionStore)
+	if !ok {
+		t.Fatalf("%T offers neither retention nor retained snapshots", e.store)
+	}
+	e.record([]step{
+		{acme, "RET-1", tracking.EntityShipment, []tracking.NewEvent{
+			ev(tracking.TypeEntityRegistered, at(6, 0), `{"reference":"R-1"}`),
+			started("loading", "op-1", at(6, 10)),
+			milestone("picked_up", at(6, 20), at(6, 0)),
+		}},
+		{globex, "RET-2", tracking.EntityPackage, []tracking.NewEvent{
+			ev(tracking.TypeEntityRegistered, at(6, 0), `{}`),
+		}},
+	})
+	time.Sleep(2 * time.Millisecond)
+	cutoff := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	e.record([]step{
+		{acme, "RET-1", "", []tracking.NewEvent{completed("loading", "op-1", tracking.OutcomeSucceeded, at(7, 0))}},
+		{globex, "RET-2", "", []tracking.NewEvent{milestone("departed", at(7, 0), time.Time{})}},
+	})
+	e.catchUp(e.mgr)
+
+	m := newManager(e.store, e.rm, e.rm, projection.Options{Retained: store, SnapshotSchemaVersion: tracking.SnapshotSchemaVersion})
+	for _, name := range tracking.Projections() {
+		if err := m.Rebuild(e.ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const maxAge = 24 * time.Hour
+	deps := retention.Deps{Store: store, ReadModels: e.rm, Snapshotter: e.svc, Readers: tracking.Projections(),
+		SnapshotSchemaVersion: tracking.SnapshotSchemaVersion}
+	policy := retention.Policy{MaxAge: maxAge}
+	rep, err := retention.Run(e.ctx, deps, policy, cutoff.Add(maxAge), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.EventsDeleted != 0 || rep.TimelineRowsDeleted != 4 {
+		t.Fatalf("retention while rebuilding: %+v, want no event and the 4 old timeline rows deleted", rep)
+	}
+	live := e.dump()
+	e.catchUp(m)
+	sameDump(t, "rebuilt while retention ran vs live", e.dump(), live)
+
+	// No rebuild in progress: the old events go.
+	if rep, err = retention.Run(e.ctx, deps, policy, cutoff.Add(maxAge), false); err != nil {
+		t.Fatal(err)
+	}
+	if rep.EventsDeleted != 4 || rep.TimelineRowsDeleted != 0 {
+		t.Fatalf("retention after the rebuild: %+v, want the 4 old events deleted", rep)
+	}
+	e.recorded -= rep.EventsDeleted
+	for _, name := range tracking.Projections() {
+		if err := m.Rebuild(e.ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.catchUp(m)
+	sameDump(t, "rebuilt after retention vs live", e.dump(), live)
+}
+
 // testRebuildUnderLoad: while a writer appends and readers read the entity
 // list, entity states, timelines and metrics, every projection is rebuilt
 // by the running runner. No read ever misses an entity recorded before the
