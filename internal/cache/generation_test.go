@@ -20,7 +20,9 @@ func (r *rebuiltModels) Entity(context.Context, string, string) (tracking.Entity
 	return tracking.EntityState{EntityID: "P-1", Version: 3, Status: r.status}, nil
 }
 
-func (r *rebuiltModels) ProjectedVersion(context.Context, string, string, string) (int64, error) { return 3, nil }
+func (r *rebuiltModels) ProjectedVersion(context.Context, string, string, string) (int64, error) {
+	return 3, nil
+}
 
 func (r *rebuiltModels) Timeline(context.Context, tracking.TimelineQuery) (tracking.TimelinePage, error) {
 	return tracking.TimelinePage{Entries: []tracking.TimelineEntry{{Version: 3, Type: r.status}}}, nil
