@@ -3,7 +3,9 @@
 // changes), timeline rows older than MaxAge go too, superseded snapshots older
 // than SnapshotAge are pruned, and streams whose newest snapshot is older than
 // SnapshotAge (or whose old events no snapshot covers) get a fresh snapshot.
-// Events are deleted only behind every reader of the log (projections, relay).
+// Events are deleted only behind every reader of the log (projections, relay,
+// rebuilds in progress), and the timeline keeps no row recorded before the
+// cutoff (its horizon), so that a rebuild folds what the live read models hold.
 package retention
 
 import (
