@@ -464,6 +464,15 @@ func (t rmTx) CopyMetricPoints(ctx context.Context, from, to string, upTo []read
 	return err
 }
 
+func (t rmTx) CopyOperationStarts(ctx context.Context, from, to string, keys []readmodel.Key) error {
+	tenants, ids := splitKeys(keys)
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+to+` (tenant_id, entity_id, operation_id, operation, started_at)
+		SELECT s.tenant_id, s.entity_id, s.operation_id, s.operation, s.started_at
+		FROM `+from+` s JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)
+		ON CONFLICT DO NOTHING`, tenants, ids)
+	return err
+}
+
 func (t rmTx) Horizon(ctx context.Context, name string) (time.Time, error) {
 	var at time.Time
 	err := t.tx.QueryRow(ctx, `SELECT recorded_before FROM rm_horizons WHERE name = $1`, name).Scan(&at)

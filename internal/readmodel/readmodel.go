@@ -234,6 +234,9 @@ type Tx interface {
 	// CopyMetricPoints copies into table `to` the rows of table `from` of
 	// the given entities up to the given versions.
 	CopyMetricPoints(ctx context.Context, from, to string, upTo []StreamPosition) error
+	// CopyOperationStarts copies into table `to` the rows of table `from`
+	// of the given entities.
+	CopyOperationStarts(ctx context.Context, from, to string, keys []Key) error
 
 	// Horizon returns the retention horizon of a read model: rows of
 	// events recorded before it are not kept (zero: none).
@@ -548,6 +551,12 @@ func (s *Store) BeginRebuild(ctx context.Context, name string, seeds projection.
 //     (it keeps their starts), and the points the live read model holds up
 //     to that version, which the log can no longer produce (an operation
 //     whose start retention deleted); the events after it are folded on.
+//     Where the live projection has not reached the snapshot's version yet
+//     (a snapshot taken a moment ago), the live read model's own state of
+//     the stream is taken instead (its open operations and points, at the
+//     version it has reached: past every event retention deleted, which
+//     were behind every checkpoint); the positions read lock the stream's
+//     live rows until the rebuild is seeded.
 //   - timeline: nothing (a snapshot holds no events); it goes on from the
 //     version before the first event left in the log, so that every event
 //     left is on the rebuilt timeline, as on the live one (retention
@@ -556,7 +565,22 @@ func seed(ctx context.Context, tx Tx, name string, page []projection.Retained) e
 	positions := make([]StreamPosition, 0, len(page))
 	var rows []EntityRow
 	var starts []tracking.OperationStart
+	var fromLive []Key // metrics taken from the live read model's state
 	pos := shadowTable(positionsTable[name])
+	live := map[Key]int64{}
+	if name == tracking.ProjectionMetrics {
+		keys := make([]Key, len(page))
+		for i, r := range page {
+			keys[i] = Key{r.Snapshot.Tenant, r.Snapshot.StreamID}
+		}
+		stored, err := tx.StreamPositions(ctx, []string{TablePositionsMetrics}, keys)
+		if err != nil {
+			return err
+		}
+		for _, p := range stored {
+			live[p.Key] = p.Version
+		}
+	}
 	for _, r := range page {
 		snap := r.Snapshot
 		k := Key{snap.Tenant, snap.StreamID}
@@ -578,6 +602,11 @@ func seed(ctx context.Context, tx Tx, name string, page []projection.Retained) e
 			rows = append(rows, EntityRow{Key: k, EntityType: view.EntityType, Status: view.Status, Version: view.Version,
 				UpdatedAt: view.UpdatedAt, State: state, View: v})
 		case tracking.ProjectionMetrics:
+			if at := live[k]; at < snap.Version {
+				from = at
+				fromLive = append(fromLive, k)
+				break
+			}
 			starts = append(starts, tracking.OpenOperationStarts(snap)...)
 		}
 		if from > 0 {
@@ -597,6 +626,11 @@ func seed(ctx context.Context, tx Tx, name string, page []projection.Retained) e
 		}
 		if err := tx.CopyMetricPoints(ctx, TableMetricPoints, shadowTable(TableMetricPoints), positions); err != nil {
 			return err
+		}
+		if len(fromLive) > 0 {
+			if err := tx.CopyOperationStarts(ctx, TableOperationStarts, shadowTable(TableOperationStarts), fromLive); err != nil {
+				return err
+			}
 		}
 	}
 	if len(positions) == 0 {

@@ -430,6 +430,24 @@ func (t *rmTx) CopyMetricPoints(ctx context.Context, from, to string, upTo []rea
 	return nil
 }
 
+func (t *rmTx) CopyOperationStarts(ctx context.Context, from, to string, keys []readmodel.Key) error {
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+to+` (`+startColumns+`) SELECT `+startColumns+` FROM `+from+`
+		WHERE tenant_id = ? AND entity_id = ? ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, k := range keys {
+		if _, err := stmt.ExecContext(ctx, k.Tenant, k.EntityID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startColumns are rm_operation_starts' columns.
+const startColumns = "tenant_id, entity_id, operation_id, operation, started_at"
+
 func (t *rmTx) Horizon(ctx context.Context, name string) (time.Time, error) {
 	var us int64
 	err := t.tx.QueryRowContext(ctx, `SELECT recorded_before FROM rm_horizons WHERE name = ?`, name).Scan(&us)
