@@ -57,6 +57,8 @@ type ReadModels interface {
 	// TrimIdempotencyKeys of the keys).
 	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 	TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun bool) (int64, error)
+	// EraseEntity deletes every read-model row of an entity.
+	EraseEntity(ctx context.Context, tenant, id string) error
 }
 
 // batchSize is small so that every scenario crosses batch boundaries.
@@ -97,6 +99,7 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"RebuildOneWhileOthersFollow", testRebuildWhileOthersFollow},
 		{"RetentionThenRebuild", testRetentionThenRebuild},
 		{"RetentionDuringRebuild", testRetentionDuringRebuild},
+		{"ErasureDuringRebuild", testErasureDuringRebuild},
 		{"RebuildUnderLoadServesCompleteReads", testRebuildUnderLoad},
 		{"TryLead", testTryLead},
 		{"RedeliveredStreamsApplyOnce", testRedelivery},

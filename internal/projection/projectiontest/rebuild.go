@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -189,6 +190,55 @@ func testRetentionDuringRebuild(t *testing.T, e *env) {
 	}
 	e.catchUp(m)
 	sameDump(t, "rebuilt after retention vs live", e.dump(), live)
+}
+
+// testErasureDuringRebuild: an entity erased while the projections are
+// being rebuilt, after the rebuilds had applied its events, is gone from
+// the read models once the rebuilds are switched in.
+func testErasureDuringRebuild(t *testing.T, e *env) {
+	e.record(allData())
+	e.catchUp(e.mgr)
+	for _, name := range tracking.Projections() {
+		if err := e.mgr.Rebuild(e.ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		// The rebuild replays the whole log, not yet switched in.
+		for {
+			shadow := projection.Shadow(name)
+			from := e.checkpoint(shadow)
+			evs := e.readAll(from, 1000)
+			if len(evs) == 0 {
+				break
+			}
+			if err := e.rm.Apply(e.ctx, only(shadow, from), evs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// PKG-A has rows in every table: timeline, entity, metric points, an
+	// open operation, stream positions.
+	n, err := e.store.Erase(e.ctx, acme, "PKG-A")
+	if err != nil || n == 0 {
+		t.Fatalf("erase PKG-A from the store: %d events, %v", n, err)
+	}
+	e.recorded -= n
+	if err := e.rm.EraseEntity(e.ctx, acme, "PKG-A"); err != nil {
+		t.Fatal(err)
+	}
+	e.catchUp(e.mgr)
+	if r, err := e.rm.Rebuilding(e.ctx); err != nil || len(r) != 0 {
+		t.Fatalf("rebuilds still in progress: %v, %v", r, err)
+	}
+	for table, rows := range e.dump() {
+		for _, row := range rows {
+			if strings.Contains(row, acme) && strings.Contains(row, "PKG-A") {
+				t.Errorf("%s keeps a row of the erased entity after the rebuild: %s", table, row)
+			}
+		}
+	}
+	if _, err := e.rm.Entity(e.ctx, acme, "PKG-A"); !errors.Is(err, tracking.ErrNotFound) {
+		t.Fatalf("erased entity after the rebuild: %v, want not found", err)
+	}
 }
 
 // testRebuildUnderLoad: while a writer appends and readers read the entity
