@@ -25,16 +25,37 @@ type retentionStore interface {
 	projection.RetainedSource
 }
 
+// retainer returns what the retention tests need of the env: the retention
+// run's collaborators, and a manager whose rebuilds are seeded with the
+// streams retention trimmed.
+func (e *env) retainer() (retention.Deps, *projection.Manager) {
+	e.t.Helper()
+	store, ok := e.store.(retentionStore)
+	if !ok {
+		e.t.Fatalf("%T offers neither retention nor retained snapshots", e.store)
+	}
+	deps := retention.Deps{Store: store, ReadModels: e.rm, Snapshotter: e.svc, Readers: tracking.Projections(),
+		SnapshotSchemaVersion: tracking.SnapshotSchemaVersion}
+	return deps, newManager(e.store, e.rm, e.rm, projection.Options{Retained: store, SnapshotSchemaVersion: tracking.SnapshotSchemaVersion})
+}
+
+// rebuildAll starts a rebuild of every projection.
+func (e *env) rebuildAll(m *projection.Manager) {
+	e.t.Helper()
+	for _, name := range tracking.Projections() {
+		if err := m.Rebuild(e.ctx, name); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
 // testRetentionThenRebuild: retention trims the old events of streams
 // behind a snapshot; a rebuild of every projection afterwards, seeded with
 // the snapshots, folds the same read models as the live projections hold
 // (row for row, stream positions included), though the log no longer has
 // the trimmed events.
 func testRetentionThenRebuild(t *testing.T, e *env) {
-	store, ok := e.store.(retentionStore)
-	if !ok {
-		t.Fatalf("%T offers neither retention nor retained snapshots", e.store)
-	}
+	deps, m := e.retainer()
 	// Old events (recorded before the cutoff), then recent ones.
 	e.record([]step{
 		{acme, "OLD-1", tracking.EntityShipment, []tracking.NewEvent{
@@ -71,8 +92,6 @@ func testRetentionThenRebuild(t *testing.T, e *env) {
 	e.catchUp(e.mgr)
 
 	const maxAge = 24 * time.Hour
-	deps := retention.Deps{Store: store, ReadModels: e.rm, Snapshotter: e.svc, Readers: tracking.Projections(),
-		SnapshotSchemaVersion: tracking.SnapshotSchemaVersion}
 	rep, err := retention.Run(e.ctx, deps, retention.Policy{MaxAge: maxAge}, cutoff.Add(maxAge), false)
 	if err != nil {
 		t.Fatal(err)
@@ -94,12 +113,7 @@ func testRetentionThenRebuild(t *testing.T, e *env) {
 	if err := e.svc.Snapshot(e.ctx, acme, "OLD-1"); err != nil {
 		t.Fatal(err)
 	}
-	m := newManager(e.store, e.rm, e.rm, projection.Options{Retained: store, SnapshotSchemaVersion: tracking.SnapshotSchemaVersion})
-	for _, name := range tracking.Projections() {
-		if err := m.Rebuild(e.ctx, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.rebuildAll(m)
 	for _, name := range tracking.Projections() { // the live projections alone catch up
 		for e.applyBatch(name) > 0 {
 		}
@@ -131,10 +145,7 @@ func testRetentionThenRebuild(t *testing.T, e *env) {
 // deletes the events, and a rebuild after it, seeded with the snapshots,
 // again equals the live read models.
 func testRetentionDuringRebuild(t *testing.T, e *env) {
-	store, ok := e.store.(retentionStore)
-	if !ok {
-		t.Fatalf("%T offers neither retention nor retained snapshots", e.store)
-	}
+	deps, m := e.retainer()
 	e.record([]step{
 		{acme, "RET-1", tracking.EntityShipment, []tracking.NewEvent{
 			ev(tracking.TypeEntityRegistered, at(6, 0), `{"reference":"R-1"}`),
@@ -154,15 +165,8 @@ func testRetentionDuringRebuild(t *testing.T, e *env) {
 	})
 	e.catchUp(e.mgr)
 
-	m := newManager(e.store, e.rm, e.rm, projection.Options{Retained: store, SnapshotSchemaVersion: tracking.SnapshotSchemaVersion})
-	for _, name := range tracking.Projections() {
-		if err := m.Rebuild(e.ctx, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.rebuildAll(m)
 	const maxAge = 24 * time.Hour
-	deps := retention.Deps{Store: store, ReadModels: e.rm, Snapshotter: e.svc, Readers: tracking.Projections(),
-		SnapshotSchemaVersion: tracking.SnapshotSchemaVersion}
 	policy := retention.Policy{MaxAge: maxAge}
 	rep, err := retention.Run(e.ctx, deps, policy, cutoff.Add(maxAge), false)
 	if err != nil {
@@ -183,11 +187,7 @@ func testRetentionDuringRebuild(t *testing.T, e *env) {
 		t.Fatalf("retention after the rebuild: %+v, want the 4 old events deleted", rep)
 	}
 	e.recorded -= rep.EventsDeleted
-	for _, name := range tracking.Projections() {
-		if err := m.Rebuild(e.ctx, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.rebuildAll(m)
 	e.catchUp(m)
 	sameDump(t, "rebuilt after retention vs live", e.dump(), live)
 }
