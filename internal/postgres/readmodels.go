@@ -239,21 +239,21 @@ func splitKeys(keys []readmodel.Key) (tenants, ids []string) {
 }
 
 // StreamPositions reads the positions of every table in one round trip.
-func (t rmTx) StreamPositions(ctx context.Context, tables []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
+func (t rmTx) StreamPositions(ctx context.Context, projections []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
 	tenants, ids := splitKeys(keys)
 	var b pgx.Batch
-	for _, table := range tables {
-		b.Queue(`SELECT p.tenant_id, p.entity_id, p.version FROM `+table+` p
+	for _, name := range projections {
+		b.Queue(`SELECT p.tenant_id, p.entity_id, p.version FROM `+readmodel.PositionsTable(name)+` p
 			JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)
 			FOR UPDATE OF p`, tenants, ids)
 	}
 	res := t.tx.SendBatch(ctx, &b)
 	defer res.Close()
 	var out []readmodel.StreamPosition
-	for _, table := range tables {
+	for _, name := range projections {
 		rows, _ := res.Query()
 		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (readmodel.StreamPosition, error) {
-			p := readmodel.StreamPosition{Table: table}
+			p := readmodel.StreamPosition{Projection: name}
 			return p, r.Scan(&p.Tenant, &p.EntityID, &p.Version)
 		})
 		if err != nil {
@@ -273,11 +273,12 @@ func (t rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.St
 	var order []string
 	byTable := map[string]*cols{}
 	for _, p := range positions {
-		c, ok := byTable[p.Table]
+		table := readmodel.PositionsTable(p.Projection)
+		c, ok := byTable[table]
 		if !ok {
 			c = &cols{}
-			byTable[p.Table] = c
-			order = append(order, p.Table)
+			byTable[table] = c
+			order = append(order, table)
 		}
 		c.tenants, c.ids, c.versions = append(c.tenants, p.Tenant), append(c.ids, p.EntityID), append(c.versions, p.Version)
 	}
@@ -627,10 +628,10 @@ func (m *readModels) TimelineEntries(ctx context.Context, r readmodel.TimelineRa
 	return entries, nil
 }
 
-// StreamPosition returns the version of an entity in a positions table.
-func (m *readModels) StreamPosition(ctx context.Context, table, tenant, id string) (int64, error) {
+// StreamPosition returns the version of an entity a projection has applied.
+func (m *readModels) StreamPosition(ctx context.Context, projection, tenant, id string) (int64, error) {
 	var v int64
-	err := m.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+table+`
+	err := m.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+readmodel.PositionsTable(projection)+`
 		WHERE tenant_id = $1 AND entity_id = $2`, tenant, id).Scan(&v)
 	return v, classify(err)
 }

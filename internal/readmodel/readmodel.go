@@ -100,11 +100,23 @@ var dumped = []Table{
 type Key struct{ Tenant, EntityID string }
 
 // StreamPosition is the highest version of an entity a projection has
-// applied: a row of its positions table (Table).
+// applied: a row of its positions table (PositionsTable). Projection is a
+// checkpoint's name: a live projection's, or its rebuild's
+// (projection.Shadow).
 type StreamPosition struct {
-	Table string
+	Projection string
 	Key
 	Version int64
+}
+
+// PositionsTable returns the table of the stream positions of a checkpoint
+// name (a live projection or its rebuild); "" for a name that is neither.
+func PositionsTable(name string) string {
+	base, tbl, err := resolve(name)
+	if err != nil {
+		return ""
+	}
+	return tbl(positionsTable[base])
 }
 
 // EntityRow is a row of the entities read model: the folded state the
@@ -153,9 +165,9 @@ type Engine interface {
 	EntityViews(ctx context.Context, q tracking.EntityQuery, limit int) ([]json.RawMessage, error)
 	// TimelineEntries returns the timeline rows r selects.
 	TimelineEntries(ctx context.Context, r TimelineRange) ([]tracking.TimelineEntry, error)
-	// StreamPosition returns the version of an entity recorded in a
-	// positions table (0 when none).
-	StreamPosition(ctx context.Context, table, tenant, id string) (int64, error)
+	// StreamPosition returns the version of an entity a projection has
+	// applied (0 when none); its table is PositionsTable(projection).
+	StreamPosition(ctx context.Context, projection, tenant, id string) (int64, error)
 	// MetricSamples returns the metric points q selects.
 	MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error)
 	// DumpTable returns every row of a table, in key order, each as one
@@ -207,10 +219,10 @@ type Tx interface {
 	// CheckpointNames returns the names of every checkpoint.
 	CheckpointNames(ctx context.Context) ([]string, error)
 
-	// StreamPositions returns the versions recorded in the given positions
-	// tables of the given entities (absent: none), locked until the
-	// transaction ends.
-	StreamPositions(ctx context.Context, tables []string, keys []Key) ([]StreamPosition, error)
+	// StreamPositions returns the versions the given projections (checkpoint
+	// names: see PositionsTable) have applied of the given entities (absent:
+	// none), locked until the transaction ends.
+	StreamPositions(ctx context.Context, projections []string, keys []Key) ([]StreamPosition, error)
 	// RaiseStreamPositions records applied versions, never lowering one.
 	RaiseStreamPositions(ctx context.Context, positions []StreamPosition) error
 
@@ -566,14 +578,14 @@ func seed(ctx context.Context, tx Tx, name string, page []projection.Retained) e
 	var rows []EntityRow
 	var starts []tracking.OperationStart
 	var fromLive []Key // metrics taken from the live read model's state
-	pos := shadowTable(positionsTable[name])
+	pos := projection.Shadow(name)
 	live := map[Key]int64{}
 	if name == tracking.ProjectionMetrics {
 		keys := make([]Key, len(page))
 		for i, r := range page {
 			keys[i] = Key{r.Snapshot.Tenant, r.Snapshot.StreamID}
 		}
-		stored, err := tx.StreamPositions(ctx, []string{TablePositionsMetrics}, keys)
+		stored, err := tx.StreamPositions(ctx, []string{name}, keys)
 		if err != nil {
 			return err
 		}
@@ -610,7 +622,7 @@ func seed(ctx context.Context, tx Tx, name string, page []projection.Retained) e
 			starts = append(starts, tracking.OpenOperationStarts(snap)...)
 		}
 		if from > 0 {
-			positions = append(positions, StreamPosition{Table: pos, Key: k, Version: from})
+			positions = append(positions, StreamPosition{Projection: pos, Key: k, Version: from})
 		}
 	}
 	switch name {
@@ -753,32 +765,31 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 		}
 	}
 	type streamKey struct {
-		table string
+		projection string
 		Key
 	}
 	bases := make([]string, len(names))
 	where := make([]tables, len(names))
-	posTables := make([]string, len(names))
 	var horizon time.Time
 	for i, name := range names {
 		base, tbl, err := resolve(name)
 		if err != nil {
 			return err
 		}
-		bases[i], where[i], posTables[i] = base, tbl, tbl(positionsTable[base])
+		bases[i], where[i] = base, tbl
 		if base == tracking.ProjectionTimeline && horizon.IsZero() {
 			if horizon, err = tx.Horizon(ctx, tracking.ProjectionTimeline); err != nil {
 				return err
 			}
 		}
 	}
-	stored, err := tx.StreamPositions(ctx, posTables, keys)
+	stored, err := tx.StreamPositions(ctx, names, keys)
 	if err != nil {
 		return err
 	}
 	applied := make(map[streamKey]int64, len(stored))
 	for _, p := range stored {
-		applied[streamKey{p.Table, p.Key}] = p.Version
+		applied[streamKey{p.Projection, p.Key}] = p.Version
 	}
 	var raised []StreamPosition
 	for i, name := range names {
@@ -788,7 +799,7 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 		at := map[Key]int{} // index in raised
 		for _, e := range events {
 			k := Key{e.Tenant, e.StreamID}
-			sk := streamKey{posTables[i], k}
+			sk := streamKey{name, k}
 			if e.Version <= applied[sk] {
 				continue
 			}
@@ -798,7 +809,7 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 				raised[j].Version = e.Version
 			} else {
 				at[k] = len(raised)
-				raised = append(raised, StreamPosition{Table: posTables[i], Key: k, Version: e.Version})
+				raised = append(raised, StreamPosition{Projection: name, Key: k, Version: e.Version})
 			}
 		}
 		if len(raised) == first {
@@ -980,7 +991,7 @@ func (s *Store) ProjectedVersion(ctx context.Context, name, tenant, id string) (
 	if err := known(name); err != nil {
 		return 0, err
 	}
-	v, err := s.engine.StreamPosition(ctx, positionsTable[name], tenant, id)
+	v, err := s.engine.StreamPosition(ctx, name, tenant, id)
 	if err != nil {
 		return 0, fmt.Errorf("%s: projected version: %w", s.name, err)
 	}

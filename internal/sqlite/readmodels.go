@@ -238,10 +238,10 @@ func checkpointNames(ctx context.Context, q querier) ([]string, error) {
 	return out, rows.Err()
 }
 
-func (t *rmTx) StreamPositions(ctx context.Context, tables []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
+func (t *rmTx) StreamPositions(ctx context.Context, projections []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
 	var out []readmodel.StreamPosition
-	for _, table := range tables {
-		get, err := t.tx.PrepareContext(ctx, `SELECT version FROM `+table+` WHERE tenant_id = ? AND entity_id = ?`)
+	for _, name := range projections {
+		get, err := t.tx.PrepareContext(ctx, `SELECT version FROM `+readmodel.PositionsTable(name)+` WHERE tenant_id = ? AND entity_id = ?`)
 		if err != nil {
 			return nil, err
 		}
@@ -249,7 +249,7 @@ func (t *rmTx) StreamPositions(ctx context.Context, tables []string, keys []read
 			var v int64
 			switch err := get.QueryRowContext(ctx, k.Tenant, k.EntityID).Scan(&v); {
 			case err == nil:
-				out = append(out, readmodel.StreamPosition{Table: table, Key: k, Version: v})
+				out = append(out, readmodel.StreamPosition{Projection: name, Key: k, Version: v})
 			case !errors.Is(err, sql.ErrNoRows):
 				get.Close()
 				return nil, err
@@ -268,15 +268,16 @@ func (t *rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.S
 		}
 	}()
 	for _, p := range positions {
-		put, ok := stmts[p.Table]
+		put, ok := stmts[p.Projection]
 		if !ok {
 			var err error
-			put, err = t.tx.PrepareContext(ctx, `INSERT INTO `+p.Table+` (tenant_id, entity_id, version) VALUES (?, ?, ?)
+			put, err = t.tx.PrepareContext(ctx, `INSERT INTO `+readmodel.PositionsTable(p.Projection)+` (tenant_id, entity_id, version)
+				VALUES (?, ?, ?)
 				ON CONFLICT (tenant_id, entity_id) DO UPDATE SET version = excluded.version WHERE version < excluded.version`)
 			if err != nil {
 				return err
 			}
-			stmts[p.Table] = put
+			stmts[p.Projection] = put
 		}
 		if _, err := put.ExecContext(ctx, p.Tenant, p.EntityID, p.Version); err != nil {
 			return err
@@ -646,10 +647,10 @@ func (m *readModels) TimelineEntries(ctx context.Context, r readmodel.TimelineRa
 	return out, classify(rows.Err())
 }
 
-// StreamPosition returns the version of an entity in a positions table.
-func (m *readModels) StreamPosition(ctx context.Context, table, tenant, id string) (int64, error) {
+// StreamPosition returns the version of an entity a projection has applied.
+func (m *readModels) StreamPosition(ctx context.Context, projection, tenant, id string) (int64, error) {
 	var v int64
-	err := m.store.read.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM `+table+`
+	err := m.store.read.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM `+readmodel.PositionsTable(projection)+`
 		WHERE tenant_id = ? AND entity_id = ?`, tenant, id).Scan(&v)
 	return v, classify(err)
 }
