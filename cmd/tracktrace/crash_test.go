@@ -33,34 +33,39 @@ type faultEngine struct {
 }
 
 func faultEngines(t *testing.T) []faultEngine {
-	file := filepath.Join(t.TempDir(), "tracktrace.db")
-	dsn := pgtest.NewDatabase(t)
-	return []faultEngine{
-		{"sqlite", []string{"EventStore__ConnectionString=file:" + file}, func(t *testing.T) (eventstore.Store, projectiontest.ReadModels) {
-			s, err := sqlite.Open(t.Context(), "file:"+file, sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			rm, err := sqlite.OpenReadModels(t.Context(), s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s, rm
-		}},
-		{"postgres", []string{"ConnectionStrings__EventStore=" + dsn}, func(t *testing.T) (eventstore.Store, projectiontest.ReadModels) {
-			s, err := postgres.Open(t.Context(), dsn, postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			rm, err := postgres.OpenReadModels(t.Context(), "", s.Pool())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s, rm
-		}},
-	}
+	return []faultEngine{sqliteFaultEngine(filepath.Join(t.TempDir(), "tracktrace.db")), postgresFaultEngine(pgtest.NewDatabase(t))}
+}
+
+// sqliteFaultEngine is the SQLite file at path.
+func sqliteFaultEngine(file string) faultEngine {
+	return faultEngine{"sqlite", []string{"EventStore__ConnectionString=file:" + file}, func(t *testing.T) (eventstore.Store, projectiontest.ReadModels) {
+		s, err := sqlite.Open(t.Context(), "file:"+file, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		rm, err := sqlite.OpenReadModels(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, rm
+	}}
+}
+
+// postgresFaultEngine is the PostgreSQL database at dsn.
+func postgresFaultEngine(dsn string) faultEngine {
+	return faultEngine{"postgres", []string{"ConnectionStrings__EventStore=" + dsn}, func(t *testing.T) (eventstore.Store, projectiontest.ReadModels) {
+		s, err := postgres.Open(t.Context(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		rm, err := postgres.OpenReadModels(t.Context(), "", s.Pool())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, rm
+	}}
 }
 
 // ackLog records the events clients saw acknowledged (201), by entity, and
@@ -278,19 +283,31 @@ func checkReadModelsEqualRebuild(t *testing.T, eng faultEngine) {
 	ctx := t.Context()
 	store, rm := eng.open(t)
 	m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{})
-	catchUp := func() {
+	// On PostgreSQL the log is readable up to the oldest transaction in
+	// progress anywhere on the server (other tests' among them): catch up
+	// until the timeline holds a row for every stored event.
+	stored := countEvents(t, store)
+	settle := func() map[string][]string {
 		t.Helper()
-		for _, name := range tracking.Projections() {
-			if err := m.CatchUp(ctx, name); err != nil {
-				t.Fatalf("catch up %s: %v", name, err)
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			for _, name := range tracking.Projections() {
+				if err := m.CatchUp(ctx, name); err != nil {
+					t.Fatalf("catch up %s: %v", name, err)
+				}
+			}
+			dump, err := rm.Dump(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dump["rm_timeline"]) == stored {
+				return dump
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the timeline holds %d rows after 60 s, the log %d events", len(dump["rm_timeline"]), stored)
 			}
 		}
 	}
-	catchUp()
-	before, err := rm.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := settle()
 	if len(before["rm_timeline"]) == 0 || len(before["rm_entities"]) == 0 || len(before["rm_metric_points"]) == 0 {
 		t.Fatalf("read models are empty: %d timeline rows, %d entities, %d metric points",
 			len(before["rm_timeline"]), len(before["rm_entities"]), len(before["rm_metric_points"]))
@@ -300,16 +317,31 @@ func checkReadModelsEqualRebuild(t *testing.T, eng faultEngine) {
 			t.Fatal(err)
 		}
 	}
-	catchUp()
-	after, err := rm.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	after := settle()
 	for table, rows := range before {
 		if !reflect.DeepEqual(rows, after[table]) {
 			t.Errorf("%s after the crashes differs from its rebuild: %d rows, rebuilt %d", table, len(rows), len(after[table]))
 		}
 	}
+}
+
+// countEvents counts the events stored, readable or not.
+func countEvents(t *testing.T, store eventstore.Store) int {
+	t.Helper()
+	var n int
+	var err error
+	switch s := store.(type) {
+	case *postgres.Store:
+		err = s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM events`).Scan(&n)
+	case *sqlite.Store:
+		err = s.DB().QueryRowContext(t.Context(), `SELECT count(*) FROM events`).Scan(&n)
+	default:
+		t.Fatalf("countEvents: %T", store)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // SIGKILL while 16 clients append (half of them in batches), ten times over,

@@ -51,13 +51,13 @@ func kafkaConfig(cfg *config.Config) kafka.Config {
 		Topics: kafka.Topics{DomainEvents: cfg.Kafka.Topics.DomainEvents, IntegrationEvents: cfg.Kafka.Topics.IntegrationEvents,
 			Ingest: cfg.Kafka.Topics.Ingest},
 		GroupID: cfg.Kafka.Consumer.GroupID, AutoOffsetReset: cfg.Kafka.Consumer.AutoOffsetReset,
-		EnableAutoCommit: cfg.Kafka.Consumer.EnableAutoCommit}
+		EnableAutoCommit: cfg.Kafka.Consumer.EnableAutoCommit, SessionTimeout: time.Duration(cfg.Kafka.Consumer.SessionTimeout)}
 }
 
 // startKafka builds the relay (always, when Kafka is configured), the
 // projection consumer (when Kafka feeds the projections) and the ingest
 // consumer (when an ingest topic is configured).
-func startKafka(ctx context.Context, cfg *config.Config, features *config.Features, store eventstore.Store, views *readmodel.Store, svc *tracking.Service,
+func startKafka(ctx context.Context, cfg *config.Config, features *config.Features, store eventstore.Store, views *readmodel.Store, leader projection.Leader, svc *tracking.Service,
 	metrics *telemetry.Metrics, tp trace.TracerProvider, onApplied func([]eventstore.Recorded), log *slog.Logger) (*kafkaParts, error) {
 	kc := kafkaConfig(cfg)
 	parts := &kafkaParts{log: log}
@@ -74,7 +74,7 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 		parts.ensureTopics = func(ctx context.Context) error { return kafka.EnsureTopics(ctx, producer, kc) }
 	}
 	cancel()
-	parts.relay = kafka.NewRelay(producer, store, views, views, kafka.RelayOptions{DomainTopic: kc.Topics.DomainEvents,
+	parts.relay = kafka.NewRelay(producer, store, views, leader, kafka.RelayOptions{DomainTopic: kc.Topics.DomainEvents,
 		IntegrationTopic: kc.Topics.IntegrationEvents, IntegrationEvents: features.Func(config.FeatureIntegrationEvents),
 		Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log, Tracer: tp})
 	if err := metrics.Register(telemetry.NewBacklogCollector("tracktrace_relay_backlog_events",

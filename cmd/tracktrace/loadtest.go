@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,7 +67,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o loadtestOptions
-	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL")
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL; several, comma-separated (replicas), take turns")
 	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed | revalidate-entity | revalidate-timeline")
 	fs.IntVar(&o.connections, "connections", 64, "concurrent connections")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second in all (0: as fast as the server answers)")
@@ -85,6 +86,11 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if o.connections < 1 || o.entities < 1 || o.batchSize < 1 || o.duration <= 0 || o.rate < 0 {
 		return &usageError{"connections, entities and batch-size must be positive, duration positive, rate not negative"}
+	}
+	for u := range strings.SplitSeq(o.url, ",") {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return &usageError{fmt.Sprintf("--url: %q is not an http(s) base URL", u)}
+		}
 	}
 	lt := newLoadTester(o)
 	if o.scenario != "append-single" && o.scenario != "append-batch" {
@@ -107,6 +113,8 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 type loadTester struct {
 	o      loadtestOptions
+	urls   []string
+	turn   atomic.Uint64 // the next request's URL, round robin
 	client *http.Client
 	start  time.Time
 	seq    atomic.Int64
@@ -122,7 +130,7 @@ func newLoadTester(o loadtestOptions) *loadTester {
 		MaxConnsPerHost:     o.connections,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &loadTester{o: o, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, start: time.Now()}
+	return &loadTester{o: o, urls: strings.Split(o.url, ","), client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, start: time.Now()}
 }
 
 func (lt *loadTester) entity(i int) string { return "LT-" + strconv.Itoa(i%lt.o.entities) }
@@ -164,7 +172,8 @@ func (lt *loadTester) send(ctx context.Context, method, path string, body any, i
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, lt.o.url+path, rd)
+	base := lt.urls[lt.turn.Add(1)%uint64(len(lt.urls))]
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return 0, ""
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,5 +43,28 @@ func TestLoadtestScenarios(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"loadtest", "--scenario", "nope"}, nil, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Fatal("an unknown scenario was accepted")
+	}
+}
+
+// Several URLs (the replicas of one deployment) take turns, and a list with
+// a URL that is not one is a usage error.
+func TestLoadtestTakesTurnsBetweenReplicas(t *testing.T) {
+	t.Parallel()
+	a := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "a.db")})
+	b := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "b.db")})
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"loadtest", "--url", a.URL + "," + b.URL, "--scenario", "append-single",
+		"--connections", "2", "--duration", "2s", "--entities", "20"}, nil, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*server{a, b} {
+		if n := sum(scrape(t, s), "tracktrace_events_appended_total"); n == 0 {
+			t.Errorf("%s appended no events", s.URL)
+		}
+	}
+	err := run(t.Context(), []string{"loadtest", "--url", a.URL + ",localhost:1"}, nil, &bytes.Buffer{}, &bytes.Buffer{})
+	var usage *usageError
+	if !errors.As(err, &usage) || !strings.Contains(err.Error(), "localhost:1") {
+		t.Errorf("--url with a bad URL: %v, want a usage error naming it", err)
 	}
 }

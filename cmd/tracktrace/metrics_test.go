@@ -11,11 +11,11 @@ import (
 )
 
 // scrape returns /metrics as "name{labels}" → value.
-func scrape(t *testing.T, srv *server) map[string]float64 {
+func scrape(t *testing.T, srv requester) map[string]float64 {
 	t.Helper()
-	r := srv.do(t, "GET", "/metrics", nil)
-	if r.StatusCode != 200 {
-		t.Fatalf("/metrics = %d", r.StatusCode)
+	r, err := srv.tryDo("GET", "/metrics", nil)
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("/metrics: %v %d", err, r.StatusCode)
 	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(bytes.NewReader(r.Body))

@@ -27,6 +27,7 @@ import (
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/httpapi"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/telemetry"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -212,7 +213,10 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	cached := cache.NewReadModels(views, cacheStore, cache.Options{
 		TTL: time.Duration(cfg.ReadModels.CacheSettings.DefaultTTL), Logger: log, Observe: metrics.CacheResult,
 	})
-	projections := projection.NewManager(store, views, views, tracking.Projections(), projection.Options{
+	// One follower of each kind leads across replicas (advisory locks on
+	// the read models' database); /metrics says which replica leads which.
+	leader := metrics.ObserveLeadership(views)
+	projections := projection.NewManager(store, views, leader, tracking.Projections(), projection.Options{
 		Interval: time.Duration(cfg.ReadModels.RefreshInterval),
 		Logger:   log,
 		OnApplied: func(name string, events []eventstore.Recorded) {
@@ -229,7 +233,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 	var kp *kafkaParts
 	if cfg.Kafka.Enabled() {
-		kp, err = startKafka(ctx, cfg, features, store, views, svc, metrics, tp, func(evs []eventstore.Recorded) {
+		kp, err = startKafka(ctx, cfg, features, store, views, leader, svc, metrics, tp, func(evs []eventstore.Recorded) {
 			// The projection consumer applies each event to every projection.
 			for _, name := range tracking.Projections() {
 				cached.Invalidate(context.WithoutCancel(ctx), name, evs)
@@ -340,6 +344,15 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 	if kp != nil {
 		g.Go(func() error { return kp.run(svcCtx) })
+	}
+	if cfg.ConnectionStrings.Redis == "" {
+		// The response cache is this process's own: whichever replica
+		// applies events (or erases an entity), the read models announce
+		// it, and this replica drops what it cached of those entities.
+		g.Go(func() error {
+			views.Watch(svcCtx, func(p []readmodel.StreamPosition, all bool) { cached.Changed(svcCtx, p, all) })
+			return nil
+		})
 	}
 	retentionJob, policy := retentionDeps(cfg, st, svc)
 	retentionJob.Logger = log

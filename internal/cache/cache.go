@@ -155,6 +155,15 @@ func (m *Memory) put(e *entry) {
 	}
 }
 
+// Purge drops every value and floor.
+func (m *Memory) Purge() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lru.Init()
+	m.groups = map[string]map[string]*list.Element{}
+	m.size = 0
+}
+
 // Size returns the bytes held.
 func (m *Memory) Size() int64 {
 	m.mu.Lock()

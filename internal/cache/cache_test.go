@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/tlm/tracktrace/internal/cache/redistest"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -409,5 +411,59 @@ func TestCachedReadModels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// versioned is read models whose entities are all at one version.
+type versioned struct {
+	cache.ReadModels
+	version atomic.Int64
+}
+
+func (v *versioned) Entity(_ context.Context, _, id string) (tracking.EntityState, error) {
+	return tracking.EntityState{EntityID: id, Version: v.version.Load()}, nil
+}
+
+// What another replica's projections changed (as the read models announce
+// it) drops this replica's cached renderings of those entities, and only
+// those; an erasure keeps older renderings out; a report of "anything may
+// have changed" empties an in-process cache.
+func TestChangedByAnotherReplica(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	rm := &versioned{}
+	rm.version.Store(1)
+	cached := cache.NewReadModels(rm, cache.NewMemory(1<<20, nil), cache.Options{})
+	render := func(st tracking.EntityState) ([]byte, error) { return json.Marshal(st.Version) }
+	version := func(id string) string {
+		t.Helper()
+		b, _, err := cached.RenderedEntity(ctx, "t1", id, "v", 0, render)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, id := range []string{"A", "B", "C"} {
+		version(id)
+	}
+	rm.version.Store(2) // another replica applied version 2 of every entity
+	if got := version("A"); got != "1" {
+		t.Fatalf("A = %s before any announcement: want the cached 1 (the test would prove nothing)", got)
+	}
+	cached.Changed(ctx, []readmodel.StreamPosition{
+		{Projection: tracking.ProjectionEntities, Key: readmodel.Key{Tenant: "t1", EntityID: "A"}, Version: 2},
+		{Projection: tracking.ProjectionMetrics, Key: readmodel.Key{Tenant: "t1", EntityID: "B"}, Version: 2},
+	}, false)
+	if a, b := version("A"), version("B"); a != "2" || b != "1" {
+		t.Errorf("after A's change: A = %s, B = %s; want 2 and the cached 1 (metrics are not cached)", a, b)
+	}
+	cached.Changed(ctx, []readmodel.StreamPosition{{Key: readmodel.Key{Tenant: "t1", EntityID: "B"}, Version: readmodel.Erased}}, false)
+	rm.version.Store(3)
+	if b := version("B"); b != "3" {
+		t.Errorf("after B's erasure B = %s, want 3 read through", b)
+	}
+	cached.Changed(ctx, nil, true)
+	if c := version("C"); c != "3" {
+		t.Errorf("after a purge C = %s, want 3", c)
 	}
 }

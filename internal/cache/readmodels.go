@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -129,6 +130,39 @@ func (c *CachedReadModels) Invalidate(ctx context.Context, projection string, ev
 // floorTTL is how long a floor is kept: longer than any read-through (a
 // request's work is bounded by Server.RequestTimeout, 15 s by default).
 const floorTTL = time.Minute
+
+// Changed drops the values cached about entities whose read models
+// changed, as a readmodel.Watcher reports them (the projections of another
+// replica applied events, or erased an entity); all drops every value, of
+// a store that can (Memory). It is what keeps an in-process cache current
+// on a replica that does not run the projections; a shared store (Redis) is
+// invalidated by the replica that does.
+func (c *CachedReadModels) Changed(ctx context.Context, positions []readmodel.StreamPosition, all bool) {
+	if all {
+		if p, ok := c.store.(interface{ Purge() }); ok {
+			p.Purge()
+		}
+		return
+	}
+	floors := make(map[string]int64, len(positions))
+	for _, p := range positions {
+		switch {
+		case p.Version == readmodel.Erased:
+			floors[c.group(tracking.ProjectionEntities, p.Tenant, p.EntityID)] = ErasedFloor
+			floors[c.group(tracking.ProjectionTimeline, p.Tenant, p.EntityID)] = ErasedFloor
+		case p.Projection == tracking.ProjectionEntities || p.Projection == tracking.ProjectionTimeline:
+			g := c.group(p.Projection, p.Tenant, p.EntityID)
+			floors[g] = max(floors[g], p.Version)
+		}
+	}
+	if len(floors) == 0 {
+		return
+	}
+	if err := c.store.Invalidate(ctx, floors, floorTTL); err != nil {
+		c.failed()
+		c.opts.Logger.Warn("cache: invalidation failed", "error", err, "entities", len(floors))
+	}
+}
 
 // Forget drops every cached value of one entity (erasure).
 func (c *CachedReadModels) Forget(ctx context.Context, tenant, id string) error {

@@ -120,6 +120,12 @@ type Consumer struct {
 	// EnableAutoCommit must stay false: offsets are committed after the
 	// read-model transaction. It exists because the seed spells it out.
 	EnableAutoCommit bool
+	// SessionTimeout is how long the group waits for a member that stopped
+	// heartbeating (a crashed replica) before handing its partitions to the
+	// others: the projections of those partitions stand still meanwhile.
+	// Default 45s (the Kafka client's), 6s–30m (the broker's default
+	// group.min/max.session.timeout.ms bound it).
+	SessionTimeout Duration
 }
 
 // Producer configures the relay's producer.
@@ -304,7 +310,7 @@ func Default() *Config {
 		},
 		Kafka: Kafka{
 			Topics:   Topics{DomainEvents: "corporate.tracktrace.events", IntegrationEvents: "corporate.integration.events"},
-			Consumer: Consumer{GroupID: "tracktrace-projections", AutoOffsetReset: "Earliest"},
+			Consumer: Consumer{GroupID: "tracktrace-projections", AutoOffsetReset: "Earliest", SessionTimeout: Duration(45 * time.Second)},
 			Producer: Producer{Acks: "all"},
 		},
 		Authentication: Authentication{

@@ -358,6 +358,7 @@ func TestBadConfigurations(t *testing.T) {
 		{name: "production from ASPNETCORE_ENVIRONMENT", environ: []string{"ASPNETCORE_ENVIRONMENT=Production"}, key: "Authentication.Authority"},
 		{name: "auto commit", json: `{"Kafka": {"Consumer": {"EnableAutoCommit": true}}}`, key: "Kafka.Consumer.EnableAutoCommit"},
 		{name: "offset reset", json: `{"Kafka": {"Consumer": {"AutoOffsetReset": "Newest"}}}`, key: "Kafka.Consumer.AutoOffsetReset"},
+		{name: "session timeout", json: `{"Kafka": {"Consumer": {"SessionTimeout": "00:00:01"}}}`, key: "Kafka.Consumer.SessionTimeout"},
 		{name: "empty group", environ: []string{"Kafka__Consumer__GroupId="}, key: "Kafka.Consumer.GroupId"},
 		{name: "acks", json: `{"Kafka": {"Producer": {"Acks": "1"}}}`, key: "Kafka.Producer.Acks"},
 		{name: "topic name", json: `{"Kafka": {"Topics": {"DomainEvents": "bad topic!"}}}`, key: "Kafka.Topics.DomainEvents"},

@@ -167,6 +167,8 @@ func (ch *checker) kafka(k Kafka) {
 		"must be Earliest or Latest, got %q", k.Consumer.AutoOffsetReset)
 	ch.check(!k.Consumer.EnableAutoCommit, "Kafka.Consumer.EnableAutoCommit",
 		"must be false: tracktrace commits offsets after the read-model transaction")
+	ch.check(k.Consumer.SessionTimeout >= Duration(6*time.Second) && k.Consumer.SessionTimeout <= Duration(30*time.Minute),
+		"Kafka.Consumer.SessionTimeout", "must be between 6 seconds and 30 minutes, got %v", k.Consumer.SessionTimeout)
 	ch.check(oneOf(k.Producer.Acks, "all", "-1"), "Kafka.Producer.Acks",
 		`must be "all": the relay needs every in-sync replica's acknowledgement, got %q`, k.Producer.Acks)
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -61,6 +62,9 @@ type Config struct {
 	// EnableAutoCommit must be false (Kafka.Consumer.EnableAutoCommit):
 	// offsets are committed after the read-model transaction.
 	EnableAutoCommit bool
+	// SessionTimeout is the consumer groups' session timeout
+	// (Kafka.Consumer.SessionTimeout; default the client's, 45s).
+	SessionTimeout time.Duration
 	// Partitions and ReplicationFactor are used by EnsureTopics for the
 	// topics it creates (default 6 and the broker's default).
 	Partitions        int32
@@ -136,14 +140,22 @@ func NewClient(cfg Config, extra ...kgo.Opt) (*kgo.Client, error) {
 // AutoOffsetReset says, offsets committed by the consumer only.
 func ProjectionConsumerOpts(cfg Config) []kgo.Opt {
 	cfg = cfg.withDefaults()
-	return consumerOpts(cfg.GroupID, cfg.AutoOffsetReset, cfg.Topics.DomainEvents)
+	return append(consumerOpts(cfg.GroupID, cfg.AutoOffsetReset, cfg.Topics.DomainEvents), sessionTimeout(cfg)...)
 }
 
 // IngestConsumerOpts are the options of the client of an ingest Consumer:
 // group IngestGroupID on the ingest topic.
 func IngestConsumerOpts(cfg Config) []kgo.Opt {
 	cfg = cfg.withDefaults()
-	return consumerOpts(cfg.IngestGroupID, cfg.AutoOffsetReset, cfg.Topics.Ingest)
+	return append(consumerOpts(cfg.IngestGroupID, cfg.AutoOffsetReset, cfg.Topics.Ingest), sessionTimeout(cfg)...)
+}
+
+// sessionTimeout is the group option of Config.SessionTimeout, if set.
+func sessionTimeout(cfg Config) []kgo.Opt {
+	if cfg.SessionTimeout <= 0 {
+		return nil
+	}
+	return []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)}
 }
 
 func consumerOpts(group, reset, topic string) []kgo.Opt {

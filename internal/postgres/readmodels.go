@@ -290,7 +290,85 @@ func (t rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.St
 			ON CONFLICT (tenant_id, entity_id) DO UPDATE SET version = excluded.version
 			WHERE `+table+`.version < excluded.version`, c.tenants, c.ids, c.versions)
 	}
-	return t.tx.SendBatch(ctx, &b).Close()
+	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+		return err
+	}
+	return t.announce(ctx, positions)
+}
+
+// changesChannel is the LISTEN/NOTIFY channel on which every read-model
+// transaction announces, at its commit, the stream positions it raised (see
+// readmodel.Watcher): each replica's in-process response cache drops what it
+// holds of those entities, whichever replica applied them.
+const changesChannel = "tracktrace_readmodels"
+
+// maxAnnouncement keeps each NOTIFY payload under PostgreSQL's 8000 bytes.
+const maxAnnouncement = 7000
+
+// resetAnnouncement says that any entity may have changed.
+const resetAnnouncement = "*"
+
+// announce queues NOTIFYs of positions, delivered when the transaction
+// commits (and never if it does not): JSON arrays of [projection, tenant,
+// entity id, version], as many as the payload limit needs.
+func (t rmTx) announce(ctx context.Context, positions []readmodel.StreamPosition) error {
+	var buf []byte
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		buf = append(buf, ']')
+		_, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changesChannel, string(buf))
+		buf = buf[:0]
+		return err
+	}
+	for _, p := range positions {
+		if _, rebuild := projection.ShadowOf(p.Projection); rebuild {
+			continue // nobody reads a rebuild before it is switched in (SwapTable)
+		}
+		item, err := json.Marshal([]any{p.Projection, p.Tenant, p.EntityID, p.Version})
+		if err != nil {
+			return err
+		}
+		if len(buf)+len(item)+2 > maxAnnouncement {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if len(buf) == 0 {
+			buf = append(buf, '[')
+		} else {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, item...)
+	}
+	return flush()
+}
+
+// Watch implements readmodel.Watcher.
+func (m *readModels) Watch(ctx context.Context, changed func([]readmodel.StreamPosition, bool)) {
+	listen(ctx, m.pool.Config().ConnConfig, changesChannel, func() { changed(nil, true) }, func(payload string) {
+		if payload == resetAnnouncement {
+			changed(nil, true)
+			return
+		}
+		var items [][4]json.RawMessage
+		if err := json.Unmarshal([]byte(payload), &items); err != nil {
+			changed(nil, true) // not ours to read: assume the worst
+			return
+		}
+		positions := make([]readmodel.StreamPosition, 0, len(items))
+		for _, it := range items {
+			var p readmodel.StreamPosition
+			if json.Unmarshal(it[0], &p.Projection) != nil || json.Unmarshal(it[1], &p.Tenant) != nil ||
+				json.Unmarshal(it[2], &p.EntityID) != nil || json.Unmarshal(it[3], &p.Version) != nil {
+				changed(nil, true)
+				return
+			}
+			positions = append(positions, p)
+		}
+		changed(positions, false)
+	})
 }
 
 // bulkInsert reports whether n rows are worth a COPY, which fresh allows:
@@ -505,20 +583,36 @@ func (t rmTx) CreateShadow(ctx context.Context, table, shadow string) error {
 // SwapTable drops table and renames shadow to its name. Readers wait for
 // the transaction's commit (the DROP's exclusive lock) and then read the
 // new table: a statement resolves the name again once the lock is granted.
+// Any entity may read otherwise now: every replica's cache is told so at
+// the commit.
 func (t rmTx) SwapTable(ctx context.Context, table, shadow string) error {
 	_, err := t.tx.Exec(ctx, `DROP TABLE `+table+`; ALTER TABLE `+shadow+` RENAME TO `+table)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changesChannel, resetAnnouncement)
 	return err
 }
 
+// DeleteAll empties a table (a projection's reset): any entity may have
+// changed, as every replica's cache is told at the commit.
 func (t rmTx) DeleteAll(ctx context.Context, table string) error {
 	// DELETE, not TRUNCATE: readers keep seeing the old rows until commit.
-	_, err := t.tx.Exec(ctx, "DELETE FROM "+table)
+	if _, err := t.tx.Exec(ctx, "DELETE FROM "+table); err != nil {
+		return err
+	}
+	_, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changesChannel, resetAnnouncement)
 	return err
 }
 
 func (t rmTx) DeleteEntity(ctx context.Context, table, tenant, id string) error {
-	_, err := t.tx.Exec(ctx, "DELETE FROM "+table+" WHERE tenant_id = $1 AND entity_id = $2", tenant, id)
-	return err
+	if _, err := t.tx.Exec(ctx, "DELETE FROM "+table+" WHERE tenant_id = $1 AND entity_id = $2", tenant, id); err != nil {
+		return err
+	}
+	if table != readmodel.TablePositionsEntities {
+		return nil
+	}
+	return t.announce(ctx, []readmodel.StreamPosition{{Key: readmodel.Key{Tenant: tenant, EntityID: id}, Version: readmodel.Erased}})
 }
 
 // TryLead takes the projection's session advisory lock on a dedicated

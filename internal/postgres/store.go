@@ -862,16 +862,27 @@ const commitChannel = "tracktrace_events"
 // process on this database.
 func (s *Store) Committed() <-chan struct{} { return s.committed.C() }
 
-// listen relays NOTIFYs of other processes' commits to Committed, on a
-// dedicated connection that it re-establishes after failures.
+// listen relays NOTIFYs of other processes' commits to Committed.
 func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
+	listen(ctx, cfg, commitChannel, s.committed.Notify, func(string) { s.committed.Notify() })
+}
+
+// listen LISTENs on channel on a dedicated connection, re-established
+// after failures, until ctx ends: it calls listening each time the LISTEN
+// has taken effect (anything announced before is unknown to the caller) and
+// notified with each notification's payload.
+func listen(ctx context.Context, cfg *pgx.ConnConfig, channel string, listening func(), notified func(payload string)) {
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, cfg)
 		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN "+commitChannel)
+			if _, err = conn.Exec(ctx, "LISTEN "+channel); err == nil {
+				listening()
+			}
 			for err == nil {
-				_, err = conn.WaitForNotification(ctx)
-				s.committed.Notify()
+				var n *pgconn.Notification
+				if n, err = conn.WaitForNotification(ctx); err == nil {
+					notified(n.Payload)
+				}
 			}
 			conn.Close(context.Background())
 		}

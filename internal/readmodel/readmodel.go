@@ -270,6 +270,21 @@ type Tx interface {
 	DeleteEntity(ctx context.Context, table, tenant, id string) error
 }
 
+// Watcher is implemented by engines that several processes share
+// (PostgreSQL): every committed write transaction announces which entities'
+// rows it changed, so that each process can drop what it cached of them.
+type Watcher interface {
+	// Watch calls changed with the stream positions each committed
+	// transaction of any process raised (an erased entity's at Erased),
+	// and with all true when changes may have gone unannounced (the watch
+	// (re)started, or a projection was reset), until ctx ends.
+	Watch(ctx context.Context, changed func(positions []StreamPosition, all bool))
+}
+
+// Erased is the version of an erased entity's stream position in what a
+// Watcher announces.
+const Erased = -1
+
 var (
 	_ projection.Target = (*Store)(nil)
 	_ projection.Leader = (*Store)(nil)
@@ -292,6 +307,15 @@ func (s *Store) Close() error { return s.engine.Close() }
 
 // Ping checks that the read-model database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.engine.Ping(ctx) }
+
+// Watch reports the changes other processes (and this one) commit to the
+// read models, when the engine is shared by several (see Watcher), until
+// ctx ends; it returns at once, reporting nothing, when it is not.
+func (s *Store) Watch(ctx context.Context, changed func(positions []StreamPosition, all bool)) {
+	if w, ok := s.engine.(Watcher); ok {
+		w.Watch(ctx, changed)
+	}
+}
 
 // Checkpoint returns a projection's (or another follower's) checkpoint.
 func (s *Store) Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error) {

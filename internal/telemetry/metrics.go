@@ -28,6 +28,7 @@ type Metrics struct {
 	appendDuration *prometheus.HistogramVec
 	eventsAppended *prometheus.CounterVec
 	cacheRequests  *prometheus.CounterVec
+	leading        *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metric families on reg, each with the constant
@@ -53,8 +54,11 @@ func NewMetrics(reg *prometheus.Registry, constLabels map[string]string) *Metric
 		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tracktrace_cache_requests_total", Help: "Read-model cache lookups, by cache and result (hit, miss, error).",
 		}, []string{"cache", "result"}),
+		leading: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tracktrace_follower_active", Help: "1 while this replica leads the follower of the log (projections, kafka-relay, ...): one replica at a time does.",
+		}, []string{"follower"}),
 	}
-	r.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.eventsAppended, m.cacheRequests,
+	r.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.eventsAppended, m.cacheRequests, m.leading,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -70,6 +74,31 @@ func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register
 // CacheResult counts one cache lookup.
 func (m *Metrics) CacheResult(cache, result string) {
 	m.cacheRequests.WithLabelValues(cache, result).Inc()
+}
+
+// ObserveLeadership decorates leader so that tracktrace_follower_active
+// reports, per follower name, whether this replica leads it: every follower
+// of the log (the projections, the Kafka relay, any later one) takes its
+// leadership from a Leader, so each shows up without code of its own.
+func (m *Metrics) ObserveLeadership(leader projection.Leader) projection.Leader {
+	return observedLeader{next: leader, gauge: m.leading}
+}
+
+type observedLeader struct {
+	next  projection.Leader
+	gauge *prometheus.GaugeVec
+}
+
+func (l observedLeader) TryLead(ctx context.Context, name string) (<-chan struct{}, func(), bool, error) {
+	g := l.gauge.WithLabelValues(name)
+	lost, release, ok, err := l.next.TryLead(ctx, name)
+	if !ok {
+		g.Set(0)
+		return lost, release, ok, err
+	}
+	g.Set(1)
+	// The follower releases after it noticed the loss, too.
+	return lost, func() { g.Set(0); release() }, true, err
 }
 
 // statusRecorder captures the status code a handler writes.
