@@ -30,6 +30,8 @@ type storage struct {
 	// horizon finds what holds the global log's read horizon back (nil on
 	// SQLite, whose log has no such horizon).
 	horizon projection.HorizonSource
+	// retained lists the streams retention trimmed: rebuilds are seeded with them.
+	retained projection.RetainedSource
 	// pool exports the event store's connection-pool statistics.
 	pool prometheus.Collector
 	// file is the embedded database's absolute path ("" on PostgreSQL), and
@@ -75,7 +77,7 @@ func openStorage(ctx context.Context, cfg *config.Config) (*storage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event store: %w", err)
 		}
-		st = storage{store: s, retention: s, horizon: s, pool: telemetry.NewPoolCollector(s.Pool(), "eventstore")}
+		st = storage{store: s, retention: s, horizon: s, retained: s, pool: telemetry.NewPoolCollector(s.Pool(), "eventstore")}
 		if views.DSN == events.DSN {
 			st.views, err = postgres.OpenReadModels(ctx, "", s.Pool())
 		} else {
@@ -97,7 +99,7 @@ func openStorage(ctx context.Context, cfg *config.Config) (*storage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event store: %w", err)
 		}
-		st = storage{store: s, retention: s, pool: telemetry.NewSQLDBCollector(s.DB(), "eventstore"), created: s.Created()}
+		st = storage{store: s, retention: s, retained: s, pool: telemetry.NewSQLDBCollector(s.DB(), "eventstore"), created: s.Created()}
 		if st.file, err = filepath.Abs(s.Path()); err != nil {
 			st.file = s.Path()
 		}

@@ -21,7 +21,7 @@ import (
 // erased entity: its erasure marker in the global log, counted apart.)
 var tablesByColumn = map[string][]string{
 	"stream_id": {"events", "streams", "snapshots"},
-	"entity_id": {"rm_timeline", "rm_entities", "rm_operation_starts", "rm_metric_points", "rm_stream_positions"},
+	"entity_id": {"rm_timeline", "rm_entities", "rm_operation_starts", "rm_metric_points", "rm_positions_timeline", "rm_positions_entities", "rm_positions_metrics"},
 }
 
 // After erasure no row of the entity remains in any table, and no cache

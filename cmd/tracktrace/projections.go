@@ -14,9 +14,12 @@ import (
 )
 
 // projectionsCmd is `tracktrace projections status` and `tracktrace
-// projections rebuild NAME`. Rebuild resets the projection and replays the
-// log into it from this process; servers running meanwhile are safe (the
-// checkpoint's compare-and-set keeps every batch applied once).
+// projections rebuild NAME`. Rebuild builds a new generation of the
+// projection's read models beside the live one, replays the log into it
+// from this process and switches it in once it has caught up; servers
+// running meanwhile go on serving the live read models (and their runner
+// may help the replay: the checkpoints' compare-and-set keeps every batch
+// applied once).
 func projectionsCmd(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return &usageError{"usage: tracktrace projections status | rebuild NAME [flags]"}
@@ -44,12 +47,14 @@ func projectionsCmd(ctx context.Context, args []string, environ []string, stdout
 	if kafkaFeedsProjections(cfg) {
 		return kafkaProjectionsStatus(ctx, cfg, sub, stdout)
 	}
-	m := projection.NewManager(st.store, st.views, st.views, tracking.Projections(), projection.Options{BatchSize: 5000})
+	m := projection.NewManager(st.store, st.views, st.views, tracking.Projections(), projection.Options{BatchSize: 5000,
+		Retained: st.retained, SnapshotSchemaVersion: tracking.SnapshotSchemaVersion})
 	if sub == "rebuild" {
 		start := time.Now()
 		if err := m.Rebuild(ctx, name); err != nil {
 			return err
 		}
+		// CatchUp replays the log into the rebuild and switches it in.
 		if err := m.CatchUp(ctx, name); err != nil {
 			return fmt.Errorf("rebuild %s: %w", name, err)
 		}

@@ -222,6 +222,11 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		OnApplied: func(name string, events []eventstore.Recorded) {
 			cached.Invalidate(context.WithoutCancel(ctx), name, events)
 		},
+		// A rebuild switched in (here or on another replica) leaves every
+		// cached answer of the old read models behind.
+		OnSwitched:            cached.SetGeneration,
+		Retained:              st.retained,
+		SnapshotSchemaVersion: tracking.SnapshotSchemaVersion,
 	})
 	if err := metrics.Register(telemetry.NewFeatureCollector(features.All)); err != nil {
 		return err

@@ -43,6 +43,38 @@ type CachedReadModels struct {
 	// downUntil (unix nanoseconds) skips the cache for a while after a
 	// failure, so that an outage costs one timeout, not one per request.
 	downUntil atomic.Int64
+	// entitiesGen and timelineGen are the generations of the entities and
+	// timeline read models (SetGeneration): part of every key, so that a
+	// rebuild switched in leaves every value of the old one behind.
+	entitiesGen, timelineGen atomic.Int64
+}
+
+// SetGeneration tells the cache that a projection's read models are of
+// generation gen (projection.Options.OnSwitched): values cached from
+// another generation are not served (they expire unread).
+func (c *CachedReadModels) SetGeneration(projection string, gen int64) {
+	switch projection {
+	case tracking.ProjectionEntities:
+		c.entitiesGen.Store(gen)
+	case tracking.ProjectionTimeline:
+		c.timelineGen.Store(gen)
+	}
+}
+
+// group is Group of the projection's current generation.
+func (c *CachedReadModels) group(projection, tenant, entityID string) string {
+	var gen int64
+	switch projection {
+	case tracking.ProjectionEntities:
+		gen = c.entitiesGen.Load()
+	case tracking.ProjectionTimeline:
+		gen = c.timelineGen.Load()
+	}
+	g := Group(projection, tenant, entityID)
+	if gen == 0 {
+		return g
+	}
+	return g + "\x00" + strconv.FormatInt(gen, 10)
 }
 
 // backoff is how long the cache is skipped after a failure.
@@ -84,7 +116,7 @@ func (c *CachedReadModels) Invalidate(ctx context.Context, projection string, ev
 	}
 	floors := make(map[string]int64, len(events))
 	for _, e := range events {
-		g := Group(projection, e.Tenant, e.StreamID)
+		g := c.group(projection, e.Tenant, e.StreamID)
 		floors[g] = max(floors[g], e.Version)
 	}
 	if err := c.store.Invalidate(ctx, floors, floorTTL); err != nil {
@@ -116,10 +148,10 @@ func (c *CachedReadModels) Changed(ctx context.Context, positions []readmodel.St
 	for _, p := range positions {
 		switch {
 		case p.Version == readmodel.Erased:
-			floors[Group(tracking.ProjectionEntities, p.Tenant, p.EntityID)] = ErasedFloor
-			floors[Group(tracking.ProjectionTimeline, p.Tenant, p.EntityID)] = ErasedFloor
+			floors[c.group(tracking.ProjectionEntities, p.Tenant, p.EntityID)] = ErasedFloor
+			floors[c.group(tracking.ProjectionTimeline, p.Tenant, p.EntityID)] = ErasedFloor
 		case p.Projection == tracking.ProjectionEntities || p.Projection == tracking.ProjectionTimeline:
-			g := Group(p.Projection, p.Tenant, p.EntityID)
+			g := c.group(p.Projection, p.Tenant, p.EntityID)
 			floors[g] = max(floors[g], p.Version)
 		}
 	}
@@ -135,8 +167,8 @@ func (c *CachedReadModels) Changed(ctx context.Context, positions []readmodel.St
 // Forget drops every cached value of one entity (erasure).
 func (c *CachedReadModels) Forget(ctx context.Context, tenant, id string) error {
 	return c.store.Invalidate(ctx, map[string]int64{
-		Group(tracking.ProjectionEntities, tenant, id): ErasedFloor,
-		Group(tracking.ProjectionTimeline, tenant, id): ErasedFloor,
+		c.group(tracking.ProjectionEntities, tenant, id): ErasedFloor,
+		c.group(tracking.ProjectionTimeline, tenant, id): ErasedFloor,
 	}, floorTTL)
 }
 
@@ -149,7 +181,7 @@ func (c *CachedReadModels) Forget(ctx context.Context, tenant, id string) error 
 // decoding, no rendering.
 func (c *CachedReadModels) RenderedEntity(ctx context.Context, tenant, id, variant string, minVersion int64,
 	render func(tracking.EntityState) ([]byte, error)) ([]byte, int64, error) {
-	group, field := Group(tracking.ProjectionEntities, tenant, id), "rendered|"+variant
+	group, field := c.group(tracking.ProjectionEntities, tenant, id), "rendered|"+variant
 	if b, v, ok := c.get(ctx, "entity", group, field, minVersion); ok {
 		return b, v, nil
 	}
@@ -174,7 +206,7 @@ func (c *CachedReadModels) RenderedEntity(ctx context.Context, tenant, id, varia
 // query's spelling): renderings of different variants are kept apart.
 func (c *CachedReadModels) RenderedTimeline(ctx context.Context, q tracking.TimelineQuery, variant string,
 	render func(tracking.TimelinePage) ([]byte, error)) ([]byte, int64, error) {
-	group, field := Group(tracking.ProjectionTimeline, q.Tenant, q.EntityID), timelineField(q, variant)
+	group, field := c.group(tracking.ProjectionTimeline, q.Tenant, q.EntityID), timelineField(q, variant)
 	if b, v, ok := c.get(ctx, "timeline", group, field, q.MinVersion); ok {
 		return b, v, nil
 	}

@@ -68,6 +68,9 @@ func problemFor(err error) *Problem {
 		return p
 	case errors.Is(err, projection.ErrRebuildUnsupported):
 		return newProblem(http.StatusConflict, "rebuild-unsupported", publicMessage(err))
+	case errors.Is(err, projection.ErrRebuildInProgress):
+		return newProblem(http.StatusConflict, "rebuild-in-progress",
+			"the projection is being rebuilt already; its status shows the rebuild's progress")
 	case errors.Is(err, errIdempotencyKeyReused):
 		return newProblem(http.StatusUnprocessableEntity, "idempotency-key-reused",
 			"this Idempotency-Key was used with another request; send a new key for a new request")

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,8 +128,8 @@ func (m *readModels) Update(ctx context.Context, derived bool, fn func(readmodel
 func (m *readModels) Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error) {
 	var cp projection.Checkpoint
 	var txid string
-	err := m.pool.QueryRow(ctx, `SELECT tx_id::text, position, updated_at FROM projection_checkpoints WHERE name = $1`, name).
-		Scan(&txid, &cp.Cursor.Position, &cp.UpdatedAt)
+	err := m.pool.QueryRow(ctx, `SELECT tx_id::text, position, updated_at, generation FROM projection_checkpoints WHERE name = $1`, name).
+		Scan(&txid, &cp.Cursor.Position, &cp.UpdatedAt, &cp.Generation)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return cp, nil
 	}
@@ -147,51 +146,54 @@ func (m *readModels) Checkpoint(ctx context.Context, name string) (projection.Ch
 type rmTx struct{ tx pgx.Tx }
 
 func (t rmTx) LockCheckpoints(ctx context.Context, names []string) ([]eventstore.Cursor, error) {
-	out := make([]eventstore.Cursor, len(names))
-	found, err := t.lockCheckpoints(ctx, names, out)
-	if err != nil || found == len(names) {
-		return out, err
-	}
-	// A checkpoint's first batch: create the missing rows (in names' order),
-	// then lock them all.
-	if _, err := t.tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`,
-		names); err != nil {
+	found, err := t.LockExistingCheckpoints(ctx, names)
+	if err != nil {
 		return nil, err
 	}
-	if found, err = t.lockCheckpoints(ctx, names, out); err == nil && found != len(names) {
-		err = fmt.Errorf("checkpoints %v: %d of %d found after creating them", names, found, len(names))
+	if len(found) != len(names) {
+		// A checkpoint's first batch: create the missing rows (in names'
+		// order), then lock them all.
+		if _, err := t.tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`,
+			names); err != nil {
+			return nil, err
+		}
+		if found, err = t.LockExistingCheckpoints(ctx, names); err != nil {
+			return nil, err
+		}
+		if len(found) != len(names) {
+			return nil, fmt.Errorf("checkpoints %v: %d of %d found after creating them", names, len(found), len(names))
+		}
 	}
-	return out, err
+	out := make([]eventstore.Cursor, len(names))
+	for i, name := range names {
+		out[i] = found[name]
+	}
+	return out, nil
 }
 
-// lockCheckpoints locks the named checkpoints that exist, in name order,
-// sets their cursors in out, and returns how many it found.
-func (t rmTx) lockCheckpoints(ctx context.Context, names []string, out []eventstore.Cursor) (int, error) {
+// LockExistingCheckpoints locks the named checkpoints that exist, in name
+// order, and returns their cursors.
+func (t rmTx) LockExistingCheckpoints(ctx context.Context, names []string) (map[string]eventstore.Cursor, error) {
 	rows, err := t.tx.Query(ctx, `SELECT name, tx_id::text, position FROM projection_checkpoints WHERE name = ANY($1)
 		ORDER BY name FOR UPDATE`, names)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer rows.Close()
-	found := 0
+	out := make(map[string]eventstore.Cursor, len(names))
 	for rows.Next() {
 		var name, txid string
 		var pos int64
 		if err := rows.Scan(&name, &txid, &pos); err != nil {
-			return 0, err
-		}
-		i := slices.Index(names, name)
-		if i < 0 {
-			continue
+			return nil, err
 		}
 		id, err := strconv.ParseUint(txid, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("checkpoint %s: bad tx id %q", name, txid)
+			return nil, fmt.Errorf("checkpoint %s: bad tx id %q", name, txid)
 		}
-		out[i] = eventstore.Cursor{TxID: id, Position: pos}
-		found++
+		out[name] = eventstore.Cursor{TxID: id, Position: pos}
 	}
-	return found, rows.Err()
+	return out, rows.Err()
 }
 
 func (t rmTx) LockAllCheckpoints(ctx context.Context) error {
@@ -206,6 +208,28 @@ func (t rmTx) SetCheckpoints(ctx context.Context, names []string, to eventstore.
 	return err
 }
 
+func (t rmTx) CreateCheckpoint(ctx context.Context, name string) (bool, error) {
+	tag, err := t.tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING`, name)
+	return tag.RowsAffected() == 1, err
+}
+
+func (t rmTx) DeleteCheckpoint(ctx context.Context, name string) error {
+	_, err := t.tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, name)
+	return err
+}
+
+func (t rmTx) NextGeneration(ctx context.Context, name string) (int64, error) {
+	var gen int64
+	err := t.tx.QueryRow(ctx, `UPDATE projection_checkpoints SET generation = generation + 1 WHERE name = $1 RETURNING generation`,
+		name).Scan(&gen)
+	return gen, err
+}
+
+func (t rmTx) CheckpointNames(ctx context.Context) ([]string, error) {
+	rows, _ := t.tx.Query(ctx, `SELECT name FROM projection_checkpoints ORDER BY name`)
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
 func splitKeys(keys []readmodel.Key) (tenants, ids []string) {
 	tenants, ids = make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
@@ -214,37 +238,59 @@ func splitKeys(keys []readmodel.Key) (tenants, ids []string) {
 	return tenants, ids
 }
 
+// StreamPositions reads the positions of every table in one round trip.
 func (t rmTx) StreamPositions(ctx context.Context, projections []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
 	tenants, ids := splitKeys(keys)
-	rows, err := t.tx.Query(ctx, `SELECT p.projection, p.tenant_id, p.entity_id, p.version FROM rm_stream_positions p
-		JOIN unnest($2::text[], $3::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)
-		WHERE p.projection = ANY($1) FOR UPDATE OF p`, projections, tenants, ids)
-	if err != nil {
-		return nil, err
+	var b pgx.Batch
+	for _, name := range projections {
+		b.Queue(`SELECT p.tenant_id, p.entity_id, p.version FROM `+readmodel.PositionsTable(name)+` p
+			JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)
+			FOR UPDATE OF p`, tenants, ids)
 	}
-	defer rows.Close()
+	res := t.tx.SendBatch(ctx, &b)
+	defer res.Close()
 	var out []readmodel.StreamPosition
-	for rows.Next() {
-		var p readmodel.StreamPosition
-		if err := rows.Scan(&p.Projection, &p.Tenant, &p.EntityID, &p.Version); err != nil {
+	for _, name := range projections {
+		rows, _ := res.Query()
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (readmodel.StreamPosition, error) {
+			p := readmodel.StreamPosition{Projection: name}
+			return p, r.Scan(&p.Tenant, &p.EntityID, &p.Version)
+		})
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, p)
+		out = append(out, got...)
 	}
-	return out, rows.Err()
+	return out, res.Close()
 }
 
+// RaiseStreamPositions writes the positions of every table in one round trip.
 func (t rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.StreamPosition) error {
-	n := len(positions)
-	projections, tenants, ids, versions := make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
-	for i, p := range positions {
-		projections[i], tenants[i], ids[i], versions[i] = p.Projection, p.Tenant, p.EntityID, p.Version
+	type cols struct {
+		tenants, ids []string
+		versions     []int64
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO rm_stream_positions (projection, tenant_id, entity_id, version)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])
-		ON CONFLICT (projection, tenant_id, entity_id) DO UPDATE SET version = excluded.version
-		WHERE rm_stream_positions.version < excluded.version`, projections, tenants, ids, versions)
-	if err != nil {
+	var order []string
+	byTable := map[string]*cols{}
+	for _, p := range positions {
+		table := readmodel.PositionsTable(p.Projection)
+		c, ok := byTable[table]
+		if !ok {
+			c = &cols{}
+			byTable[table] = c
+			order = append(order, table)
+		}
+		c.tenants, c.ids, c.versions = append(c.tenants, p.Tenant), append(c.ids, p.EntityID), append(c.versions, p.Version)
+	}
+	var b pgx.Batch
+	for _, table := range order {
+		c := byTable[table]
+		b.Queue(`INSERT INTO `+table+` (tenant_id, entity_id, version)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+			ON CONFLICT (tenant_id, entity_id) DO UPDATE SET version = excluded.version
+			WHERE `+table+`.version < excluded.version`, c.tenants, c.ids, c.versions)
+	}
+	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
 		return err
 	}
 	return t.announce(ctx, positions)
@@ -277,6 +323,9 @@ func (t rmTx) announce(ctx context.Context, positions []readmodel.StreamPosition
 		return err
 	}
 	for _, p := range positions {
+		if _, rebuild := projection.ShadowOf(p.Projection); rebuild {
+			continue // nobody reads a rebuild before it is switched in (SwapTable)
+		}
 		item, err := json.Marshal([]any{p.Projection, p.Tenant, p.EntityID, p.Version})
 		if err != nil {
 			return err
@@ -326,7 +375,7 @@ func (m *readModels) Watch(ctx context.Context, changed func([]readmodel.StreamP
 // the rows are known to be new.
 func bulkInsert(fresh bool, n int) bool { return fresh && n >= 64 }
 
-func (t rmTx) InsertTimeline(ctx context.Context, events []eventstore.Recorded, fresh bool) error {
+func (t rmTx) InsertTimeline(ctx context.Context, table string, events []eventstore.Recorded, fresh bool) error {
 	n := len(events)
 	cols := [9][]any{}
 	for i := range cols {
@@ -343,10 +392,10 @@ func (t rmTx) InsertTimeline(ctx context.Context, events []eventstore.Recorded, 
 	}
 	names := []string{"tenant_id", "entity_id", "version", "event_id", "event_type", "occurred_at", "recorded_at", "data", "metadata"}
 	if bulkInsert(fresh, n) {
-		_, err := t.tx.CopyFrom(ctx, pgx.Identifier{readmodel.TableTimeline}, names, copyRows(cols[:]))
+		_, err := t.tx.CopyFrom(ctx, pgx.Identifier{table}, names, copyRows(cols[:]))
 		return err
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO rm_timeline (tenant_id, entity_id, version, event_id, event_type, occurred_at, recorded_at, data, metadata)
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, version, event_id, event_type, occurred_at, recorded_at, data, metadata)
 		SELECT t, e, v, i, ty, o, r, d::json, m::json
 		FROM unnest($1::text[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[])
 			AS u(t, e, v, i, ty, o, r, d, m)
@@ -367,9 +416,9 @@ func copyRows(cols [][]any) pgx.CopyFromSource {
 	return pgx.CopyFromRows(rows)
 }
 
-func (t rmTx) EntityStates(ctx context.Context, keys []readmodel.Key) (map[readmodel.Key]json.RawMessage, error) {
+func (t rmTx) EntityStates(ctx context.Context, table string, keys []readmodel.Key) (map[readmodel.Key]json.RawMessage, error) {
 	tenants, ids := splitKeys(keys)
-	rows, err := t.tx.Query(ctx, `SELECT r.tenant_id, r.entity_id, r.state::text FROM rm_entities r
+	rows, err := t.tx.Query(ctx, `SELECT r.tenant_id, r.entity_id, r.state::text FROM `+table+` r
 		JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)`, tenants, ids)
 	if err != nil {
 		return nil, err
@@ -387,7 +436,7 @@ func (t rmTx) EntityStates(ctx context.Context, keys []readmodel.Key) (map[readm
 	return out, rows.Err()
 }
 
-func (t rmTx) UpsertEntities(ctx context.Context, rows []readmodel.EntityRow) error {
+func (t rmTx) UpsertEntities(ctx context.Context, table string, rows []readmodel.EntityRow) error {
 	n := len(rows)
 	tenants, ids, types, statuses, states, views := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	versions := make([]int64, n)
@@ -396,13 +445,13 @@ func (t rmTx) UpsertEntities(ctx context.Context, rows []readmodel.EntityRow) er
 		tenants[i], ids[i], types[i], statuses[i], versions[i], updated[i] = r.Tenant, r.EntityID, r.EntityType, r.Status, r.Version, r.UpdatedAt
 		states[i], views[i] = string(r.State), string(r.View)
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO rm_entities (tenant_id, entity_id, entity_type, status, version, updated_at, state, view)
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, entity_type, status, version, updated_at, state, view)
 		SELECT t, e, ty, s, v, u, st::json, vw::json
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::timestamptz[], $7::text[], $8::text[])
 			AS x(t, e, ty, s, v, u, st, vw)
 		ON CONFLICT (tenant_id, entity_id) DO UPDATE SET entity_type = excluded.entity_type, status = excluded.status,
 			version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view
-		WHERE rm_entities.version < excluded.version`, tenants, ids, types, statuses, versions, updated, states, views)
+		WHERE `+table+`.version < excluded.version`, tenants, ids, types, statuses, versions, updated, states, views)
 	return err
 }
 
@@ -414,9 +463,9 @@ func splitOperationKeys(keys []tracking.OperationKey) (tenants, entities, ops []
 	return tenants, entities, ops
 }
 
-func (t rmTx) OperationStarts(ctx context.Context, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
+func (t rmTx) OperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
 	qt, qe, qo := splitOperationKeys(keys)
-	rows, err := t.tx.Query(ctx, `SELECT s.tenant_id, s.entity_id, s.operation_id, s.operation, s.started_at FROM rm_operation_starts s
+	rows, err := t.tx.Query(ctx, `SELECT s.tenant_id, s.entity_id, s.operation_id, s.operation, s.started_at FROM `+table+` s
 		JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(tenant_id, entity_id, operation_id) USING (tenant_id, entity_id, operation_id)`, qt, qe, qo)
 	if err != nil {
 		return nil, err
@@ -434,28 +483,31 @@ func (t rmTx) OperationStarts(ctx context.Context, keys []tracking.OperationKey)
 	return out, rows.Err()
 }
 
-func (t rmTx) DeleteOperationStarts(ctx context.Context, keys []tracking.OperationKey) error {
+func (t rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) error {
 	dt, de, do := splitOperationKeys(keys)
-	_, err := t.tx.Exec(ctx, `DELETE FROM rm_operation_starts s USING unnest($1::text[], $2::text[], $3::text[]) AS k(t, e, o)
+	_, err := t.tx.Exec(ctx, `DELETE FROM `+table+` s USING unnest($1::text[], $2::text[], $3::text[]) AS k(t, e, o)
 		WHERE s.tenant_id = k.t AND s.entity_id = k.e AND s.operation_id = k.o`, dt, de, do)
 	return err
 }
 
-func (t rmTx) UpsertOperationStarts(ctx context.Context, starts []tracking.OperationStart) error {
+func (t rmTx) UpsertOperationStarts(ctx context.Context, table string, starts []tracking.OperationStart) error {
 	keys := make([]tracking.OperationKey, len(starts))
 	ops, at := make([]string, len(starts)), make([]time.Time, len(starts))
 	for i, s := range starts {
 		keys[i], ops[i], at[i] = s.Key(), s.Operation, s.StartedAt
 	}
 	st, se, so := splitOperationKeys(keys)
-	_, err := t.tx.Exec(ctx, `INSERT INTO rm_operation_starts (tenant_id, entity_id, operation_id, operation, started_at)
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, operation_id, operation, started_at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
 		ON CONFLICT (tenant_id, entity_id, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at`,
 		st, se, so, ops, at)
 	return err
 }
 
-func (t rmTx) InsertMetricPoints(ctx context.Context, points []tracking.MetricPoint, fresh bool) error {
+// metricColumns are rm_metric_points' columns.
+const metricColumns = "tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value"
+
+func (t rmTx) InsertMetricPoints(ctx context.Context, table string, points []tracking.MetricPoint, fresh bool) error {
 	n := len(points)
 	cols := [9][]any{}
 	for i := range cols {
@@ -466,27 +518,90 @@ func (t rmTx) InsertMetricPoints(ctx context.Context, points []tracking.MetricPo
 			cols[c][i] = v
 		}
 	}
-	names := []string{"tenant_id", "entity_id", "version", "kind", "entity_type", "name", "outcome", "occurred_at", "value"}
 	if bulkInsert(fresh, n) {
-		_, err := t.tx.CopyFrom(ctx, pgx.Identifier{readmodel.TableMetricPoints}, names, copyRows(cols[:]))
+		_, err := t.tx.CopyFrom(ctx, pgx.Identifier{table}, strings.Split(metricColumns, ", "), copyRows(cols[:]))
 		return err
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO rm_metric_points (tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value)
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (`+metricColumns+`)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::float8[])
 		ON CONFLICT DO NOTHING`, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8])
 	return err
 }
 
-func (t rmTx) DeleteAll(ctx context.Context, table, projection string) error {
-	// DELETE, not TRUNCATE: readers keep seeing the old rows until commit.
-	if table == readmodel.TableStreamPositions {
-		if _, err := t.tx.Exec(ctx, `DELETE FROM rm_stream_positions WHERE projection = $1`, projection); err != nil {
-			return err
-		}
-		_, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changesChannel, resetAnnouncement)
+func (t rmTx) CopyMetricPoints(ctx context.Context, from, to string, upTo []readmodel.StreamPosition) error {
+	if len(upTo) == 0 {
+		return nil
+	}
+	tenants, ids, versions := make([]string, len(upTo)), make([]string, len(upTo)), make([]int64, len(upTo))
+	for i, p := range upTo {
+		tenants[i], ids[i], versions[i] = p.Tenant, p.EntityID, p.Version
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+to+` (`+metricColumns+`) SELECT `+strings.ReplaceAll("m."+metricColumns, ", ", ", m.")+`
+		FROM `+from+` m JOIN unnest($1::text[], $2::text[], $3::int8[]) AS k(tenant_id, entity_id, version)
+			ON m.tenant_id = k.tenant_id AND m.entity_id = k.entity_id AND m.version <= k.version
+		ON CONFLICT DO NOTHING`, tenants, ids, versions)
+	return err
+}
+
+func (t rmTx) CopyOperationStarts(ctx context.Context, from, to string, keys []readmodel.Key) error {
+	tenants, ids := splitKeys(keys)
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+to+` (tenant_id, entity_id, operation_id, operation, started_at)
+		SELECT s.tenant_id, s.entity_id, s.operation_id, s.operation, s.started_at
+		FROM `+from+` s JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)
+		ON CONFLICT DO NOTHING`, tenants, ids)
+	return err
+}
+
+func (t rmTx) Horizon(ctx context.Context, name string) (time.Time, error) {
+	var at time.Time
+	err := t.tx.QueryRow(ctx, `SELECT recorded_before FROM rm_horizons WHERE name = $1`, name).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return at.UTC(), err
+}
+
+func (t rmTx) RaiseHorizon(ctx context.Context, name string, before time.Time) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO rm_horizons (name, recorded_before) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET recorded_before = excluded.recorded_before
+		WHERE rm_horizons.recorded_before < excluded.recorded_before`, name, before)
+	return err
+}
+
+func (t rmTx) DeleteTimelineBefore(ctx context.Context, table string, before time.Time) (int64, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM `+table+` WHERE recorded_at < $1`, before)
+	return tag.RowsAffected(), err
+}
+
+// CreateShadow creates shadow like table: its columns, keys and indexes
+// (PostgreSQL names the indexes).
+func (t rmTx) CreateShadow(ctx context.Context, table, shadow string) error {
+	_, err := t.tx.Exec(ctx, `DROP TABLE IF EXISTS `+shadow+`; CREATE TABLE `+shadow+` (LIKE `+table+` INCLUDING ALL)`)
+	return err
+}
+
+// SwapTable drops table and renames shadow to its name. Readers wait for
+// the transaction's commit (the DROP's exclusive lock) and then read the
+// new table: a statement resolves the name again once the lock is granted.
+// Any entity may read otherwise now: every replica's cache is told so at
+// the commit.
+func (t rmTx) SwapTable(ctx context.Context, table, shadow string) error {
+	_, err := t.tx.Exec(ctx, `DROP TABLE `+table+`; ALTER TABLE `+shadow+` RENAME TO `+table)
+	if err != nil {
 		return err
 	}
-	_, err := t.tx.Exec(ctx, "DELETE FROM "+table)
+	_, err = t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changesChannel, resetAnnouncement)
+	return err
+}
+
+// DeleteAll empties a table (a projection's reset): any entity may have
+// changed, as every replica's cache is told at the commit.
+func (t rmTx) DeleteAll(ctx context.Context, table string) error {
+	// DELETE, not TRUNCATE: readers keep seeing the old rows until commit.
+	if _, err := t.tx.Exec(ctx, "DELETE FROM "+table); err != nil {
+		return err
+	}
+	_, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changesChannel, resetAnnouncement)
 	return err
 }
 
@@ -494,7 +609,7 @@ func (t rmTx) DeleteEntity(ctx context.Context, table, tenant, id string) error 
 	if _, err := t.tx.Exec(ctx, "DELETE FROM "+table+" WHERE tenant_id = $1 AND entity_id = $2", tenant, id); err != nil {
 		return err
 	}
-	if table != readmodel.TableStreamPositions {
+	if table != readmodel.TablePositionsEntities {
 		return nil
 	}
 	return t.announce(ctx, []readmodel.StreamPosition{{Key: readmodel.Key{Tenant: tenant, EntityID: id}, Version: readmodel.Erased}})
@@ -610,9 +725,16 @@ func (m *readModels) TimelineEntries(ctx context.Context, r readmodel.TimelineRa
 // StreamPosition returns the version of an entity a projection has applied.
 func (m *readModels) StreamPosition(ctx context.Context, projection, tenant, id string) (int64, error) {
 	var v int64
-	err := m.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM rm_stream_positions
-		WHERE projection = $1 AND tenant_id = $2 AND entity_id = $3`, projection, tenant, id).Scan(&v)
+	err := m.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+readmodel.PositionsTable(projection)+`
+		WHERE tenant_id = $1 AND entity_id = $2`, tenant, id).Scan(&v)
 	return v, classify(err)
+}
+
+// CheckpointNames returns the names of every checkpoint.
+func (m *readModels) CheckpointNames(ctx context.Context) ([]string, error) {
+	rows, _ := m.pool.Query(ctx, `SELECT name FROM projection_checkpoints ORDER BY name`)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return names, classify(err)
 }
 
 // MetricSamples returns the metric points q selects.

@@ -202,8 +202,3 @@ func countOrDelete(ctx context.Context, pool *pgxpool.Pool, what, pred string, d
 func (m *readModels) TrimKeys(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
 	return countOrDelete(ctx, m.pool, "trim idempotency keys", `FROM idempotency_keys k WHERE k.created_at < $1`, dryRun, before)
 }
-
-// TrimTimeline deletes (or counts) timeline rows recorded before `before`.
-func (m *readModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
-	return countOrDelete(ctx, m.pool, "trim timeline", `FROM rm_timeline t WHERE t.recorded_at < $1`, dryRun, before)
-}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,57 @@ var ErrRebuildUnsupported = errors.New("projection: rebuild not supported with t
 // ErrUnknownProjection is returned for a name that is not a projection.
 var ErrUnknownProjection = errors.New("projection: unknown projection")
 
+// ErrRebuildInProgress is returned by a rebuild of a projection that is
+// being rebuilt already.
+var ErrRebuildInProgress = errors.New("projection: a rebuild of this projection is in progress")
+
+// ErrNotRebuilding is returned by Target.Switch when the projection has no
+// rebuild in progress (another process switched it already).
+var ErrNotRebuilding = errors.New("projection: no rebuild of this projection is in progress")
+
+// shadowSuffix ends the checkpoint name of a projection's rebuild.
+const shadowSuffix = "@rebuild"
+
+// Shadow returns the checkpoint name of a projection's rebuild: the
+// generation of its read models being built beside the live one.
+func Shadow(name string) string { return name + shadowSuffix }
+
+// ShadowOf returns the projection a rebuild's checkpoint name belongs to,
+// and whether checkpoint names a rebuild.
+func ShadowOf(checkpoint string) (string, bool) { return strings.CutSuffix(checkpoint, shadowSuffix) }
+
+// RetentionLock is the name of the lock (Leader.TryLead) that retention's
+// trimming of the log and the start of a rebuild take in turn: a rebuild
+// is seeded from the snapshots of the streams retention has trimmed, and
+// no stream may be trimmed between that seeding and the rebuild's
+// checkpoint holding retention back.
+const RetentionLock = "retention"
+
+// Retained is a stream whose oldest events retention has deleted: its
+// newest snapshot of the current incarnation, which stands in for them.
+type Retained struct {
+	Snapshot eventstore.Snapshot
+	// First is the lowest version of the stream left in the log (0 when
+	// none is left).
+	First int64
+}
+
+// Seeds pages through the retained streams, in (tenant, stream) order
+// after `after`: what a rebuild is seeded with.
+type Seeds func(ctx context.Context, after eventstore.StreamRef) ([]Retained, error)
+
+// RetainedSource is the event store's side of seeding: it lists the
+// streams whose log no longer starts at version 1, with their newest
+// snapshot of schemaVersion, at most limit after `after`.
+type RetainedSource interface {
+	RetainedSnapshots(ctx context.Context, after eventstore.StreamRef, schemaVersion, limit int) ([]Retained, error)
+}
+
+// FillFunc reads the log's events after `from` up to and including `to`,
+// in log order: what Target.Switch applies to a rebuild to bring it level
+// with the live projection.
+type FillFunc func(ctx context.Context, from, to eventstore.Cursor) ([]eventstore.Recorded, error)
+
 // Feed is the ordered source of events: the event store's global log.
 type Feed interface {
 	ReadAll(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.Recorded, error)
@@ -41,6 +93,9 @@ type Feed interface {
 type Checkpoint struct {
 	Cursor    eventstore.Cursor
 	UpdatedAt time.Time
+	// Generation counts the rebuilds switched in: readers' caches keep
+	// answers of one generation apart from another's.
+	Generation int64
 }
 
 // Target holds read models and their checkpoints.
@@ -54,8 +109,21 @@ type Target interface {
 	// returns ErrCheckpointMoved, having applied nothing, when any of the
 	// checkpoints is not where from says.
 	Apply(ctx context.Context, from map[string]eventstore.Cursor, events []eventstore.Recorded) error
-	// Reset empties the projection's read models and checkpoint, in one transaction.
-	Reset(ctx context.Context, name string) error
+	// BeginRebuild creates, beside the live read models of a projection,
+	// an empty generation of them with its own checkpoint (Shadow(name)) at
+	// the beginning of the log, seeded with the retained streams seeds
+	// pages through, in one transaction. The live read models are neither
+	// changed nor locked. ErrRebuildInProgress when one exists.
+	BeginRebuild(ctx context.Context, name string, seeds Seeds) error
+	// Rebuilding returns the projections being rebuilt.
+	Rebuilding(ctx context.Context) ([]string, error)
+	// Switch makes a rebuild the live read models of its projection in one
+	// transaction: holding both checkpoints, it applies to the rebuild the
+	// events fill reads between its checkpoint and the live one, swaps the
+	// read models, drops the old ones and returns the new generation.
+	// Readers see the old read models or the new, never a mix or neither.
+	// ErrNotRebuilding when no rebuild is in progress.
+	Switch(ctx context.Context, name string, fill FillFunc) (int64, error)
 }
 
 // Leader grants leadership of a projection across processes.
@@ -81,6 +149,15 @@ type Options struct {
 	// applied batch, with the events it applied (metrics, cache
 	// invalidation).
 	OnApplied func(name string, events []eventstore.Recorded)
+	// OnSwitched, when set, is called when a projection's generation
+	// changes: a rebuild was switched in here, or this process noticed one
+	// switched in elsewhere (cache keys).
+	OnSwitched func(name string, generation int64)
+	// Retained, when set, lists the streams retention has trimmed: a
+	// rebuild seeds each from its snapshot (of SnapshotSchemaVersion)
+	// instead of folding the part of its history that is left.
+	Retained              RetainedSource
+	SnapshotSchemaVersion int
 }
 
 // leaderName names the leadership of a Manager's runner: one lock for all
@@ -96,6 +173,7 @@ const leaderName = "projections"
 type Manager struct {
 	feed     Feed
 	target   Target
+	leader   Leader
 	names    []string
 	follower *Follower
 	opts     Options
@@ -107,6 +185,7 @@ type Manager struct {
 	errs     map[string]string
 	failures map[string]int       // consecutive failed batches, per projection
 	retryAt  map[string]time.Time // when a projection that failed is tried again
+	gens     map[string]int64     // the generation last seen of each projection
 }
 
 // NewManager returns a manager of the named projections.
@@ -121,8 +200,8 @@ func NewManager(feed Feed, target Target, leader Leader, names []string, opts Op
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 5 * time.Second
 	}
-	m := &Manager{feed: feed, target: target, names: names, opts: opts, log: log,
-		errs: map[string]string{}, failures: map[string]int{}, retryAt: map[string]time.Time{}}
+	m := &Manager{feed: feed, target: target, leader: leader, names: names, opts: opts, log: log,
+		errs: map[string]string{}, failures: map[string]int{}, retryAt: map[string]time.Time{}, gens: map[string]int64{}}
 	m.follower = newFollower(leaderName, feed, leader, m.runStep, FollowerOptions{
 		Interval: opts.Interval, BatchSize: opts.BatchSize, Logger: log, OnState: m.setState,
 	})
@@ -135,8 +214,44 @@ func (m *Manager) Names() []string { return m.names }
 // Progress returns a channel closed when any projection next advances here.
 func (m *Manager) Progress() <-chan struct{} { return m.progress.C() }
 
-// Run runs every projection until ctx is done.
-func (m *Manager) Run(ctx context.Context) error { return m.follower.Run(ctx) }
+// Run runs every projection, and every rebuild, until ctx is done. A
+// process that does not lead still watches the projections' generations
+// (OnSwitched), so that its caches follow a rebuild switched in elsewhere.
+func (m *Manager) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(m.follower.opts.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				for _, name := range m.names {
+					if cp, err := m.target.Checkpoint(ctx, name); err == nil {
+						m.noteGeneration(name, cp.Generation)
+					}
+				}
+			}
+		}
+	}()
+	err := m.follower.Run(ctx)
+	<-done
+	return err
+}
+
+// noteGeneration records the generation of a projection seen, and tells
+// OnSwitched when it is not the one seen before (or the first seen).
+func (m *Manager) noteGeneration(name string, gen int64) {
+	m.mu.Lock()
+	last, seen := m.gens[name]
+	m.gens[name] = gen
+	m.mu.Unlock()
+	if (!seen || last != gen) && m.opts.OnSwitched != nil {
+		m.opts.OnSwitched(name, gen)
+	}
+}
 
 // stepResult is what a step did.
 type stepResult struct {
@@ -144,6 +259,7 @@ type stepResult struct {
 	applied []string         // the projections that applied a batch
 	failed  map[string]error // the projections whose batch failed
 	moved   bool             // a batch was refused: a checkpoint had moved
+	atHead  map[string]bool  // the projections whose read found fewer events than a batch
 }
 
 // step brings the named projections one batch further. It reads their
@@ -158,7 +274,7 @@ type stepResult struct {
 // holds back none of the others. The error concerns them all (a checkpoint
 // or the log could not be read).
 func (m *Manager) step(ctx context.Context, names []string) (stepResult, error) {
-	r := stepResult{failed: map[string]error{}}
+	r := stepResult{failed: map[string]error{}, atHead: map[string]bool{}}
 	cps := make(map[string]eventstore.Cursor, len(names))
 	for _, name := range names {
 		cp, err := m.target.Checkpoint(ctx, name)
@@ -166,6 +282,9 @@ func (m *Manager) step(ctx context.Context, names []string) (stepResult, error) 
 			return r, fmt.Errorf("projection %s: checkpoint: %w", name, err)
 		}
 		cps[name] = cp.Cursor
+		if _, shadow := ShadowOf(name); !shadow {
+			m.noteGeneration(name, cp.Generation)
+		}
 	}
 	waiting := slices.Clone(names)
 	slices.SortStableFunc(waiting, func(a, b string) int {
@@ -190,6 +309,11 @@ func (m *Manager) step(ctx context.Context, names []string) (stepResult, error) 
 		n := 1
 		for n < len(waiting) && cps[waiting[n]].Less(end) {
 			n++
+		}
+		if len(events) < m.opts.BatchSize {
+			for _, name := range waiting[:n] {
+				r.atHead[name] = true
+			}
 		}
 		m.apply(ctx, waiting[:n], cps, events, &r)
 		waiting = waiting[n:]
@@ -236,12 +360,22 @@ func after(c eventstore.Cursor, events []eventstore.Recorded) []eventstore.Recor
 	return nil
 }
 
-// runStep is the runner's step: the projections not waiting to be retried
-// after a failure. Their failures are reported per projection, and each
-// failing projection waits, backing off, before it is tried again; the
-// follower backs off only when the checkpoints or the log cannot be read.
+// runStep is the runner's step: the projections, and the rebuilds in
+// progress, not waiting to be retried after a failure. Their failures are
+// reported per projection, and each failing projection waits, backing off,
+// before it is tried again; the follower backs off only when the
+// checkpoints or the log cannot be read. A rebuild that has caught up with
+// its live projection (they share every batch once it has) is switched in.
 func (m *Manager) runStep(ctx context.Context) (int, error) {
-	r, err := m.step(ctx, m.due())
+	rebuilding, err := m.target.Rebuilding(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("projections: rebuilds: %w", err)
+	}
+	names := m.names
+	for _, name := range rebuilding {
+		names = append(slices.Clip(names), Shadow(name))
+	}
+	r, err := m.step(ctx, m.due(names))
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
@@ -250,23 +384,94 @@ func (m *Manager) runStep(ctx context.Context) (int, error) {
 	case err != nil:
 		return 0, err
 	case r.moved:
-		return r.largest, ErrCheckpointMoved // a rebuild reset one, or another runner moved one: read again
+		return r.largest, ErrCheckpointMoved // another runner moved one: read again
+	}
+	var atHead, others []string
+	for _, name := range rebuilding {
+		if r.atHead[Shadow(name)] && r.failed[Shadow(name)] == nil {
+			atHead = append(atHead, name)
+		} else {
+			others = append(others, name)
+		}
+	}
+	if err := m.finishRebuilds(ctx, atHead, true); err != nil {
+		return 0, err
+	}
+	if err := m.finishRebuilds(ctx, others, false); err != nil {
+		return 0, err
 	}
 	return r.largest, nil
 }
 
-// due returns the projections that are not waiting to be retried.
-func (m *Manager) due() []string {
+// due returns the named projections that are not waiting to be retried.
+func (m *Manager) due(names []string) []string {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]string, 0, len(m.names))
-	for _, name := range m.names {
+	out := make([]string, 0, len(names))
+	for _, name := range names {
 		if !m.retryAt[name].After(now) {
 			out = append(out, name)
 		}
 	}
 	return out
+}
+
+// finishRebuilds switches in each of the rebuilds whose checkpoint has
+// reached its live projection's; with force, every one, after bringing it
+// level with the live projection while holding its checkpoint (the runner
+// forces a rebuild whose last read reached the head of the log: what it
+// lacks is at most what was written since, so that it is switched in
+// under a steady stream of writes too).
+func (m *Manager) finishRebuilds(ctx context.Context, rebuilding []string, force bool) error {
+	for _, name := range rebuilding {
+		if !force {
+			live, err := m.target.Checkpoint(ctx, name)
+			if err != nil {
+				return fmt.Errorf("projection %s: checkpoint: %w", name, err)
+			}
+			shadow, err := m.target.Checkpoint(ctx, Shadow(name))
+			if err != nil {
+				return fmt.Errorf("projection %s: rebuild checkpoint: %w", name, err)
+			}
+			if shadow.Cursor.Less(live.Cursor) {
+				continue
+			}
+		}
+		gen, err := m.target.Switch(ctx, name, m.fill)
+		switch {
+		case errors.Is(err, ErrNotRebuilding):
+			continue // switched in by another process
+		case err != nil:
+			return fmt.Errorf("projection %s: switch the rebuild in: %w", name, err)
+		}
+		m.log.Info("projection: rebuild switched in", "projection", name, "generation", gen)
+		m.noteGeneration(name, gen)
+		m.progress.Notify()
+	}
+	return nil
+}
+
+// fill reads the log's events after from, up to and including to.
+func (m *Manager) fill(ctx context.Context, from, to eventstore.Cursor) ([]eventstore.Recorded, error) {
+	var out []eventstore.Recorded
+	for from.Less(to) {
+		events, err := m.feed.ReadAll(ctx, from, m.opts.BatchSize)
+		if err != nil {
+			return nil, err
+		}
+		if len(events) == 0 {
+			return nil, fmt.Errorf("projection: the log's readable events end at %s, before %s", from, to)
+		}
+		for _, e := range events {
+			if to.Less(e.Cursor) {
+				return out, nil
+			}
+			out = append(out, e)
+		}
+		from = events[len(events)-1].Cursor
+	}
+	return out, nil
 }
 
 // settle records a step's outcome per projection.
@@ -335,15 +540,27 @@ func (m *Manager) known(names []string) ([]string, error) {
 }
 
 // CatchUp applies batches of the named projections (of every projection
-// when none is named) in the calling goroutine until each reaches the head
-// of the log as it was when called, reading each batch once for the
-// projections at one checkpoint, as the runner does. It does not take
+// when none is named), and of their rebuilds in progress, in the calling
+// goroutine until each reaches the head of the log as it was when called,
+// reading each batch once for the projections at one checkpoint, as the
+// runner does; then it switches those rebuilds in. It does not take
 // leadership: the checkpoints' compare-and-set keeps a concurrent runner
 // from applying anything twice. Used by tests and the CLI.
 func (m *Manager) CatchUp(ctx context.Context, names ...string) error {
 	names, err := m.known(names)
 	if err != nil {
 		return err
+	}
+	all, err := m.target.Rebuilding(ctx)
+	if err != nil {
+		return err
+	}
+	var rebuilding []string
+	for _, name := range all {
+		if slices.Contains(names, name) {
+			rebuilding = append(rebuilding, name)
+			names = append(slices.Clip(names), Shadow(name))
+		}
 	}
 	head, err := m.feed.Head(ctx)
 	if err != nil {
@@ -361,7 +578,7 @@ func (m *Manager) CatchUp(ctx context.Context, names ...string) error {
 			}
 		}
 		if len(behind) == 0 {
-			return nil
+			return m.finishRebuilds(ctx, rebuilding, true)
 		}
 		r, err := m.step(ctx, behind)
 		if err != nil {
@@ -375,18 +592,61 @@ func (m *Manager) CatchUp(ctx context.Context, names ...string) error {
 	}
 }
 
-// Rebuild resets a projection; the active runner (here or in another
-// process) replays the log into it, while the other projections go on.
+// Rebuild starts a rebuild of a projection: a new generation of its read
+// models beside the live one, seeded with the snapshots of the streams
+// retention has trimmed (Options.Retained). The active runner (here or in
+// another process), or CatchUp, replays the log into it while the live
+// projection goes on following the log and serving reads, and switches it
+// in once it has caught up. Nothing but read models is written: no other
+// follower of the log sees the replay. ErrRebuildInProgress when the
+// projection is being rebuilt already.
 func (m *Manager) Rebuild(ctx context.Context, name string) error {
 	if _, err := m.known([]string{name}); err != nil {
 		return err
 	}
-	if err := m.target.Reset(ctx, name); err != nil {
+	release, err := m.holdRetention(ctx)
+	if err != nil {
+		return fmt.Errorf("projection: rebuild %s: %w", name, err)
+	}
+	defer release()
+	var seeds Seeds
+	if src := m.opts.Retained; src != nil {
+		seeds = func(ctx context.Context, after eventstore.StreamRef) ([]Retained, error) {
+			return src.RetainedSnapshots(ctx, after, m.opts.SnapshotSchemaVersion, 1000)
+		}
+	}
+	if err := m.target.BeginRebuild(ctx, name, seeds); err != nil {
 		return fmt.Errorf("projection: rebuild %s: %w", name, err)
 	}
 	m.log.Info("projection: rebuild started", "projection", name)
 	m.progress.Notify()
 	return nil
+}
+
+// retentionWait bounds how long a rebuild waits for a retention run to
+// finish trimming the log.
+const retentionWait = time.Minute
+
+// holdRetention takes the lock retention's trimming holds (waiting for a
+// run in progress to finish), so that no stream is trimmed while a rebuild
+// is seeded: from then on the rebuild's checkpoint holds retention back.
+func (m *Manager) holdRetention(ctx context.Context) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, retentionWait)
+	defer cancel()
+	for {
+		_, release, ok, err := m.leader.TryLead(ctx, RetentionLock)
+		if err != nil {
+			return nil, fmt.Errorf("retention lock: %w", err)
+		}
+		if ok {
+			return release, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("retention lock: a retention run is trimming the log: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // WaitPast waits until every projection's checkpoint has reached the log's
@@ -431,6 +691,18 @@ type Status struct {
 	Feed      string    `json:"feed"`
 	LastError string    `json:"lastError,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+	// Generation counts the rebuilds switched in.
+	Generation int64 `json:"generation"`
+	// Rebuild is the rebuild in progress, if any: readers are served the
+	// live generation until it is switched in.
+	Rebuild *RebuildStatus `json:"rebuild,omitempty"`
+}
+
+// RebuildStatus describes a rebuild in progress: its checkpoint and how
+// far behind the log's head it is.
+type RebuildStatus struct {
+	Checkpoint string `json:"checkpoint"`
+	LagEvents  int64  `json:"lagEvents"`
 }
 
 // Status reports every projection: checkpoint, head, lag in events and in
@@ -438,6 +710,10 @@ type Status struct {
 // process runs it.
 func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 	head, err := m.feed.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rebuilding, err := m.target.Rebuilding(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +728,18 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 			return nil, err
 		}
 		st := Status{Name: name, Checkpoint: cp.Cursor.String(), Head: head.String(), LagEvents: bl.Events, UpdatedAt: cp.UpdatedAt,
-			Feed: "log"}
+			Feed: "log", Generation: cp.Generation}
+		if slices.Contains(rebuilding, name) {
+			scp, err := m.target.Checkpoint(ctx, Shadow(name))
+			if err != nil {
+				return nil, err
+			}
+			sbl, err := m.feed.Backlog(ctx, scp.Cursor)
+			if err != nil {
+				return nil, err
+			}
+			st.Rebuild = &RebuildStatus{Checkpoint: scp.Cursor.String(), LagEvents: sbl.Events}
+		}
 		if !bl.Oldest.IsZero() {
 			st.LagSeconds = max(0, time.Since(bl.Oldest).Seconds())
 		}

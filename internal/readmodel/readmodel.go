@@ -22,25 +22,56 @@ import (
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
-// The read-model tables.
+// The read-model tables. Each projection owns its tables, the versions of
+// the streams it has applied among them (rm_positions_*).
 const (
-	TableTimeline        = "rm_timeline"
-	TableEntities        = "rm_entities"
-	TableOperationStarts = "rm_operation_starts"
-	TableMetricPoints    = "rm_metric_points"
-	TableStreamPositions = "rm_stream_positions"
+	TableTimeline          = "rm_timeline"
+	TableEntities          = "rm_entities"
+	TableOperationStarts   = "rm_operation_starts"
+	TableMetricPoints      = "rm_metric_points"
+	TablePositionsTimeline = "rm_positions_timeline"
+	TablePositionsEntities = "rm_positions_entities"
+	TablePositionsMetrics  = "rm_positions_metrics"
 )
 
-// owned lists the tables each projection owns: a reset empties them.
+// owned lists the tables each projection owns: a reset empties them, a
+// rebuild builds a new generation of them (see shadowTable) and swaps it in.
+// Every one has rows per entity (tenant_id, entity_id), which an erasure
+// deletes.
 var owned = map[string][]string{
-	tracking.ProjectionTimeline: {TableTimeline},
-	tracking.ProjectionEntities: {TableEntities},
-	tracking.ProjectionMetrics:  {TableMetricPoints, TableOperationStarts},
+	tracking.ProjectionTimeline: {TableTimeline, TablePositionsTimeline},
+	tracking.ProjectionEntities: {TableEntities, TablePositionsEntities},
+	tracking.ProjectionMetrics:  {TableMetricPoints, TableOperationStarts, TablePositionsMetrics},
 }
 
-// entityTables are the tables with rows per entity (tenant_id, entity_id),
-// which an erasure empties of that entity.
-var entityTables = []string{TableTimeline, TableEntities, TableOperationStarts, TableMetricPoints, TableStreamPositions}
+// positionsTable is the table of the stream versions each projection has
+// applied.
+var positionsTable = map[string]string{
+	tracking.ProjectionTimeline: TablePositionsTimeline,
+	tracking.ProjectionEntities: TablePositionsEntities,
+	tracking.ProjectionMetrics:  TablePositionsMetrics,
+}
+
+// shadowTable names a table of a projection's rebuild: the generation
+// built beside the live one, renamed to the live name when switched in.
+func shadowTable(table string) string { return table + "_rebuild" }
+
+// tables maps a live table name to the one a checkpoint's read models are
+// in: itself for a live projection, its shadow for a rebuild.
+type tables func(string) string
+
+// resolve returns the projection a checkpoint name belongs to (the live
+// projection, or its rebuild: projection.Shadow) and where its tables are.
+func resolve(name string) (string, tables, error) {
+	base, shadow := projection.ShadowOf(name)
+	if _, ok := owned[base]; !ok {
+		return "", nil, fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
+	}
+	if shadow {
+		return base, shadowTable, nil
+	}
+	return base, func(t string) string { return t }, nil
+}
 
 // Table describes a read-model table for Dump: its columns, and the columns
 // its rows are ordered by.
@@ -60,17 +91,32 @@ var dumped = []Table{
 		[]string{"tenant_id", "entity_id", "operation_id"}},
 	{TableMetricPoints, []string{"tenant_id", "entity_id", "version", "kind", "entity_type", "name", "outcome", "occurred_at", "value"},
 		[]string{"tenant_id", "entity_id", "version"}},
+	{TablePositionsTimeline, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
+	{TablePositionsEntities, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
+	{TablePositionsMetrics, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
 }
 
 // Key identifies an entity of a tenant.
 type Key struct{ Tenant, EntityID string }
 
 // StreamPosition is the highest version of an entity a projection has
-// applied (a row of rm_stream_positions).
+// applied: a row of its positions table (PositionsTable). Projection is a
+// checkpoint's name: a live projection's, or its rebuild's
+// (projection.Shadow).
 type StreamPosition struct {
 	Projection string
 	Key
 	Version int64
+}
+
+// PositionsTable returns the table of the stream positions of a checkpoint
+// name (a live projection or its rebuild); "" for a name that is neither.
+func PositionsTable(name string) string {
+	base, tbl, err := resolve(name)
+	if err != nil {
+		return ""
+	}
+	return tbl(positionsTable[base])
 }
 
 // EntityRow is a row of the entities read model: the folded state the
@@ -107,6 +153,8 @@ type Engine interface {
 	Update(ctx context.Context, derived bool, fn func(Tx) error) error
 	// Checkpoint reads a checkpoint (zero if it never moved).
 	Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error)
+	// CheckpointNames returns the names of every checkpoint.
+	CheckpointNames(ctx context.Context) ([]string, error)
 	// TryLead implements projection.Leader.
 	TryLead(ctx context.Context, name string) (lost <-chan struct{}, release func(), ok bool, err error)
 
@@ -118,16 +166,13 @@ type Engine interface {
 	// TimelineEntries returns the timeline rows r selects.
 	TimelineEntries(ctx context.Context, r TimelineRange) ([]tracking.TimelineEntry, error)
 	// StreamPosition returns the version of an entity a projection has
-	// applied (0 when none).
+	// applied (0 when none); its table is PositionsTable(projection).
 	StreamPosition(ctx context.Context, projection, tenant, id string) (int64, error)
 	// MetricSamples returns the metric points q selects.
 	MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error)
 	// DumpTable returns every row of a table, in key order, each as one
 	// string of all its columns.
 	DumpTable(ctx context.Context, t Table) ([]string, error)
-	// TrimTimeline deletes (or, with dryRun, counts) the timeline rows
-	// recorded before `before`.
-	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 	// TrimKeys deletes (or, with dryRun, counts) the idempotency keys bound
 	// before `before`.
 	TrimKeys(ctx context.Context, before time.Time, dryRun bool) (int64, error)
@@ -157,36 +202,70 @@ type Tx interface {
 	LockCheckpoints(ctx context.Context, names []string) ([]eventstore.Cursor, error)
 	// LockAllCheckpoints locks every checkpoint until the transaction ends.
 	LockAllCheckpoints(ctx context.Context) error
+	// LockExistingCheckpoints locks those of the named checkpoints that
+	// exist (in the order of names, which callers sort) and returns their
+	// cursors; a missing one is left out.
+	LockExistingCheckpoints(ctx context.Context, names []string) (map[string]eventstore.Cursor, error)
 	// SetCheckpoints moves locked checkpoints to one cursor.
 	SetCheckpoints(ctx context.Context, names []string, to eventstore.Cursor) error
+	// CreateCheckpoint creates a checkpoint at the beginning of the log and
+	// reports whether it did (false: it exists).
+	CreateCheckpoint(ctx context.Context, name string) (bool, error)
+	// DeleteCheckpoint deletes a checkpoint.
+	DeleteCheckpoint(ctx context.Context, name string) error
+	// NextGeneration adds one to a locked checkpoint's generation and
+	// returns it.
+	NextGeneration(ctx context.Context, name string) (int64, error)
+	// CheckpointNames returns the names of every checkpoint.
+	CheckpointNames(ctx context.Context) ([]string, error)
 
-	// StreamPositions returns the versions the given projections have
-	// applied of the given entities (absent: none), locked until the
-	// transaction ends.
+	// StreamPositions returns the versions the given projections (checkpoint
+	// names: see PositionsTable) have applied of the given entities (absent:
+	// none), locked until the transaction ends.
 	StreamPositions(ctx context.Context, projections []string, keys []Key) ([]StreamPosition, error)
 	// RaiseStreamPositions records applied versions, never lowering one.
 	RaiseStreamPositions(ctx context.Context, positions []StreamPosition) error
 
-	// InsertTimeline inserts timeline rows, ignoring those present. fresh
-	// says that none can be present (the engine may bulk-load them).
-	InsertTimeline(ctx context.Context, events []eventstore.Recorded, fresh bool) error
+	// InsertTimeline inserts timeline rows into table, ignoring those
+	// present. fresh says that none can be present (the engine may
+	// bulk-load them).
+	InsertTimeline(ctx context.Context, table string, events []eventstore.Recorded, fresh bool) error
 	// EntityStates returns the folded states of the given entities.
-	EntityStates(ctx context.Context, keys []Key) (map[Key]json.RawMessage, error)
+	EntityStates(ctx context.Context, table string, keys []Key) (map[Key]json.RawMessage, error)
 	// UpsertEntities writes entity rows, each only over an older version.
-	UpsertEntities(ctx context.Context, rows []EntityRow) error
+	UpsertEntities(ctx context.Context, table string, rows []EntityRow) error
 	// OperationStarts returns the remembered starts of operations.
-	OperationStarts(ctx context.Context, keys []tracking.OperationKey) ([]tracking.OperationStart, error)
+	OperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) ([]tracking.OperationStart, error)
 	// DeleteOperationStarts forgets starts.
-	DeleteOperationStarts(ctx context.Context, keys []tracking.OperationKey) error
+	DeleteOperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) error
 	// UpsertOperationStarts remembers starts.
-	UpsertOperationStarts(ctx context.Context, starts []tracking.OperationStart) error
+	UpsertOperationStarts(ctx context.Context, table string, starts []tracking.OperationStart) error
 	// InsertMetricPoints inserts metric points, ignoring those present;
 	// fresh as for InsertTimeline.
-	InsertMetricPoints(ctx context.Context, points []tracking.MetricPoint, fresh bool) error
+	InsertMetricPoints(ctx context.Context, table string, points []tracking.MetricPoint, fresh bool) error
+	// CopyMetricPoints copies into table `to` the rows of table `from` of
+	// the given entities up to the given versions.
+	CopyMetricPoints(ctx context.Context, from, to string, upTo []StreamPosition) error
+	// CopyOperationStarts copies into table `to` the rows of table `from`
+	// of the given entities.
+	CopyOperationStarts(ctx context.Context, from, to string, keys []Key) error
 
-	// DeleteAll empties a table (of a projection's rows, for
-	// rm_stream_positions).
-	DeleteAll(ctx context.Context, table, projection string) error
+	// Horizon returns the retention horizon of a read model: rows of
+	// events recorded before it are not kept (zero: none).
+	Horizon(ctx context.Context, name string) (time.Time, error)
+	// RaiseHorizon moves a horizon to `before` unless it is later already.
+	RaiseHorizon(ctx context.Context, name string, before time.Time) error
+	// DeleteTimelineBefore deletes the rows of a timeline table recorded
+	// before `before` and returns how many.
+	DeleteTimelineBefore(ctx context.Context, table string, before time.Time) (int64, error)
+
+	// CreateShadow creates an empty table named shadow with table's
+	// columns, keys and indexes.
+	CreateShadow(ctx context.Context, table, shadow string) error
+	// SwapTable drops table and renames shadow to its name.
+	SwapTable(ctx context.Context, table, shadow string) error
+	// DeleteAll empties a table.
+	DeleteAll(ctx context.Context, table string) error
 	// DeleteEntity deletes an entity's rows from a table.
 	DeleteEntity(ctx context.Context, table, tenant, id string) error
 }
@@ -287,6 +366,7 @@ func (s *Store) ReleaseIdempotencyKey(ctx context.Context, tenant, key string, f
 	return nil
 }
 
+// known checks that name is a live projection's.
 func known(name string) error {
 	if _, ok := owned[name]; !ok {
 		return fmt.Errorf("%w: %q", projection.ErrUnknownProjection, name)
@@ -308,7 +388,7 @@ func (s *Store) Apply(ctx context.Context, from map[string]eventstore.Cursor, ev
 	}
 	names := slices.Sorted(maps.Keys(from)) // the order checkpoints are locked in
 	for _, name := range names {
-		if err := known(name); err != nil {
+		if _, _, err := resolve(name); err != nil {
 			return err
 		}
 	}
@@ -396,7 +476,8 @@ func (s *Store) MoveCheckpoint(ctx context.Context, name string, from, to events
 }
 
 // Reset empties a projection's tables and its checkpoint in one
-// transaction. Readers keep seeing the old rows until it commits.
+// transaction. Readers keep seeing the old rows until it commits. (A
+// rebuild builds the new tables beside the live ones instead: Rebuild.)
 func (s *Store) Reset(ctx context.Context, name string) error {
 	if err := known(name); err != nil {
 		return err
@@ -411,11 +492,11 @@ func (s *Store) Reset(ctx context.Context, name string) error {
 			return err
 		}
 		for _, t := range owned[name] {
-			if err := tx.DeleteAll(ctx, t, ""); err != nil {
+			if err := tx.DeleteAll(ctx, t); err != nil {
 				return err
 			}
 		}
-		return tx.DeleteAll(ctx, TableStreamPositions, name)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("%s: reset %s: %w", s.name, name, err)
@@ -423,14 +504,262 @@ func (s *Store) Reset(ctx context.Context, name string) error {
 	return nil
 }
 
-// EraseEntity deletes every read-model row of an entity in one transaction,
-// holding every checkpoint so that no batch is applied meanwhile.
+// Rebuilding returns the projections being rebuilt: those with a
+// rebuild's checkpoint (projection.Shadow).
+func (s *Store) Rebuilding(ctx context.Context) ([]string, error) {
+	names, err := s.engine.CheckpointNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: rebuilds: %w", s.name, err)
+	}
+	return rebuilding(names), nil
+}
+
+// rebuilding picks the projections being rebuilt out of checkpoint names.
+func rebuilding(checkpoints []string) []string {
+	var out []string
+	for _, name := range checkpoints {
+		if base, ok := projection.ShadowOf(name); ok && known(base) == nil {
+			out = append(out, base)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// BeginRebuild creates the tables of a new generation of a projection's
+// read models beside the live ones, empty but for the retained streams
+// seeds pages through, and its checkpoint (projection.Shadow) at the
+// beginning of the log, in one transaction that locks nothing the live
+// projection or its readers use. projection.ErrRebuildInProgress when a
+// rebuild of the projection exists.
+//
+// A retained stream is one whose oldest events retention has deleted,
+// leaving a snapshot: the log can no longer give the rebuild its whole
+// history. Each projection is seeded with what the snapshot, and the live
+// read models, give it instead (see seed).
+func (s *Store) BeginRebuild(ctx context.Context, name string, seeds projection.Seeds) error {
+	if err := known(name); err != nil {
+		return err
+	}
+	err := s.engine.Update(ctx, false, func(tx Tx) error {
+		created, err := tx.CreateCheckpoint(ctx, projection.Shadow(name))
+		if err != nil {
+			return err
+		}
+		if !created {
+			return projection.ErrRebuildInProgress
+		}
+		for _, t := range owned[name] {
+			if err := tx.CreateShadow(ctx, t, shadowTable(t)); err != nil {
+				return err
+			}
+		}
+		if seeds == nil {
+			return nil
+		}
+		var after eventstore.StreamRef
+		for {
+			page, err := seeds(ctx, after)
+			if err != nil {
+				return fmt.Errorf("retained streams: %w", err)
+			}
+			if len(page) == 0 {
+				return nil
+			}
+			if err := seed(ctx, tx, name, page); err != nil {
+				return err
+			}
+			last := page[len(page)-1].Snapshot
+			after = eventstore.StreamRef{Tenant: last.Tenant, StreamID: last.StreamID}
+		}
+	})
+	if err != nil && !errors.Is(err, projection.ErrRebuildInProgress) {
+		return fmt.Errorf("%s: begin rebuild of %s: %w", s.name, name, err)
+	}
+	return err
+}
+
+// seed writes into a rebuild's tables what each retained stream's snapshot
+// stands in for, and the version the rebuild is to go on from:
+//   - entities: the snapshot's state, at the snapshot's version; the
+//     events after it are folded onto it.
+//   - performance-metrics: the operations open at the snapshot's version
+//     (it keeps their starts), and the points the live read model holds up
+//     to that version, which the log can no longer produce (an operation
+//     whose start retention deleted); the events after it are folded on.
+//     Where the live projection has not reached the snapshot's version yet
+//     (a snapshot taken a moment ago), the live read model's own state of
+//     the stream is taken instead (its open operations and points, at the
+//     version it has reached: past every event retention deleted, which
+//     were behind every checkpoint); the positions read lock the stream's
+//     live rows until the rebuild is seeded.
+//   - timeline: nothing (a snapshot holds no events); it goes on from the
+//     version before the first event left in the log, so that every event
+//     left is on the rebuilt timeline, as on the live one (retention
+//     deletes the timeline rows of the events it deletes).
+func seed(ctx context.Context, tx Tx, name string, page []projection.Retained) error {
+	positions := make([]StreamPosition, 0, len(page))
+	var rows []EntityRow
+	var starts []tracking.OperationStart
+	var fromLive []Key // metrics taken from the live read model's state
+	pos := projection.Shadow(name)
+	live := map[Key]int64{}
+	if name == tracking.ProjectionMetrics {
+		keys := make([]Key, len(page))
+		for i, r := range page {
+			keys[i] = Key{r.Snapshot.Tenant, r.Snapshot.StreamID}
+		}
+		stored, err := tx.StreamPositions(ctx, []string{name}, keys)
+		if err != nil {
+			return err
+		}
+		for _, p := range stored {
+			live[p.Key] = p.Version
+		}
+	}
+	for _, r := range page {
+		snap := r.Snapshot
+		k := Key{snap.Tenant, snap.StreamID}
+		state, view, ok := tracking.SeedEntity(snap)
+		if !ok {
+			return fmt.Errorf("snapshot of %s/%s at version %d does not restore", k.Tenant, k.EntityID, snap.Version)
+		}
+		from := snap.Version
+		switch name {
+		case tracking.ProjectionTimeline:
+			if r.First > 0 {
+				from = r.First - 1
+			}
+		case tracking.ProjectionEntities:
+			v, err := json.Marshal(view)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, EntityRow{Key: k, EntityType: view.EntityType, Status: view.Status, Version: view.Version,
+				UpdatedAt: view.UpdatedAt, State: state, View: v})
+		case tracking.ProjectionMetrics:
+			if at := live[k]; at < snap.Version {
+				from = at
+				fromLive = append(fromLive, k)
+				break
+			}
+			starts = append(starts, tracking.OpenOperationStarts(snap)...)
+		}
+		if from > 0 {
+			positions = append(positions, StreamPosition{Projection: pos, Key: k, Version: from})
+		}
+	}
+	switch name {
+	case tracking.ProjectionEntities:
+		if err := tx.UpsertEntities(ctx, shadowTable(TableEntities), rows); err != nil {
+			return err
+		}
+	case tracking.ProjectionMetrics:
+		if len(starts) > 0 {
+			if err := tx.UpsertOperationStarts(ctx, shadowTable(TableOperationStarts), starts); err != nil {
+				return err
+			}
+		}
+		if err := tx.CopyMetricPoints(ctx, TableMetricPoints, shadowTable(TableMetricPoints), positions); err != nil {
+			return err
+		}
+		if len(fromLive) > 0 {
+			if err := tx.CopyOperationStarts(ctx, TableOperationStarts, shadowTable(TableOperationStarts), fromLive); err != nil {
+				return err
+			}
+		}
+	}
+	if len(positions) == 0 {
+		return nil
+	}
+	return tx.RaiseStreamPositions(ctx, positions)
+}
+
+// Switch makes a projection's rebuild its live read models, in one
+// transaction: holding the live checkpoint and the rebuild's, it applies
+// to the rebuild the events fill reads between its checkpoint and the live
+// one (none, when the runner has brought them level), swaps every table of
+// the projection for the rebuild's, moves the live checkpoint to the
+// rebuild's, adds one to its generation, and deletes the rebuild's
+// checkpoint. Readers on any replica see the old tables until it commits
+// and the new ones from then on. projection.ErrNotRebuilding when there is
+// no rebuild (another process switched it in).
+func (s *Store) Switch(ctx context.Context, name string, fill projection.FillFunc) (int64, error) {
+	if err := known(name); err != nil {
+		return 0, err
+	}
+	shadow := projection.Shadow(name)
+	var gen int64
+	err := s.engine.Update(ctx, false, func(tx Tx) error {
+		// In name order (name < shadow), as Apply locks them.
+		live, err := tx.LockCheckpoints(ctx, []string{name})
+		if err != nil {
+			return err
+		}
+		cps, err := tx.LockExistingCheckpoints(ctx, []string{shadow})
+		if err != nil {
+			return err
+		}
+		at, ok := cps[shadow]
+		if !ok {
+			return projection.ErrNotRebuilding
+		}
+		if at.Less(live[0]) {
+			events, err := fill(ctx, at, live[0])
+			if err != nil {
+				return fmt.Errorf("bring the rebuild level: %w", err)
+			}
+			if len(events) > 0 {
+				if err := applyNew(ctx, tx, []string{shadow}, map[string][]eventstore.Recorded{shadow: events}, false); err != nil {
+					return err
+				}
+				at = events[len(events)-1].Cursor
+			}
+			if at != live[0] {
+				return fmt.Errorf("bring the rebuild level: it reached %s, not %s", at, live[0])
+			}
+		}
+		for _, t := range owned[name] {
+			if err := tx.SwapTable(ctx, t, shadowTable(t)); err != nil {
+				return err
+			}
+		}
+		if err := tx.SetCheckpoints(ctx, []string{name}, at); err != nil {
+			return err
+		}
+		if gen, err = tx.NextGeneration(ctx, name); err != nil {
+			return err
+		}
+		return tx.DeleteCheckpoint(ctx, shadow)
+	})
+	if err != nil && !errors.Is(err, projection.ErrNotRebuilding) {
+		return 0, fmt.Errorf("%s: switch in the rebuild of %s: %w", s.name, name, err)
+	}
+	return gen, err
+}
+
+// EraseEntity deletes every read-model row of an entity, in the live read
+// models and in those being rebuilt, in one transaction, holding every
+// checkpoint so that no batch is applied meanwhile.
 func (s *Store) EraseEntity(ctx context.Context, tenant, id string) error {
 	err := s.engine.Update(ctx, false, func(tx Tx) error {
 		if err := tx.LockAllCheckpoints(ctx); err != nil {
 			return err
 		}
-		for _, t := range entityTables {
+		names, err := tx.CheckpointNames(ctx)
+		if err != nil {
+			return err
+		}
+		var tables []string
+		for _, name := range tracking.Projections() {
+			tables = append(tables, owned[name]...)
+		}
+		for _, name := range rebuilding(names) {
+			for _, t := range owned[name] {
+				tables = append(tables, shadowTable(t))
+			}
+		}
+		for _, t := range tables {
 			if err := tx.DeleteEntity(ctx, t, tenant, id); err != nil {
 				return err
 			}
@@ -443,10 +772,11 @@ func (s *Store) EraseEntity(ctx context.Context, tenant, id string) error {
 	return nil
 }
 
-// applyNew applies to each named projection the events of its batch it has
-// not applied yet (by stream version), and records the streams' new
-// versions: the stream positions of every projection are read in one
-// query and raised in one statement.
+// applyNew applies to each named projection (a checkpoint name: a live
+// projection or a rebuild) the events of its batch it has not applied yet
+// (by stream version), and records the streams' new versions: the stream
+// positions of every projection are read in one query and raised in one
+// statement.
 func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]eventstore.Recorded, fresh bool) error {
 	var keys []Key
 	seen := map[Key]bool{}
@@ -462,6 +792,21 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 		projection string
 		Key
 	}
+	bases := make([]string, len(names))
+	where := make([]tables, len(names))
+	var horizon time.Time
+	for i, name := range names {
+		base, tbl, err := resolve(name)
+		if err != nil {
+			return err
+		}
+		bases[i], where[i] = base, tbl
+		if base == tracking.ProjectionTimeline && horizon.IsZero() {
+			if horizon, err = tx.Horizon(ctx, tracking.ProjectionTimeline); err != nil {
+				return err
+			}
+		}
+	}
 	stored, err := tx.StreamPositions(ctx, names, keys)
 	if err != nil {
 		return err
@@ -471,7 +816,7 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 		applied[streamKey{p.Projection, p.Key}] = p.Version
 	}
 	var raised []StreamPosition
-	for _, name := range names {
+	for i, name := range names {
 		events := batches[name]
 		pending := make([]eventstore.Recorded, 0, len(events))
 		first := len(raised)
@@ -484,8 +829,8 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 			}
 			pending = append(pending, e)
 			applied[sk] = e.Version
-			if i, ok := at[k]; ok {
-				raised[i].Version = e.Version
+			if j, ok := at[k]; ok {
+				raised[j].Version = e.Version
 			} else {
 				at[k] = len(raised)
 				raised = append(raised, StreamPosition{Projection: name, Key: k, Version: e.Version})
@@ -494,13 +839,16 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 		if len(raised) == first {
 			continue
 		}
-		switch name {
+		tbl := where[i]
+		switch bases[i] {
 		case tracking.ProjectionTimeline:
-			err = tx.InsertTimeline(ctx, pending, fresh)
+			if kept := recordedSince(pending, horizon); len(kept) > 0 {
+				err = tx.InsertTimeline(ctx, tbl(TableTimeline), kept, fresh)
+			}
 		case tracking.ProjectionEntities:
-			err = applyEntities(ctx, tx, pending)
+			err = applyEntities(ctx, tx, tbl, pending)
 		case tracking.ProjectionMetrics:
-			err = applyMetrics(ctx, tx, pending, fresh)
+			err = applyMetrics(ctx, tx, tbl, pending, fresh)
 		}
 		if err != nil {
 			return err
@@ -510,6 +858,21 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 		return nil
 	}
 	return tx.RaiseStreamPositions(ctx, raised)
+}
+
+// recordedSince returns the events recorded at or after horizon: those a
+// timeline keeps after retention (see TrimTimeline).
+func recordedSince(events []eventstore.Recorded, horizon time.Time) []eventstore.Recorded {
+	if horizon.IsZero() {
+		return events
+	}
+	kept := events[:0:0]
+	for _, e := range events {
+		if !e.RecordedAt.Before(horizon) {
+			kept = append(kept, e)
+		}
+	}
+	return kept
 }
 
 // byEntity groups events by entity, keeping the order of first appearance.
@@ -526,9 +889,9 @@ func byEntity(events []eventstore.Recorded) ([]Key, map[Key][]eventstore.Recorde
 	return keys, groups
 }
 
-func applyEntities(ctx context.Context, tx Tx, events []eventstore.Recorded) error {
+func applyEntities(ctx context.Context, tx Tx, tbl tables, events []eventstore.Recorded) error {
 	keys, groups := byEntity(events)
-	states, err := tx.EntityStates(ctx, keys)
+	states, err := tx.EntityStates(ctx, tbl(TableEntities), keys)
 	if err != nil {
 		return err
 	}
@@ -542,13 +905,14 @@ func applyEntities(ctx context.Context, tx Tx, events []eventstore.Recorded) err
 		rows[i] = EntityRow{Key: k, EntityType: view.EntityType, Status: view.Status, Version: view.Version,
 			UpdatedAt: view.UpdatedAt, State: state, View: v}
 	}
-	return tx.UpsertEntities(ctx, rows)
+	return tx.UpsertEntities(ctx, tbl(TableEntities), rows)
 }
 
-func applyMetrics(ctx context.Context, tx Tx, events []eventstore.Recorded, fresh bool) error {
+func applyMetrics(ctx context.Context, tx Tx, tbl tables, events []eventstore.Recorded, fresh bool) error {
+	startsTable := tbl(TableOperationStarts)
 	open := map[tracking.OperationKey]tracking.OperationStart{}
 	if keys := tracking.CompletedOperations(events); len(keys) > 0 {
-		starts, err := tx.OperationStarts(ctx, keys)
+		starts, err := tx.OperationStarts(ctx, startsTable, keys)
 		if err != nil {
 			return err
 		}
@@ -558,19 +922,19 @@ func applyMetrics(ctx context.Context, tx Tx, events []eventstore.Recorded, fres
 	}
 	batch := tracking.FoldMetrics(events, open)
 	if len(batch.Completed) > 0 {
-		if err := tx.DeleteOperationStarts(ctx, batch.Completed); err != nil {
+		if err := tx.DeleteOperationStarts(ctx, startsTable, batch.Completed); err != nil {
 			return err
 		}
 	}
 	if len(batch.Open) > 0 {
-		if err := tx.UpsertOperationStarts(ctx, batch.Open); err != nil {
+		if err := tx.UpsertOperationStarts(ctx, startsTable, batch.Open); err != nil {
 			return err
 		}
 	}
 	if len(batch.Points) == 0 {
 		return nil
 	}
-	return tx.InsertMetricPoints(ctx, batch.Points, fresh)
+	return tx.InsertMetricPoints(ctx, tbl(TableMetricPoints), batch.Points, fresh)
 }
 
 // Entity returns an entity's projected state, or tracking.ErrNotFound.
@@ -674,10 +1038,51 @@ func (s *Store) TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun b
 	return s.engine.TrimKeys(ctx, now.Add(-IdempotencyKeyTTL), dryRun)
 }
 
+// errDryRun rolls back a dry run's transaction.
+var errDryRun = errors.New("dry run")
+
 // TrimTimeline deletes (or, with dryRun, counts) the timeline rows recorded
-// before `before` (retention).
+// before `before` (retention), in the live timeline and in its rebuild, if
+// one is in progress, and raises the timeline's horizon to `before`: from
+// then on the timeline projection, live or rebuilding, keeps no row of an
+// event recorded before it. So the timeline holds the events recorded at
+// or after the last retention run's cutoff, whatever order the trim, a
+// lagging projection and a rebuild's replay come in, and a rebuild folds
+// the same timeline as the live projection holds. It holds the timeline's
+// checkpoints meanwhile, so that no batch is applied with the old horizon.
 func (s *Store) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
-	return s.engine.TrimTimeline(ctx, before, dryRun)
+	var n int64
+	err := s.engine.Update(ctx, false, func(tx Tx) error {
+		names, err := tx.CheckpointNames(ctx)
+		if err != nil {
+			return err
+		}
+		tables := []string{TableTimeline}
+		if slices.Contains(rebuilding(names), tracking.ProjectionTimeline) {
+			tables = append(tables, shadowTable(TableTimeline))
+		}
+		if _, err := tx.LockExistingCheckpoints(ctx, []string{tracking.ProjectionTimeline, projection.Shadow(tracking.ProjectionTimeline)}); err != nil {
+			return err
+		}
+		if err := tx.RaiseHorizon(ctx, tracking.ProjectionTimeline, before); err != nil {
+			return err
+		}
+		for _, t := range tables {
+			d, err := tx.DeleteTimelineBefore(ctx, t, before)
+			if err != nil {
+				return err
+			}
+			n += d
+		}
+		if dryRun {
+			return errDryRun
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDryRun) {
+		return 0, fmt.Errorf("%s: trim timeline: %w", s.name, err)
+	}
+	return n, nil
 }
 
 // Dump returns every row of the read-model tables, in key order, each as one

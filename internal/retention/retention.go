@@ -3,7 +3,9 @@
 // changes), timeline rows older than MaxAge go too, superseded snapshots older
 // than SnapshotAge are pruned, and streams whose newest snapshot is older than
 // SnapshotAge (or whose old events no snapshot covers) get a fresh snapshot.
-// Events are deleted only behind every reader of the log (projections, relay).
+// Events are deleted only behind every reader of the log (projections, relay,
+// rebuilds in progress), and the timeline keeps no row recorded before the
+// cutoff (its horizon), so that a rebuild folds what the live read models hold.
 package retention
 
 import (
@@ -11,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
@@ -38,7 +41,14 @@ type EventStore interface {
 // ReadModels is what retention needs of the read models.
 type ReadModels interface {
 	Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error)
-	// TrimTimeline deletes (or counts) timeline rows recorded before `before`.
+	// Rebuilding returns the projections being rebuilt: their rebuilds'
+	// checkpoints (projection.Shadow) are readers of the log too.
+	Rebuilding(ctx context.Context) ([]string, error)
+	// TryLead takes a lock shared by every process on the read models
+	// (projection.RetentionLock: a rebuild being seeded holds it).
+	TryLead(ctx context.Context, name string) (lost <-chan struct{}, release func(), ok bool, err error)
+	// TrimTimeline deletes (or counts) timeline rows recorded before
+	// `before`, and keeps the timeline from taking such rows again.
 	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 	// TrimIdempotencyKeys deletes (or counts) the Idempotency-Keys expired
 	// as of now.
@@ -130,9 +140,31 @@ func Run(ctx context.Context, d Deps, p Policy, now time.Time, dryRun bool) (Rep
 	if p.MaxAge <= 0 {
 		return r, nil
 	}
-	// 3. Old events, behind every reader.
+	// 3. Old events, behind every reader: rebuilds in progress among them,
+	// which replay the log from its beginning and were seeded with the
+	// snapshots of the streams trimmed before they began. The lock keeps a
+	// rebuild from being seeded while events are trimmed.
+	_, release, ok, err := d.ReadModels.TryLead(ctx, projection.RetentionLock)
+	if err != nil {
+		return r, fmt.Errorf("retention: lock: %w", err)
+	}
+	if !ok {
+		if d.Logger != nil {
+			d.Logger.Info("retention: a rebuild is starting or another run is trimming; events and timeline rows are left to the next run")
+		}
+		return r, nil
+	}
+	defer release()
+	readers := d.Readers
+	rebuilding, err := d.ReadModels.Rebuilding(ctx)
+	if err != nil {
+		return r, fmt.Errorf("retention: rebuilds: %w", err)
+	}
+	for _, name := range rebuilding {
+		readers = append(slices.Clip(readers), projection.Shadow(name))
+	}
 	var below eventstore.Cursor
-	for i, name := range d.Readers {
+	for i, name := range readers {
 		cp, err := d.ReadModels.Checkpoint(ctx, name)
 		if err != nil {
 			return r, fmt.Errorf("retention: checkpoint %s: %w", name, err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -112,8 +113,8 @@ func (m *readModels) Update(ctx context.Context, _ bool, fn func(readmodel.Tx) e
 func (m *readModels) Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error) {
 	var cp projection.Checkpoint
 	var updated int64
-	err := m.store.read.QueryRowContext(ctx, `SELECT tx_id, position, updated_at FROM projection_checkpoints WHERE name = ?`, name).
-		Scan(&cp.Cursor.TxID, &cp.Cursor.Position, &updated)
+	err := m.store.read.QueryRowContext(ctx, `SELECT tx_id, position, updated_at, generation FROM projection_checkpoints WHERE name = ?`, name).
+		Scan(&cp.Cursor.TxID, &cp.Cursor.Position, &updated, &cp.Generation)
 	if errors.Is(err, sql.ErrNoRows) {
 		return projection.Checkpoint{}, nil
 	}
@@ -138,17 +139,37 @@ func (t *rmTx) LockCheckpoints(ctx context.Context, names []string) ([]eventstor
 		return nil, err
 	}
 	defer ins.Close()
+	for _, name := range names {
+		if _, err := ins.ExecContext(ctx, name, t.now().UnixMicro()); err != nil {
+			return nil, err
+		}
+	}
+	found, err := t.LockExistingCheckpoints(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]eventstore.Cursor, len(names))
+	for i, name := range names {
+		out[i] = found[name]
+	}
+	return out, nil
+}
+
+// LockExistingCheckpoints reads the checkpoints that exist: the
+// transaction's write lock holds them.
+func (t *rmTx) LockExistingCheckpoints(ctx context.Context, names []string) (map[string]eventstore.Cursor, error) {
 	sel, err := t.tx.PrepareContext(ctx, `SELECT tx_id, position FROM projection_checkpoints WHERE name = ?`)
 	if err != nil {
 		return nil, err
 	}
 	defer sel.Close()
-	out := make([]eventstore.Cursor, len(names))
-	for i, name := range names {
-		if _, err := ins.ExecContext(ctx, name, t.now().UnixMicro()); err != nil {
-			return nil, err
-		}
-		if err := sel.QueryRowContext(ctx, name).Scan(&out[i].TxID, &out[i].Position); err != nil {
+	out := make(map[string]eventstore.Cursor, len(names))
+	for _, name := range names {
+		var c eventstore.Cursor
+		switch err := sel.QueryRowContext(ctx, name).Scan(&c.TxID, &c.Position); {
+		case err == nil:
+			out[name] = c
+		case !errors.Is(err, sql.ErrNoRows):
 			return nil, err
 		}
 	}
@@ -174,44 +195,99 @@ func (t *rmTx) SetCheckpoints(ctx context.Context, names []string, to eventstore
 	return nil
 }
 
-func (t *rmTx) StreamPositions(ctx context.Context, projections []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
-	get, err := t.tx.PrepareContext(ctx, `SELECT version FROM rm_stream_positions WHERE projection = ? AND tenant_id = ? AND entity_id = ?`)
+func (t *rmTx) CreateCheckpoint(ctx context.Context, name string) (bool, error) {
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING`,
+		name, t.now().UnixMicro())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (t *rmTx) DeleteCheckpoint(ctx context.Context, name string) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM projection_checkpoints WHERE name = ?`, name)
+	return err
+}
+
+func (t *rmTx) NextGeneration(ctx context.Context, name string) (int64, error) {
+	var gen int64
+	err := t.tx.QueryRowContext(ctx, `UPDATE projection_checkpoints SET generation = generation + 1 WHERE name = ? RETURNING generation`,
+		name).Scan(&gen)
+	return gen, err
+}
+
+func (t *rmTx) CheckpointNames(ctx context.Context) ([]string, error) {
+	return checkpointNames(ctx, t.tx)
+}
+
+func checkpointNames(ctx context.Context, q querier) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM projection_checkpoints ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
-	defer get.Close()
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		out = append(out, name)
+	}
+	return out, rows.Err()
+}
+
+func (t *rmTx) StreamPositions(ctx context.Context, projections []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
 	var out []readmodel.StreamPosition
-	for _, p := range projections {
+	for _, name := range projections {
+		get, err := t.tx.PrepareContext(ctx, `SELECT version FROM `+readmodel.PositionsTable(name)+` WHERE tenant_id = ? AND entity_id = ?`)
+		if err != nil {
+			return nil, err
+		}
 		for _, k := range keys {
 			var v int64
-			switch err := get.QueryRowContext(ctx, p, k.Tenant, k.EntityID).Scan(&v); {
+			switch err := get.QueryRowContext(ctx, k.Tenant, k.EntityID).Scan(&v); {
 			case err == nil:
-				out = append(out, readmodel.StreamPosition{Projection: p, Key: k, Version: v})
+				out = append(out, readmodel.StreamPosition{Projection: name, Key: k, Version: v})
 			case !errors.Is(err, sql.ErrNoRows):
+				get.Close()
 				return nil, err
 			}
 		}
+		get.Close()
 	}
 	return out, nil
 }
 
 func (t *rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.StreamPosition) error {
-	put, err := t.tx.PrepareContext(ctx, `INSERT INTO rm_stream_positions (projection, tenant_id, entity_id, version) VALUES (?, ?, ?, ?)
-		ON CONFLICT (projection, tenant_id, entity_id) DO UPDATE SET version = excluded.version WHERE version < excluded.version`)
-	if err != nil {
-		return err
-	}
-	defer put.Close()
+	stmts := map[string]*sql.Stmt{}
+	defer func() {
+		for _, s := range stmts {
+			s.Close()
+		}
+	}()
 	for _, p := range positions {
-		if _, err := put.ExecContext(ctx, p.Projection, p.Tenant, p.EntityID, p.Version); err != nil {
+		put, ok := stmts[p.Projection]
+		if !ok {
+			var err error
+			put, err = t.tx.PrepareContext(ctx, `INSERT INTO `+readmodel.PositionsTable(p.Projection)+` (tenant_id, entity_id, version)
+				VALUES (?, ?, ?)
+				ON CONFLICT (tenant_id, entity_id) DO UPDATE SET version = excluded.version WHERE version < excluded.version`)
+			if err != nil {
+				return err
+			}
+			stmts[p.Projection] = put
+		}
+		if _, err := put.ExecContext(ctx, p.Tenant, p.EntityID, p.Version); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (t *rmTx) InsertTimeline(ctx context.Context, events []eventstore.Recorded, _ bool) error {
-	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO rm_timeline
+func (t *rmTx) InsertTimeline(ctx context.Context, table string, events []eventstore.Recorded, _ bool) error {
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+`
 		(tenant_id, entity_id, version, event_id, event_type, occurred_at, recorded_at, data, metadata)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
@@ -231,8 +307,8 @@ func (t *rmTx) InsertTimeline(ctx context.Context, events []eventstore.Recorded,
 	return nil
 }
 
-func (t *rmTx) EntityStates(ctx context.Context, keys []readmodel.Key) (map[readmodel.Key]json.RawMessage, error) {
-	sel, err := t.tx.PrepareContext(ctx, `SELECT state FROM rm_entities WHERE tenant_id = ? AND entity_id = ?`)
+func (t *rmTx) EntityStates(ctx context.Context, table string, keys []readmodel.Key) (map[readmodel.Key]json.RawMessage, error) {
+	sel, err := t.tx.PrepareContext(ctx, `SELECT state FROM `+table+` WHERE tenant_id = ? AND entity_id = ?`)
 	if err != nil {
 		return nil, err
 	}
@@ -250,12 +326,12 @@ func (t *rmTx) EntityStates(ctx context.Context, keys []readmodel.Key) (map[read
 	return out, nil
 }
 
-func (t *rmTx) UpsertEntities(ctx context.Context, rows []readmodel.EntityRow) error {
-	up, err := t.tx.PrepareContext(ctx, `INSERT INTO rm_entities
+func (t *rmTx) UpsertEntities(ctx context.Context, table string, rows []readmodel.EntityRow) error {
+	up, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+`
 		(tenant_id, entity_id, entity_type, status, version, updated_at, state, view) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant_id, entity_id) DO UPDATE SET entity_type = excluded.entity_type, status = excluded.status,
 			version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view
-		WHERE rm_entities.version < excluded.version`)
+		WHERE `+table+`.version < excluded.version`)
 	if err != nil {
 		return err
 	}
@@ -269,8 +345,8 @@ func (t *rmTx) UpsertEntities(ctx context.Context, rows []readmodel.EntityRow) e
 	return nil
 }
 
-func (t *rmTx) OperationStarts(ctx context.Context, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
-	sel, err := t.tx.PrepareContext(ctx, `SELECT operation, started_at FROM rm_operation_starts
+func (t *rmTx) OperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
+	sel, err := t.tx.PrepareContext(ctx, `SELECT operation, started_at FROM `+table+`
 		WHERE tenant_id = ? AND entity_id = ? AND operation_id = ?`)
 	if err != nil {
 		return nil, err
@@ -291,9 +367,9 @@ func (t *rmTx) OperationStarts(ctx context.Context, keys []tracking.OperationKey
 	return out, nil
 }
 
-func (t *rmTx) DeleteOperationStarts(ctx context.Context, keys []tracking.OperationKey) error {
+func (t *rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) error {
 	for _, k := range keys {
-		if _, err := t.tx.ExecContext(ctx, `DELETE FROM rm_operation_starts WHERE tenant_id = ? AND entity_id = ? AND operation_id = ?`,
+		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant_id = ? AND entity_id = ? AND operation_id = ?`,
 			k.Tenant, k.EntityID, k.OperationID); err != nil {
 			return err
 		}
@@ -301,8 +377,8 @@ func (t *rmTx) DeleteOperationStarts(ctx context.Context, keys []tracking.Operat
 	return nil
 }
 
-func (t *rmTx) UpsertOperationStarts(ctx context.Context, starts []tracking.OperationStart) error {
-	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO rm_operation_starts (tenant_id, entity_id, operation_id, operation, started_at)
+func (t *rmTx) UpsertOperationStarts(ctx context.Context, table string, starts []tracking.OperationStart) error {
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, operation_id, operation, started_at)
 		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (tenant_id, entity_id, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at`)
 	if err != nil {
@@ -317,8 +393,8 @@ func (t *rmTx) UpsertOperationStarts(ctx context.Context, starts []tracking.Oper
 	return nil
 }
 
-func (t *rmTx) InsertMetricPoints(ctx context.Context, points []tracking.MetricPoint, _ bool) error {
-	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO rm_metric_points
+func (t *rmTx) InsertMetricPoints(ctx context.Context, table string, points []tracking.MetricPoint, _ bool) error {
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+`
 		(tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
@@ -334,11 +410,138 @@ func (t *rmTx) InsertMetricPoints(ctx context.Context, points []tracking.MetricP
 	return nil
 }
 
-func (t *rmTx) DeleteAll(ctx context.Context, table, projection string) error {
-	if table == readmodel.TableStreamPositions {
-		_, err := t.tx.ExecContext(ctx, `DELETE FROM rm_stream_positions WHERE projection = ?`, projection)
+// metricColumns are rm_metric_points' columns.
+const metricColumns = "tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value"
+
+func (t *rmTx) CopyMetricPoints(ctx context.Context, from, to string, upTo []readmodel.StreamPosition) error {
+	if len(upTo) == 0 {
+		return nil
+	}
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+to+` (`+metricColumns+`) SELECT `+metricColumns+` FROM `+from+`
+		WHERE tenant_id = ? AND entity_id = ? AND version <= ? ON CONFLICT DO NOTHING`)
+	if err != nil {
 		return err
 	}
+	defer stmt.Close()
+	for _, p := range upTo {
+		if _, err := stmt.ExecContext(ctx, p.Tenant, p.EntityID, p.Version); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *rmTx) CopyOperationStarts(ctx context.Context, from, to string, keys []readmodel.Key) error {
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+to+` (`+startColumns+`) SELECT `+startColumns+` FROM `+from+`
+		WHERE tenant_id = ? AND entity_id = ? ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, k := range keys {
+		if _, err := stmt.ExecContext(ctx, k.Tenant, k.EntityID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startColumns are rm_operation_starts' columns.
+const startColumns = "tenant_id, entity_id, operation_id, operation, started_at"
+
+func (t *rmTx) Horizon(ctx context.Context, name string) (time.Time, error) {
+	var us int64
+	err := t.tx.QueryRowContext(ctx, `SELECT recorded_before FROM rm_horizons WHERE name = ?`, name).Scan(&us)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return time.UnixMicro(us).UTC(), err
+}
+
+func (t *rmTx) RaiseHorizon(ctx context.Context, name string, before time.Time) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO rm_horizons (name, recorded_before) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET recorded_before = excluded.recorded_before WHERE recorded_before < excluded.recorded_before`,
+		name, before.UnixMicro())
+	return err
+}
+
+func (t *rmTx) DeleteTimelineBefore(ctx context.Context, table string, before time.Time) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE recorded_at < ?`, micros(before))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// createStatement matches the head of a stored CREATE TABLE or CREATE INDEX
+// statement up to the name of the table it creates or indexes.
+var (
+	createTable = regexp.MustCompile(`(?is)^\s*CREATE\s+TABLE\s+("[^"]+"|\S+)`)
+	createIndex = regexp.MustCompile(`(?is)^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+("[^"]+"|\S+)\s+ON\s+("[^"]+"|\S+)`)
+)
+
+// CreateShadow creates shadow from table's stored schema: its CREATE TABLE
+// statement under the new name, and its indexes, each named after the
+// table's own with "_rebuild" added or, once swapped in (SQLite cannot
+// rename an index), taken off again.
+func (t *rmTx) CreateShadow(ctx context.Context, table, shadow string) error {
+	if _, err := t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+shadow); err != nil {
+		return err
+	}
+	rows, err := t.tx.QueryContext(ctx, `SELECT type, name, sql FROM sqlite_master
+		WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type = 'index', name`, table)
+	if err != nil {
+		return err
+	}
+	var stmts []string
+	for rows.Next() {
+		var typ, name, stmt string
+		if err := rows.Scan(&typ, &name, &stmt); err != nil {
+			rows.Close()
+			return err
+		}
+		switch typ {
+		case "table":
+			stmts = append(stmts, createTable.ReplaceAllLiteralString(stmt, `CREATE TABLE "`+shadow+`"`))
+		case "index":
+			renamed, ok := strings.CutSuffix(name, "_rebuild")
+			if !ok {
+				renamed = name + "_rebuild"
+			}
+			m := createIndex.FindStringSubmatch(stmt)
+			if m == nil {
+				rows.Close()
+				return fmt.Errorf("index %s of %s: cannot read %q", name, table, stmt)
+			}
+			stmts = append(stmts, `CREATE `+m[1]+`INDEX "`+renamed+`" ON "`+shadow+`"`+stmt[len(m[0]):])
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(stmts) == 0 {
+		return fmt.Errorf("table %s: no schema", table)
+	}
+	for _, stmt := range stmts {
+		if _, err := t.tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("create %s: %w", shadow, err)
+		}
+	}
+	return nil
+}
+
+// SwapTable drops table and renames shadow to its name. Readers keep the
+// snapshot they started with (WAL); their next statement sees the new table.
+func (t *rmTx) SwapTable(ctx context.Context, table, shadow string) error {
+	if _, err := t.tx.ExecContext(ctx, `DROP TABLE `+table); err != nil {
+		return err
+	}
+	_, err := t.tx.ExecContext(ctx, `ALTER TABLE `+shadow+` RENAME TO `+table)
+	return err
+}
+
+func (t *rmTx) DeleteAll(ctx context.Context, table string) error {
 	_, err := t.tx.ExecContext(ctx, "DELETE FROM "+table)
 	return err
 }
@@ -447,9 +650,15 @@ func (m *readModels) TimelineEntries(ctx context.Context, r readmodel.TimelineRa
 // StreamPosition returns the version of an entity a projection has applied.
 func (m *readModels) StreamPosition(ctx context.Context, projection, tenant, id string) (int64, error) {
 	var v int64
-	err := m.store.read.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM rm_stream_positions
-		WHERE projection = ? AND tenant_id = ? AND entity_id = ?`, projection, tenant, id).Scan(&v)
+	err := m.store.read.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM `+readmodel.PositionsTable(projection)+`
+		WHERE tenant_id = ? AND entity_id = ?`, tenant, id).Scan(&v)
 	return v, classify(err)
+}
+
+// CheckpointNames returns the names of every checkpoint.
+func (m *readModels) CheckpointNames(ctx context.Context) ([]string, error) {
+	names, err := checkpointNames(ctx, m.store.read)
+	return names, classify(err)
 }
 
 // MetricSamples returns the metric points q selects.

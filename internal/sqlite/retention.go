@@ -89,9 +89,3 @@ func (m *readModels) TrimKeys(ctx context.Context, before time.Time, dryRun bool
 	return countOrDelete(ctx, m.store.read, m.store.write, "trim idempotency keys",
 		`FROM idempotency_keys WHERE created_at < ?`, dryRun, micros(before))
 }
-
-// TrimTimeline deletes (or counts) timeline rows recorded before `before`.
-func (m *readModels) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
-	return countOrDelete(ctx, m.store.read, m.store.write, "trim timeline",
-		`FROM rm_timeline WHERE recorded_at < ?`, dryRun, micros(before))
-}

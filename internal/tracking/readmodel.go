@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -333,4 +334,36 @@ func FoldMetrics(events []eventstore.Recorded, open map[OperationKey]OperationSt
 		b.Open = append(b.Open, s)
 	}
 	return b
+}
+
+// SeedEntity restores the projected aggregate of a retained stream from its
+// snapshot (a rebuild starts such a stream there: retention deleted the
+// events before it) and returns its state and view, as FoldEntity would
+// after folding every event up to the snapshot's version; false when the
+// snapshot does not restore (an unknown schema version).
+func SeedEntity(snap eventstore.Snapshot) (json.RawMessage, EntityState, bool) {
+	ent, ok := RestoreEntity(snap)
+	if !ok {
+		return nil, EntityState{}, false
+	}
+	out, _ := ent.MarshalSnapshot()
+	return out, ent.State(), true
+}
+
+// OpenOperationStarts returns the starts of the operations open in a
+// snapshot, as the metrics projection remembers them (FoldMetrics): a
+// rebuild seeds a retained stream with them, so that their completions
+// after the snapshot still yield their points.
+func OpenOperationStarts(snap eventstore.Snapshot) []OperationStart {
+	ent, ok := RestoreEntity(snap)
+	if !ok {
+		return nil
+	}
+	out := make([]OperationStart, 0, len(ent.operations))
+	for _, id := range slices.Sorted(maps.Keys(ent.operations)) {
+		op := ent.operations[id]
+		out = append(out, OperationStart{Tenant: snap.Tenant, EntityID: snap.StreamID, OperationID: id,
+			Operation: op.Operation, StartedAt: op.StartedAt})
+	}
+	return out
 }

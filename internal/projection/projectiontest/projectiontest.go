@@ -37,8 +37,8 @@ type ReadModels interface {
 	// MoveCheckpoint moves a bare checkpoint by compare-and-set.
 	MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error
 	// Dump returns every row of the read-model tables (rm_timeline,
-	// rm_entities, rm_operation_starts, rm_metric_points) as comparable
-	// strings in key order.
+	// rm_entities, rm_operation_starts, rm_metric_points and the stream
+	// positions, rm_positions_*) as comparable strings in key order.
 	Dump(ctx context.Context) (map[string][]string, error)
 	// Secret returns the random key stored under name, made by the first
 	// caller.
@@ -50,6 +50,15 @@ type ReadModels interface {
 	// Engine returns the engine under the read models: the suite wraps it
 	// to make one projection's writes fail inside a real transaction.
 	Engine() readmodel.Engine
+	// Reset empties a projection's read models and checkpoint: the suite
+	// folds the log from scratch with it, to compare.
+	Reset(ctx context.Context, name string) error
+	// TrimTimeline is retention's trim of the timeline (and
+	// TrimIdempotencyKeys of the keys).
+	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+	TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun bool) (int64, error)
+	// EraseEntity deletes every read-model row of an entity.
+	EraseEntity(ctx context.Context, tenant, id string) error
 }
 
 // batchSize is small so that every scenario crosses batch boundaries.
@@ -88,6 +97,10 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"OneReadOneTransaction", testOneReadOneTransaction},
 		{"FailingProjectionHoldsBackNoOther", testFailingProjection},
 		{"RebuildOneWhileOthersFollow", testRebuildWhileOthersFollow},
+		{"RetentionThenRebuild", testRetentionThenRebuild},
+		{"RetentionDuringRebuild", testRetentionDuringRebuild},
+		{"ErasureDuringRebuild", testErasureDuringRebuild},
+		{"RebuildUnderLoadServesCompleteReads", testRebuildUnderLoad},
 		{"TryLead", testTryLead},
 		{"RedeliveredStreamsApplyOnce", testRedelivery},
 		{"MoveCheckpoint", testMoveCheckpoint},
@@ -222,12 +235,15 @@ func (e *env) dump() map[string][]string {
 	return d
 }
 
-// rowCounts returns the number of rows of each read-model table.
+// rowCounts returns the number of rows of each read-model table but the
+// stream positions.
 func (e *env) rowCounts() map[string]int {
 	e.t.Helper()
 	out := map[string]int{}
 	for table, rows := range e.dump() {
-		out[table] = len(rows)
+		if !strings.HasPrefix(table, "rm_positions_") {
+			out[table] = len(rows)
+		}
 	}
 	return out
 }
@@ -1148,13 +1164,14 @@ func testCrashRestart(t *testing.T, e *env) {
 	caughtUp := e.dump()
 	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
 
-	// Rebuild from scratch: the same tables.
+	// Rebuild from scratch: the same tables. Until the rebuilds are
+	// switched in, the live read models are untouched.
 	for _, name := range tracking.Projections() {
 		if err := restarted.Rebuild(e.ctx, name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.wantRows(map[string]int{"rm_timeline": 0, "rm_entities": 0, "rm_operation_starts": 0, "rm_metric_points": 0})
+	sameDump(t, "live read models while rebuilding", e.dump(), caughtUp)
 	e.catchUp(restarted)
 	sameDump(t, "rebuild after a crash", e.dump(), caughtUp)
 }
@@ -1504,32 +1521,32 @@ func (t failingTx) fail(name string) error {
 	return nil
 }
 
-func (t failingTx) InsertTimeline(ctx context.Context, events []eventstore.Recorded, fresh bool) error {
+func (t failingTx) InsertTimeline(ctx context.Context, table string, events []eventstore.Recorded, fresh bool) error {
 	if err := t.fail(tracking.ProjectionTimeline); err != nil {
 		return err
 	}
-	return t.Tx.InsertTimeline(ctx, events, fresh)
+	return t.Tx.InsertTimeline(ctx, table, events, fresh)
 }
 
-func (t failingTx) UpsertEntities(ctx context.Context, rows []readmodel.EntityRow) error {
+func (t failingTx) UpsertEntities(ctx context.Context, table string, rows []readmodel.EntityRow) error {
 	if err := t.fail(tracking.ProjectionEntities); err != nil {
 		return err
 	}
-	return t.Tx.UpsertEntities(ctx, rows)
+	return t.Tx.UpsertEntities(ctx, table, rows)
 }
 
-func (t failingTx) UpsertOperationStarts(ctx context.Context, starts []tracking.OperationStart) error {
+func (t failingTx) UpsertOperationStarts(ctx context.Context, table string, starts []tracking.OperationStart) error {
 	if err := t.fail(tracking.ProjectionMetrics); err != nil {
 		return err
 	}
-	return t.Tx.UpsertOperationStarts(ctx, starts)
+	return t.Tx.UpsertOperationStarts(ctx, table, starts)
 }
 
-func (t failingTx) InsertMetricPoints(ctx context.Context, points []tracking.MetricPoint, fresh bool) error {
+func (t failingTx) InsertMetricPoints(ctx context.Context, table string, points []tracking.MetricPoint, fresh bool) error {
 	if err := t.fail(tracking.ProjectionMetrics); err != nil {
 		return err
 	}
-	return t.Tx.InsertMetricPoints(ctx, points, fresh)
+	return t.Tx.InsertMetricPoints(ctx, table, points, fresh)
 }
 
 // testFailingProjection: a projection whose every batch fails holds back
@@ -1591,7 +1608,11 @@ func testRebuildWhileOthersFollow(t *testing.T, e *env) {
 	if err := e.mgr.Rebuild(e.ctx, rebuilt); err != nil {
 		t.Fatal(err)
 	}
-	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 0, "rm_operation_starts": 1, "rm_metric_points": 17})
+	if err := e.mgr.Rebuild(e.ctx, rebuilt); !errors.Is(err, projection.ErrRebuildInProgress) {
+		t.Fatalf("a second rebuild of %s: %v, want ErrRebuildInProgress", rebuilt, err)
+	}
+	// The live read models serve on, whole, while the rebuild is built beside them.
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
 	old := e.readAll(eventstore.Cursor{}, 1000)
 	e.record([]step{
 		{acme, "PKG-C", "", []tracking.NewEvent{completed("loading", "op-4", tracking.OutcomeSucceeded, at(10, 30))}},
@@ -1605,20 +1626,20 @@ func testRebuildWhileOthersFollow(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	all := slices.Concat(old, fresh)
-	for _, name := range tracking.Projections() {
+	for _, name := range append(tracking.Projections(), projection.Shadow(rebuilt)) {
 		want := cursorsOf(fresh)
-		if name == rebuilt {
+		if name == projection.Shadow(rebuilt) {
 			want = cursorsOf(all)
 		}
 		if got := log.cursors(name); !slices.Equal(got, want) {
 			t.Fatalf("%s: applied %v, want %v", name, got, want)
 		}
 	}
-	// The live projections had the new events before the rebuilt one had
+	// The live projections had the new events before the rebuild had
 	// replayed half of the log.
 	var replayed int
 	for _, a := range log.all() {
-		if a.name == rebuilt {
+		if a.name == projection.Shadow(rebuilt) {
 			replayed += len(a.cursors)
 			continue
 		}
@@ -1628,6 +1649,13 @@ func testRebuildWhileOthersFollow(t *testing.T, e *env) {
 	}
 	if st := e.entity(acme, "SHP-1"); st.Status != tracking.StatusDelivered || st.Version != 7 {
 		t.Fatalf("rebuilt SHP-1 = %s v%d, want delivered v7", st.Status, st.Version)
+	}
+	// CatchUp switched the rebuild in: a new generation, none in progress.
+	if r, err := e.rm.Rebuilding(e.ctx); err != nil || len(r) != 0 {
+		t.Fatalf("rebuilds in progress after CatchUp: %v, %v", r, err)
+	}
+	if cp, err := e.rm.Checkpoint(e.ctx, rebuilt); err != nil || cp.Generation != 1 {
+		t.Fatalf("%s generation after the rebuild: %d, %v; want 1", rebuilt, cp.Generation, err)
 	}
 
 	// Caught up, the projections share one read again: the runner reads
