@@ -365,8 +365,15 @@ func TestCrashUnderLoadLosesNothingAcknowledged(t *testing.T) {
 				target.Store(&p.URL)
 				before := acked.count()
 				time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
-				// Kill it under load: after some appends were acknowledged.
-				for deadline := time.Now().Add(20 * time.Second); acked.count() == before && time.Now().Before(deadline); {
+				// Kill it under load: after some appends were acknowledged
+				// (and, the last time, after a batch item was at least once:
+				// on a busy machine batches can be slower than every cycle).
+				waiting := func() bool {
+					acked.mu.Lock()
+					defer acked.mu.Unlock()
+					return acked.n == before || cycle == cycles-1 && acked.batchItems == 0
+				}
+				for deadline := time.Now().Add(20 * time.Second); waiting() && time.Now().Before(deadline); {
 					time.Sleep(10 * time.Millisecond)
 				}
 				p.kill()

@@ -135,7 +135,9 @@ func (m *memStore) ReadAll(ctx context.Context, after eventstore.Cursor, limit i
 			continue
 		}
 		r := m.log[i]
-		r.EntityType = m.streams[memKey{r.Tenant, r.StreamID}].info.EntityType
+		if s := m.streams[memKey{r.Tenant, r.StreamID}]; s != nil && !r.Erasure() {
+			r.EntityType = s.info.EntityType
+		}
 		out = append(out, r)
 	}
 	return out, nil
@@ -163,7 +165,7 @@ func (m *memStore) Backlog(ctx context.Context, after eventstore.Cursor) (events
 }
 
 // Erase deletes a stream, its snapshots and its events (which leave the
-// global log too).
+// global log too), and leaves its erasure marker in the log.
 func (m *memStore) Erase(ctx context.Context, tenant, streamID string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -179,9 +181,20 @@ func (m *memStore) Erase(ctx context.Context, tenant, streamID string) (int64, e
 		delete(m.byID, memIDKey{tenant, m.log[i].ID})
 		m.erased[i] = true
 	}
+	// The marker replaces an earlier erasure's, and comes after every event.
+	for i, r := range m.log {
+		if r.Erasure() && r.Tenant == tenant && r.StreamID == streamID {
+			m.erased[i] = true
+		}
+	}
+	n := int64(len(s.events))
+	pos := int64(len(m.log) + 1)
+	m.log = append(m.log, eventstore.Recorded{Position: pos, Tenant: tenant, StreamID: streamID, ID: uuid.New(),
+		Type: eventstore.ErasureType, SchemaVersion: 1, Data: eventstore.ErasureData(n), RecordedAt: m.now(),
+		Cursor: eventstore.Cursor{Position: pos}})
 	delete(m.streams, k)
 	delete(m.snapshots, k)
-	return int64(len(s.events)), nil
+	return n, nil
 }
 
 // Committed is never signalled: the domain tests do not run projections.
