@@ -88,10 +88,20 @@ func TestConditionalReads(t *testing.T) {
 				// for the projections; it is the cache's miss.
 				for _, path := range []string{entity, timeline} {
 					fresh := get(a, "GET", path+"?minVersion=3", acme...)
-					before := hits()
-					cached := get(a, "GET", path, acme...)
-					if hits() == before {
-						t.Errorf("%s: the second read was no cache hit", path)
+					// The projection's invalidation follows its commit, which
+					// the first read may have seen first: then the value it
+					// cached goes, and the next read caches it again.
+					var cached response
+					hit := false
+					for range 3 {
+						before := hits()
+						cached = get(a, "GET", path, acme...)
+						if hit = hits() > before; hit {
+							break
+						}
+					}
+					if !hit {
+						t.Errorf("%s: three reads after the first, none a cache hit", path)
 					}
 					if fresh.StatusCode != 200 || cached.StatusCode != 200 || string(cached.Body) != string(fresh.Body) ||
 						cached.Header.Get("ETag") != fresh.Header.Get("ETag") || fresh.Header.Get("ETag") == "" {
