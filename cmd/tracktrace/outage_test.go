@@ -217,7 +217,7 @@ func TestBrokerOutageUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	onTopic := consumeEventIDs(t, brokerAddr, "corporate.tracktrace.events", len(stored))
+	onTopic := topicEventIDs(t, []string{brokerAddr}, "corporate.tracktrace.events", stored)
 	for id, n := range onTopic {
 		if n != 1 {
 			t.Errorf("event %s is on the topic %d times", id, n)
@@ -234,41 +234,6 @@ func TestBrokerOutageUnderLoad(t *testing.T) {
 	checkAcknowledged(t, srv, acked)
 	t.Logf("broker away %s: %d events acknowledged meanwhile, backlog peaked at %.0f, drained %s after its return; topic = store (%d events)",
 		outage, during, maxBacklog, drained.Round(time.Millisecond), len(stored))
-}
-
-// consumeEventIDs reads a topic from the start until it has seen want
-// records (or 30 s pass) and counts records by their CloudEvent id.
-func consumeEventIDs(t *testing.T, broker, topic string, want int) map[uuid.UUID]int {
-	t.Helper()
-	cl := topicReader(t, []string{broker}, topic)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	ids := map[uuid.UUID]int{}
-	total := 0
-	for total < want && ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) {
-			id, err := cloudEventID(r)
-			if err != nil {
-				t.Errorf("record at offset %d: %v", r.Offset, err)
-				return
-			}
-			ids[id]++
-			total++
-		})
-	}
-	// Anything beyond want would be a duplicate: give it a moment to show.
-	extra, cancel2 := context.WithTimeout(t.Context(), time.Second)
-	defer cancel2()
-	cl.PollFetches(extra).EachRecord(func(r *kgo.Record) {
-		if id, err := cloudEventID(r); err == nil {
-			ids[id]++
-		}
-	})
-	if total < want {
-		t.Fatalf("read %d records from %s, want %d", total, topic, want)
-	}
-	return ids
 }
 
 // cloudEventID returns the id of a structured-mode CloudEvent.
