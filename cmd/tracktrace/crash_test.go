@@ -290,7 +290,7 @@ func checkReadModelsEqualRebuild(t *testing.T, eng faultEngine) {
 	settle := func() map[string][]string {
 		t.Helper()
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			for _, name := range tracking.Projections() {
+			for _, name := range tracking.EntityProjections() {
 				if err := m.CatchUp(ctx, name); err != nil {
 					t.Fatalf("catch up %s: %v", name, err)
 				}
@@ -312,7 +312,7 @@ func checkReadModelsEqualRebuild(t *testing.T, eng faultEngine) {
 		t.Fatalf("read models are empty: %d timeline rows, %d entities, %d metric points",
 			len(before["rm_timeline"]), len(before["rm_entities"]), len(before["rm_metric_points"]))
 	}
-	for _, name := range tracking.Projections() {
+	for _, name := range tracking.EntityProjections() {
 		if err := m.Rebuild(ctx, name); err != nil {
 			t.Fatal(err)
 		}

@@ -223,7 +223,7 @@ func recordAndProject(t *testing.T, svc *tracking.Service, m *projection.Manager
 		Expected: eventstore.Any, Events: events}); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range tracking.Projections() {
+	for _, name := range tracking.EntityProjections() {
 		if err := m.CatchUp(ctx, name); err != nil {
 			t.Fatal(err)
 		}

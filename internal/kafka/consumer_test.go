@@ -242,7 +242,9 @@ func TestConsumerRestartsNeverDoubleApply(t *testing.T) {
 		}
 		rctx, rcancel := context.WithCancel(ctx)
 		cl := newClient(t, cfg, kafka.ProjectionConsumerOpts(cfg)...)
-		app := &crashingApplier{Applier: other, n: 2 + round%3, cancel: rcancel}
+		// A batch is one ApplyEvents per projection: a crash within the
+		// first batch (n <= projections) makes no progress, a later one does.
+		app := &crashingApplier{Applier: other, n: 2 + round%(len(tracking.Projections())+2), cancel: rcancel}
 		consumer := kafka.NewProjectionConsumer(cl, app, kafka.ConsumerOptions{MaxPollRecords: 5})
 		done := make(chan struct{})
 		go func() {

@@ -154,7 +154,7 @@ func BenchmarkRebuild(b *testing.B) {
 	m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{BatchSize: 5000})
 	b.ResetTimer()
 	for range b.N {
-		for _, name := range tracking.Projections() {
+		for _, name := range tracking.EntityProjections() {
 			start := time.Now()
 			if err := m.Rebuild(ctx, name); err != nil {
 				b.Fatal(err)
@@ -166,7 +166,7 @@ func BenchmarkRebuild(b *testing.B) {
 			b.ReportMetric(float64(total)/el.Seconds(), name+"-events/s")
 		}
 		start := time.Now()
-		for _, name := range tracking.Projections() {
+		for _, name := range tracking.EntityProjections() {
 			if err := m.Rebuild(ctx, name); err != nil {
 				b.Fatal(err)
 			}

@@ -54,7 +54,7 @@ func TestBulkAndRowByRowApplyAgree(t *testing.T) {
 	dump := func(batch int) map[string][]string {
 		t.Helper()
 		m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{BatchSize: batch})
-		for i, name := range tracking.Projections() {
+		for i, name := range tracking.EntityProjections() {
 			if err := m.Rebuild(ctx, name); err != nil {
 				t.Fatal(err)
 			}

@@ -110,7 +110,7 @@ func catchUp(t *testing.T, store *postgres.Store, rm *readmodel.Store, versions 
 	ctx := context.Background()
 	m := projection.NewManager(store, rm, rm, tracking.Projections(), projection.Options{})
 	deadline := time.Now().Add(20 * time.Second)
-	for _, name := range tracking.Projections() {
+	for _, name := range tracking.EntityProjections() {
 		for id, want := range versions {
 			for {
 				if err := m.CatchUp(ctx, name); err != nil {

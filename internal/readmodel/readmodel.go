@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -32,6 +33,10 @@ const (
 	TablePositionsTimeline = "rm_positions_timeline"
 	TablePositionsEntities = "rm_positions_entities"
 	TablePositionsMetrics  = "rm_positions_metrics"
+	TableEPCISEvents       = "rm_epcis_events"
+	TableEPCISIDs          = "rm_epcis_ids"
+	TableEPCISFields       = "rm_epcis_fields"
+	TablePositionsEPCIS    = "rm_positions_epcis"
 )
 
 // owned lists the tables each projection owns: a reset empties them, a
@@ -42,6 +47,7 @@ var owned = map[string][]string{
 	tracking.ProjectionTimeline: {TableTimeline, TablePositionsTimeline},
 	tracking.ProjectionEntities: {TableEntities, TablePositionsEntities},
 	tracking.ProjectionMetrics:  {TableMetricPoints, TableOperationStarts, TablePositionsMetrics},
+	tracking.ProjectionEPCIS:    {TableEPCISEvents, TableEPCISIDs, TableEPCISFields, TablePositionsEPCIS},
 }
 
 // positionsTable is the table of the stream versions each projection has
@@ -50,6 +56,7 @@ var positionsTable = map[string]string{
 	tracking.ProjectionTimeline: TablePositionsTimeline,
 	tracking.ProjectionEntities: TablePositionsEntities,
 	tracking.ProjectionMetrics:  TablePositionsMetrics,
+	tracking.ProjectionEPCIS:    TablePositionsEPCIS,
 }
 
 // shadowTable names a table of a projection's rebuild: the generation
@@ -91,9 +98,17 @@ var dumped = []Table{
 		[]string{"tenant_id", "entity_id", "operation_id"}},
 	{TableMetricPoints, []string{"tenant_id", "entity_id", "version", "kind", "entity_type", "name", "outcome", "occurred_at", "value"},
 		[]string{"tenant_id", "entity_id", "version"}},
+	{TableEPCISEvents, []string{"tenant_id", "entity_id", "version", "event_id", "event_type", "action", "event_time",
+		"record_time", "biz_step", "disposition", "read_point", "biz_location", "declared_at", "error_reason", "data"},
+		[]string{"tenant_id", "entity_id", "version"}},
+	{TableEPCISIDs, []string{"tenant_id", "entity_id", "version", "role", "id", "ord", "quantity", "uom"},
+		[]string{"tenant_id", "entity_id", "version", "role", "ord"}},
+	{TableEPCISFields, []string{"tenant_id", "entity_id", "version", "ord", "family", "name", "text", "num", "at"},
+		[]string{"tenant_id", "entity_id", "version", "ord"}},
 	{TablePositionsTimeline, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
 	{TablePositionsEntities, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
 	{TablePositionsMetrics, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
+	{TablePositionsEPCIS, []string{"tenant_id", "entity_id", "version"}, []string{"tenant_id", "entity_id"}},
 }
 
 // Key identifies an entity of a tenant.
@@ -188,12 +203,18 @@ type Engine interface {
 	// fingerprint.
 	ReleaseKey(ctx context.Context, tenant, key string, fingerprint []byte) error
 
+	// SQL runs engine-neutral statements outside a transaction.
+	SQL() SQL
+
 	Ping(ctx context.Context) error
 	Close() error
 }
 
 // Tx is a write transaction of an Engine.
 type Tx interface {
+	// SQL runs engine-neutral statements in the transaction.
+	SQL() SQL
+
 	// LockCheckpoints creates the named checkpoints when missing, locks
 	// them until the transaction ends and returns their cursors, in the
 	// order of names. Callers name them in sorted order, so that two
@@ -597,7 +618,12 @@ func (s *Store) BeginRebuild(ctx context.Context, name string, seeds projection.
 //     version before the first event left in the log, so that every event
 //     left is on the rebuilt timeline, as on the live one (retention
 //     deletes the timeline rows of the events it deletes).
+//   - epcis: nothing; snapshots are of tracking entities, not of capture
+//     streams.
 func seed(ctx context.Context, tx Tx, name string, page []projection.Retained) error {
+	if name == tracking.ProjectionEPCIS {
+		return nil
+	}
 	positions := make([]StreamPosition, 0, len(page))
 	var rows []EntityRow
 	var starts []tracking.OperationStart
@@ -818,10 +844,15 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 	var raised []StreamPosition
 	for i, name := range names {
 		events := batches[name]
+		epcisOnly := bases[i] == tracking.ProjectionEPCIS
 		pending := make([]eventstore.Recorded, 0, len(events))
 		first := len(raised)
 		at := map[Key]int{} // index in raised
 		for _, e := range events {
+			// EPCIS capture streams are the EPCIS index's alone.
+			if _, capture := epcis.CaptureIDOf(e.StreamID); capture != epcisOnly {
+				continue
+			}
 			k := Key{e.Tenant, e.StreamID}
 			sk := streamKey{name, k}
 			if e.Version <= applied[sk] {
@@ -849,6 +880,8 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 			err = applyEntities(ctx, tx, tbl, pending)
 		case tracking.ProjectionMetrics:
 			err = applyMetrics(ctx, tx, tbl, pending, fresh)
+		case tracking.ProjectionEPCIS:
+			err = applyEPCIS(ctx, tx.SQL(), tbl, pending)
 		}
 		if err != nil {
 			return err

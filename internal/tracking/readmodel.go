@@ -17,11 +17,21 @@ const (
 	ProjectionTimeline = "timeline"            // EntityTimelineProjection
 	ProjectionEntities = "entities"            // entity current state
 	ProjectionMetrics  = "performance-metrics" // PerformanceMetricsProjection
+	// ProjectionEPCIS is the index the EPCIS query language runs on (package
+	// epcis); it follows only the EPCIS capture streams, which the others
+	// leave alone.
+	ProjectionEPCIS = "epcis"
 )
+
+// EntityProjections lists the projections of tracking entities: every
+// projection but the EPCIS index, which follows EPCIS capture streams.
+func EntityProjections() []string {
+	return []string{ProjectionTimeline, ProjectionEntities, ProjectionMetrics}
+}
 
 // Projections lists every projection, in the order they are reported.
 func Projections() []string {
-	return []string{ProjectionTimeline, ProjectionEntities, ProjectionMetrics}
+	return []string{ProjectionTimeline, ProjectionEntities, ProjectionMetrics, ProjectionEPCIS}
 }
 
 // MeasurementOperationalPerformance is the measurement name of metric points,

@@ -127,7 +127,7 @@ func testRetentionThenRebuild(t *testing.T, e *env) {
 	e.catchUp(m)
 	sameDump(t, "rebuilt after retention vs live", e.dump(), live)
 	for _, k := range []struct{ tenant, id string }{{acme, "OLD-1"}, {acme, "OLD-2"}, {globex, "MIX-1"}} {
-		for _, name := range tracking.Projections() {
+		for _, name := range tracking.EntityProjections() {
 			want := map[string]int64{"OLD-1": 10, "OLD-2": 4, "MIX-1": 2}[k.id]
 			if v := e.projectedVersion(name, k.tenant, k.id); v != want {
 				t.Errorf("%s: rebuilt %s of %s/%s at version %d, want %d", name, name, k.tenant, k.id, v, want)

@@ -1,0 +1,402 @@
+package epcis
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+)
+
+// Identifier roles in the index: which list of an event names an object.
+const (
+	RoleEPC         = "epc"          // epcList
+	RoleChild       = "child"        // childEPCs
+	RoleParent      = "parent"       // parentID
+	RoleInput       = "input"        // inputEPCList
+	RoleOutput      = "output"       // outputEPCList
+	RoleClass       = "class"        // quantityList
+	RoleChildClass  = "child_class"  // childQuantityList
+	RoleInputClass  = "input_class"  // inputQuantityList
+	RoleOutputClass = "output_class" // outputQuantityList
+)
+
+// Field families in the index: what a query's parameter families filter on.
+const (
+	FamilyBizTransaction        = "bizTransaction"   // name: type
+	FamilySource                = "source"           // name: type
+	FamilyDestination           = "destination"      // name: type
+	FamilyTransformationID      = "transformationID" // name: ""
+	FamilyPersistentDisposition = "persistentDisposition"
+	FamilyCorrectiveEventID     = "correctiveEventID"
+	FamilySensor                = "sensor"     // name: the sensor field; values of value fields carry uom in text
+	FamilyILMD                  = "ilmd"       // name: the extension field's IRI
+	FamilyField                 = "field"      // top-level extension fields
+	FamilyInner                 = "inner"      // extension fields nested in extension fields
+	FamilyInnerILMD             = "inner_ilmd" // nested in ILMD fields
+	FamilyErrorField            = "error"      // extension fields of the errorDeclaration
+	FamilyInnerErrorField       = "inner_error"
+	FamilyCertification         = "certificationInfo"
+)
+
+// Canon turns what events carry into the forms the index compares:
+// identifiers in one format whatever they were captured in, vocabulary
+// values as full URIs, extension field names as IRIs.
+type Canon interface {
+	// ID returns the canonical form of an identifier (EPC, class, location).
+	ID(s string) string
+	// Vocab returns the canonical form of a CBV vocabulary value of a kind
+	// ("bizStep", "disposition", "bizTransactionType", "sourceDestType",
+	// "errorReason", "sensorType").
+	Vocab(kind, s string) string
+	// Field returns the IRI of an extension field name under an event's
+	// JSON-LD context, and false for a name that is not an extension (a
+	// standard EPCIS term).
+	Field(context json.RawMessage, name string) (string, bool)
+}
+
+// IndexedID is an identifier an event names.
+type IndexedID struct {
+	Role     string
+	ID       string
+	Quantity *float64
+	UOM      string
+}
+
+// IndexedField is any other value a query can filter on.
+type IndexedField struct {
+	Family, Name string
+	Text         *string
+	Num          *float64
+	At           *time.Time
+}
+
+// Indexed is what the EPCIS index keeps of one stored event.
+type Indexed struct {
+	EventID     string
+	Type        string
+	Action      string
+	EventTime   time.Time
+	RecordTime  time.Time
+	BizStep     string
+	Disposition string
+	ReadPoint   string
+	BizLocation string
+	// Declared is the errorDeclaration's declarationTime (nil: none).
+	Declared    *time.Time
+	ErrorReason string
+	IDs         []IndexedID
+	Fields      []IndexedField
+}
+
+// standard lists the EPCIS terms of an event's top level; any other member
+// is an extension field.
+var standard = map[string]bool{
+	"@context": true, "type": true, "eventID": true, "eventTime": true, "eventTimeZoneOffset": true,
+	"recordTime": true, "certificationInfo": true, "errorDeclaration": true, "epcList": true,
+	"action": true, "bizStep": true, "disposition": true, "persistentDisposition": true,
+	"readPoint": true, "bizLocation": true, "bizTransactionList": true, "quantityList": true,
+	"sourceList": true, "destinationList": true, "sensorElementList": true, "ilmd": true,
+	"parentID": true, "childEPCs": true, "childQuantityList": true, "inputEPCList": true,
+	"inputQuantityList": true, "outputEPCList": true, "outputQuantityList": true,
+	"transformationID": true,
+}
+
+// Index derives the index entry of a stored EPCIS event.
+func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
+	t, ok := TypeOf(rec.Type)
+	if !ok {
+		return Indexed{}, fmt.Errorf("epcis: %s is not an EPCIS event", rec.Type)
+	}
+	var ev map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Data, &ev); err != nil {
+		return Indexed{}, fmt.Errorf("epcis: stored event %s: %w", rec.ID, err)
+	}
+	x := Indexed{Type: t, EventTime: rec.OccurredAt, RecordTime: rec.RecordedAt}
+	ctx := ev["@context"]
+	x.EventID = text(ev["eventID"])
+	x.Action = text(ev["action"])
+	x.BizStep = vocab(canon, "bizStep", text(ev["bizStep"]))
+	x.Disposition = vocab(canon, "disposition", text(ev["disposition"]))
+	x.ReadPoint = id(canon, text(member(ev["readPoint"], "id")))
+	x.BizLocation = id(canon, text(member(ev["bizLocation"], "id")))
+
+	for _, l := range []struct{ key, role string }{
+		{"epcList", RoleEPC}, {"childEPCs", RoleChild}, {"inputEPCList", RoleInput}, {"outputEPCList", RoleOutput},
+	} {
+		for _, s := range strings_(ev[l.key]) {
+			x.IDs = append(x.IDs, IndexedID{Role: l.role, ID: canon.ID(s)})
+		}
+	}
+	if p := text(ev["parentID"]); p != "" {
+		x.IDs = append(x.IDs, IndexedID{Role: RoleParent, ID: canon.ID(p)})
+	}
+	for _, l := range []struct{ key, role string }{
+		{"quantityList", RoleClass}, {"childQuantityList", RoleChildClass},
+		{"inputQuantityList", RoleInputClass}, {"outputQuantityList", RoleOutputClass},
+	} {
+		for _, q := range objects(ev[l.key]) {
+			c := text(q["epcClass"])
+			if c == "" {
+				continue
+			}
+			item := IndexedID{Role: l.role, ID: canon.ID(c), UOM: text(q["uom"])}
+			if n, ok := number(q["quantity"]); ok {
+				item.Quantity = &n
+			}
+			x.IDs = append(x.IDs, item)
+		}
+	}
+
+	add := func(family, name string, v json.RawMessage) {
+		if f, ok := scalar(family, name, v); ok {
+			x.Fields = append(x.Fields, f)
+		}
+	}
+	for _, l := range []struct{ key, family, value, kind string }{
+		{"bizTransactionList", FamilyBizTransaction, "bizTransaction", "bizTransactionType"},
+		{"sourceList", FamilySource, "source", "sourceDestType"},
+		{"destinationList", FamilyDestination, "destination", "sourceDestType"},
+	} {
+		for _, o := range objects(ev[l.key]) {
+			v := id(canon, text(o[l.value]))
+			x.Fields = append(x.Fields, IndexedField{Family: l.family, Name: vocab(canon, l.kind, text(o["type"])), Text: &v})
+		}
+	}
+	if tid := text(ev["transformationID"]); tid != "" {
+		v := id(canon, tid)
+		x.Fields = append(x.Fields, IndexedField{Family: FamilyTransformationID, Text: &v})
+	}
+	if ci := text(ev["certificationInfo"]); ci != "" {
+		x.Fields = append(x.Fields, IndexedField{Family: FamilyCertification, Text: &ci})
+	}
+	if pd := ev["persistentDisposition"]; pd != nil {
+		var p map[string]json.RawMessage
+		if json.Unmarshal(pd, &p) == nil {
+			for _, k := range []string{"set", "unset"} {
+				for _, d := range strings_(p[k]) {
+					v := vocab(canon, "disposition", d)
+					x.Fields = append(x.Fields, IndexedField{Family: FamilyPersistentDisposition, Name: k, Text: &v})
+				}
+			}
+		}
+	}
+	if ed := ev["errorDeclaration"]; ed != nil {
+		var e map[string]json.RawMessage
+		if json.Unmarshal(ed, &e) == nil {
+			if at, err := time.Parse(time.RFC3339Nano, text(e["declarationTime"])); err == nil {
+				at = eventstore.NormalizeTime(at)
+				x.Declared = &at
+			}
+			x.ErrorReason = vocab(canon, "errorReason", text(e["reason"]))
+			for _, c := range strings_(e["correctiveEventIDs"]) {
+				x.Fields = append(x.Fields, IndexedField{Family: FamilyCorrectiveEventID, Text: &c})
+			}
+			extensions(canon, ctx, e, FamilyErrorField, FamilyInnerErrorField, add, map[string]bool{
+				"declarationTime": true, "reason": true, "correctiveEventIDs": true})
+		}
+	}
+	for _, se := range objects(ev["sensorElementList"]) {
+		var meta map[string]json.RawMessage
+		if json.Unmarshal(se["sensorMetadata"], &meta) == nil {
+			for k, v := range meta {
+				add(FamilySensor, k, v)
+			}
+		}
+		for _, r := range objects(se["sensorReport"]) {
+			uom := text(r["uom"])
+			for k, v := range r {
+				switch k {
+				case "type":
+					t := vocab(canon, "sensorType", text(v))
+					x.Fields = append(x.Fields, IndexedField{Family: FamilySensor, Name: k, Text: &t})
+				case "value", "minValue", "maxValue", "meanValue", "sDev", "percValue":
+					if n, ok := number(v); ok {
+						u := uom
+						x.Fields = append(x.Fields, IndexedField{Family: FamilySensor, Name: k, Text: &u, Num: &n})
+					}
+				default:
+					add(FamilySensor, k, v)
+				}
+			}
+		}
+	}
+	if il := ev["ilmd"]; il != nil {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(il, &m) == nil {
+			extensions(canon, ctx, m, FamilyILMD, FamilyInnerILMD, add, nil)
+		}
+	}
+	extensions(canon, ctx, ev, FamilyField, FamilyInner, add, standard)
+	// Maps hold the members in no order; the index's rows get one.
+	slices.SortStableFunc(x.Fields, func(a, b IndexedField) int {
+		return cmp.Or(cmp.Compare(a.Family, b.Family), cmp.Compare(a.Name, b.Name),
+			cmp.Compare(deref(a.Text), deref(b.Text)), cmp.Compare(derefNum(a.Num), derefNum(b.Num)))
+	})
+	return x, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefNum(n *float64) float64 {
+	if n == nil {
+		return 0
+	}
+	return *n
+}
+
+// maxInnerDepth bounds how deep nested extension fields are indexed.
+const maxInnerDepth = 8
+
+// extensions indexes the extension fields of an object (those not in
+// skip): the top-level ones under family, every one nested in them under
+// inner.
+func extensions(canon Canon, ctx json.RawMessage, m map[string]json.RawMessage, family, inner string,
+	add func(family, name string, v json.RawMessage), skip map[string]bool) {
+	var walk func(v json.RawMessage, depth int)
+	walk = func(v json.RawMessage, depth int) {
+		if depth > maxInnerDepth {
+			return
+		}
+		switch first(v) {
+		case '{':
+			var o map[string]json.RawMessage
+			if json.Unmarshal(v, &o) != nil {
+				return
+			}
+			for k, vv := range o {
+				if iri, ok := canon.Field(ctx, k); ok {
+					add(inner, iri, vv)
+				}
+				walk(vv, depth+1)
+			}
+		case '[':
+			var l []json.RawMessage
+			if json.Unmarshal(v, &l) != nil {
+				return
+			}
+			for _, vv := range l {
+				walk(vv, depth+1)
+			}
+		}
+	}
+	for k, v := range m {
+		if skip[k] {
+			continue
+		}
+		iri, ok := canon.Field(ctx, k)
+		if !ok {
+			continue
+		}
+		add(family, iri, v)
+		walk(v, 1)
+	}
+}
+
+// scalar makes an index field of a JSON value that is a string, number or
+// boolean (objects and lists are indexed by what they hold): a string that
+// reads as a number or a time is also indexed as one, so GT_/LT_ compare
+// values the way they were meant.
+func scalar(family, name string, v json.RawMessage) (IndexedField, bool) {
+	f := IndexedField{Family: family, Name: name}
+	switch first(v) {
+	case '"':
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return f, false
+		}
+		f.Text = &s
+		if n, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
+			f.Num = &n
+		}
+		if at, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			at = eventstore.NormalizeTime(at)
+			f.At = &at
+		}
+	case 't', 'f':
+		s := string(v)
+		f.Text = &s
+	case '{', '[', 'n', 0:
+		return f, false
+	default:
+		n, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return f, false
+		}
+		s := string(v)
+		f.Text, f.Num = &s, &n
+	}
+	return f, true
+}
+
+func first(v json.RawMessage) byte {
+	for _, c := range v {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return c
+		}
+	}
+	return 0
+}
+
+func text(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+func member(v json.RawMessage, key string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(v, &m) != nil {
+		return nil
+	}
+	return m[key]
+}
+
+func strings_(v json.RawMessage) []string {
+	var l []string
+	if json.Unmarshal(v, &l) != nil {
+		return nil
+	}
+	return l
+}
+
+func objects(v json.RawMessage) []map[string]json.RawMessage {
+	var l []map[string]json.RawMessage
+	if json.Unmarshal(v, &l) != nil {
+		return nil
+	}
+	return l
+}
+
+func number(v json.RawMessage) (float64, bool) {
+	var n float64
+	if json.Unmarshal(v, &n) != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func vocab(c Canon, kind, s string) string {
+	if s == "" {
+		return ""
+	}
+	return c.Vocab(kind, s)
+}
+
+func id(c Canon, s string) string {
+	if s == "" {
+		return ""
+	}
+	return c.ID(s)
+}

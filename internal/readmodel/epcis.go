@@ -1,0 +1,168 @@
+package readmodel
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/tlm/tracktrace/internal/epcis"
+	"github.com/tlm/tracktrace/internal/eventstore"
+)
+
+// insertChunk bounds the rows of one multi-row INSERT: well under both
+// engines' limits on bound parameters.
+const insertChunk = 400
+
+// insertRows inserts rows into table with multi-row INSERTs, ignoring rows
+// present (a re-delivered batch).
+func insertRows(ctx context.Context, db SQL, table string, columns []string, rows [][]any) error {
+	for len(rows) > 0 {
+		n := min(len(rows), insertChunk)
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES ")
+		one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
+		args := make([]any, 0, n*len(columns))
+		for i, r := range rows[:n] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(one)
+			args = append(args, r...)
+		}
+		b.WriteString(" ON CONFLICT DO NOTHING")
+		if _, err := db.Exec(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+var (
+	epcisEventColumns = []string{"tenant_id", "entity_id", "version", "position", "event_id", "event_type", "action",
+		"event_time", "record_time", "biz_step", "disposition", "read_point", "biz_location", "declared_at",
+		"error_reason", "data"}
+	epcisIDColumns    = []string{"tenant_id", "entity_id", "version", "role", "id", "ord", "quantity", "uom"}
+	epcisFieldColumns = []string{"tenant_id", "entity_id", "version", "ord", "family", "name", "text", "num", "at"}
+)
+
+// applyEPCIS indexes stored EPCIS events. An event the index cannot read
+// (which capture never stores) is left out rather than stopping the
+// projection.
+func applyEPCIS(ctx context.Context, db SQL, tbl tables, events []eventstore.Recorded) error {
+	var evRows, idRows, fieldRows [][]any
+	for _, e := range events {
+		x, err := epcis.Index(e, epcis.Standard)
+		if err != nil {
+			continue
+		}
+		var declared any
+		if x.Declared != nil {
+			declared = x.Declared.UnixMicro()
+		}
+		evRows = append(evRows, []any{e.Tenant, e.StreamID, e.Version, e.Position, x.EventID, x.Type, null(x.Action),
+			x.EventTime.UnixMicro(), x.RecordTime.UnixMicro(), null(x.BizStep), null(x.Disposition), null(x.ReadPoint),
+			null(x.BizLocation), declared, null(x.ErrorReason), string(e.Data)})
+		for i, id := range x.IDs {
+			var q any
+			if id.Quantity != nil {
+				q = *id.Quantity
+			}
+			idRows = append(idRows, []any{e.Tenant, e.StreamID, e.Version, id.Role, id.ID, int64(i), q, null(id.UOM)})
+		}
+		for i, f := range x.Fields {
+			var txt, num, at any
+			if f.Text != nil {
+				txt = *f.Text
+			}
+			if f.Num != nil {
+				num = *f.Num
+			}
+			if f.At != nil {
+				at = f.At.UnixMicro()
+			}
+			fieldRows = append(fieldRows, []any{e.Tenant, e.StreamID, e.Version, int64(i), f.Family, f.Name, txt, num, at})
+		}
+	}
+	if err := insertRows(ctx, db, tbl(TableEPCISEvents), epcisEventColumns, evRows); err != nil {
+		return err
+	}
+	if err := insertRows(ctx, db, tbl(TableEPCISIDs), epcisIDColumns, idRows); err != nil {
+		return err
+	}
+	return insertRows(ctx, db, tbl(TableEPCISFields), epcisFieldColumns, fieldRows)
+}
+
+// null is nil for "", so that absent values are NULL.
+func null(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+var _ epcis.Jobs = (*Store)(nil)
+
+// SaveJob stores a capture job.
+func (s *Store) SaveJob(ctx context.Context, j epcis.Job) error {
+	body, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	db := s.engine.SQL()
+	if _, err := db.Exec(ctx, `DELETE FROM epcis_capture_jobs WHERE tenant_id = ? AND capture_id = ?`, j.Tenant, j.CaptureID); err != nil {
+		return fmt.Errorf("%s: save capture job: %w", s.name, err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO epcis_capture_jobs (tenant_id, capture_id, created_at, job) VALUES (?, ?, ?, ?)`,
+		j.Tenant, j.CaptureID, j.CreatedAt.UnixMicro(), string(body)); err != nil {
+		return fmt.Errorf("%s: save capture job: %w", s.name, err)
+	}
+	return nil
+}
+
+// Job returns a tenant's capture job, or epcis.ErrJobNotFound.
+func (s *Store) Job(ctx context.Context, tenant, captureID string) (epcis.Job, error) {
+	jobs, err := s.jobs(ctx, `SELECT job FROM epcis_capture_jobs WHERE tenant_id = ? AND capture_id = ?`, tenant, captureID)
+	if err != nil {
+		return epcis.Job{}, err
+	}
+	if len(jobs) == 0 {
+		return epcis.Job{}, fmt.Errorf("%w: %q", epcis.ErrJobNotFound, captureID)
+	}
+	return jobs[0], nil
+}
+
+// ListJobs returns up to limit capture jobs of a tenant, newest first,
+// created before the job `before` ("": the newest).
+func (s *Store) ListJobs(ctx context.Context, tenant, before string, limit int) ([]epcis.Job, error) {
+	if before == "" {
+		return s.jobs(ctx, `SELECT job FROM epcis_capture_jobs WHERE tenant_id = ? ORDER BY capture_id DESC LIMIT ?`, tenant, int64(limit))
+	}
+	return s.jobs(ctx, `SELECT job FROM epcis_capture_jobs WHERE tenant_id = ? AND capture_id < ? ORDER BY capture_id DESC LIMIT ?`,
+		tenant, before, int64(limit))
+}
+
+func (s *Store) jobs(ctx context.Context, query string, args ...any) ([]epcis.Job, error) {
+	rows, err := s.engine.SQL().Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: capture jobs: %w", s.name, err)
+	}
+	defer rows.Close()
+	var out []epcis.Job
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("%s: capture jobs: %w", s.name, err)
+		}
+		var j epcis.Job
+		if err := json.Unmarshal([]byte(body), &j); err != nil {
+			return nil, fmt.Errorf("%s: capture job: %w", s.name, err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: capture jobs: %w", s.name, err)
+	}
+	return out, nil
+}
