@@ -137,7 +137,7 @@ func decodeValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
 	}
 	switch d {
 	case '{':
-		var o object
+		o := object{}
 		for dec.More() {
 			kt, err := dec.Token()
 			if err != nil {
@@ -150,8 +150,7 @@ func decodeValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
 			}
 			o = append(o, member{key, val})
 		}
-		_, err = dec.Token()
-		return o, err
+		return o, closing(dec)
 	case '[':
 		arr := []any{}
 		for dec.More() {
@@ -161,8 +160,14 @@ func decodeValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
 			}
 			arr = append(arr, val)
 		}
-		_, err = dec.Token()
-		return arr, err
+		return arr, closing(dec)
 	}
 	return nil, fmt.Errorf("%w: JSON: unexpected %v", ErrInvalid, d)
+}
+
+func closing(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("%w: JSON: %v", ErrInvalid, err)
+	}
+	return nil
 }

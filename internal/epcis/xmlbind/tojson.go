@@ -382,7 +382,10 @@ func (c *toJSON) bind(prefix, ns string) {
 }
 
 // key is the JSON key of an extension element or attribute: "prefix:local",
-// or the bare local name for one in no namespace.
+// or the bare local name for one in no namespace. The prefix is the one the
+// XML wrote where it can be: one the EPCIS context reserves, or bound to
+// another namespace elsewhere in the document, gets a number appended; a
+// default namespace gets "ns1", "ns2", ...
 func (c *toJSON) key(ns, written, local string) string {
 	if ns == "" {
 		return local
@@ -395,13 +398,23 @@ func (c *toJSON) key(ns, written, local string) string {
 			return p + ":" + local
 		}
 	}
-	_, reserved := contextPrefixes[written]
-	switch bound, ok := c.nsOf[written]; {
-	case written != "" && !reserved && (!ok || bound == ns):
-		c.bind(written, ns)
-		return written + ":" + local
-	case c.prefixOf[ns] != "":
-		return c.prefixOf[ns] + ":" + local
+	if written != "" {
+		for i := 0; ; i++ {
+			p := written
+			if i > 0 {
+				p += strconv.Itoa(i)
+			}
+			if _, reserved := contextPrefixes[p]; reserved {
+				continue
+			}
+			if bound, ok := c.nsOf[p]; !ok || bound == ns {
+				c.bind(p, ns)
+				return p + ":" + local
+			}
+		}
+	}
+	if p := c.prefixOf[ns]; p != "" {
+		return p + ":" + local
 	}
 	for i := 1; ; i++ {
 		p := "ns" + strconv.Itoa(i)
@@ -412,9 +425,6 @@ func (c *toJSON) key(ns, written, local string) string {
 	}
 }
 
-// addExtension adds a user extension element to o. An empty element (no
-// text, attributes or children) is left out, as the reference converter does:
-// the JSON binding has no value for it.
 func (c *toJSON) addExtension(o *object, n *node) error {
 	v, err := c.extension(n)
 	if err != nil {
