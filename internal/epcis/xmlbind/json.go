@@ -18,11 +18,33 @@ type member struct {
 	val any
 }
 
-// object is a JSON object that keeps its members in order.
-type object []member
+// object is a JSON object that keeps its members in order. Lookups go
+// through an index once it grows, so that hostile documents with very many
+// keys in one object stay linear.
+type object struct {
+	members []member
+	index   map[string]int // key → position, built past indexFrom members
+}
+
+const indexFrom = 8
+
+func newObject(ms ...member) object {
+	var o object
+	for _, m := range ms {
+		o.set(m.key, m.val)
+	}
+	return o
+}
 
 func (o object) get(key string) (any, bool) {
-	for _, m := range o {
+	if o.index != nil {
+		i, ok := o.index[key]
+		if !ok {
+			return nil, false
+		}
+		return o.members[i].val, true
+	}
+	for _, m := range o.members {
 		if m.key == key {
 			return m.val, true
 		}
@@ -30,32 +52,67 @@ func (o object) get(key string) (any, bool) {
 	return nil, false
 }
 
-func (o *object) set(key string, val any) {
-	for i := range *o {
-		if (*o)[i].key == key {
-			(*o)[i].val = val
-			return
+func (o *object) find(key string) int {
+	if o.index != nil {
+		if i, ok := o.index[key]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, m := range o.members {
+		if m.key == key {
+			return i
 		}
 	}
-	*o = append(*o, member{key, val})
+	return -1
+}
+
+func (o *object) push(key string, val any) {
+	o.members = append(o.members, member{key, val})
+	switch {
+	case o.index != nil:
+		o.index[key] = len(o.members) - 1
+	case len(o.members) > indexFrom:
+		o.index = make(map[string]int, 2*len(o.members))
+		for i, m := range o.members {
+			o.index[m.key] = i
+		}
+	}
+}
+
+func (o *object) set(key string, val any) {
+	if i := o.find(key); i >= 0 {
+		o.members[i].val = val
+		return
+	}
+	o.push(key, val)
 }
 
 // add appends val under key; a key seen before turns into an array of its
 // values, at the position of its first occurrence (how the XML binding
 // represents repeated elements).
 func (o *object) add(key string, val any) {
-	for i := range *o {
-		if (*o)[i].key != key {
-			continue
-		}
-		if arr, ok := (*o)[i].val.(repeated); ok {
-			(*o)[i].val = append(arr, val)
-		} else {
-			(*o)[i].val = repeated{(*o)[i].val, val}
-		}
+	i := o.find(key)
+	if i < 0 {
+		o.push(key, val)
 		return
 	}
-	*o = append(*o, member{key, val})
+	if arr, ok := o.members[i].val.(repeated); ok {
+		o.members[i].val = append(arr, val)
+	} else {
+		o.members[i].val = repeated{o.members[i].val, val}
+	}
+}
+
+// without is o minus key.
+func (o object) without(key string) object {
+	out := newObject()
+	for _, m := range o.members {
+		if m.key != key {
+			out.push(m.key, m.val)
+		}
+	}
+	return out
 }
 
 // repeated is an array built from repeated XML elements; it encodes as a
@@ -66,7 +123,7 @@ func writeJSON(buf *bytes.Buffer, v any) {
 	switch v := v.(type) {
 	case object:
 		buf.WriteByte('{')
-		for i, m := range v {
+		for i, m := range v.members {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
@@ -137,7 +194,7 @@ func decodeValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
 	}
 	switch d {
 	case '{':
-		o := object{}
+		o := newObject()
 		for dec.More() {
 			kt, err := dec.Token()
 			if err != nil {
@@ -148,7 +205,7 @@ func decodeValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			o = append(o, member{key, val})
+			o.set(key, val)
 		}
 		return o, closing(dec)
 	case '[':

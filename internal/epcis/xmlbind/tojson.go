@@ -46,34 +46,38 @@ func (c *toJSON) root(n *node) (object, error) {
 	case eventTypes[n.local] && isEPCISSpace(n.space):
 		return c.event(n)
 	}
-	return nil, invalid(n, "not an EPCISDocument, EPCISQueryDocument or EPCIS event")
+	return object{}, invalid(n, "not an EPCISDocument, EPCISQueryDocument or EPCIS event")
 }
 
 // document converts an EPCISDocument or EPCISQueryDocument.
 func (c *toJSON) document(n *node, typ string) (object, error) {
-	o := object{{"type", typ}}
+	o := newObject(member{"type", typ})
 	for _, a := range n.attrs {
 		if a.space == "" && (a.local == "schemaVersion" || a.local == "creationDate") {
 			o.set(a.local, strings.TrimSpace(a.value))
 		}
 	}
-	var body object
+	var (
+		body     object
+		haveBody bool
+	)
 	for _, ch := range n.children {
 		if !isEPCISSpace(ch.space) {
 			if err := c.addExtension(&o, ch); err != nil {
-				return nil, err
+				return object{}, err
 			}
 			continue
 		}
 		switch ch.local {
 		case "EPCISHeader":
 			if err := c.header(ch, &o); err != nil {
-				return nil, err
+				return object{}, err
 			}
 		case "EPCISBody":
-			if body != nil {
-				return nil, invalid(ch, "repeated")
+			if haveBody {
+				return object{}, invalid(ch, "repeated")
 			}
+			haveBody = true
 			var err error
 			if typ == "EPCISDocument" {
 				body, err = c.body(ch)
@@ -81,16 +85,16 @@ func (c *toJSON) document(n *node, typ string) (object, error) {
 				body, err = c.queryBody(ch)
 			}
 			if err != nil {
-				return nil, err
+				return object{}, err
 			}
 		case "extension":
 			// The document-level 1.2 extension point carries nothing the JSON binding has.
 		default:
-			return nil, invalid(ch, "unknown element in %s", typ)
+			return object{}, invalid(ch, "unknown element in %s", typ)
 		}
 	}
-	if body == nil {
-		return nil, invalid(n, "no EPCISBody")
+	if !haveBody {
+		return object{}, invalid(n, "no EPCISBody")
 	}
 	o.set("epcisBody", body)
 	return o, nil
@@ -102,67 +106,68 @@ func (c *toJSON) body(n *node) (object, error) {
 	for _, ch := range n.children {
 		switch {
 		case !isEPCISSpace(ch.space):
-			return nil, invalid(ch, "extension elements in EPCISBody have no JSON form")
+			return object{}, invalid(ch, "extension elements in EPCISBody have no JSON form")
 		case ch.local == "EventList":
 			evs, err := c.eventList(ch)
 			if err != nil {
-				return nil, err
+				return object{}, err
 			}
 			events = append(events, evs...)
 		case ch.local == "extension":
 			// 1.2 body extension point: nothing the JSON binding carries.
 		default:
-			return nil, invalid(ch, "unknown element in EPCISBody")
+			return object{}, invalid(ch, "unknown element in EPCISBody")
 		}
 	}
 	if events == nil {
 		events = []any{}
 	}
-	return object{{"eventList", events}}, nil
+	return newObject(member{"eventList", events}), nil
 }
 
 // queryBody converts an EPCISQueryDocument's EPCISBody, which must hold QueryResults.
 func (c *toJSON) queryBody(n *node) (object, error) {
-	var results object
+	var results *object
 	for _, ch := range n.children {
 		if ch.local != "QueryResults" || !isEPCISSpace(ch.space) {
-			return nil, invalid(ch, "only QueryResults is converted from an EPCISQueryDocument body")
+			return object{}, invalid(ch, "only QueryResults is converted from an EPCISQueryDocument body")
 		}
 		if results != nil {
-			return nil, invalid(ch, "repeated")
+			return object{}, invalid(ch, "repeated")
 		}
-		results = object{}
+		r := newObject()
+		results = &r
 		for _, f := range ch.children {
 			if !isEPCISSpace(f.space) {
-				return nil, invalid(f, "extension elements in QueryResults have no JSON form")
+				return object{}, invalid(f, "extension elements in QueryResults have no JSON form")
 			}
 			switch f.local {
 			case "queryName", "subscriptionID":
 				s, err := text(f)
 				if err != nil {
-					return nil, err
+					return object{}, err
 				}
-				if err := setOnce(&results, f, f.local, s); err != nil {
-					return nil, err
+				if err := setOnce(results, f, f.local, s); err != nil {
+					return object{}, err
 				}
 			case "resultsBody":
 				rb, err := c.resultsBody(f)
 				if err != nil {
-					return nil, err
+					return object{}, err
 				}
-				if err := setOnce(&results, f, "resultsBody", rb); err != nil {
-					return nil, err
+				if err := setOnce(results, f, "resultsBody", rb); err != nil {
+					return object{}, err
 				}
 			case "extension":
 			default:
-				return nil, invalid(f, "unknown element in QueryResults")
+				return object{}, invalid(f, "unknown element in QueryResults")
 			}
 		}
 	}
 	if results == nil {
-		return nil, invalid(n, "no QueryResults")
+		return object{}, invalid(n, "no QueryResults")
 	}
-	return object{{"queryResults", results}}, nil
+	return newObject(member{"queryResults", *results}), nil
 }
 
 func (c *toJSON) resultsBody(n *node) (object, error) {
@@ -172,24 +177,24 @@ func (c *toJSON) resultsBody(n *node) (object, error) {
 		case isEPCISSpace(ch.space) && ch.local == "EventList":
 			evs, err := c.eventList(ch)
 			if err != nil {
-				return nil, err
+				return object{}, err
 			}
 			if evs == nil {
 				evs = []any{}
 			}
 			if err := setOnce(&o, ch, "eventList", evs); err != nil {
-				return nil, err
+				return object{}, err
 			}
 		case isEPCISSpace(ch.space) && ch.local == "VocabularyList":
 			vl, err := c.vocabularyList(ch)
 			if err != nil {
-				return nil, err
+				return object{}, err
 			}
 			if err := setOnce(&o, ch, "vocabularyList", vl); err != nil {
-				return nil, err
+				return object{}, err
 			}
 		default:
-			return nil, invalid(ch, "unknown element in resultsBody")
+			return object{}, invalid(ch, "unknown element in resultsBody")
 		}
 	}
 	return o, nil
@@ -226,7 +231,7 @@ func (c *toJSON) eventList(n *node) ([]any, error) {
 
 // event converts one event element.
 func (c *toJSON) event(n *node) (object, error) {
-	o := object{{"type", n.local}}
+	o := newObject(member{"type", n.local})
 	for _, a := range n.attrs {
 		// schemaVersion and creationDate on a bare event describe the message, not the event.
 		if a.space != "" && a.space != nsXSI && a.space != xmlnsSpace {
@@ -234,7 +239,7 @@ func (c *toJSON) event(n *node) (object, error) {
 		}
 	}
 	if err := c.eventFields(n, &o); err != nil {
-		return nil, err
+		return object{}, err
 	}
 	return o, nil
 }
@@ -440,7 +445,7 @@ func (c *toJSON) addExtension(o *object, n *node) error {
 // extension converts a user extension element: text → string, children and
 // attributes → object, repeated children → array.
 func (c *toJSON) extension(n *node) (any, error) {
-	var o object
+	o := newObject()
 	for _, a := range n.attrs {
 		switch a.space {
 		case nsXSI, xmlnsSpace: // xsi:type, xsi:nil, xml:lang describe the XML, not the data
@@ -456,7 +461,7 @@ func (c *toJSON) extension(n *node) (any, error) {
 		}
 	}
 	s := strings.TrimSpace(string(n.text))
-	if o == nil {
+	if len(o.members) == 0 {
 		return s, nil
 	}
 	if s != "" {
@@ -467,9 +472,9 @@ func (c *toJSON) extension(n *node) (any, error) {
 
 // extensionContainer converts ilmd: only extensions, plus the 1.2 <extension> wrapper.
 func (c *toJSON) extensionContainer(n *node) (object, error) {
-	o := object{}
+	o := newObject()
 	if err := c.extensionsInto(n, &o); err != nil {
-		return nil, err
+		return object{}, err
 	}
 	return o, nil
 }
@@ -515,7 +520,7 @@ func (c *toJSON) list(n *node, item string, conv func(*node) (any, error)) ([]an
 }
 
 func (c *toJSON) errorDeclaration(n *node) (object, error) {
-	o := object{}
+	o := newObject()
 	err := c.fieldsWithExtensions(n, &o, func(ch *node) (any, error) {
 		switch ch.local {
 		case "declarationTime":
@@ -525,18 +530,18 @@ func (c *toJSON) errorDeclaration(n *node) (object, error) {
 		case "correctiveEventIDs":
 			return c.list(ch, "correctiveEventID", func(e *node) (any, error) { return text(e) })
 		}
-		return nil, invalid(ch, "unknown element in errorDeclaration")
+		return object{}, invalid(ch, "unknown element in errorDeclaration")
 	})
 	return o, err
 }
 
 func (c *toJSON) location(n *node) (object, error) {
-	o := object{}
+	o := newObject()
 	err := c.fieldsWithExtensions(n, &o, func(ch *node) (any, error) {
 		if ch.local == "id" {
 			return text(ch)
 		}
-		return nil, invalid(ch, "unknown element in <%s>", n.name())
+		return object{}, invalid(ch, "unknown element in <%s>", n.name())
 	})
 	return o, err
 }
@@ -575,9 +580,9 @@ func (c *toJSON) fieldsWithExtensions(n *node, o *object, field func(*node) (any
 func (c *toJSON) typedID(n *node, key string, v vocab) (object, error) {
 	id, err := text(n)
 	if err != nil {
-		return nil, err
+		return object{}, err
 	}
-	o := object{}
+	o := newObject()
 	for _, a := range n.attrs {
 		if a.space == "" && a.local == "type" {
 			t := strings.TrimSpace(a.value)
@@ -590,7 +595,7 @@ func (c *toJSON) typedID(n *node, key string, v vocab) (object, error) {
 }
 
 func (c *toJSON) quantityElement(n *node) (any, error) {
-	o := object{}
+	o := newObject()
 	err := c.fieldsWithExtensions(n, &o, func(ch *node) (any, error) {
 		switch ch.local {
 		case "epcClass", "uom":
@@ -614,12 +619,8 @@ func (c *toJSON) quantityElement(n *node) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// xsi:nil quantity: the JSON binding simply has none.
-	for i, m := range o {
-		if m.key == "quantity" && m.val == nil {
-			o = append(o[:i], o[i+1:]...)
-			break
-		}
+	if q, ok := o.get("quantity"); ok && q == nil {
+		o = o.without("quantity") // xsi:nil: the JSON binding simply has none
 	}
 	return o, nil
 }
@@ -636,16 +637,16 @@ func nilled(n *node) bool {
 
 func (c *toJSON) persistentDisposition(n *node) (object, error) {
 	if err := noText(n); err != nil {
-		return nil, err
+		return object{}, err
 	}
-	o := object{}
+	o := newObject()
 	for _, ch := range n.children {
 		if !isEPCISSpace(ch.space) || (ch.local != "set" && ch.local != "unset") {
-			return nil, invalid(ch, "unexpected in persistentDisposition, which holds <set> and <unset>")
+			return object{}, invalid(ch, "unexpected in persistentDisposition, which holds <set> and <unset>")
 		}
 		s, err := c.vocabText(ch, dispositionVocab)
 		if err != nil {
-			return nil, err
+			return object{}, err
 		}
 		prev, _ := o.get(ch.local)
 		list, _ := prev.([]any)
@@ -658,7 +659,7 @@ func (c *toJSON) sensorElement(n *node) (any, error) {
 	if err := noText(n); err != nil {
 		return nil, err
 	}
-	o := object{}
+	o := newObject()
 	var reports []any
 	for _, ch := range n.children {
 		switch {
@@ -736,9 +737,9 @@ var sensorReportAttrs = map[string]attrSpec{
 // sensorAttributes converts sensorMetadata or sensorReport, whose data sits in attributes.
 func (c *toJSON) sensorAttributes(n *node, spec map[string]attrSpec) (object, error) {
 	if err := noText(n); err != nil {
-		return nil, err
+		return object{}, err
 	}
-	o := object{}
+	o := newObject()
 	for _, a := range n.attrs {
 		switch a.space {
 		case nsXSI, xmlnsSpace:
@@ -750,7 +751,7 @@ func (c *toJSON) sensorAttributes(n *node, spec map[string]attrSpec) (object, er
 		}
 		s, ok := spec[a.local]
 		if !ok {
-			return nil, invalid(n, "unknown attribute %s (user attributes need a namespace)", a.local)
+			return object{}, invalid(n, "unknown attribute %s (user attributes need a namespace)", a.local)
 		}
 		v := strings.TrimSpace(a.value)
 		switch s.kind {
@@ -762,7 +763,7 @@ func (c *toJSON) sensorAttributes(n *node, spec map[string]attrSpec) (object, er
 		case attrNumber:
 			num, err := decimal(v)
 			if err != nil {
-				return nil, invalid(n, "attribute %s: %v", a.local, err)
+				return object{}, invalid(n, "attribute %s: %v", a.local, err)
 			}
 			o.set(a.local, num)
 		case attrBoolean:
@@ -772,16 +773,16 @@ func (c *toJSON) sensorAttributes(n *node, spec map[string]attrSpec) (object, er
 			case "false", "0":
 				o.set(a.local, false)
 			default:
-				return nil, invalid(n, "attribute %s: %q is not a boolean", a.local, v)
+				return object{}, invalid(n, "attribute %s: %q is not a boolean", a.local, v)
 			}
 		}
 	}
 	for _, ch := range n.children {
 		if isEPCISSpace(ch.space) {
-			return nil, invalid(ch, "unknown element in <%s>", n.name())
+			return object{}, invalid(ch, "unknown element in <%s>", n.name())
 		}
 		if err := c.addExtension(&o, ch); err != nil {
-			return nil, err
+			return object{}, err
 		}
 	}
 	return o, nil
@@ -875,7 +876,7 @@ func (c *toJSON) header(n *node, doc *object) error {
 				}
 			}
 			if vl != nil {
-				doc.set("epcisHeader", object{{"epcisMasterData", object{{"vocabularyList", vl}}}})
+				doc.set("epcisHeader", newObject(member{"epcisMasterData", newObject(member{"vocabularyList", vl})}))
 			}
 		}
 	}
@@ -885,7 +886,7 @@ func (c *toJSON) header(n *node, doc *object) error {
 // vocabularyList converts master data: Vocabulary → {type, vocabularyElementList}.
 func (c *toJSON) vocabularyList(n *node) ([]any, error) {
 	return c.list(n, "Vocabulary", func(v *node) (any, error) {
-		o := object{}
+		o := newObject()
 		for _, a := range v.attrs {
 			if a.space == "" && a.local == "type" {
 				o.set("type", strings.TrimSpace(a.value))
@@ -906,7 +907,7 @@ func (c *toJSON) vocabularyList(n *node) ([]any, error) {
 }
 
 func (c *toJSON) vocabularyElement(n *node) (any, error) {
-	o := object{}
+	o := newObject()
 	for _, a := range n.attrs {
 		if a.space == "" && a.local == "id" {
 			o.set("id", strings.TrimSpace(a.value))
@@ -916,7 +917,7 @@ func (c *toJSON) vocabularyElement(n *node) (any, error) {
 	for _, ch := range n.children {
 		switch {
 		case isEPCISSpace(ch.space) && ch.local == "attribute":
-			at := object{}
+			at := newObject()
 			for _, a := range ch.attrs {
 				if a.space == "" && a.local == "id" {
 					at.set("id", strings.TrimSpace(a.value))
@@ -952,13 +953,16 @@ func (c *toJSON) vocabularyElement(n *node) (any, error) {
 func (c *toJSON) encode(v object) []byte {
 	ctx := []any{ContextURL}
 	if len(c.order) > 0 {
-		m := object{}
+		m := newObject()
 		for _, p := range c.order {
 			m.set(p, c.nsOf[p])
 		}
 		ctx = append(ctx, m)
 	}
-	out := append(object{{"@context", ctx}}, v...)
+	out := newObject(member{"@context", ctx})
+	for _, m := range v.members {
+		out.push(m.key, m.val)
+	}
 	var buf bytes.Buffer
 	writeJSON(&buf, out)
 	return buf.Bytes()

@@ -75,7 +75,7 @@ func contextPrefixesOf(ctx any) map[string]string {
 				walk(e)
 			}
 		case object:
-			for _, m := range c {
+			for _, m := range c.members {
 				if iri, ok := m.val.(string); ok && !strings.HasPrefix(m.key, "@") {
 					out[m.key] = iri
 				}
@@ -182,14 +182,14 @@ func (x *toXML) document(doc object, root, prefix, ns string) error {
 		return err
 	}
 	x.open("EPCISBody", nil, nil, known)
-	body, _ := mustGet(doc, "epcisBody").(object)
-	if body == nil {
+	body, isbody := mustGet(doc, "epcisBody").(object)
+	if !isbody {
 		return jsonErr("epcisBody", "missing or not an object")
 	}
 	var events any
 	if prefix == "epcisq" {
-		qr, _ := mustGet(body, "queryResults").(object)
-		if qr == nil {
+		qr, isqr := mustGet(body, "queryResults").(object)
+		if !isqr {
 			return jsonErr("epcisBody.queryResults", "missing or not an object")
 		}
 		x.open("epcisq:QueryResults", nil, nil, known)
@@ -202,8 +202,8 @@ func (x *toXML) document(doc object, root, prefix, ns string) error {
 				x.leaf(k, s, nil, known)
 			}
 		}
-		rb, _ := mustGet(qr, "resultsBody").(object)
-		if rb == nil {
+		rb, isrb := mustGet(qr, "resultsBody").(object)
+		if !isrb {
 			return jsonErr("epcisBody.queryResults.resultsBody", "missing or not an object")
 		}
 		x.open("resultsBody", nil, nil, known)
@@ -246,9 +246,9 @@ func (x *toXML) header(doc object, known map[string]string) error {
 			fields[k] = s
 		}
 	}
-	md, _ := mustGet(doc, "epcisHeader").(object)
+	md, hasMD := mustGet(doc, "epcisHeader").(object)
 	vl := any(nil)
-	if md != nil {
+	if hasMD {
 		if m, ok := mustGet(md, "epcisMasterData").(object); ok {
 			vl = mustGet(m, "vocabularyList")
 		}
@@ -346,7 +346,7 @@ func (x *toXML) vocabularyElement(path string, v any, known map[string]string) e
 			return err
 		}
 	}
-	for _, m := range el {
+	for _, m := range el.members {
 		if m.key != "id" && m.key != "attributes" && m.key != "children" {
 			if err := x.extensionMember(path, m, known); err != nil {
 				return err
@@ -426,7 +426,7 @@ func (x *toXML) event(ev object, path string, docKnown map[string]string) error 
 			}
 		}
 	}
-	for _, m := range ev {
+	for _, m := range ev.members {
 		if m.key == "type" || m.key == "@context" || contains(fields, m.key) {
 			continue
 		}
@@ -537,7 +537,7 @@ func (x *toXML) field(path, name string, v any, known map[string]string) error {
 			return jsonErr(path, "not an object")
 		}
 		x.open(name, nil, nil, known)
-		for _, m := range o {
+		for _, m := range o.members {
 			if err := x.extensionMember(path, m, known); err != nil {
 				return err
 			}
@@ -631,7 +631,7 @@ func (x *toXML) standardObject(path, name string, v any, order []string, known m
 			}
 		}
 	}
-	for _, m := range o {
+	for _, m := range o.members {
 		if contains(order, m.key) {
 			continue
 		}
@@ -659,7 +659,7 @@ func (x *toXML) quantityElement(path string, o object) error {
 		}
 		x.leaf(f, s, nil, nil)
 	}
-	for _, m := range o {
+	for _, m := range o.members {
 		if m.key != "epcClass" && m.key != "quantity" && m.key != "uom" {
 			return jsonErr(path+"."+m.key, "not a field of a quantity element")
 		}
@@ -717,7 +717,7 @@ func (x *toXML) sensorElement(path string, o object) error {
 			}
 		}
 	}
-	for _, m := range o {
+	for _, m := range o.members {
 		if m.key == "sensorMetadata" || m.key == "sensorReport" {
 			continue
 		}
@@ -751,7 +751,7 @@ func (x *toXML) sensorAttributes(path, name string, v any, spec map[string]attrS
 		return jsonErr(path, "not an object")
 	}
 	var attrs []xmlAttr
-	for _, m := range o {
+	for _, m := range o.members {
 		s, ok := spec[m.key]
 		if !ok && !strings.Contains(m.key, ":") {
 			return jsonErr(path+"."+m.key, "not a field of %s", name)
@@ -850,12 +850,12 @@ func (x *toXML) extension(path, name string, v any, attrs []xmlAttr, known map[s
 		var children []member
 		text, hasText := "", false
 		attrForm := false
-		for _, m := range v {
+		for _, m := range v.members {
 			if strings.HasPrefix(m.key, "@") {
 				attrForm = true
 			}
 		}
-		for _, m := range v {
+		for _, m := range v.members {
 			switch {
 			case strings.HasPrefix(m.key, "@"):
 				s, err := scalar(path+"."+m.key, m.val)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCorpusOutcomes converts every XML file of the corpus and checks the
@@ -161,6 +163,34 @@ func TestHostileInput(t *testing.T) {
 				t.Fatalf("error %v, want %v containing %q", err, tc.wantErr, tc.msg)
 			}
 		})
+	}
+}
+
+// TestManyKeys converts an event whose extension has 100 000 distinct keys.
+// With a linear key lookup per member this took a minute on the development
+// machine and well under a second with the index; the 20 s bound is loose
+// enough for a loaded machine or -race and still catches quadratic lookups.
+func TestManyKeys(t *testing.T) {
+	start := time.Now()
+	var b strings.Builder
+	b.WriteString(`<ObjectEvent xmlns:ex="http://ex.org/"><ex:big>`)
+	for i := range 100000 {
+		fmt.Fprintf(&b, "<ex:k%d>%d</ex:k%d>", i, i, i)
+	}
+	b.WriteString(`</ex:big></ObjectEvent>`)
+	got, err := DocumentToJSON(strings.NewReader(b.String()), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(got, []byte(`"ex:k99999":"99999"`)) {
+		t.Errorf("last key missing")
+	}
+	var out bytes.Buffer
+	if err := WriteXML(&out, got, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("100 000 keys took %v: key lookup is no longer indexed", d)
 	}
 }
 
