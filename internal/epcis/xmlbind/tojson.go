@@ -479,25 +479,11 @@ func (c *toJSON) extensionContainer(n *node) (object, error) {
 	return o, nil
 }
 
+// extensionsInto adds n's user extensions to o; n has no standard fields.
 func (c *toJSON) extensionsInto(n *node, o *object) error {
-	if err := noText(n); err != nil {
-		return err
-	}
-	for _, ch := range n.children {
-		switch {
-		case !isEPCISSpace(ch.space):
-			if err := c.addExtension(o, ch); err != nil {
-				return err
-			}
-		case ch.local == "extension":
-			if err := c.extensionsInto(ch, o); err != nil {
-				return err
-			}
-		default:
-			return invalid(ch, "unknown element in <%s> (user extensions need a namespace)", n.name())
-		}
-	}
-	return nil
+	return c.fieldsWithExtensions(n, o, func(ch *node) (any, error) {
+		return nil, invalid(ch, "unknown element in <%s> (user extensions need a namespace)", n.name())
+	})
 }
 
 // list converts a list element whose items are all named item.
