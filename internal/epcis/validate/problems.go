@@ -96,11 +96,18 @@ func jsonKind(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
+// maxPointerToken is the longest field name a pointer repeats; a problem
+// about a longer (hostile) name points at the object holding it.
+const maxPointerToken = 256
+
 // pointer joins a base pointer and tokens, escaping per RFC 6901.
 func pointer(base string, tokens ...string) string {
 	var b strings.Builder
 	b.WriteString(base)
 	for _, t := range tokens {
+		if len(t) > maxPointerToken {
+			break
+		}
 		b.WriteByte('/')
 		t = strings.ReplaceAll(t, "~", "~0")
 		b.WriteString(strings.ReplaceAll(t, "/", "~1"))

@@ -24,7 +24,11 @@ func (ps *problems) schema(err error, inst any, base string, event int, id strin
 		return
 	}
 	reported := 0
-	t := translator{ps: ps, inst: inst, base: base, event: event, id: id, reported: &reported}
+	subject := "the event"
+	if event < 0 {
+		subject = "the document"
+	}
+	t := translator{ps: ps, inst: inst, base: base, event: event, id: id, subject: subject, reported: &reported}
 	t.walk(ve)
 	if reported == 0 {
 		// Never accept what the schema refused, even where the
@@ -45,7 +49,16 @@ type translator struct {
 	base     string
 	event    int
 	id       string
+	subject  string // what the validated value is, for messages
 	reported *int
+}
+
+// name names the field at loc, or the validated value itself.
+func (t translator) name(loc []string) string {
+	if len(loc) == 0 {
+		return t.subject
+	}
+	return fieldName(loc)
 }
 
 func (t translator) add(tokens []string, message string) {
@@ -75,7 +88,7 @@ func (t translator) walk(e *jsonschema.ValidationError) {
 			t.add(append(slices.Clip(loc), name), missingMessage(name))
 		}
 	case *kind.Type:
-		t.add(loc, fmt.Sprintf("%s must be %s, not %s", fieldName(loc), wantKinds(k.Want), describeValue(valueAt(t.inst, loc))))
+		t.add(loc, fmt.Sprintf("%s must be %s, not %s", t.name(loc), wantKinds(k.Want), describeValue(valueAt(t.inst, loc))))
 	case *kind.Format:
 		t.add(loc, formatMessage(loc, k))
 	case *kind.Pattern:
@@ -103,7 +116,7 @@ func (t translator) walk(e *jsonschema.ValidationError) {
 		t.add(loc, fmt.Sprintf("%s is not allowed here", fieldName(loc)))
 	default:
 		if len(e.Causes) == 0 {
-			t.add(loc, fmt.Sprintf("%s does not match the EPCIS 2.0 JSON Schema: %s", fieldName(loc), e.Error()))
+			t.add(loc, fmt.Sprintf("%s does not match the EPCIS 2.0 JSON Schema: %s", t.name(loc), e.Error()))
 		}
 		for _, c := range e.Causes {
 			t.walk(c)
@@ -171,7 +184,7 @@ func (t translator) anyOf(e *jsonschema.ValidationError) {
 		t.walk(best)
 		return
 	}
-	t.add(loc, fmt.Sprintf("%s does not have any of the forms EPCIS allows here", fieldName(loc)))
+	t.add(loc, fmt.Sprintf("%s does not have any of the forms EPCIS allows here", t.name(loc)))
 }
 
 // anyOfSummaries explain the structural alternatives of event types,

@@ -108,10 +108,12 @@ func (v *Validator) Document(raw []byte) (*Document, []Problem) {
 	if !ok {
 		return nil, []Problem{{Event: -1, Message: fmt.Sprintf("an EPCIS document must be a JSON object, not %s", jsonKind(top))}}
 	}
-	if t, ok := doc["type"].(string); ok && t != "EPCISDocument" {
-		msg := fmt.Sprintf("type is %s, but capture takes an EPCISDocument", quoteValue(t))
-		if isEventType(t) {
-			msg += " (send a single event to /events)"
+	// The schema dispatches on type; anything but the document's own
+	// would have it judge the input as something else entirely.
+	if t, present := doc["type"]; present && t != "EPCISDocument" {
+		msg := fmt.Sprintf(`type is %s, but capture takes an EPCISDocument ("type": "EPCISDocument")`, describeValue(t))
+		if s, _ := t.(string); isEventType(s) {
+			msg += "; send a single event to /events"
 		}
 		return nil, []Problem{{Event: -1, Pointer: "/type", Message: msg}}
 	}
@@ -160,8 +162,14 @@ func (v *Validator) Event(raw []byte) []Problem {
 	if !ok {
 		return []Problem{{Message: fmt.Sprintf("an EPCIS event must be a JSON object, not %s", jsonKind(top))}}
 	}
-	if t, ok := e["type"].(string); ok && (t == "EPCISDocument" || t == "EPCISQueryDocument") {
-		return []Problem{{Pointer: "/type", Message: fmt.Sprintf("type is %s, but /events takes a single event (send documents to /capture)", t)}}
+	switch t := e["type"].(type) {
+	case string:
+		if t == "EPCISDocument" || t == "EPCISQueryDocument" {
+			return []Problem{{Pointer: "/type", Message: fmt.Sprintf("type is %s, but /events takes a single event (send documents to /capture)", t)}}
+		}
+	case nil:
+	default:
+		return []Problem{{Pointer: "/type", Message: fmt.Sprintf("type must be the event type as text (e.g. ObjectEvent), not %s", describeValue(t))}}
 	}
 	var out problems
 	id := eventID(e)
