@@ -55,11 +55,29 @@ func New() (*Validator, error) {
 	return &Validator{schemas: s}, nil
 }
 
-// Document is an EPCISDocument as far as it could be read.
+// Document is an EPCISDocument that could be read as far as its
+// eventList.
 type Document struct {
-	// Events holds every member of epcisBody.eventList as sent, in
-	// order; nil when the document could not be read that far.
-	Events []json.RawMessage
+	raw []byte
+	// Len is the number of events in epcisBody.eventList.
+	Len int
+}
+
+// Events returns every member of epcisBody.eventList as sent, in order.
+// They are cut from the input on demand: validation does not pay for it.
+func (d *Document) Events() []json.RawMessage {
+	if d == nil {
+		return nil
+	}
+	// Maps, not a struct: encoding/json matches struct fields without
+	// regard to case, and "EPCISBODY" is not the epcisBody validated.
+	var doc, body map[string]json.RawMessage
+	var events []json.RawMessage
+	if json.Unmarshal(d.raw, &doc) != nil || json.Unmarshal(doc["epcisBody"], &body) != nil ||
+		json.Unmarshal(body["eventList"], &events) != nil || len(events) != d.Len {
+		return nil // cannot happen: the same bytes decoded before
+	}
+	return events
 }
 
 // Accepted returns the events of d that have no problem, with their
@@ -70,7 +88,7 @@ func (d *Document) Accepted(problems []Problem) (events []json.RawMessage, index
 	if d == nil || len(documentLevel) > 0 {
 		return nil, nil
 	}
-	for i, e := range d.Events {
+	for i, e := range d.Events() {
 		if len(byEvent[i]) == 0 {
 			events = append(events, e)
 			indexes = append(indexes, i)
@@ -120,23 +138,20 @@ func (v *Validator) Document(raw []byte) (*Document, []Problem) {
 
 	var out problems
 	envelope, events := splitEnvelope(doc)
-	out.schema(v.schemas.root.Validate(envelope), envelope, "", -1, "")
+	out.schema(v.schemas.document.Validate(envelope), envelope, "", -1, "")
 	out.documentRules(doc)
 	out.capPart(0)
 
-	result := &Document{}
+	var result *Document
 	if events != nil {
-		result.Events = rawEvents(raw, len(events))
+		result = &Document{raw: raw, Len: len(events)}
 	}
 	seen := map[string]int{}
 	for i, e := range events {
 		base := fmt.Sprintf("%s%d", eventListPointer, i)
 		id := eventID(e)
 		before := len(out.list)
-		out.schema(v.schemas.documentEvent.Validate(e), e, base, i, id)
-		if m, ok := e.(map[string]any); ok {
-			out.eventRules(m, base, i, id)
-		}
+		v.event(&out, e, base, i, id)
 		if id != "" {
 			if first, dup := seen[id]; dup {
 				out.add(i, id, base+"/eventID", fmt.Sprintf("eventID %s is already used by event %d of this document", quoteValue(id), first))
@@ -162,22 +177,40 @@ func (v *Validator) Event(raw []byte) []Problem {
 	if !ok {
 		return []Problem{{Message: fmt.Sprintf("an EPCIS event must be a JSON object, not %s", jsonKind(top))}}
 	}
-	switch t := e["type"].(type) {
-	case string:
-		if t == "EPCISDocument" || t == "EPCISQueryDocument" {
-			return []Problem{{Pointer: "/type", Message: fmt.Sprintf("type is %s, but /events takes a single event (send documents to /capture)", t)}}
-		}
-	case nil:
-	default:
-		return []Problem{{Pointer: "/type", Message: fmt.Sprintf("type must be the event type as text (e.g. ObjectEvent), not %s", describeValue(t))}}
+	if t, _ := e["type"].(string); t == "EPCISDocument" || t == "EPCISQueryDocument" {
+		return []Problem{{Pointer: "/type", Message: fmt.Sprintf("type is %s, but /events takes a single event (send documents to /capture)", t)}}
 	}
 	var out problems
 	id := eventID(e)
-	out.schema(v.schemas.root.Validate(e), e, "", 0, id)
+	if _, ok := e["@context"]; !ok {
+		out.add(0, id, "/@context", missingMessage("@context"))
+	}
 	out.contextRule(e, "", 0, id)
-	out.eventRules(e, "", 0, id)
+	v.event(&out, e, "", 0, id)
 	out.capPart(0)
 	return out.list
+}
+
+// event validates one event at pointer base: the schema definition of
+// its type, then the rules the schema does not state.
+func (v *Validator) event(out *problems, e any, base string, index int, id string) {
+	m, ok := e.(map[string]any)
+	if !ok {
+		out.add(index, id, base, "the event must be an object, not "+describeValue(e))
+		return
+	}
+	switch t := m["type"].(type) {
+	case string:
+		out.schema(v.schemas.event(t).Validate(m), m, base, index, id)
+	case nil:
+		// Without a type there is no telling which fields belong.
+		out.add(index, id, base+"/type", "type is missing: the event type, e.g. ObjectEvent")
+		return
+	default:
+		out.add(index, id, base+"/type", "type must be the event type as text (e.g. ObjectEvent), not "+describeValue(t))
+		return
+	}
+	out.eventRules(m, base, index, id)
 }
 
 // splitEnvelope returns a shallow copy of the document whose eventList is
@@ -204,20 +237,6 @@ func splitEnvelope(doc map[string]any) (envelope map[string]any, events []any) {
 	emptied["eventList"] = []any{}
 	envelope["epcisBody"] = emptied
 	return envelope, events
-}
-
-// rawEvents returns the members of epcisBody.eventList as sent. The
-// document has already been decoded, so this cannot fail on syntax.
-func rawEvents(raw []byte, n int) []json.RawMessage {
-	var shape struct {
-		EPCISBody struct {
-			EventList []json.RawMessage `json:"eventList"`
-		} `json:"epcisBody"`
-	}
-	if err := json.Unmarshal(raw, &shape); err != nil || len(shape.EPCISBody.EventList) != n {
-		return nil
-	}
-	return shape.EPCISBody.EventList
 }
 
 func eventID(e any) string {
