@@ -52,6 +52,9 @@ func compileSchemas() (schemas, error) {
 	if err := applyErrata(doc); err != nil {
 		return schemas{}, fmt.Errorf("validate: GS1 schema: %w", err)
 	}
+	if err := mergeFieldNames(doc); err != nil {
+		return schemas{}, fmt.Errorf("validate: GS1 schema: %w", err)
+	}
 	enumsFirst(doc)
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft7)
@@ -139,7 +142,8 @@ func applyErrata(doc any) error {
 	if words, _ := branches[1].(map[string]any); words == nil || words["enum"] == nil {
 		return fmt.Errorf("erratum measurementType: want the bare-word enum second")
 	}
-	branches[1] = map[string]any{"type": "string", "pattern": `^[A-Za-z][A-Za-z0-9_]*$`}
+	// The word branch goes first: most reports use a word.
+	branches[0], branches[1] = map[string]any{"type": "string", "pattern": `^[A-Za-z][A-Za-z0-9_]*$`}, branches[0]
 
 	for _, name := range []string{"AggregationEvent", "TransactionEvent", "AssociationEvent"} {
 		if err := allowPersistentDisposition(defs, name); err != nil {
@@ -183,6 +187,57 @@ func allowPersistentDisposition(defs map[string]any, event string) error {
 	return nil
 }
 
+// mergeFieldNames rewrites each event type's propertyNames, "a common
+// event field, or a URI, or one of this type's fields", as the equivalent
+// "one of these fields, or a URI": one list lookup per field of every
+// event instead of a failed lookup, a reference and a second lookup.
+func mergeFieldNames(doc any) error {
+	defs, err := object(doc, "definitions")
+	if err != nil {
+		return err
+	}
+	common, err := object(defs, "common-event-properties")
+	if err != nil {
+		return err
+	}
+	commonAlts, _ := common["anyOf"].([]any)
+	if len(commonAlts) != 2 {
+		return fmt.Errorf("common-event-properties: want two alternatives")
+	}
+	commonWords, _ := asMap(commonAlts[0])["enum"].([]any)
+	uri := commonAlts[1]
+	if len(commonWords) == 0 || asMap(uri)["$ref"] != "#/definitions/vocab-uri" {
+		return fmt.Errorf("common-event-properties: want a word list and a URI")
+	}
+	for _, event := range eventTypes {
+		def, err := object(defs, event)
+		if err != nil {
+			return err
+		}
+		parts, _ := def["allOf"].([]any)
+		if len(parts) < 2 {
+			return fmt.Errorf("%s: want allOf with the field list second", event)
+		}
+		names, err := object(parts[1], "propertyNames")
+		if err != nil {
+			return fmt.Errorf("%s: %w", event, err)
+		}
+		alts, _ := names["anyOf"].([]any)
+		if len(alts) != 2 || asMap(alts[0])["$ref"] != "#/definitions/common-event-properties" {
+			return fmt.Errorf("%s: want propertyNames of common fields and own fields", event)
+		}
+		own, _ := asMap(alts[1])["enum"].([]any)
+		if len(own) == 0 {
+			return fmt.Errorf("%s: want a list of own fields", event)
+		}
+		names["anyOf"] = []any{
+			map[string]any{"type": "string", "enum": append(slices.Clone(commonWords), own...)},
+			map[string]any{"$ref": "#/definitions/vocab-uri"},
+		}
+	}
+	return nil
+}
+
 // enumsFirst moves the alternatives of every anyOf that are a plain list
 // of words ahead of the others. anyOf means the same in any order, and
 // the library stops at the first alternative that holds: most values are
@@ -218,6 +273,12 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// asMap returns v as a JSON object, or nil.
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
 }
 
 // object returns the JSON object under key in v.
