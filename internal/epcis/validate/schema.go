@@ -107,9 +107,10 @@ func (offline) Load(url string) (any, error) {
 //
 //   - sensorReport: the schema requires "type"; EPCIS 2.0 §7.3.7 makes
 //     "type" optional when "exception" is present (an alarm report).
-//   - measurementType: the schema's bare-word list is a snapshot of the
-//     GS1 Web Vocabulary; reports use newer terms (EffectiveDoseRate),
-//     so any bare word is accepted (URIs remain checked as before).
+//   - measurementType: the schema allows only its own list of bare
+//     words; valid corpus documents use others (EffectiveDoseRate,
+//     Molar_concentration), so any bare word is accepted (URIs remain
+//     checked as before). The list is not ours to keep current.
 //   - persistentDisposition: EPCIS 2.0 allows it on every event type;
 //     the schema lists it only for ObjectEvent and TransformationEvent.
 func applyErrata(doc any) error {
@@ -156,35 +157,45 @@ func applyErrata(doc any) error {
 // allowPersistentDisposition adds persistentDisposition to the fields of
 // one event type definition.
 func allowPersistentDisposition(defs map[string]any, event string) error {
-	def, err := object(defs, event)
+	fields, names, err := eventFields(defs, event)
 	if err != nil {
-		return err
+		return fmt.Errorf("erratum %w", err)
 	}
-	parts, _ := def["allOf"].([]any)
-	if len(parts) < 2 {
-		return fmt.Errorf("erratum %s: want allOf with the field list second", event)
-	}
-	fields, _ := parts[1].(map[string]any)
 	props, err := object(fields, "properties")
 	if err != nil {
 		return fmt.Errorf("erratum %s: %w", event, err)
 	}
 	props["persistentDisposition"] = map[string]any{"$ref": "#/definitions/persistentDisposition"}
-	names, err := object(fields, "propertyNames")
-	if err != nil {
-		return fmt.Errorf("erratum %s: %w", event, err)
-	}
-	alts, _ := names["anyOf"].([]any)
-	if len(alts) != 2 {
-		return fmt.Errorf("erratum %s: want two propertyNames alternatives", event)
-	}
-	alt, _ := alts[1].(map[string]any)
-	enum, ok := alt["enum"].([]any)
-	if !ok {
-		return fmt.Errorf("erratum %s: want an enum of field names", event)
-	}
-	alt["enum"] = append(enum, "persistentDisposition")
+	own := asMap(names[1])
+	own["enum"] = append(own["enum"].([]any), "persistentDisposition")
 	return nil
+}
+
+// eventFields returns the part of an event type's definition that lists
+// its fields, and the two alternatives of its propertyNames: the common
+// event fields, and a list of the type's own.
+func eventFields(defs map[string]any, event string) (fields map[string]any, names []any, err error) {
+	def, err := object(defs, event)
+	if err != nil {
+		return nil, nil, err
+	}
+	parts, _ := def["allOf"].([]any)
+	if len(parts) < 2 {
+		return nil, nil, fmt.Errorf("%s: want allOf with the field list second", event)
+	}
+	fields = asMap(parts[1])
+	propertyNames, err := object(fields, "propertyNames")
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", event, err)
+	}
+	names, _ = propertyNames["anyOf"].([]any)
+	if len(names) != 2 || asMap(names[0])["$ref"] != "#/definitions/common-event-properties" {
+		return nil, nil, fmt.Errorf("%s: want propertyNames of common fields and own fields", event)
+	}
+	if _, ok := asMap(names[1])["enum"].([]any); !ok {
+		return nil, nil, fmt.Errorf("%s: want a list of own fields", event)
+	}
+	return fields, names, nil
 }
 
 // mergeFieldNames rewrites each event type's propertyNames, "a common
@@ -210,27 +221,12 @@ func mergeFieldNames(doc any) error {
 		return fmt.Errorf("common-event-properties: want a word list and a URI")
 	}
 	for _, event := range eventTypes {
-		def, err := object(defs, event)
+		fields, names, err := eventFields(defs, event)
 		if err != nil {
 			return err
 		}
-		parts, _ := def["allOf"].([]any)
-		if len(parts) < 2 {
-			return fmt.Errorf("%s: want allOf with the field list second", event)
-		}
-		names, err := object(parts[1], "propertyNames")
-		if err != nil {
-			return fmt.Errorf("%s: %w", event, err)
-		}
-		alts, _ := names["anyOf"].([]any)
-		if len(alts) != 2 || asMap(alts[0])["$ref"] != "#/definitions/common-event-properties" {
-			return fmt.Errorf("%s: want propertyNames of common fields and own fields", event)
-		}
-		own, _ := asMap(alts[1])["enum"].([]any)
-		if len(own) == 0 {
-			return fmt.Errorf("%s: want a list of own fields", event)
-		}
-		names["anyOf"] = []any{
+		own := asMap(names[1])["enum"].([]any)
+		asMap(fields["propertyNames"])["anyOf"] = []any{
 			map[string]any{"type": "string", "enum": append(slices.Clone(commonWords), own...)},
 			map[string]any{"$ref": "#/definitions/vocab-uri"},
 		}
