@@ -50,6 +50,14 @@ func (k gs1Key) digitalLink() string {
 	return b.String()
 }
 
+// checkDigitValid reports whether the key's check digit is right, for the
+// keys that have one.
+func (k gs1Key) checkDigitValid() bool {
+	n := map[string]int{"01": 14, "8006": 14, "00": 18, "414": 13, "417": 13, "8003": 14,
+		"253": 13, "255": 13, "8017": 18, "8018": 18, "402": 17}[k.ai]
+	return n == 0 || (len(k.value) >= n && ValidCheckDigit(k.value[:n]))
+}
+
 // finest drops what is coarser than the finest level of identification: the
 // consumer product variant, and the lot when a serial is present (CBV 2.0
 // §8.9 event hash rules).
