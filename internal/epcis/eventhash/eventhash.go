@@ -50,8 +50,8 @@ type options struct {
 
 // IgnoreFields leaves the named top-level event fields out of the hash, as
 // a repository does for fields it adds itself (the reference implementation's
-// "ignoreFields"). Names may be CURIEs or full IRIs; they are compared after
-// expansion with the event's context.
+// "ignoreFields"). Names may be plain field names, CURIEs or full IRIs; CURIEs
+// are compared after expansion with the event's context.
 func IgnoreFields(names ...string) Option {
 	return func(o *options) { o.ignore = append(o.ignore, names...) }
 }
@@ -103,7 +103,8 @@ func PreHash(event json.RawMessage, ctx ld.Context, opts ...Option) (string, err
 	}
 	ignored := map[string]bool{}
 	for _, name := range o.ignore {
-		ignored[expandKey(ctx, name)] = true
+		iri, _ := ctx.ExpandCURIE(name)
+		ignored[iri] = true
 	}
 	b := builder{}
 	root := &node{name: *typ.str}
@@ -215,9 +216,9 @@ func readValue(dec *json.Decoder, data []byte, depth int) (*value, error) {
 	case string:
 		return &value{str: &t, raw: rawSlice(data, start, dec.InputOffset())}, nil
 	case json.Number:
-		return &value{num: t.String()}, nil
+		return &value{num: t.String(), raw: rawSlice(data, start, dec.InputOffset())}, nil
 	case bool:
-		return &value{boo: &t}, nil
+		return &value{boo: &t, raw: rawSlice(data, start, dec.InputOffset())}, nil
 	case nil:
 		return &value{null: true, raw: json.RawMessage("null")}, nil
 	}
@@ -272,16 +273,13 @@ func (b builder) fields(o *object, ctx ld.Context, ignored map[string]bool) []*n
 	var out []*node
 	for i, k := range o.keys {
 		v := o.vals[i]
-		if k == "#text" || k == "comment" || k == "@context" || ignored[k] {
+		if k == "#text" || k == "comment" || k == "@context" {
 			continue
 		}
-		if iri, ok := ctx.ExpandCURIE(k); ok && iri == commentIRI {
+		if iri, _ := ctx.ExpandCURIE(k); iri == commentIRI || ignored[iri] {
 			continue
 		}
 		name := expandKey(ctx, k)
-		if ignored[name] {
-			continue
-		}
 		inner := ctx.Scoped(k)
 		if v.arr != nil {
 			for _, e := range v.arr {
