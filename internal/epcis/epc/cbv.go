@@ -194,26 +194,32 @@ const (
 var cbvFormatNames = []string{"No_Preference", "Always_Web_URI", "Always_URN", "Never_Translates"}
 
 // String returns the header value.
-func (f CBVFormat) String() string {
-	if f < 0 || int(f) >= len(cbvFormatNames) {
-		return fmt.Sprintf("CBVFormat(%d)", int(f))
-	}
-	return cbvFormatNames[f]
-}
+func (f CBVFormat) String() string { return headerName("CBVFormat", cbvFormatNames, int(f)) }
 
 // ParseCBVFormat reads a GS1-CBV-XML-Format header value; an absent (empty)
 // header means No_Preference.
 func ParseCBVFormat(h string) (CBVFormat, error) {
+	i, err := parseHeader("GS1-CBV-XML-Format", cbvFormatNames, int(CBVNoPreference), h)
+	return CBVFormat(i), err
+}
+
+func headerName(typ string, names []string, i int) string {
+	if i < 0 || i >= len(names) {
+		return fmt.Sprintf("%s(%d)", typ, i)
+	}
+	return names[i]
+}
+
+// parseHeader finds h among a header's values; empty means def.
+func parseHeader(header string, names []string, def int, h string) (int, error) {
 	h = strings.TrimSpace(h)
 	if h == "" {
-		return CBVNoPreference, nil
+		return def, nil
 	}
-	for i, n := range cbvFormatNames {
-		if n == h {
-			return CBVFormat(i), nil
-		}
+	if i := slices.Index(names, h); i >= 0 {
+		return i, nil
 	}
-	return 0, fmt.Errorf("epc: unknown GS1-CBV-XML-Format %q (want one of %s)", h, strings.Join(cbvFormatNames, ", "))
+	return 0, fmt.Errorf("epc: unknown %s %q (want one of %s)", header, h, strings.Join(names, ", "))
 }
 
 // Format returns s in the form f asks for: Always_Web_URI gives the Web URI,

@@ -296,26 +296,13 @@ const (
 var epcFormatNames = []string{"No_Preference", "Always_GS1_Digital_Link", "Always_EPC_URN", "Never_Translates"}
 
 // String returns the header value.
-func (f EPCFormat) String() string {
-	if f < 0 || int(f) >= len(epcFormatNames) {
-		return fmt.Sprintf("EPCFormat(%d)", int(f))
-	}
-	return epcFormatNames[f]
-}
+func (f EPCFormat) String() string { return headerName("EPCFormat", epcFormatNames, int(f)) }
 
 // ParseEPCFormat reads a GS1-EPC-Format header value; an absent (empty)
 // header means Always_GS1_Digital_Link, the binding's default.
 func ParseEPCFormat(h string) (EPCFormat, error) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return EPCAlwaysDigitalLink, nil
-	}
-	for i, n := range epcFormatNames {
-		if n == h {
-			return EPCFormat(i), nil
-		}
-	}
-	return 0, fmt.Errorf("epc: unknown GS1-EPC-Format %q (want one of %s)", h, strings.Join(epcFormatNames, ", "))
+	i, err := parseHeader("GS1-EPC-Format", epcFormatNames, int(EPCAlwaysDigitalLink), h)
+	return EPCFormat(i), err
 }
 
 // FormatEPC returns s in the form f asks for: Always_GS1_Digital_Link gives

@@ -469,9 +469,9 @@ func (c Context) TypeOf(property string) string {
 	return iri
 }
 
-// visible returns every term definition c can see, nearest definition first
-// shadowing the rest.
-func (c Context) visible() map[string]string {
+// terms returns the IRI of every term c can see (nearest definition
+// shadowing the rest) for which keep holds; keywords are left out.
+func (c Context) terms(keep func(name string, d *termDef) bool) map[string]string {
 	seen := map[string]bool{}
 	out := map[string]string{}
 	for f := c.f; f != nil; f = f.parent {
@@ -480,11 +480,10 @@ func (c Context) visible() map[string]string {
 				continue
 			}
 			seen[name] = true
-			if d.null || (!d.simple && d.raw == "") {
+			if d.null || !keep(name, d) {
 				continue
 			}
-			iri := resolve(d.raw, f, 0)
-			if !strings.HasPrefix(iri, "@") {
+			if iri := resolve(d.raw, f, 0); iri != "" && !strings.HasPrefix(iri, "@") {
 				out[name] = iri
 			}
 		}
@@ -495,29 +494,14 @@ func (c Context) visible() map[string]string {
 	return out
 }
 
+// visible returns every term c can see and its IRI.
+func (c Context) visible() map[string]string {
+	return c.terms(func(string, *termDef) bool { return true })
+}
+
 // prefixes returns the names usable as CURIE prefixes in c and their IRIs.
 func (c Context) prefixes() map[string]string {
-	seen := map[string]bool{}
-	out := map[string]string{}
-	for f := c.f; f != nil; f = f.parent {
-		for name, d := range f.tpl.terms {
-			if seen[name] {
-				continue
-			}
-			seen[name] = true
-			if d.null || !d.simple || strings.Contains(name, ":") {
-				continue
-			}
-			iri := resolve(d.raw, f, 0)
-			if iri != "" && !strings.HasPrefix(iri, "@") {
-				out[name] = iri
-			}
-		}
-		if f.tpl.reset {
-			break
-		}
-	}
-	return out
+	return c.terms(func(name string, d *termDef) bool { return d.simple && !strings.Contains(name, ":") })
 }
 
 // Compact returns the shortest form of iri in c: a term that stands for it
