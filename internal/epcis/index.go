@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/epcis/ld"
 	"github.com/tlm/tracktrace/internal/eventstore"
 )
 
@@ -55,8 +56,8 @@ type Canon interface {
 	Vocab(kind, s string) string
 	// Field returns the IRI of an extension field name under an event's
 	// JSON-LD context, and false for a name that is not an extension (a
-	// standard EPCIS term).
-	Field(context json.RawMessage, name string) (string, bool)
+	// standard EPCIS term, or a name the context does not define).
+	Field(context ld.Context, name string) (string, bool)
 }
 
 // IndexedID is an identifier an event names.
@@ -117,7 +118,10 @@ func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
 		return Indexed{}, fmt.Errorf("epcis: stored event %s: %w", rec.ID, err)
 	}
 	x := Indexed{Type: t, EventTime: rec.OccurredAt, RecordTime: rec.RecordedAt}
-	ctx := ev["@context"]
+	ctx, err := ld.Parse(ev["@context"])
+	if err != nil {
+		return Indexed{}, fmt.Errorf("epcis: stored event %s: @context: %w", rec.ID, err)
+	}
 	x.EventID = text(ev["eventID"])
 	x.Action = text(ev["action"])
 	x.BizStep = vocab(canon, "bizStep", text(ev["bizStep"]))
@@ -260,7 +264,7 @@ const maxInnerDepth = 8
 // extensions indexes the extension fields of an object (those not in
 // skip): the top-level ones under family, every one nested in them under
 // inner.
-func extensions(canon Canon, ctx json.RawMessage, m map[string]json.RawMessage, family, inner string,
+func extensions(canon Canon, ctx ld.Context, m map[string]json.RawMessage, family, inner string,
 	add func(family, name string, v json.RawMessage), skip map[string]bool) {
 	var walk func(v json.RawMessage, depth int)
 	walk = func(v json.RawMessage, depth int) {
