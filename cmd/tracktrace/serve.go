@@ -24,6 +24,8 @@ import (
 	"github.com/tlm/tracktrace/internal/auth"
 	"github.com/tlm/tracktrace/internal/cache"
 	"github.com/tlm/tracktrace/internal/config"
+	"github.com/tlm/tracktrace/internal/epcis"
+	"github.com/tlm/tracktrace/internal/epcis/validate"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/httpapi"
 	"github.com/tlm/tracktrace/internal/projection"
@@ -301,6 +303,17 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		IdempotencyKeys: views,
 	}
 	deps.RateLimitEnabled = features.Func(config.FeatureRateLimiting)
+	validator, err := validate.New()
+	if err != nil {
+		return fmt.Errorf("epcis: %w", err)
+	}
+	deps.EPCIS = &httpapi.EPCIS{
+		Capturer:      epcis.NewCapturer(store, views, epcis.HashStored, nil),
+		Validator:     validator,
+		Jobs:          views,
+		CaptureLimit:  cfg.EPCIS.CaptureLimit,
+		FileSizeLimit: int64(cfg.EPCIS.CaptureFileSizeLimit),
+	}
 	if kp != nil {
 		// Optional: during a broker outage appends go on (the relay catches
 		// up later), so the pod must stay ready.

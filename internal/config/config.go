@@ -31,6 +31,7 @@ type Config struct {
 	Server            Server
 	Tracking          Tracking
 	Logging           Logging
+	EPCIS             EPCIS
 
 	// Features are the feature flags by name (FeatureKafkaIngest, ...),
 	// every known one present. They are re-read at run time by
@@ -290,6 +291,16 @@ type Tracking struct {
 	AggregateCacheSize int
 }
 
+// EPCIS configures the GS1 EPCIS 2.0 binding (/epcis).
+type EPCIS struct {
+	// CaptureLimit bounds the events of one capture (1–10,000, default
+	// 10,000), advertised as GS1-EPCIS-Capture-Limit.
+	CaptureLimit int
+	// CaptureFileSizeLimit bounds the bytes of one capture document (1KiB–
+	// 256MiB, default 32MiB), advertised as GS1-EPCIS-Capture-File-Size-Limit.
+	CaptureFileSizeLimit ByteSize
+}
+
 // Logging configures the process logger.
 type Logging struct {
 	// Level is a .NET (Trace, Debug, Information, Warning, Error, Critical,
@@ -385,6 +396,7 @@ func Default() *Config {
 			LongTransactionWarning: Duration(30 * time.Second),
 			PartitionPeriod:        "Month",
 		},
+		EPCIS: EPCIS{CaptureLimit: 10000, CaptureFileSizeLimit: 32 * MiB},
 		ReadModels: ReadModels{
 			RefreshInterval: Duration(5 * time.Second),
 			ConsistencyWait: Duration(2 * time.Second),

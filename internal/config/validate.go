@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -89,6 +90,10 @@ func (ch *checker) validate(c *Config) {
 	ch.check(es.MaxEventBytes >= KiB && es.MaxEventBytes <= 64*MiB, "EventStore.MaxEventBytes",
 		"must be between 1KiB and 64MiB, got %v", es.MaxEventBytes)
 	ch.database(c.ConnectionStrings.EventStore, "EventStore", es.ConnectionString)
+	ch.check(c.EPCIS.CaptureLimit >= 1 && c.EPCIS.CaptureLimit <= eventstore.MaxEventsPerAppend, "EPCIS.CaptureLimit",
+		"must be between 1 and %d, got %d", eventstore.MaxEventsPerAppend, c.EPCIS.CaptureLimit)
+	ch.check(c.EPCIS.CaptureFileSizeLimit >= KiB && c.EPCIS.CaptureFileSizeLimit <= 256*MiB, "EPCIS.CaptureFileSizeLimit",
+		"must be between 1KiB and 256MiB, got %v", c.EPCIS.CaptureFileSizeLimit)
 	ch.nonNegative("EventStore.RetentionPolicy.MaxAge", es.RetentionPolicy.MaxAge)
 	ch.nonNegative("EventStore.RetentionPolicy.SnapshotAge", es.RetentionPolicy.SnapshotAge)
 	ch.positive("EventStore.RetentionPolicy.Interval", es.RetentionPolicy.Interval)

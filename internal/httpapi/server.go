@@ -85,6 +85,8 @@ type Deps struct {
 	// it first came with; without it a key reused with another request is
 	// only noticed where its derived event ids collide.
 	IdempotencyKeys IdempotencyKeys
+	// EPCIS, when set, serves the GS1 EPCIS 2.0 binding under /epcis.
+	EPCIS *EPCIS
 	// CursorKey authenticates the list cursors the API hands out. Replicas
 	// behind one address must share it (serve reads it from the read-model
 	// database); empty means a random key, good for this process only.
@@ -167,6 +169,9 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 	if s.Eraser != nil {
 		api("DELETE /api/v1/entities/{entityId}", tracking.ScopeAdmin, s.eraseEntity)
+	}
+	if s.EPCIS != nil {
+		s.epcisRoutes(api)
 	}
 
 	handle("GET /health", http.HandlerFunc(s.health))

@@ -283,7 +283,9 @@ func (c *toJSON) eventFields(n *node, o *object) error {
 		case "errorDeclaration":
 			v, err = c.errorDeclaration(ch)
 		case "epcList", "childEPCs", "inputEPCList", "outputEPCList":
-			v, err = c.list(ch, "epc", func(e *node) (any, error) { return text(e) })
+			var epcs []any
+			epcs, err = c.list(ch, "epc", func(e *node) (any, error) { return text(e) })
+			v = distinct(epcs)
 		case "quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList":
 			v, err = c.list(ch, "quantityElement", c.quantityElement)
 		case "readPoint", "bizLocation":
@@ -503,6 +505,21 @@ func (c *toJSON) list(n *node, item string, conv func(*node) (any, error)) ([]an
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// distinct drops repeated EPCs from a list: EPCIS defines the EPC lists as
+// sets (the JSON binding's schema says uniqueItems), so an XML list that
+// names an EPC twice names it once.
+func distinct(epcs []any) []any {
+	seen := make(map[any]bool, len(epcs))
+	out := epcs[:0]
+	for _, e := range epcs {
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (c *toJSON) errorDeclaration(n *node) (object, error) {
