@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // epcisCorpus is GS1's EPCIS 2.0 test material shared by the workspace.
@@ -238,4 +240,129 @@ func threeEvents(second string) []byte {
 	}
 	return []byte(`{"@context": ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld"], "type": "EPCISDocument", "schemaVersion": "2.0",
 		"creationDate": "2026-01-01T00:00:00Z", "epcisBody": {"eventList": [` + ev(1, `"action": "OBSERVE"`) + `, ` + ev(2, second) + `, ` + ev(3, `"action": "OBSERVE"`) + `]}}`)
+}
+
+// epcisEntityDoc is a journey told in EPCIS: two trade items commissioned,
+// packed onto a pallet, the pallet shipped from a site, one item seen at a
+// geo: position (captured as a GS1 Digital Link), and the shipping event
+// declared erroneous.
+const epcisEntityDoc = `{"@context": ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld"], "type": "EPCISDocument",
+ "schemaVersion": "2.0", "creationDate": "2026-01-01T00:00:00Z", "epcisBody": {"eventList": [
+ {"type": "ObjectEvent", "eventID": "urn:uuid:11111111-0000-4000-8000-000000000001", "eventTime": "2026-01-01T08:00:00Z",
+  "eventTimeZoneOffset": "+00:00", "action": "ADD", "bizStep": "commissioning",
+  "epcList": ["urn:epc:id:sgtin:0614141.107346.1", "urn:epc:id:sgtin:0614141.107346.2"]},
+ {"type": "AggregationEvent", "eventID": "urn:uuid:11111111-0000-4000-8000-000000000002", "eventTime": "2026-01-01T09:00:00Z",
+  "eventTimeZoneOffset": "+00:00", "action": "ADD", "bizStep": "packing", "parentID": "urn:epc:id:sscc:0614141.1234567890",
+  "childEPCs": ["urn:epc:id:sgtin:0614141.107346.1", "urn:epc:id:sgtin:0614141.107346.2"]},
+ {"type": "ObjectEvent", "eventID": "urn:uuid:11111111-0000-4000-8000-000000000003", "eventTime": "2026-01-01T10:00:00Z",
+  "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "shipping",
+  "bizLocation": {"id": "urn:epc:id:sgln:0614141.00777.0"}, "epcList": ["urn:epc:id:sscc:0614141.1234567890"]},
+ {"type": "ObjectEvent", "eventID": "urn:uuid:11111111-0000-4000-8000-000000000004", "eventTime": "2026-01-01T11:00:00Z",
+  "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "readPoint": {"id": "geo:52.1,4.3"},
+  "epcList": ["https://id.gs1.org/01/10614141073464/21/1"]},
+ {"type": "ObjectEvent", "eventID": "urn:uuid:11111111-0000-4000-8000-000000000003", "eventTime": "2026-01-01T10:00:00Z",
+  "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "shipping",
+  "bizLocation": {"id": "urn:epc:id:sgln:0614141.00777.0"}, "epcList": ["urn:epc:id:sscc:0614141.1234567890"],
+  "errorDeclaration": {"declarationTime": "2026-01-02T00:00:00Z", "reason": "incorrect_data"}}
+ ]}}`
+
+// Every object an EPCIS event names is a tracking entity; the mapping of
+// the README holds; erasing an entity leaves the EPCIS events that name it.
+func TestEPCISEntities(t *testing.T) {
+	t.Parallel()
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, append(eng.env(t), "ReadModels__RefreshInterval=00:00:00.2"))
+			job := capture(t, srv, "acme", "application/json", []byte(epcisEntityDoc))
+			if !job.Success || job.Captured != 5 {
+				t.Fatalf("capture: %+v", job)
+			}
+			const (
+				item1  = "urn:epc:id:sgtin:0614141.107346.1"
+				item2  = "urn:epc:id:sgtin:0614141.107346.2"
+				pallet = "urn:epc:id:sscc:0614141.1234567890"
+			)
+			type timeline struct {
+				Entries []struct {
+					Type     string
+					Data     map[string]any
+					Metadata struct{ CausationID string }
+				}
+			}
+			// The timeline of each object, once all its derived events are
+			// projected.
+			wait := func(id string, entries int) timeline {
+				t.Helper()
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					var tl timeline
+					r := srv.do(t, "GET", "/api/v1/entities/"+id+"/timeline", nil, "X-Tenant-ID", "acme")
+					if r.StatusCode == 200 {
+						r.JSON(t, &tl)
+						if len(tl.Entries) >= entries {
+							return tl
+						}
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: %d %s, want %d entries", id, r.StatusCode, r.Body, entries)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			types := func(tl timeline) (out []string) {
+				for _, e := range tl.Entries {
+					out = append(out, e.Type+" "+e.Metadata.CausationID[len(e.Metadata.CausationID)-1:])
+				}
+				return out
+			}
+			// item1: commissioned (no milestone: a reference), packed
+			// (associated with the pallet), seen at a geo: point (captured
+			// as a Digital Link).
+			tl := wait(item1, 3)
+			if got, want := types(tl), []string{"x-epcis-event 1", "EntityAssociated 2", "LocationReported 4"}; !slices.Equal(got, want) {
+				t.Errorf("%s timeline %v, want %v", item1, got, want)
+			}
+			if ref := tl.Entries[0].Data; ref["eventID"] != "urn:uuid:11111111-0000-4000-8000-000000000001" || ref["bizStep"] != "commissioning" || ref["role"] != "epc" {
+				t.Errorf("the reference to the commissioning event: %v", ref)
+			}
+			var st struct {
+				EntityType, ParentID, Status string
+				LastLocation                 *struct{ Lat, Lon float64 }
+			}
+			srv.do(t, "GET", "/api/v1/entities/"+item1, nil, "X-Tenant-ID", "acme").JSON(t, &st)
+			if st.EntityType != "package" || st.ParentID != pallet || st.LastLocation == nil || st.LastLocation.Lat != 52.1 {
+				t.Errorf("%s: %+v", item1, st)
+			}
+			// The pallet: packed (a reference, as the parent), shipped
+			// (departed from the site), the shipping declared erroneous.
+			tl = wait(pallet, 3)
+			if got, want := types(tl), []string{"x-epcis-event 2", "MilestoneReached 3", "x-epcis-error-declaration 3"}; !slices.Equal(got, want) {
+				t.Errorf("%s timeline %v, want %v", pallet, got, want)
+			}
+			if m := tl.Entries[1].Data; m["milestone"] != "departed" || m["siteId"] != "urn:epc:id:sgln:0614141.00777.0" {
+				t.Errorf("shipping as a milestone: %v", m)
+			}
+			srv.do(t, "GET", "/api/v1/entities/"+pallet, nil, "X-Tenant-ID", "acme").JSON(t, &st)
+			if st.EntityType != "container" {
+				t.Errorf("%s: %+v", pallet, st)
+			}
+			wait(item2, 2)
+
+			// Erasing an entity erases its tracking stream, not the EPCIS
+			// events that name it (they are records of the other objects
+			// too); the mapping does not bring it back.
+			if r := srv.do(t, "DELETE", "/api/v1/entities/"+item2, nil, "X-Tenant-ID", "acme"); r.StatusCode != 200 && r.StatusCode != 204 {
+				t.Fatalf("erase %s: %d %s", item2, r.StatusCode, r.Body)
+			}
+			time.Sleep(time.Second) // the mapping follower's polls
+			if r := srv.do(t, "GET", "/api/v1/entities/"+item2+"?consistent=true", nil, "X-Tenant-ID", "acme"); r.StatusCode != 404 {
+				t.Fatalf("%s after its erasure: %d %s", item2, r.StatusCode, r.Body)
+			}
+			again := capture(t, srv, "acme", "application/json", []byte(epcisEntityDoc))
+			if !again.Success || again.Unchanged != 5 {
+				t.Fatalf("the EPCIS events after the erasure of an object they name: %+v, want all 5 still stored", again)
+			}
+		})
+	}
 }

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/tlm/tracktrace/internal/config"
+	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // retentionDeps assembles what a retention run needs.
 func retentionDeps(cfg *config.Config, st *storage, svc *tracking.Service) (retention.Deps, retention.Policy) {
-	readers := tracking.Projections()
+	readers := append(tracking.Projections(), epcis.EntitiesCheckpoint)
 	if cfg.Kafka.Enabled() {
 		readers = append(readers, "kafka-relay")
 	}

@@ -379,6 +379,11 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if kp != nil {
 		g.Go(func() error { return kp.run(svcCtx) })
 	}
+	// EPCIS events become events of the tracking entities they name.
+	epcisEntities := projection.NewFollower(epcis.EntitiesCheckpoint, store, views, leader,
+		epcis.NewMapper(svc, views, log).Handle, projection.FollowerOptions{
+			Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
+	g.Go(func() error { return epcisEntities.Run(svcCtx) })
 	if cfg.ConnectionStrings.Redis == "" {
 		// The response cache is this process's own: whichever replica
 		// applies events (or erases an entity), the read models announce

@@ -153,10 +153,18 @@ func (v *Validator) Document(raw []byte) (*Document, []Problem) {
 		before := len(out.list)
 		v.event(&out, e, base, i, id)
 		if id != "" {
-			if first, dup := seen[id]; dup {
+			// An error declaration repeats the eventID of the event it
+			// corrects: it is a fact of its own.
+			key := id
+			if m, _ := e.(map[string]any); m != nil {
+				if ed, ok := m["errorDeclaration"].(map[string]any); ok {
+					key += "\x00" + fmt.Sprint(ed["declarationTime"])
+				}
+			}
+			if first, dup := seen[key]; dup {
 				out.add(i, id, base+"/eventID", fmt.Sprintf("eventID %s is already used by event %d of this document", quoteValue(id), first))
 			} else {
-				seen[id] = i
+				seen[key] = i
 			}
 		}
 		out.capPart(before)

@@ -411,6 +411,10 @@ func TestDocumentRules(t *testing.T) {
 		{"eventID used twice",
 			document(event(`"eventID": "urn:uuid:0a"`), event(`"eventID": "urn:uuid:0a"`)),
 			[]want{{1, "/epcisBody/eventList/1/eventID", "already used by event 0"}}},
+		{"an error declaration repeats the eventID it corrects",
+			document(event(`"eventID": "urn:uuid:0a"`),
+				event(`"eventID": "urn:uuid:0a", "errorDeclaration": {"declarationTime": "2020-01-01T00:00:00Z"}`)),
+			nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
