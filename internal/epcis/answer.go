@@ -19,7 +19,6 @@ type Formats struct {
 	CBV epc.CBVFormat
 }
 
-
 // Format writes a stored event for an answer: its recordTime (the time the
 // store recorded it; a captured one is replaced), identifiers and CBV
 // values in the formats asked for, everything else as captured.

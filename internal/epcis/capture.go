@@ -293,3 +293,29 @@ func pointer(index int, field string) string {
 	}
 	return p
 }
+
+// NamedQuery is a query a tenant saved under a name (POST /queries): its
+// definition is the query object of GS1's query schema.
+type NamedQuery struct {
+	Name  string          `json:"name"`
+	Query json.RawMessage `json:"query"`
+}
+
+// Queries keeps named queries, shared by every replica.
+type Queries interface {
+	// CreateQuery saves a query; ErrQueryExists when the name is taken.
+	CreateQuery(ctx context.Context, tenant string, q NamedQuery) error
+	// NamedQuery returns a query, or ErrQueryNotFound.
+	NamedQuery(ctx context.Context, tenant, name string) (NamedQuery, error)
+	// NamedQueries returns up to limit queries of a tenant by name, those
+	// after `after`.
+	NamedQueries(ctx context.Context, tenant, after string, limit int) ([]NamedQuery, error)
+	// DeleteQuery deletes a query; ErrQueryNotFound when there is none.
+	DeleteQuery(ctx context.Context, tenant, name string) error
+}
+
+// Errors of Queries.
+var (
+	ErrQueryExists   = errors.New("a query of that name exists")
+	ErrQueryNotFound = fmt.Errorf("query %w", eventstore.ErrNotFound)
+)

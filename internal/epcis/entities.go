@@ -323,4 +323,3 @@ func geoPoint(uri string) *tracking.GeoPoint {
 	}
 	return &tracking.GeoPoint{Lat: lat, Lon: lon}
 }
-

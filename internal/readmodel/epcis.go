@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
@@ -163,6 +164,74 @@ func (s *Store) jobs(ctx context.Context, query string, args ...any) ([]epcis.Jo
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: capture jobs: %w", s.name, err)
+	}
+	return out, nil
+}
+
+var _ epcis.Queries = (*Store)(nil)
+
+// CreateQuery saves a named query; epcis.ErrQueryExists when the name is
+// taken.
+func (s *Store) CreateQuery(ctx context.Context, tenant string, q epcis.NamedQuery) error {
+	n, err := s.engine.SQL().Exec(ctx, `INSERT INTO epcis_queries (tenant_id, name, created_at, definition) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, tenant, q.Name, time.Now().UnixMicro(), string(q.Query))
+	if err != nil {
+		return fmt.Errorf("%s: create query: %w", s.name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %q", epcis.ErrQueryExists, q.Name)
+	}
+	return nil
+}
+
+// NamedQuery returns a tenant's named query, or epcis.ErrQueryNotFound.
+func (s *Store) NamedQuery(ctx context.Context, tenant, name string) (epcis.NamedQuery, error) {
+	qs, err := s.queries(ctx, `SELECT name, definition FROM epcis_queries WHERE tenant_id = ? AND name = ?`, tenant, name)
+	if err != nil {
+		return epcis.NamedQuery{}, err
+	}
+	if len(qs) == 0 {
+		return epcis.NamedQuery{}, fmt.Errorf("%w: %q", epcis.ErrQueryNotFound, name)
+	}
+	return qs[0], nil
+}
+
+// NamedQueries returns up to limit named queries of a tenant, by name,
+// after `after`.
+func (s *Store) NamedQueries(ctx context.Context, tenant, after string, limit int) ([]epcis.NamedQuery, error) {
+	return s.queries(ctx, `SELECT name, definition FROM epcis_queries WHERE tenant_id = ? AND name > ? ORDER BY name LIMIT ?`,
+		tenant, after, int64(limit))
+}
+
+// DeleteQuery deletes a named query; epcis.ErrQueryNotFound when there is
+// none.
+func (s *Store) DeleteQuery(ctx context.Context, tenant, name string) error {
+	n, err := s.engine.SQL().Exec(ctx, `DELETE FROM epcis_queries WHERE tenant_id = ? AND name = ?`, tenant, name)
+	if err != nil {
+		return fmt.Errorf("%s: delete query: %w", s.name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %q", epcis.ErrQueryNotFound, name)
+	}
+	return nil
+}
+
+func (s *Store) queries(ctx context.Context, query string, args ...any) ([]epcis.NamedQuery, error) {
+	rows, err := s.engine.SQL().Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: named queries: %w", s.name, err)
+	}
+	defer rows.Close()
+	var out []epcis.NamedQuery
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			return nil, fmt.Errorf("%s: named queries: %w", s.name, err)
+		}
+		out = append(out, epcis.NamedQuery{Name: name, Query: json.RawMessage(def)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: named queries: %w", s.name, err)
 	}
 	return out, nil
 }
