@@ -3,12 +3,16 @@ package readmodel
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // insertChunk bounds the rows of one multi-row INSERT: well under both
@@ -234,4 +238,57 @@ func (s *Store) queries(ctx context.Context, query string, args ...any) ([]epcis
 		return nil, fmt.Errorf("%s: named queries: %w", s.name, err)
 	}
 	return out, nil
+}
+
+// TrimEPCIS deletes (or, with dryRun, counts) the EPCIS index's rows of
+// events recorded before `before` (retention deleted or is deleting those
+// events), in the live index and in one being rebuilt, and keeps the index
+// from taking such rows again.
+func (s *Store) TrimEPCIS(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+	var n int64
+	err := s.engine.Update(ctx, false, func(tx Tx) error {
+		names, err := tx.CheckpointNames(ctx)
+		if err != nil {
+			return err
+		}
+		gens := []tables{func(t string) string { return t }}
+		if slices.Contains(rebuilding(names), tracking.ProjectionEPCIS) {
+			gens = append(gens, shadowTable)
+		}
+		if _, err := tx.LockExistingCheckpoints(ctx, []string{tracking.ProjectionEPCIS, projection.Shadow(tracking.ProjectionEPCIS)}); err != nil {
+			return err
+		}
+		if err := tx.RaiseHorizon(ctx, tracking.ProjectionEPCIS, before); err != nil {
+			return err
+		}
+		db := tx.SQL()
+		for _, tbl := range gens {
+			for _, t := range []string{TableEPCISIDs, TableEPCISFields} {
+				if _, err := db.Exec(ctx, `DELETE FROM `+tbl(t)+` WHERE (tenant_id, entity_id, version) IN
+					(SELECT tenant_id, entity_id, version FROM `+tbl(TableEPCISEvents)+` WHERE record_time < ?)`, before.UnixMicro()); err != nil {
+					return err
+				}
+			}
+			// A capture stream is written by one append, so its events go
+			// together, and none follows them: its position goes too (a
+			// rebuild, which never sees them, keeps none).
+			if _, err := db.Exec(ctx, `DELETE FROM `+tbl(TablePositionsEPCIS)+` WHERE (tenant_id, entity_id) IN
+				(SELECT tenant_id, entity_id FROM `+tbl(TableEPCISEvents)+` WHERE record_time < ?)`, before.UnixMicro()); err != nil {
+				return err
+			}
+			d, err := db.Exec(ctx, `DELETE FROM `+tbl(TableEPCISEvents)+` WHERE record_time < ?`, before.UnixMicro())
+			if err != nil {
+				return err
+			}
+			n += d
+		}
+		if dryRun {
+			return errDryRun
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDryRun) {
+		return 0, fmt.Errorf("%s: trim EPCIS index: %w", s.name, err)
+	}
+	return n, nil
 }

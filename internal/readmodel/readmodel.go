@@ -645,6 +645,9 @@ func seed(ctx context.Context, tx Tx, name string, page []projection.Retained) e
 	}
 	for _, r := range page {
 		snap := r.Snapshot
+		if _, capture := epcis.CaptureIDOf(snap.StreamID); capture {
+			continue // an EPCIS capture stream is no entity (retention snapshots it all the same)
+		}
 		k := Key{snap.Tenant, snap.StreamID}
 		state, view, ok := tracking.SeedEntity(snap)
 		if !ok {
@@ -820,15 +823,17 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 	}
 	bases := make([]string, len(names))
 	where := make([]tables, len(names))
-	var horizon time.Time
+	// The read models that keep a row per event keep none of events
+	// recorded before their retention horizon.
+	horizons := map[string]time.Time{}
 	for i, name := range names {
 		base, tbl, err := resolve(name)
 		if err != nil {
 			return err
 		}
 		bases[i], where[i] = base, tbl
-		if base == tracking.ProjectionTimeline && horizon.IsZero() {
-			if horizon, err = tx.Horizon(ctx, tracking.ProjectionTimeline); err != nil {
+		if _, read := horizons[base]; !read && (base == tracking.ProjectionTimeline || base == tracking.ProjectionEPCIS) {
+			if horizons[base], err = tx.Horizon(ctx, base); err != nil {
 				return err
 			}
 		}
@@ -873,7 +878,7 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 		tbl := where[i]
 		switch bases[i] {
 		case tracking.ProjectionTimeline:
-			if kept := recordedSince(pending, horizon); len(kept) > 0 {
+			if kept := recordedSince(pending, horizons[bases[i]]); len(kept) > 0 {
 				err = tx.InsertTimeline(ctx, tbl(TableTimeline), kept, fresh)
 			}
 		case tracking.ProjectionEntities:
@@ -881,7 +886,7 @@ func applyNew(ctx context.Context, tx Tx, names []string, batches map[string][]e
 		case tracking.ProjectionMetrics:
 			err = applyMetrics(ctx, tx, tbl, pending, fresh)
 		case tracking.ProjectionEPCIS:
-			err = applyEPCIS(ctx, tx.SQL(), tbl, pending)
+			err = applyEPCIS(ctx, tx.SQL(), tbl, recordedSince(pending, horizons[bases[i]]))
 		}
 		if err != nil {
 			return err

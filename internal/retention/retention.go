@@ -50,6 +50,8 @@ type ReadModels interface {
 	// TrimTimeline deletes (or counts) timeline rows recorded before
 	// `before`, and keeps the timeline from taking such rows again.
 	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+	// TrimEPCIS does the same for the EPCIS index.
+	TrimEPCIS(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 	// TrimIdempotencyKeys deletes (or counts) the Idempotency-Keys expired
 	// as of now.
 	TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun bool) (int64, error)
@@ -87,6 +89,8 @@ type Report struct {
 	SnapshotsPruned     int64 `json:"snapshotsPruned"`
 	EventsDeleted       int64 `json:"eventsDeleted"`
 	TimelineRowsDeleted int64 `json:"timelineRowsDeleted"`
+	// EPCISEventsDeleted are EPCIS index entries of deleted events.
+	EPCISEventsDeleted int64 `json:"epcisEventsDeleted"`
 	// IdempotencyKeysDeleted are expired Idempotency-Keys, trimmed on every
 	// run whatever the policy.
 	IdempotencyKeysDeleted int64 `json:"idempotencyKeysDeleted"`
@@ -180,9 +184,13 @@ func Run(ctx context.Context, d Deps, p Policy, now time.Time, dryRun bool) (Rep
 	if r.TimelineRowsDeleted, err = d.ReadModels.TrimTimeline(ctx, eventsBefore, dryRun); err != nil {
 		return r, fmt.Errorf("retention: trim timeline: %w", err)
 	}
+	if r.EPCISEventsDeleted, err = d.ReadModels.TrimEPCIS(ctx, eventsBefore, dryRun); err != nil {
+		return r, fmt.Errorf("retention: trim EPCIS index: %w", err)
+	}
 	if d.Logger != nil {
 		d.Logger.Info("retention run", "dryRun", dryRun, "snapshotsTaken", r.SnapshotsTaken, "snapshotsPruned", r.SnapshotsPruned,
-			"eventsDeleted", r.EventsDeleted, "timelineRowsDeleted", r.TimelineRowsDeleted, "idempotencyKeysDeleted", r.IdempotencyKeysDeleted)
+			"eventsDeleted", r.EventsDeleted, "timelineRowsDeleted", r.TimelineRowsDeleted,
+			"epcisEventsDeleted", r.EPCISEventsDeleted, "idempotencyKeysDeleted", r.IdempotencyKeysDeleted)
 	}
 	return r, nil
 }

@@ -53,9 +53,10 @@ type ReadModels interface {
 	// Reset empties a projection's read models and checkpoint: the suite
 	// folds the log from scratch with it, to compare.
 	Reset(ctx context.Context, name string) error
-	// TrimTimeline is retention's trim of the timeline (and
-	// TrimIdempotencyKeys of the keys).
+	// TrimTimeline is retention's trim of the timeline (TrimEPCIS of the
+	// EPCIS index, TrimIdempotencyKeys of the keys).
 	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+	TrimEPCIS(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 	TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun bool) (int64, error)
 	// EraseEntity deletes every read-model row of an entity.
 	EraseEntity(ctx context.Context, tenant, id string) error
@@ -143,6 +144,8 @@ type env struct {
 	svc      *tracking.Service
 	mgr      *projection.Manager
 	recorded int64 // events recorded so far
+	// epcisCaptured numbers the EPCIS events captureEPCIS made.
+	epcisCaptured int
 	sever    func()
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/retention"
@@ -76,9 +77,11 @@ func testRetentionThenRebuild(t *testing.T, e *env) {
 			ev(tracking.TypeEntityRegistered, at(6, 0), `{}`),
 		}},
 	})
+	e.captureEPCIS(acme, 2) // EPCIS events are trimmed like the others, and from the EPCIS index
 	time.Sleep(2 * time.Millisecond)
 	cutoff := time.Now()
 	time.Sleep(2 * time.Millisecond)
+	e.captureEPCIS(acme, 1)
 	e.record([]step{
 		{acme, "OLD-1", "", []tracking.NewEvent{
 			completed("sorting", "op-2", tracking.OutcomeFailed, at(8, 0)), // its start is trimmed
@@ -96,10 +99,11 @@ func testRetentionThenRebuild(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The 11 old events go (each stream got a snapshot at its version);
-	// the 5 recent stay.
-	if rep.EventsDeleted != 11 || rep.TimelineRowsDeleted != 11 {
-		t.Fatalf("retention: %+v, want 11 events and 11 timeline rows deleted", rep)
+	// The 11 old events go (each stream got a snapshot at its version),
+	// and the 2 old EPCIS events; the 5 recent stay, and the recent EPCIS
+	// event.
+	if rep.EventsDeleted != 13 || rep.TimelineRowsDeleted != 11 || rep.EPCISEventsDeleted != 2 {
+		t.Fatalf("retention: %+v, want 13 events, 11 timeline rows and 2 EPCIS index entries deleted", rep)
 	}
 	e.recorded -= rep.EventsDeleted
 	// After retention, more events: onto a trimmed stream's snapshot.
@@ -119,7 +123,7 @@ func testRetentionThenRebuild(t *testing.T, e *env) {
 		}
 	}
 	live := e.dump()
-	e.wantRows(map[string]int{"rm_timeline": 8, "rm_entities": 5, "rm_operation_starts": 0, "rm_metric_points": 7})
+	e.wantRows(map[string]int{"rm_timeline": 8, "rm_entities": 5, "rm_operation_starts": 0, "rm_metric_points": 7, "rm_epcis_events": 1, "rm_epcis_ids": 1})
 	if st := e.entity(acme, "OLD-1"); st.Version != 10 || st.Status != tracking.StatusInTransit || len(st.OpenExceptions) != 1 {
 		t.Fatalf("live OLD-1 = v%d %s, %d open exceptions; want v10 in_transit, 1", st.Version, st.Status, len(st.OpenExceptions))
 	}
@@ -469,4 +473,32 @@ func testRebuildUnderLoad(t *testing.T, e *env) {
 	e.resetAll()
 	e.catchUp(e.mgr)
 	sameDump(t, "rebuilt under load vs folded from scratch", rebuilt, e.dump())
+}
+
+// captureEPCIS captures an EPCIS document of n ObjectEvents for a tenant
+// (each with EPCs of its own) and waits until the log has them.
+func (e *env) captureEPCIS(tenant string, n int) {
+	e.t.Helper()
+	jobs, ok := e.rm.(epcis.Jobs)
+	if !ok {
+		e.t.Fatalf("%T keeps no capture jobs", e.rm)
+	}
+	var events []string
+	for range n {
+		e.epcisCaptured++
+		events = append(events, fmt.Sprintf(`{"type": "ObjectEvent", "eventTime": "2026-01-01T10:00:00Z", "eventTimeZoneOffset": "+00:00",
+			"epcList": ["urn:epc:id:sgtin:0614141.107346.%d"], "action": "OBSERVE", "bizStep": "shipping"}`, e.epcisCaptured))
+	}
+	doc, err := epcis.ParseDocument([]byte(`{"@context": ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld"],
+		"type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-01-01T00:00:00Z",
+		"epcisBody": {"eventList": [`+strings.Join(events, ",")+`]}}`), 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	job, err := epcis.NewCapturer(e.store, jobs, epcis.HashStored, nil).Capture(e.ctx, epcis.Request{Tenant: tenant, Events: doc.Events})
+	if err != nil || !job.Success || job.Captured != n {
+		e.t.Fatalf("capture: %+v, %v", job, err)
+	}
+	e.recorded += int64(n)
+	e.waitReadable()
 }
