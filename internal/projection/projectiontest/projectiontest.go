@@ -146,7 +146,7 @@ type env struct {
 	recorded int64 // events recorded so far
 	// epcisCaptured numbers the EPCIS events captureEPCIS made.
 	epcisCaptured int
-	sever    func()
+	sever         func()
 }
 
 func newEnv(t *testing.T, store eventstore.Store, rm ReadModels) *env {
