@@ -307,8 +307,10 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if err != nil {
 		return fmt.Errorf("epcis: %w", err)
 	}
+	capturer := epcis.NewCapturer(store, views, epcis.HashStored, nil)
+	capturer.Logger = log
 	deps.EPCIS = &httpapi.EPCIS{
-		Capturer:      epcis.NewCapturer(store, views, epcis.HashStored, nil),
+		Capturer:      capturer,
 		Validator:     validator,
 		Jobs:          views,
 		CaptureLimit:  cfg.EPCIS.CaptureLimit,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -77,6 +78,9 @@ type Capturer struct {
 	jobs  Jobs
 	hash  Hasher
 	now   func() time.Time
+	// Logger receives the causes of failures to store (the job says only
+	// that nothing was stored). Nil: discarded.
+	Logger *slog.Logger
 }
 
 // NewCapturer returns a Capturer. now may be nil (time.Now).
@@ -143,6 +147,7 @@ func (c *Capturer) run(ctx context.Context, req Request, job *Job) {
 	for attempt := 0; ; attempt++ {
 		fresh, unchanged, conflicts, err := c.unseen(ctx, req.Tenant, events)
 		if err != nil {
+			c.logFailure(ctx, job, err)
 			job.Errors = append(job.Errors, internal(err))
 			return
 		}
@@ -165,8 +170,15 @@ func (c *Capturer) run(ctx context.Context, req Request, job *Job) {
 			job.Errors = job.Errors[:len(job.Errors)-len(conflicts)]
 			continue
 		}
+		c.logFailure(ctx, job, err)
 		job.Errors = append(job.Errors, internal(err))
 		return
+	}
+}
+
+func (c *Capturer) logFailure(ctx context.Context, job *Job, err error) {
+	if c.Logger != nil {
+		c.Logger.ErrorContext(ctx, "EPCIS capture failed", "tenant", job.Tenant, "captureID", job.CaptureID, "error", err)
 	}
 }
 
@@ -280,8 +292,15 @@ func conflict(e Event, eventID, msg string) Problem {
 		Detail: fmt.Sprintf("event %d (eventID %s): %s", e.Index, eventID, msg), Instance: pointer(e.Index, "eventID")}
 }
 
+// internal is the job's problem for a failure to store: what the client
+// can act on, nothing of the cause (which the server logs with the job).
 func internal(err error) Problem {
-	return Problem{Type: ProblemInternal, Title: "The events could not be stored", Status: 500, Detail: err.Error()}
+	if errors.Is(err, eventstore.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return Problem{Type: ProblemInternal, Title: "The events could not be stored", Status: 503,
+			Detail: "the event store is unavailable: nothing of this capture was stored; capture it again"}
+	}
+	return Problem{Type: ProblemInternal, Title: "The events could not be stored", Status: 500,
+		Detail: "an internal error occurred: nothing of this capture was stored"}
 }
 
 // pointer is the JSON pointer of a field of the index-th event of a
