@@ -363,6 +363,13 @@ func TestEPCISEntities(t *testing.T) {
 			if !again.Success || again.Unchanged != 5 {
 				t.Fatalf("the EPCIS events after the erasure of an object they name: %+v, want all 5 still stored", again)
 			}
+			metrics := string(srv.do(t, "GET", "/metrics", nil).Body)
+			for _, line := range []string{`tracktrace_epcis_events_total{outcome="captured"} 5`, `tracktrace_epcis_events_total{outcome="unchanged"} 5`,
+				`tracktrace_follower_active{follower="epcis-entities"} 1`} {
+				if !strings.Contains(metrics, line) {
+					t.Errorf("/metrics lacks %s", line)
+				}
+			}
 		})
 	}
 }

@@ -309,6 +309,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 	capturer := epcis.NewCapturer(store, views, epcis.HashStored, nil)
 	capturer.Logger = log
+	capturer.OnJob = func(j epcis.Job) { metrics.EPCISCaptured(j.Captured, j.Unchanged, len(j.Errors)) }
 	deps.EPCIS = &httpapi.EPCIS{
 		Capturer:      capturer,
 		Validator:     validator,
@@ -382,8 +383,10 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		g.Go(func() error { return kp.run(svcCtx) })
 	}
 	// EPCIS events become events of the tracking entities they name.
+	mapper := epcis.NewMapper(svc, views, log)
+	mapper.OnSkipped = metrics.EPCISMappingSkipped
 	epcisEntities := projection.NewFollower(epcis.EntitiesCheckpoint, store, views, leader,
-		epcis.NewMapper(svc, views, log).Handle, projection.FollowerOptions{
+		mapper.Handle, projection.FollowerOptions{
 			Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
 	g.Go(func() error { return epcisEntities.Run(svcCtx) })
 	if cfg.ConnectionStrings.Redis == "" {

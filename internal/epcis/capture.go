@@ -81,6 +81,8 @@ type Capturer struct {
 	// Logger receives the causes of failures to store (the job says only
 	// that nothing was stored). Nil: discarded.
 	Logger *slog.Logger
+	// OnJob, when set, is told of every finished job (metrics).
+	OnJob func(Job)
 }
 
 // NewCapturer returns a Capturer. now may be nil (time.Now).
@@ -129,6 +131,9 @@ func (c *Capturer) Capture(ctx context.Context, req Request) (Job, error) {
 	job.Success = len(job.Errors) == 0
 	if err := c.jobs.SaveJob(ctx, job); err != nil {
 		return Job{}, fmt.Errorf("epcis: save capture job: %w", err)
+	}
+	if c.OnJob != nil {
+		c.OnJob(job)
 	}
 	return job, nil
 }

@@ -30,6 +30,8 @@ type Metrics struct {
 	cacheRequests  *prometheus.CounterVec
 	leading        *prometheus.GaugeVec
 	deadLetters    *prometheus.CounterVec
+	epcisEvents    *prometheus.CounterVec
+	epcisSkipped   *prometheus.CounterVec
 }
 
 // NewMetrics registers the metric families on reg, each with the constant
@@ -63,8 +65,17 @@ func NewMetrics(reg *prometheus.Registry, constLabels map[string]string) *Metric
 			Help: "Records written to a dead-letter topic instead of being published or handled, by their own topic and reason " +
 				"(message_too_large, invalid, retries_exhausted, tenant_mismatch).",
 		}, []string{"topic", "reason"}),
+		epcisEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracktrace_epcis_events_total",
+			Help: "EPCIS events of capture jobs, by outcome: captured (stored), unchanged (stored already with the same content), refused (invalid, in conflict, or not stored).",
+		}, []string{"outcome"}),
+		epcisSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracktrace_epcis_mapping_skipped_total",
+			Help: "Tracking events derived from EPCIS events that the domain refused (rule-violation, invalid, other): the object's entity misses them.",
+		}, []string{"reason"}),
 	}
 	r.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.eventsAppended, m.cacheRequests, m.leading, m.deadLetters,
+		m.epcisEvents, m.epcisSkipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -112,6 +123,20 @@ func (l observedLeader) TryLead(ctx context.Context, name string) (<-chan struct
 // ingest topics count under their pattern), reason why.
 func (m *Metrics) DeadLettered(topic, reason string) {
 	m.deadLetters.WithLabelValues(topic, reason).Inc()
+}
+
+// EPCISCaptured counts the events of a finished capture job: captured and
+// unchanged ones, and refused ones (one per error of the job).
+func (m *Metrics) EPCISCaptured(captured, unchanged, refused int) {
+	m.epcisEvents.WithLabelValues("captured").Add(float64(captured))
+	m.epcisEvents.WithLabelValues("unchanged").Add(float64(unchanged))
+	m.epcisEvents.WithLabelValues("refused").Add(float64(refused))
+}
+
+// EPCISMappingSkipped counts one derived tracking command the domain
+// refused.
+func (m *Metrics) EPCISMappingSkipped(reason string) {
+	m.epcisSkipped.WithLabelValues(reason).Inc()
 }
 
 // statusRecorder captures the status code a handler writes.
