@@ -69,6 +69,9 @@ func (s *Store) EPCISEvents(ctx context.Context, tenant string, q epcis.Query, p
 		if o.desc {
 			cmp = "<"
 		}
+		// The bound on the column alone lets either engine start the index
+		// scan at the page; the disjunction is the exact keyset condition.
+		b.add("e."+o.column+" "+cmp+"= ?", after.key)
 		b.add("(e."+o.column+" "+cmp+" ? OR (e."+o.column+" = ? AND e.position "+cmp+" ?))", after.key, after.key, after.position)
 	}
 	dir := " ASC"
@@ -146,10 +149,11 @@ func orderOf(q epcis.Query) order {
 }
 
 // epcisFilter builds the WHERE clause of a query: conditions on the event
-// row (alias e), EXISTS subqueries on its identifiers and fields.
+// row (alias e), subqueries on its identifiers and fields.
 type epcisFilter struct {
-	conds []string
-	args  []any
+	tenant string
+	conds  []string
+	args   []any
 }
 
 func (b *epcisFilter) add(cond string, args ...any) {
@@ -184,11 +188,17 @@ func (b *epcisFilter) addRange(column string, r epcis.TimeRange) {
 	}
 }
 
-// sameEvent correlates a subquery's rows (alias x) with the event row.
-const sameEvent = "x.tenant_id = e.tenant_id AND x.entity_id = e.entity_id AND x.version = e.version"
+// addSub adds a condition on the rows of an event in another table (alias
+// x): the event is among those having a row that meets conds. It is an IN
+// on the key rather than a correlated EXISTS so that SQLite, too, can start
+// from a selective subquery's index instead of probing it once per event.
+func (b *epcisFilter) addSub(table string, conds []string, args []any) {
+	b.add("(e.entity_id, e.version) IN (SELECT x.entity_id, x.version FROM "+table+" x WHERE x.tenant_id = ? AND "+
+		strings.Join(conds, " AND ")+")", append([]any{b.tenant}, args...)...)
+}
 
 func newEPCISFilter(tenant string, q epcis.Query) *epcisFilter {
-	b := &epcisFilter{}
+	b := &epcisFilter{tenant: tenant}
 	b.add("e.tenant_id = ?", tenant)
 	b.addIn("e.event_type", q.EventTypes)
 	b.addRange("e.event_time", q.EventTime)
@@ -235,8 +245,7 @@ func (b *epcisFilter) addIDs(f epcis.IDFilter) {
 			alts = append(alts, c+")")
 		}
 	}
-	b.add("EXISTS (SELECT 1 FROM "+TableEPCISIDs+" x WHERE "+sameEvent+" AND "+roles+
-		" AND ("+strings.Join(alts, " OR ")+"))", args...)
+	b.addSub(TableEPCISIDs, []string{roles, "(" + strings.Join(alts, " OR ") + ")"}, args)
 }
 
 // prefixEnd is the least string above every string starting with prefix
@@ -256,7 +265,7 @@ func (b *epcisFilter) addQuantities(fs []epcis.QuantityFilter) {
 	}
 	for _, uom := range units {
 		roles, args := in("x.role", []string{epcis.RoleClass, epcis.RoleChildClass, epcis.RoleInputClass, epcis.RoleOutputClass})
-		conds := []string{sameEvent, roles, "x.quantity IS NOT NULL"}
+		conds := []string{roles, "x.quantity IS NOT NULL"}
 		if uom != "" {
 			conds = append(conds, "x.uom = ?")
 			args = append(args, uom)
@@ -269,7 +278,7 @@ func (b *epcisFilter) addQuantities(fs []epcis.QuantityFilter) {
 			conds = append(conds, c)
 			args = append(args, a...)
 		}
-		b.add("EXISTS (SELECT 1 FROM "+TableEPCISIDs+" x WHERE "+strings.Join(conds, " AND ")+")", args...)
+		b.addSub(TableEPCISIDs, conds, args)
 	}
 }
 
@@ -286,7 +295,7 @@ func compareNum(column string, op epcis.Op, vs []float64) (string, []any) {
 // addField adds a filter on the index's fields.
 func (b *epcisFilter) addField(f epcis.FieldFilter) {
 	families, args := in("x.family", f.Families)
-	conds := []string{sameEvent, families}
+	conds := []string{families}
 	if len(f.Names) > 0 {
 		c, a := in("x.name", f.Names)
 		conds = append(conds, c)
@@ -330,7 +339,7 @@ func (b *epcisFilter) addField(f epcis.FieldFilter) {
 			args = append(args, a...)
 		}
 	}
-	b.add("EXISTS (SELECT 1 FROM "+TableEPCISFields+" x WHERE "+strings.Join(conds, " AND ")+")", args...)
+	b.addSub(TableEPCISFields, conds, args)
 }
 
 // pagePosition is where a page ended: the last event's order key and
