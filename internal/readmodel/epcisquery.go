@@ -110,8 +110,11 @@ func (s *Store) EPCISEvents(ctx context.Context, tenant string, q epcis.Query, p
 	if err := rows.Err(); err != nil {
 		return epcis.Page{}, fmt.Errorf("%s: epcis query: %w", s.name, err)
 	}
+	last.returned = returned + int64(len(out.Events))
+	if q.EventCountLimit > 0 && last.returned >= int64(q.EventCountLimit) {
+		more = false
+	}
 	if more {
-		last.returned = returned + int64(len(out.Events))
 		out.Next = sealPageToken(last, fp, o)
 	}
 	return out, nil
