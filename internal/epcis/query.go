@@ -334,6 +334,18 @@ func single(key string, raw []string) (string, error) {
 	return v, nil
 }
 
+// oneOf returns the one value of a parameter that takes one of a few.
+func oneOf(key string, raw []string, allowed ...string) (string, error) {
+	v, err := single(key, raw)
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(allowed, v) {
+		return "", bad(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+	return v, nil
+}
+
 // parseTime reads a date-time. A '+' of an offset that arrived as a space
 // (an unencoded '+' in a query string) is read as '+'.
 func parseTime(key, v string) (time.Time, error) {
@@ -462,12 +474,12 @@ func (p *parser) param(key string, raw []string) error {
 	case "EQ_errorReason":
 		return list(&q.ErrorReasons, p.vocab("errorReason"))
 	case "EQ_correctiveEventID":
-		return p.field(key, raw, []string{FamilyCorrectiveEventID}, nil, OpEQ, "", plain)
+		return p.field(key, raw, []string{FamilyCorrectiveEventID}, nil, plain)
 	case "EQ_transformationID":
-		return p.field(key, raw, []string{FamilyTransformationID}, []string{""}, OpEQ, "", p.ids)
+		return p.field(key, raw, []string{FamilyTransformationID}, []string{""}, p.ids)
 	case "EQ_persistentDisposition_set", "EQ_persistentDisposition_unset":
 		name := strings.TrimPrefix(key, "EQ_persistentDisposition_")
-		return p.field(key, raw, []string{FamilyPersistentDisposition}, []string{name}, OpEQ, "", p.vocab("disposition"))
+		return p.field(key, raw, []string{FamilyPersistentDisposition}, []string{name}, p.vocab("disposition"))
 	case "orderBy":
 		v, err := single(key, raw)
 		if err != nil {
@@ -484,15 +496,9 @@ func (p *parser) param(key string, raw []string) error {
 		}
 		return nil
 	case "orderDirection":
-		v, err := single(key, raw)
-		if err != nil {
-			return err
-		}
-		if v != "ASC" && v != "DESC" {
-			return bad(key, "%q is not ASC or DESC", v)
-		}
+		v, err := oneOf(key, raw, "ASC", "DESC")
 		p.direction = v
-		return nil
+		return err
 	case "eventCountLimit":
 		n, err := parseCount(key, raw)
 		q.EventCountLimit = n
@@ -514,23 +520,20 @@ func (p *parser) param(key string, raw []string) error {
 		return existsValue(key, raw)
 	case "GE_time", "LT_time", "GE_startTime", "LT_startTime", "GE_endTime", "LT_endTime":
 		op, name, _ := strings.Cut(key, "_")
-		return p.compare(key, raw, []string{FamilySensor}, []string{name}, Op(op), "", true)
+		return p.compare(key, raw, []string{FamilySensor}, []string{name}, Op(op), true)
 	case "GE_percRank", "LT_percRank", "GT_percRank", "LE_percRank":
 		op, name, _ := strings.Cut(key, "_")
-		return p.compare(key, raw, []string{FamilySensor}, []string{name}, Op(op), "", false)
+		return p.compare(key, raw, []string{FamilySensor}, []string{name}, Op(op), false)
 	case "EQ_type":
-		return p.field(key, raw, []string{FamilySensor}, []string{"type"}, OpEQ, "", p.vocab("sensorType"))
+		return p.field(key, raw, []string{FamilySensor}, []string{"type"}, p.vocab("sensorType"))
 	case "EQ_deviceID", "EQ_dataProcessingMethod", "EQ_microorganism", "EQ_chemicalSubstance", "EQ_bizRules", "EQ_uriValue":
-		return p.field(key, raw, []string{FamilySensor}, []string{key[3:]}, OpEQ, "", anyIDForm)
+		return p.field(key, raw, []string{FamilySensor}, []string{key[3:]}, anyIDForm)
 	case "EQ_stringValue", "EQ_hexBinaryValue":
-		return p.field(key, raw, []string{FamilySensor}, []string{key[3:]}, OpEQ, "", plain)
+		return p.field(key, raw, []string{FamilySensor}, []string{key[3:]}, plain)
 	case "EQ_booleanValue":
-		v, err := single(key, raw)
+		v, err := oneOf(key, raw, "true", "false")
 		if err != nil {
 			return err
-		}
-		if v != "true" && v != "false" {
-			return bad(key, "%q is not true or false", v)
 		}
 		q.Fields = append(q.Fields, FieldFilter{Param: key, Families: []string{FamilySensor}, Names: []string{"booleanValue"}, Op: OpEQ, Texts: []string{v}})
 		return nil
@@ -571,7 +574,7 @@ func (p *parser) family(key string, raw []string) error {
 				if names[0] != typ {
 					names = append(names, typ)
 				}
-				return p.field(key, raw, []string{l.family}, names, OpEQ, "", p.ids)
+				return p.field(key, raw, []string{l.family}, names, p.ids)
 			}
 		}
 	}
@@ -662,17 +665,17 @@ func (p *parser) extension(key string, raw []string, op Op, rest string) error {
 		p.q.Fields = append(p.q.Fields, f)
 		return nil
 	}
-	return p.compare(key, raw, []string{family}, []string{iri}, op, "", false)
+	return p.compare(key, raw, []string{family}, []string{iri}, op, false)
 }
 
 // compare adds a GT/GE/LT/LE filter on a field's number or time (a time
 // when onlyTime, or when the value reads as one).
-func (p *parser) compare(key string, raw []string, families, names []string, op Op, uom string, onlyTime bool) error {
+func (p *parser) compare(key string, raw []string, families, names []string, op Op, onlyTime bool) error {
 	v, err := single(key, raw)
 	if err != nil {
 		return err
 	}
-	f := FieldFilter{Param: key, Families: families, Names: names, Op: op, UOM: uom}
+	f := FieldFilter{Param: key, Families: families, Names: names, Op: op}
 	t, terr := parseTime(key, v)
 	switch {
 	case terr == nil:
@@ -692,12 +695,12 @@ func (p *parser) compare(key string, raw []string, families, names []string, op 
 
 // field adds an EQ filter on index fields, each value in its canonical
 // forms.
-func (p *parser) field(key string, raw []string, families, names []string, op Op, uom string, canon func(string) []string) error {
+func (p *parser) field(key string, raw []string, families, names []string, canon func(string) []string) error {
 	vs, err := values(key, raw)
 	if err != nil {
 		return err
 	}
-	f := FieldFilter{Param: key, Families: families, Names: names, Op: op, UOM: uom}
+	f := FieldFilter{Param: key, Families: families, Names: names, Op: OpEQ}
 	for _, v := range vs {
 		for _, c := range canon(v) {
 			if !slices.Contains(f.Texts, c) {

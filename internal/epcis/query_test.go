@@ -225,3 +225,25 @@ func TestParseExtensions(t *testing.T) {
 		}
 	}
 }
+
+// Hostile parameters are a QueryParameterError or a query, never a panic.
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{
+		"MATCH_epc=urn:epc:idpat:sgtin:0614141.*.*", "MATCH_anyEPC=urn:epc:idpat:sscc:1.*|urn:epc:idpat:x:*",
+		"MATCH_epcClass=https://id.gs1.org/01/*", "GE_value_CEL=1e400", "EQ_INNER_ILMD_a:b=1",
+		"EQ_bizTransaction_po=%00", "orderBy=eventTime&eventCountLimit=99999999999999999999", "EQ_ATTR_x_y=1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, params string) {
+		v, err := url.ParseQuery(params)
+		if err != nil {
+			return
+		}
+		_, err = epcis.ParseQuery(v, testNS)
+		var qp *epcis.QueryParameterError
+		if err != nil && !errors.As(err, &qp) {
+			t.Fatalf("%q: %v is not a QueryParameterError", params, err)
+		}
+	})
+}
