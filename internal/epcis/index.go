@@ -156,10 +156,30 @@ func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
 		}
 	}
 
+	// A field's value is indexed when scalar; a list's scalar items are
+	// indexed each (EQ_ matches any of them); a list or an object leaves a
+	// row without a value, so that EXISTS_ finds it.
 	add := func(family, name string, v json.RawMessage) {
 		if f, ok := scalar(family, name, v); ok {
 			x.Fields = append(x.Fields, f)
+			return
 		}
+		switch first(v) {
+		case '[':
+			var l []json.RawMessage
+			if json.Unmarshal(v, &l) != nil {
+				return
+			}
+			for _, item := range l {
+				if f, ok := scalar(family, name, item); ok {
+					x.Fields = append(x.Fields, f)
+				}
+			}
+		case '{':
+		default:
+			return
+		}
+		x.Fields = append(x.Fields, IndexedField{Family: family, Name: name})
 	}
 	for _, l := range []struct{ key, family, value, kind string }{
 		{"bizTransactionList", FamilyBizTransaction, "bizTransaction", "bizTransactionType"},

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/readmodel"
@@ -60,6 +61,10 @@ type ReadModels interface {
 	TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun bool) (int64, error)
 	// EraseEntity deletes every read-model row of an entity.
 	EraseEntity(ctx context.Context, tenant, id string) error
+	// EPCISEvents runs an EPCIS query on the EPCIS index; the capture jobs
+	// (epcis.Jobs) are kept beside it.
+	EPCISEvents(ctx context.Context, tenant string, q epcis.Query, page string, perPage int) (epcis.Page, error)
+	epcis.Jobs
 }
 
 // batchSize is small so that every scenario crosses batch boundaries.
@@ -109,6 +114,8 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"ConnectionLostMidRead", testConnectionLost},
 		{"SecretsAreMadeOnce", testSecrets},
 		{"IdempotencyKeysBindTheFirstRequest", testIdempotencyKeys},
+		{"EPCISQuery", testEPCISQuery},
+		{"EPCISQueryPaging", testEPCISPaging},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,8 +24,8 @@ CREATE TABLE rm_epcis_events (
     data          TEXT    NOT NULL,
     PRIMARY KEY (tenant_id, entity_id, version)
 ) WITHOUT ROWID;
-CREATE INDEX rm_epcis_events_time ON rm_epcis_events (tenant_id, event_time);
-CREATE INDEX rm_epcis_events_record ON rm_epcis_events (tenant_id, record_time);
+CREATE INDEX rm_epcis_events_time ON rm_epcis_events (tenant_id, event_time, position);
+CREATE INDEX rm_epcis_events_record ON rm_epcis_events (tenant_id, record_time, position);
 CREATE INDEX rm_epcis_events_id ON rm_epcis_events (tenant_id, event_id);
 CREATE INDEX rm_epcis_events_location ON rm_epcis_events (tenant_id, biz_location, event_time);
 CREATE INDEX rm_epcis_events_read_point ON rm_epcis_events (tenant_id, read_point, event_time);
