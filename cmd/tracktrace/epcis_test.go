@@ -373,3 +373,5 @@ func TestEPCISEntities(t *testing.T) {
 		})
 	}
 }
+
+func sleepBriefly() { time.Sleep(25 * time.Millisecond) }

@@ -314,6 +314,8 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		Capturer:      capturer,
 		Validator:     validator,
 		Jobs:          views,
+		Index:         views,
+		Queries:       views,
 		CaptureLimit:  cfg.EPCIS.CaptureLimit,
 		FileSizeLimit: int64(cfg.EPCIS.CaptureFileSizeLimit),
 	}

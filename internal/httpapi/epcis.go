@@ -25,6 +25,8 @@ type EPCIS struct {
 	Capturer  Capturer
 	Validator *validate.Validator
 	Jobs      epcis.Jobs
+	Index     EPCISIndex
+	Queries   epcis.Queries
 	// CaptureLimit bounds the events of one capture (GS1-EPCIS-Capture-Limit);
 	// FileSizeLimit its bytes (GS1-EPCIS-Capture-File-Size-Limit).
 	CaptureLimit  int
@@ -66,6 +68,7 @@ func (s *server) epcisRoutes(api func(pattern, scope string, h func(http.Respons
 	api("GET /epcis/capture", tracking.ScopeRead, s.listCaptureJobs)
 	api("GET /epcis/capture/{captureID}", tracking.ScopeRead, s.getCaptureJob)
 	api("POST /epcis/events", tracking.ScopeWrite, s.captureEvent)
+	s.epcisQueryRoutes(api)
 }
 
 // epcisHeaders sets the headers every EPCIS answer carries.

@@ -428,3 +428,40 @@ func openPageToken(token string, fp []byte, o order) (pagePosition, error) {
 	}
 	return p, nil
 }
+
+// epcisValueSources are where EPCISValues finds each kind of value.
+var epcisValueSources = map[string]string{
+	"bizStep":     `SELECT DISTINCT biz_step FROM ` + TableEPCISEvents + ` WHERE tenant_id = ? AND biz_step > ? ORDER BY biz_step LIMIT ?`,
+	"disposition": `SELECT DISTINCT disposition FROM ` + TableEPCISEvents + ` WHERE tenant_id = ? AND disposition > ? ORDER BY disposition LIMIT ?`,
+	"readPoint":   `SELECT DISTINCT read_point FROM ` + TableEPCISEvents + ` WHERE tenant_id = ? AND read_point > ? ORDER BY read_point LIMIT ?`,
+	"bizLocation": `SELECT DISTINCT biz_location FROM ` + TableEPCISEvents + ` WHERE tenant_id = ? AND biz_location > ? ORDER BY biz_location LIMIT ?`,
+	"epc": `SELECT DISTINCT id FROM ` + TableEPCISIDs + ` WHERE tenant_id = ? AND id > ? AND role IN ('` +
+		epcis.RoleEPC + `', '` + epcis.RoleChild + `', '` + epcis.RoleParent + `', '` + epcis.RoleInput + `', '` + epcis.RoleOutput + `') ORDER BY id LIMIT ?`,
+}
+
+// EPCISValues lists, in canonical form and in order, the distinct values of
+// a kind (bizStep, disposition, readPoint, bizLocation, epc) a tenant's
+// EPCIS events hold, after `after`, at most limit.
+func (s *Store) EPCISValues(ctx context.Context, tenant, kind, after string, limit int) ([]string, error) {
+	query, ok := epcisValueSources[kind]
+	if !ok {
+		return nil, fmt.Errorf("%s: EPCIS values: unknown kind %q", s.name, kind)
+	}
+	rows, err := s.engine.SQL().Query(ctx, query, tenant, after, int64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("%s: EPCIS values: %w", s.name, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("%s: EPCIS values: %w", s.name, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: EPCIS values: %w", s.name, err)
+	}
+	return out, nil
+}

@@ -443,6 +443,19 @@ func testRebuildUnderLoad(t *testing.T, e *env) {
 	readsDuring := reads.Load() - readsAtStart
 	switchedAt := reads.Load()
 	waitFor("reads after the switch", func() bool { return reads.Load() >= switchedAt+20 })
+	// The runner tells the caches of a switch after its commit, which the
+	// checkpoints show a moment earlier (or, where the switch's answer was
+	// lost, at its next look at the checkpoints).
+	waitFor("the runner to tell the caches of every switch", func() bool {
+		gensMu.Lock()
+		defer gensMu.Unlock()
+		for _, name := range tracking.Projections() {
+			if gens[name] != 1 {
+				return false
+			}
+		}
+		return true
+	})
 	cancel()
 	wg.Wait()
 
