@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -375,3 +376,149 @@ func TestEPCISEntities(t *testing.T) {
 }
 
 func sleepBriefly() { time.Sleep(25 * time.Millisecond) }
+
+// TestEPCISQueries: the query resources over HTTP (the query language
+// itself is the read-model suite's EPCISQuery cases): events by id, type,
+// EPC, business step and location; collections; named queries; paging
+// Links; XML answers; refusals.
+func TestEPCISQueries(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, engines[0].env(t))
+	job := capture(t, srv, "q", "application/json", []byte(epcisEntityDoc))
+	if !job.Success {
+		t.Fatalf("capture: %+v", job)
+	}
+	type answer struct {
+		Type      string
+		EpcisBody struct {
+			QueryResults struct {
+				QueryName   string
+				ResultsBody struct {
+					EventList []struct {
+						EventID          string
+						ErrorDeclaration any
+						EpcList          []string
+					}
+				}
+			}
+		}
+	}
+	query := func(path string, headers ...string) (answer, response) {
+		t.Helper()
+		var a answer
+		for range 200 { // the index follows the log
+			r := srv.do(t, "GET", path, nil, append([]string{"X-Tenant-ID", "q"}, headers...)...)
+			if r.StatusCode != 200 {
+				return a, r
+			}
+			r.JSON(t, &a)
+			if len(a.EpcisBody.QueryResults.ResultsBody.EventList) > 0 || strings.Contains(path, "nothing") {
+				return a, r
+			}
+			sleepBriefly()
+		}
+		t.Fatalf("%s: no events", path)
+		return a, response{}
+	}
+	ids := func(a answer) (out []string) {
+		for _, e := range a.EpcisBody.QueryResults.ResultsBody.EventList {
+			out = append(out, e.EventID[len(e.EventID)-1:])
+		}
+		return out
+	}
+	for _, c := range []struct {
+		path string
+		want []string
+	}{
+		{"/epcis/events", []string{"1", "2", "3", "4", "3"}},
+		{"/epcis/events/" + url.PathEscape("urn:uuid:11111111-0000-4000-8000-000000000003"), []string{"3", "3"}},
+		{"/epcis/eventTypes/AggregationEvent/events", []string{"2"}},
+		{"/epcis/epcs/" + url.PathEscape("urn:epc:id:sscc:0614141.1234567890") + "/events", []string{"2", "3", "3"}},
+		{"/epcis/epcs/" + url.PathEscape("https://id.gs1.org/01/10614141073464/21/1") + "/events", []string{"1", "2", "4"}},
+		{"/epcis/bizSteps/shipping/events", []string{"3", "3"}},
+		{"/epcis/bizLocations/" + url.PathEscape("urn:epc:id:sgln:0614141.00777.0") + "/events", []string{"3", "3"}},
+		{"/epcis/events?EXISTS_errorDeclaration=&MATCH_epc=urn:epc:id:sscc:0614141.1234567890", []string{"3"}},
+		{"/epcis/events?orderBy=eventTime&orderDirection=DESC&eventCountLimit=2", []string{"4", "3"}},
+	} {
+		a, r := query(c.path)
+		if r.StatusCode != 200 || !slices.Equal(ids(a), c.want) || a.Type != "EPCISQueryDocument" {
+			t.Errorf("%s: %d %v, want %v", c.path, r.StatusCode, ids(a), c.want)
+		}
+	}
+	// Paging: a Link to the next page, which holds the rest.
+	a, r := query("/epcis/events?perPage=3")
+	next := r.Header.Get("Link")
+	if len(ids(a)) != 3 || !strings.Contains(next, `rel="next"`) {
+		t.Fatalf("first page: %v, Link %q", ids(a), next)
+	}
+	a, _ = query(strings.TrimSuffix(strings.TrimPrefix(next, "<"), `>; rel="next"`))
+	if !slices.Equal(ids(a), []string{"4", "3"}) {
+		t.Errorf("second page: %v", ids(a))
+	}
+	// Formats: EPC URNs, and the XML binding.
+	a, _ = query("/epcis/events?MATCH_epc=https://id.gs1.org/01/10614141073464/21/1", "GS1-EPC-Format", "Always_EPC_URN")
+	// (events 1 and 4 name it in epcList, event 2 in childEPCs)
+	if l := a.EpcisBody.QueryResults.ResultsBody.EventList; len(l) != 3 || l[0].EpcList[0] != "urn:epc:id:sgtin:0614141.107346.1" {
+		t.Errorf("as EPC URNs: %+v", l)
+	}
+	x := srv.do(t, "GET", "/epcis/eventTypes/AggregationEvent/events", nil, "X-Tenant-ID", "q", "Accept", "application/xml")
+	if x.StatusCode != 200 || x.Header.Get("Content-Type") != "application/xml" || !strings.Contains(string(x.Body), "<AggregationEvent") {
+		t.Errorf("XML answer: %d %s %.300s", x.StatusCode, x.Header.Get("Content-Type"), x.Body)
+	}
+	// Collections.
+	var coll struct {
+		Type   string
+		Member []string
+	}
+	srv.do(t, "GET", "/epcis/bizLocations", nil, "X-Tenant-ID", "q").JSON(t, &coll)
+	if coll.Type != "Collection" || len(coll.Member) != 1 {
+		t.Errorf("bizLocations: %+v", coll)
+	}
+	srv.do(t, "GET", "/epcis/epcs?perPage=2", nil, "X-Tenant-ID", "q").JSON(t, &coll)
+	if len(coll.Member) != 2 {
+		t.Errorf("epcs?perPage=2: %+v", coll)
+	}
+	// Named queries.
+	body := `{"name": "shipped", "query": {"EQ_bizStep": ["shipping"], "eventType": ["ObjectEvent"]}}`
+	if r := srv.do(t, "POST", "/epcis/queries", body, "X-Tenant-ID", "q"); r.StatusCode != 201 || r.Header.Get("Location") != "/epcis/queries/shipped" {
+		t.Fatalf("create query: %d %s", r.StatusCode, r.Body)
+	}
+	if r := srv.do(t, "POST", "/epcis/queries", body, "X-Tenant-ID", "q"); r.StatusCode != 409 {
+		t.Errorf("create it again: %d %s", r.StatusCode, r.Body)
+	}
+	if a, r := query("/epcis/queries/shipped/events"); r.StatusCode != 200 || !slices.Equal(ids(a), []string{"3", "3"}) || a.EpcisBody.QueryResults.QueryName != "shipped" {
+		t.Errorf("named query events: %d %v", r.StatusCode, ids(a))
+	}
+	if r := srv.do(t, "GET", "/epcis/queries/shipped/events", nil, "X-Tenant-ID", "other"); r.StatusCode != 404 {
+		t.Errorf("another tenant's named query: %d", r.StatusCode)
+	}
+	for _, bad := range []string{`{"name": "x y", "query": {}}`, `{"name": "z", "query": {"EQ_nonsense": 1}}`, `{"name": "z"`} {
+		if r := srv.do(t, "POST", "/epcis/queries", bad, "X-Tenant-ID", "q"); r.StatusCode != 400 {
+			t.Errorf("query %s: %d %s", bad, r.StatusCode, r.Body)
+		}
+	}
+	if r := srv.do(t, "DELETE", "/epcis/queries/shipped", nil, "X-Tenant-ID", "q"); r.StatusCode != 204 {
+		t.Errorf("delete: %d %s", r.StatusCode, r.Body)
+	}
+	if r := srv.do(t, "GET", "/epcis/queries/shipped", nil, "X-Tenant-ID", "q"); r.StatusCode != 404 {
+		t.Errorf("after delete: %d", r.StatusCode)
+	}
+	// Refusals name the parameter.
+	for path, param := range map[string]string{
+		"/epcis/events?GE_eventTime=yesterday":     "GE_eventTime",
+		"/epcis/events?EQ_unknownThing=1":          "EQ_unknownThing",
+		"/epcis/events?nextPageToken=forged":       "nextPageToken",
+		"/epcis/events?perPage=0":                  "perPage",
+		"/epcis/events?orderBy=ext:field":          "orderBy",
+		"/epcis/events?maxEventCount=1&EQ_action=": "",
+	} {
+		r := srv.do(t, "GET", path, nil, "X-Tenant-ID", "q")
+		if r.StatusCode < 400 || r.StatusCode >= 500 || !strings.Contains(string(r.Body), param) {
+			t.Errorf("%s: %d %s", path, r.StatusCode, r.Body)
+		}
+	}
+	if r := srv.do(t, "GET", "/epcis/events?maxEventCount=1", nil, "X-Tenant-ID", "q"); r.StatusCode != 413 ||
+		!strings.Contains(string(r.Body), "QueryTooLargeException") {
+		t.Errorf("maxEventCount exceeded: %d %s", r.StatusCode, r.Body)
+	}
+}

@@ -214,7 +214,9 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 // with 404, where the mux would redirect (even a POST) to the cleaned path.
 func rejectUncleanPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
+		// The escaped path: an identifier in one segment (%2F-escaped, as
+		// EPCIS resources take them) is not a path of several.
+		p := r.URL.EscapedPath()
 		if p != "/" && (strings.Contains(p, "//") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") ||
 			strings.Contains(p, "/./") || strings.Contains(p, "/../")) {
 			writeProblemDoc(w, r, newProblem(http.StatusNotFound, "not-found", "no such resource (paths are not normalized)"))
