@@ -16,6 +16,7 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 
 	"github.com/tlm/tracktrace/internal/httpapi"
+	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // openAPIValidator checks the served document with a real OpenAPI 3.1
@@ -508,7 +509,7 @@ func waitProjections(t *testing.T, srv *server, headers ...string) {
 		for _, p := range st.Projections {
 			lag += p.LagEvents
 		}
-		if lag == 0 && len(st.Projections) == 3 {
+		if lag == 0 && len(st.Projections) == len(tracking.Projections()) {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // With Kafka configured (an in-process Kafka-protocol broker): events are
@@ -63,7 +65,7 @@ func TestServeWithKafka(t *testing.T) {
 		}
 	}
 	srv.do(t, "GET", "/api/v1/projections", nil).JSON(t, &st)
-	if len(st.Projections) != 3 {
+	if len(st.Projections) != len(tracking.Projections()) {
 		t.Fatalf("projections: %+v", st)
 	}
 	for _, p := range st.Projections {

@@ -31,13 +31,13 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 	for path, item := range doc.Paths {
 		for method := range item {
 			switch method {
-			case "get", "post", "put", "patch", "delete":
+			case "get", "post", "put", "patch", "delete", "options":
 				documented = append(documented, strings.ToUpper(method)+" "+path)
 			}
 		}
 	}
 	s := &server{Deps: Deps{Tracker: &tenantRecorder{}, ReadModels: noReadModels{}, Projections: &rebuildRecorder{},
-		Eraser: noEraser{}, Metrics: http.NotFoundHandler()}}
+		Eraser: noEraser{}, Metrics: http.NotFoundHandler(), EPCIS: &EPCIS{}}}
 	s.routes(http.NewServeMux())
 	slices.Sort(documented)
 	served := slices.Sorted(slices.Values(s.patterns))
