@@ -107,7 +107,8 @@ type latencySummary struct {
 // path is read once before the run): 304 counts as a success, and the
 // report says how many there were. epcis-capture posts EPCIS documents of
 // new events to /epcis/capture, counts the EPCIS events their jobs
-// captured, and reports how long each job took to be seen finished.
+// captured, and reports how long each job took to be seen finished; a
+// capture under way at the end of the run is waited for.
 func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -441,8 +442,9 @@ func (lt *loadTester) seed(ctx context.Context) error {
 
 // run drives the scenario for the duration and summarizes.
 func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
-	// The jobs of captures accepted before the end are still followed.
-	jobCtx := ctx
+	// A capture is not cut by the end of the run: the events of one cut
+	// would be stored but not counted. Its job is followed to its end.
+	uncut := ctx
 	ctx, cancel := context.WithTimeout(ctx, lt.o.duration)
 	defer cancel()
 	var tokens chan struct{}
@@ -495,7 +497,7 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 				var st, n int
 				var location string
 				if lt.o.scenario == "epcis-capture" {
-					st, location = lt.capture(ctx)
+					st, location = lt.capture(uncut)
 				} else {
 					st, n = lt.op(ctx, r, lt.o.scenario)
 				}
@@ -507,7 +509,7 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 				requests.Add(1)
 				if st == http.StatusAccepted && location != "" {
 					// The events a capture stored are those its job counts.
-					job, delay, seen := lt.awaitJob(jobCtx, location, accepted)
+					job, delay, seen := lt.awaitJob(uncut, location, accepted)
 					localJobs.record(job, delay, seen)
 					n = job.Captured
 				}
