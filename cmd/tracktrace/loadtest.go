@@ -30,6 +30,8 @@ type loadtestOptions struct {
 	duration    time.Duration
 	entities    int
 	batchSize   int
+	epcisEvents int
+	epcisEPCs   int
 	tenant      string
 	token       string
 }
@@ -48,6 +50,47 @@ type loadReport struct {
 	EventsPerS     float64          `json:"eventsPerSecond"`
 	LatencyMs      latencySummary   `json:"latencyMs"`
 	ErrorsByStatus map[string]int64 `json:"errorsByStatus"`
+	// Jobs follows the capture jobs of epcis-capture.
+	Jobs *jobSummary `json:"jobs,omitempty"`
+}
+
+// jobSummary is what epcis-capture saw of the jobs of its captures: each
+// 202's Location is read until the job shows running=false.
+type jobSummary struct {
+	Checked   int64 `json:"checked"`
+	Succeeded int64 `json:"succeeded"`
+	// Failed finished with success=false; NotVisible were not seen
+	// finished within jobDeadline of their 202.
+	Failed     int64 `json:"failed"`
+	NotVisible int64 `json:"notVisible"`
+	// VisibleMs is the delay from the 202 to the answer that showed the
+	// job finished.
+	VisibleMs latencySummary `json:"visibleMs"`
+	visible   []time.Duration
+}
+
+// record counts a job as awaitJob returned it.
+func (s *jobSummary) record(job captureState, delay time.Duration, seen bool) {
+	s.Checked++
+	switch {
+	case !seen:
+		s.NotVisible++
+		return
+	case job.Success:
+		s.Succeeded++
+	default:
+		s.Failed++
+	}
+	s.visible = append(s.visible, delay)
+}
+
+// add adds the counts of o to s.
+func (s *jobSummary) add(o *jobSummary) {
+	s.Checked += o.Checked
+	s.Succeeded += o.Succeeded
+	s.Failed += o.Failed
+	s.NotVisible += o.NotVisible
+	s.visible = append(s.visible, o.visible...)
 }
 
 type latencySummary struct {
@@ -59,33 +102,38 @@ type latencySummary struct {
 
 // loadtest drives a running server with one scenario and prints a JSON
 // report: append-single, append-batch, read-entity, read-timeline, mixed,
-// revalidate-entity, revalidate-timeline. A revalidation is a read with
-// If-None-Match naming the ETag its path last answered (each path is read
-// once before the run): 304 counts as a success, and the report says how
-// many there were.
+// revalidate-entity, revalidate-timeline, epcis-capture. A revalidation is
+// a read with If-None-Match naming the ETag its path last answered (each
+// path is read once before the run): 304 counts as a success, and the
+// report says how many there were. epcis-capture posts EPCIS documents of
+// new events to /epcis/capture, counts the EPCIS events their jobs
+// captured, and reports how long each job took to be seen finished; a
+// capture under way at the end of the run is waited for.
 func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o loadtestOptions
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL; several, comma-separated (replicas), take turns")
-	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed | revalidate-entity | revalidate-timeline")
+	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed | revalidate-entity | revalidate-timeline | epcis-capture")
 	fs.IntVar(&o.connections, "connections", 64, "concurrent connections")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second in all (0: as fast as the server answers)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run")
 	fs.IntVar(&o.entities, "entities", 10000, "distinct entities written or read")
 	fs.IntVar(&o.batchSize, "batch-size", 500, "events per request in append-batch")
+	fs.IntVar(&o.epcisEvents, "epcis-events", 100, "ObjectEvents per document in epcis-capture")
+	fs.IntVar(&o.epcisEPCs, "epcis-epcs", 10, "EPCs per event in epcis-capture")
 	fs.StringVar(&o.tenant, "tenant", "loadtest", "X-Tenant-ID (without authentication)")
 	fs.StringVar(&o.token, "token", "", "bearer token (with authentication)")
 	if err := fs.Parse(args); err != nil {
 		return parseError(err)
 	}
 	switch o.scenario {
-	case "append-single", "append-batch", "read-entity", "read-timeline", "mixed", "revalidate-entity", "revalidate-timeline":
+	case "append-single", "append-batch", "read-entity", "read-timeline", "mixed", "revalidate-entity", "revalidate-timeline", "epcis-capture":
 	default:
 		return &usageError{fmt.Sprintf("unknown scenario %q", o.scenario)}
 	}
-	if o.connections < 1 || o.entities < 1 || o.batchSize < 1 || o.duration <= 0 || o.rate < 0 {
-		return &usageError{"connections, entities and batch-size must be positive, duration positive, rate not negative"}
+	if o.connections < 1 || o.entities < 1 || o.batchSize < 1 || o.epcisEvents < 1 || o.epcisEPCs < 1 || o.duration <= 0 || o.rate < 0 {
+		return &usageError{"connections, entities, batch-size, epcis-events and epcis-epcs must be positive, duration positive, rate not negative"}
 	}
 	for u := range strings.SplitSeq(o.url, ",") {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
@@ -93,7 +141,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	lt := newLoadTester(o)
-	if o.scenario != "append-single" && o.scenario != "append-batch" {
+	if o.scenario != "append-single" && o.scenario != "append-batch" && o.scenario != "epcis-capture" {
 		fmt.Fprintf(stderr, "loadtest: seeding %d entities to read\n", o.entities)
 		if err := lt.seed(ctx); err != nil {
 			return fmt.Errorf("loadtest: seed: %w", err)
@@ -118,6 +166,9 @@ type loadTester struct {
 	client *http.Client
 	start  time.Time
 	seq    atomic.Int64
+	// runTag starts the serials of epcis-capture's EPCs, so that no two
+	// runs against one server name the same objects.
+	runTag string
 	// etags holds the ETag each path last answered (revalidate-*).
 	etags sync.Map
 }
@@ -130,7 +181,8 @@ func newLoadTester(o loadtestOptions) *loadTester {
 		MaxConnsPerHost:     o.connections,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &loadTester{o: o, urls: strings.Split(o.url, ","), client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, start: time.Now()}
+	return &loadTester{o: o, urls: strings.Split(o.url, ","), client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, start: time.Now(),
+		runTag: strconv.FormatUint(uint64(rand.Uint32()), 36)}
 }
 
 func (lt *loadTester) entity(i int) string { return "LT-" + strconv.Itoa(i%lt.o.entities) }
@@ -157,16 +209,24 @@ func (lt *loadTester) revalidate(ctx context.Context, path string) int {
 	if v, ok := lt.etags.Load(path); ok {
 		tag = v.(string)
 	}
-	st, newTag := lt.send(ctx, "GET", path, nil, tag)
-	if st == http.StatusOK && newTag != "" && newTag != tag {
+	st, h := lt.send(ctx, "GET", path, nil, tag)
+	if newTag := h.Get("ETag"); st == http.StatusOK && newTag != "" && newTag != tag {
 		lt.etags.Store(path, newTag)
 	}
 	return st
 }
 
 // send sends one request, with If-None-Match when ifNoneMatch is set, and
-// returns its status (0 for a transport error) and its ETag.
-func (lt *loadTester) send(ctx context.Context, method, path string, body any, ifNoneMatch string) (int, string) {
+// returns its status (0 for a transport error) and its headers.
+func (lt *loadTester) send(ctx context.Context, method, path string, body any, ifNoneMatch string) (int, http.Header) {
+	st, h, _ := lt.exchange(ctx, method, path, body, ifNoneMatch, nil)
+	return st, h
+}
+
+// exchange sends one request and returns its status (0 for a transport
+// error) and headers; a 200's JSON body is decoded into out when out is
+// not nil, and a body that does not decode is the error.
+func (lt *loadTester) exchange(ctx context.Context, method, path string, body any, ifNoneMatch string, out any) (int, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -175,7 +235,7 @@ func (lt *loadTester) send(ctx context.Context, method, path string, body any, i
 	base := lt.urls[lt.turn.Add(1)%uint64(len(lt.urls))]
 	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
-		return 0, ""
+		return 0, nil, err
 	}
 	if ifNoneMatch != "" {
 		req.Header.Set("If-None-Match", ifNoneMatch)
@@ -190,11 +250,104 @@ func (lt *loadTester) send(ctx context.Context, method, path string, body any, i
 	}
 	resp, err := lt.client.Do(req)
 	if err != nil {
-		return 0, ""
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode == http.StatusOK {
+		err = json.NewDecoder(resp.Body).Decode(out)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("ETag")
+	return resp.StatusCode, resp.Header, err
+}
+
+// epcisSteps are the business steps of epcis-capture's events, in turn:
+// each with the disposition and action CBV pairs it with.
+var epcisSteps = []struct{ bizStep, disposition, action string }{
+	{"commissioning", "active", "ADD"},
+	{"packing", "in_progress", "OBSERVE"},
+	{"shipping", "in_transit", "OBSERVE"},
+	{"receiving", "in_progress", "OBSERVE"},
+}
+
+// epcisDocument renders an EPCISDocument of new ObjectEvents: every
+// eventID and every EPC appears in no other document, so the capture
+// stores all of them. Each event carries a user extension field under a
+// namespace of the document's context.
+func (lt *loadTester) epcisDocument() map[string]any {
+	shipment := "SHP-" + lt.runTag + "-" + strconv.FormatInt(lt.seq.Load(), 10)
+	events := make([]any, lt.o.epcisEvents)
+	for i := range events {
+		n := lt.seq.Add(1)
+		epcs := make([]string, lt.o.epcisEPCs)
+		for k := range epcs {
+			// A serial of at most 20 characters (GS1 AI 21): the run's tag
+			// and a number.
+			epcs[k] = "urn:epc:id:sgtin:0614141.107346." + lt.runTag + strconv.FormatInt(n*int64(lt.o.epcisEPCs)+int64(k), 10)
+		}
+		step := epcisSteps[n%int64(len(epcisSteps))]
+		events[i] = map[string]any{
+			"type":                "ObjectEvent",
+			"eventID":             "urn:uuid:" + uuid.NewString(),
+			"eventTime":           lt.start.Add(-time.Hour + time.Duration(n)*time.Millisecond).In(epcisZone).Format(time.RFC3339Nano),
+			"eventTimeZoneOffset": "+01:00",
+			"epcList":             epcs,
+			"action":              step.action,
+			"bizStep":             step.bizStep,
+			"disposition":         step.disposition,
+			"readPoint":           map[string]any{"id": "urn:epc:id:sgln:0614141.07346.1234"},
+			"bizLocation":         map[string]any{"id": "urn:epc:id:sgln:0614141.00888.0"},
+			"example:shipmentRef": shipment,
+		}
+	}
+	return map[string]any{
+		"@context":      []any{"https://ref.gs1.org/standards/epcis/epcis-context.jsonld", map[string]any{"example": "https://ns.example.com/epcis/"}},
+		"type":          "EPCISDocument",
+		"schemaVersion": "2.0",
+		"creationDate":  time.Now().UTC().Format(time.RFC3339Nano),
+		"epcisBody":     map[string]any{"eventList": events},
+	}
+}
+
+// epcisZone is the zone of epcis-capture's event times (+01:00).
+var epcisZone = time.FixedZone("", 3600)
+
+// captureState is what epcis-capture reads of a capture job.
+type captureState struct {
+	Running  bool `json:"running"`
+	Success  bool `json:"success"`
+	Captured int  `json:"capturedEvents"`
+}
+
+// jobDeadline bounds the wait for a capture job to be seen finished.
+const jobDeadline = 10 * time.Second
+
+// capture posts one EPCIS document and returns the status and the job's
+// Location.
+func (lt *loadTester) capture(ctx context.Context) (int, string) {
+	st, h := lt.send(ctx, "POST", "/epcis/capture", lt.epcisDocument(), "")
+	return st, h.Get("Location")
+}
+
+// awaitJob reads a capture job until it shows running=false, from the
+// moment its 202 arrived (accepted), and returns the job and the delay; ok
+// is false when the job was not seen finished within jobDeadline.
+func (lt *loadTester) awaitJob(ctx context.Context, location string, accepted time.Time) (job captureState, delay time.Duration, ok bool) {
+	ctx, cancel := context.WithDeadline(ctx, accepted.Add(jobDeadline))
+	defer cancel()
+	pause := time.Millisecond
+	for {
+		job = captureState{}
+		st, _, err := lt.exchange(ctx, "GET", location, nil, "", &job)
+		if st == http.StatusOK && err == nil && !job.Running {
+			return job, time.Since(accepted), true
+		}
+		select {
+		case <-ctx.Done():
+			return job, 0, false
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+	}
 }
 
 // op performs one operation of the scenario and returns its status and the
@@ -289,6 +442,9 @@ func (lt *loadTester) seed(ctx context.Context) error {
 
 // run drives the scenario for the duration and summarizes.
 func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
+	// A capture is not cut by the end of the run: the events of one cut
+	// would be stored but not counted. Its job is followed to its end.
+	uncut := ctx
 	ctx, cancel := context.WithTimeout(ctx, lt.o.duration)
 	defer cancel()
 	var tokens chan struct{}
@@ -318,12 +474,14 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 		notMod    atomic.Int64
 		events    atomic.Int64
 		wg        sync.WaitGroup
+		jobs      jobSummary
 	)
 	began := time.Now()
 	for w := range lt.o.connections {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), uint64(began.UnixNano())))
 			var local []time.Duration
+			var localJobs jobSummary
 			localErrs := map[string]int64{}
 			for ctx.Err() == nil {
 				if tokens != nil {
@@ -336,12 +494,25 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 					}
 				}
 				t0 := time.Now()
-				st, n := lt.op(ctx, r, lt.o.scenario)
+				var st, n int
+				var location string
+				if lt.o.scenario == "epcis-capture" {
+					st, location = lt.capture(uncut)
+				} else {
+					st, n = lt.op(ctx, r, lt.o.scenario)
+				}
 				if ctx.Err() != nil && st == 0 {
 					break // cut by the end of the run
 				}
-				local = append(local, time.Since(t0))
+				accepted := time.Now()
+				local = append(local, accepted.Sub(t0))
 				requests.Add(1)
+				if st == http.StatusAccepted && location != "" {
+					// The events a capture stored are those its job counts.
+					job, delay, seen := lt.awaitJob(uncut, location, accepted)
+					localJobs.record(job, delay, seen)
+					n = job.Captured
+				}
 				switch {
 				case st >= 200 && st < 300:
 					events.Add(int64(n))
@@ -356,6 +527,7 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 			for k, v := range localErrs {
 				errs[k] += v
 			}
+			jobs.add(&localJobs)
 			mu.Unlock()
 		})
 	}
@@ -379,16 +551,26 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 	wg.Wait()
 	close(done)
 	elapsed := time.Since(began).Seconds()
-	slices.Sort(latencies)
-	q := func(p float64) float64 {
-		if len(latencies) == 0 {
-			return 0
-		}
-		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
-	}
-	return loadReport{Scenario: lt.o.scenario, URL: lt.o.url, Connections: lt.o.connections, TargetRate: lt.o.rate,
+	rep := loadReport{Scenario: lt.o.scenario, URL: lt.o.url, Connections: lt.o.connections, TargetRate: lt.o.rate,
 		DurationS: elapsed, Requests: requests.Load(), NotModified: notMod.Load(), Events: events.Load(),
 		RequestsPerS: float64(requests.Load()) / elapsed, EventsPerS: float64(events.Load()) / elapsed,
-		LatencyMs:      latencySummary{P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1)},
-		ErrorsByStatus: errs}
+		LatencyMs: summarize(latencies), ErrorsByStatus: errs}
+	if lt.o.scenario == "epcis-capture" {
+		jobs.VisibleMs = summarize(jobs.visible)
+		rep.Jobs = &jobs
+	}
+	return rep
+}
+
+// summarize returns the quantiles of durations, in milliseconds (sorting
+// them).
+func summarize(d []time.Duration) latencySummary {
+	slices.Sort(d)
+	q := func(p float64) float64 {
+		if len(d) == 0 {
+			return 0
+		}
+		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+	}
+	return latencySummary{P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1)}
 }

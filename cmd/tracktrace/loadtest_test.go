@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -66,5 +67,61 @@ func TestLoadtestTakesTurnsBetweenReplicas(t *testing.T) {
 	var usage *usageError
 	if !errors.As(err, &usage) || !strings.Contains(err.Error(), "localhost:1") {
 		t.Errorf("--url with a bad URL: %v, want a usage error naming it", err)
+	}
+}
+
+// epcis-capture counts the EPCIS events its captures stored, not its
+// requests, follows every capture's job to its end, and sends only new
+// events: a second run against the same server stores all of its events
+// too. Its counts are the server's: the tenant's jobs captured as many
+// events as the runs report.
+func TestLoadtestEPCISCapture(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db")})
+	const events = 20
+	var reported int64
+	for i := range 2 {
+		var out bytes.Buffer
+		err := run(t.Context(), []string{"loadtest", "--url", srv.URL, "--scenario", "epcis-capture", "--connections", "2",
+			"--duration", "2s", "--epcis-events", strconv.Itoa(events), "--epcis-epcs", "3", "--tenant", "epcis-lt"}, nil, &out, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		var rep loadReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("run %d: report is not JSON: %v\n%s", i, err, out.String())
+		}
+		j := rep.Jobs
+		if rep.Requests == 0 || len(rep.ErrorsByStatus) != 0 || j == nil {
+			t.Fatalf("run %d: report %s", i, out.String())
+		}
+		if j.Checked != rep.Requests || j.Succeeded != j.Checked || j.Failed != 0 || j.NotVisible != 0 || j.VisibleMs.P99 <= 0 {
+			t.Errorf("run %d: jobs %+v of %d captures, want every job seen to succeed", i, *j, rep.Requests)
+		}
+		if rep.Events != events*rep.Requests || rep.EventsPerS <= rep.RequestsPerS {
+			t.Errorf("run %d: %d events (%.0f/s) in %d documents of %d events (%.0f/s)", i, rep.Events, rep.EventsPerS, rep.Requests, events, rep.RequestsPerS)
+		}
+		reported += rep.Events
+	}
+	var stored int64
+	for page := "/epcis/capture?perPage=100"; page != ""; {
+		r := srv.do(t, "GET", page, nil, "X-Tenant-ID", "epcis-lt")
+		var jobs []captureJob
+		r.JSON(t, &jobs)
+		for _, j := range jobs {
+			stored += int64(j.Captured)
+		}
+		page = ""
+		if l := r.Header.Get("Link"); l != "" {
+			page = strings.TrimPrefix(strings.Split(l, ">")[0], "<")
+		}
+	}
+	if stored != reported {
+		t.Errorf("the server's jobs captured %d events, the reports say %d", stored, reported)
+	}
+	err := run(t.Context(), []string{"loadtest", "--url", srv.URL, "--scenario", "epcis-capture", "--epcis-epcs", "0"}, nil, &bytes.Buffer{}, &bytes.Buffer{})
+	var usage *usageError
+	if !errors.As(err, &usage) {
+		t.Errorf("--epcis-epcs 0: %v, want a usage error", err)
 	}
 }

@@ -84,9 +84,10 @@ Commands:
   retention     run [--dry-run]: apply EventStore.RetentionPolicy now (prints a report)
   loadtest      drive a running server and print a JSON report: --url, --scenario
                 append-single|append-batch|read-entity|read-timeline|mixed|
-                revalidate-entity|revalidate-timeline, --connections,
+                revalidate-entity|revalidate-timeline|epcis-capture, --connections,
                 --rate (0: as fast as possible), --duration, --entities, --batch-size,
-                --tenant, --token (tracktrace loadtest --help lists them with defaults)
+                --epcis-events, --epcis-epcs, --tenant, --token (tracktrace loadtest
+                --help lists them with defaults)
   config        validate the configuration and print it, secrets masked
   healthcheck   probe a running server's /health/live (for container HEALTHCHECKs)
   version       print the version

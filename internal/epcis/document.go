@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Document is an EPCISDocument (or an EPCISQueryDocument, which capture
@@ -48,6 +49,138 @@ type Member struct {
 // sent, each value's bytes as sent. A key that appears twice is an error:
 // JSON-LD gives it no meaning.
 func Members(raw []byte) ([]Member, error) {
+	if !json.Valid(raw) {
+		return decodeMembers(raw) // for its error, the decoder's own
+	}
+	// The values are cut from one copy of the input, so that they do not
+	// alias the caller's buffer.
+	return validMembers(append([]byte(nil), raw...))
+}
+
+// validMembers is Members of valid JSON: the members are cut by finding
+// where each value ends, several times cheaper than decoding token by
+// token. The values are slices of buf.
+func validMembers(buf []byte) ([]Member, error) {
+	i := skipSpace(buf, 0)
+	if buf[i] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	var out []Member
+	seen := map[string]bool{}
+	for i = skipSpace(buf, i+1); buf[i] != '}'; {
+		end := stringEnd(buf, i)
+		key, err := unquote(buf[i:end])
+		if err != nil {
+			return nil, err
+		}
+		if seen[key] {
+			return nil, fmt.Errorf("member %q appears twice", key)
+		}
+		seen[key] = true
+		i = skipSpace(buf, skipSpace(buf, end)+1) // past the colon
+		end = valueEnd(buf, i)
+		out = append(out, Member{Key: key, Value: buf[i:end:end]})
+		if i = skipSpace(buf, end); buf[i] == ',' {
+			i = skipSpace(buf, i+1)
+		}
+	}
+	return out, nil
+}
+
+// validElements returns the elements of a JSON array (valid JSON) as
+// json.Unmarshal into a []json.RawMessage does: null is no elements,
+// another value than an array an error. The elements are slices of buf.
+func validElements(buf []byte) ([]json.RawMessage, error) {
+	i := skipSpace(buf, 0)
+	switch {
+	case bytes.HasPrefix(buf[i:], []byte("null")):
+		return nil, nil
+	case buf[i] != '[':
+		return nil, errors.New("not a JSON array")
+	}
+	var out []json.RawMessage
+	for i = skipSpace(buf, i+1); buf[i] != ']'; {
+		end := valueEnd(buf, i)
+		out = append(out, buf[i:end:end])
+		if i = skipSpace(buf, end); buf[i] == ',' {
+			i = skipSpace(buf, i+1)
+		}
+	}
+	return out, nil
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string starting at b[i]
+// (valid JSON).
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value starting at b[i]
+// (valid JSON). It keeps no stack: nesting cannot exhaust it.
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = stringEnd(b, i) - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		default:
+			if depth == 0 { // a number, true, false or null
+				for i < len(b) && !endsLiteral(b[i]) {
+					i++
+				}
+				return i
+			}
+			continue
+		}
+		if depth == 0 {
+			return i + 1
+		}
+	}
+	return i
+}
+
+// endsLiteral reports whether c ends a number, true, false or null.
+func endsLiteral(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', ',', '}', ']':
+		return true
+	}
+	return false
+}
+
+// unquote reads a JSON string (valid JSON) as the decoder does.
+func unquote(s []byte) (string, error) {
+	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+		return string(s[1 : len(s)-1]), nil
+	}
+	var out string
+	err := json.Unmarshal(s, &out)
+	return out, err
+}
+
+// decodeMembers is Members decoding token by token.
+func decodeMembers(raw []byte) ([]Member, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -92,13 +225,31 @@ func Object(members []Member) json.RawMessage {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, _ := json.Marshal(m.Key)
-		b.Write(k)
+		if plainKey(m.Key) {
+			b.WriteByte('"')
+			b.WriteString(m.Key)
+			b.WriteByte('"')
+		} else {
+			k, _ := json.Marshal(m.Key)
+			b.Write(k)
+		}
 		b.WriteByte(':')
 		b.Write(m.Value)
 	}
 	b.WriteByte('}')
 	return b.Bytes()
+}
+
+// plainKey reports whether json.Marshal writes k as it is, quoted:
+// printable ASCII that is neither escaped nor HTML-escaped.
+func plainKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c < 0x20, c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // lookup returns the value of a member, nil when absent.
@@ -132,16 +283,17 @@ func ParseDocument(raw []byte, maxEvents int) (Document, error) {
 	if body == nil {
 		return Document{}, fmt.Errorf("%w: no epcisBody", ErrMalformed)
 	}
-	bm, err := Members(body)
+	// Members validated the whole document: its parts are cut as they are.
+	bm, err := validMembers(body)
 	if err != nil {
 		return Document{}, fmt.Errorf("%w: epcisBody: %v", ErrMalformed, err)
 	}
 	list := lookup(bm, "eventList")
 	if list == nil { // an EPCISQueryDocument
 		if qr := lookup(bm, "queryResults"); qr != nil {
-			if qm, err := Members(qr); err == nil {
+			if qm, err := validMembers(qr); err == nil {
 				if rb := lookup(qm, "resultsBody"); rb != nil {
-					if rm, err := Members(rb); err == nil {
+					if rm, err := validMembers(rb); err == nil {
 						list = lookup(rm, "eventList")
 					}
 				}
@@ -151,8 +303,8 @@ func ParseDocument(raw []byte, maxEvents int) (Document, error) {
 	if list == nil {
 		return Document{}, fmt.Errorf("%w: no epcisBody.eventList", ErrMalformed)
 	}
-	var events []json.RawMessage
-	if err := json.Unmarshal(list, &events); err != nil {
+	events, err := validElements(list)
+	if err != nil {
 		return Document{}, fmt.Errorf("%w: eventList is not a list", ErrMalformed)
 	}
 	if maxEvents > 0 && len(events) > maxEvents {
@@ -160,7 +312,11 @@ func ParseDocument(raw []byte, maxEvents int) (Document, error) {
 	}
 	d.Events = make([]Event, 0, len(events))
 	for i, raw := range events {
-		e, err := parseEvent(raw, d.Context)
+		m, err := validMembers(raw)
+		if err != nil {
+			return Document{}, fmt.Errorf("%w: event %d: %v", ErrMalformed, i, err)
+		}
+		e, err := parseEvent(raw, m, d.Context)
 		if err != nil {
 			return Document{}, fmt.Errorf("%w: event %d: %v", ErrMalformed, i, err)
 		}
@@ -173,18 +329,20 @@ func ParseDocument(raw []byte, maxEvents int) (Document, error) {
 // ParseEvent reads one event sent alone (POST /events): its context is its
 // own "@context".
 func ParseEvent(raw []byte) (Event, error) {
-	e, err := parseEvent(raw, nil)
+	m, err := Members(raw)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	e, err := parseEvent(raw, m, nil)
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return e, nil
 }
 
-func parseEvent(raw json.RawMessage, docContext json.RawMessage) (Event, error) {
-	m, err := Members(raw)
-	if err != nil {
-		return Event{}, err
-	}
+// parseEvent reads an event from its members m, cut from raw.
+func parseEvent(raw json.RawMessage, m []Member, docContext json.RawMessage) (Event, error) {
+	var err error
 	e := Event{Raw: raw, Context: mergeContexts(docContext, lookup(m, "@context"))}
 	if err := str(m, "type", &e.Type); err != nil || !IsEventType(e.Type) {
 		return Event{}, errors.New("type must be one of ObjectEvent, AggregationEvent, TransactionEvent, TransformationEvent, AssociationEvent")
@@ -200,7 +358,7 @@ func parseEvent(raw json.RawMessage, docContext json.RawMessage) (Event, error) 
 		return Event{}, fmt.Errorf("eventTime %s is not an RFC 3339 date-time", strconv.Quote(at))
 	}
 	if ed := lookup(m, "errorDeclaration"); ed != nil {
-		em, err := Members(ed)
+		em, err := validMembers(ed)
 		if err != nil {
 			return Event{}, errors.New("errorDeclaration must be an object")
 		}
