@@ -43,9 +43,9 @@ type captureJob struct {
 }
 
 // capture posts a document and returns its job (failing unless 202).
-func capture(t *testing.T, srv *server, tenant, contentType string, doc []byte, headers ...string) captureJob {
+func capture(t *testing.T, do exchange, tenant, contentType string, doc []byte, headers ...string) captureJob {
 	t.Helper()
-	r := srv.do(t, "POST", "/epcis/capture", doc, append([]string{"Content-Type", contentType, "X-Tenant-ID", tenant}, headers...)...)
+	r := do(t, "POST", "/epcis/capture", doc, append([]string{"Content-Type", contentType, "X-Tenant-ID", tenant}, headers...)...)
 	if r.StatusCode != 202 {
 		t.Fatalf("capture: %d %s", r.StatusCode, r.Body)
 	}
@@ -54,7 +54,7 @@ func capture(t *testing.T, srv *server, tenant, contentType string, doc []byte, 
 		t.Fatalf("capture: Location %q", loc)
 	}
 	var job captureJob
-	jr := srv.do(t, "GET", loc, nil, "X-Tenant-ID", tenant)
+	jr := do(t, "GET", loc, nil, "X-Tenant-ID", tenant)
 	if jr.StatusCode != 200 {
 		t.Fatalf("job: %d %s", jr.StatusCode, jr.Body)
 	}
@@ -76,13 +76,15 @@ func eventCount(t *testing.T, doc []byte) int {
 
 func TestEPCISCapture(t *testing.T) {
 	t.Parallel()
+	gs1 := gs1Validator(t)
 	for _, eng := range engines {
 		t.Run(eng.name, func(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t, append(eng.env(t), "EPCIS__CaptureLimit=50", "EPCIS__CaptureFileSizeLimit=512KiB"))
+			do := checked(srv, gs1)
 
 			t.Run("discovery", func(t *testing.T) {
-				r := srv.do(t, "OPTIONS", "/epcis/capture", nil)
+				r := do(t, "OPTIONS", "/epcis/capture", nil)
 				if r.StatusCode != 204 || r.Header.Get("GS1-EPCIS-Capture-Limit") != "50" ||
 					r.Header.Get("GS1-EPCIS-Capture-File-Size-Limit") != "524288" || r.Header.Get("GS1-EPCIS-Version") != "2.0.0" {
 					t.Fatalf("OPTIONS /epcis/capture: %d %v", r.StatusCode, r.Header)
@@ -94,7 +96,7 @@ func TestEPCISCapture(t *testing.T) {
 			t.Run("every valid JSON document", func(t *testing.T) {
 				for i, f := range corpusFiles(t, "openepcis/Capture/Documents", ".json") {
 					doc, _ := os.ReadFile(f)
-					job := capture(t, srv, fmt.Sprintf("json-%d", i), "application/json", doc)
+					job := capture(t, do, fmt.Sprintf("json-%d", i), "application/json", doc)
 					if !job.Success || job.Running || job.Captured != eventCount(t, doc) {
 						t.Errorf("%s: job %+v, want %d events captured", filepath.Base(f), job, eventCount(t, doc))
 					}
@@ -103,7 +105,7 @@ func TestEPCISCapture(t *testing.T) {
 			t.Run("every valid XML document", func(t *testing.T) {
 				for i, f := range corpusFiles(t, "openepcis-xml/Capture/Documents", ".xml") {
 					doc, _ := os.ReadFile(f)
-					job := capture(t, srv, fmt.Sprintf("xml-%d", i), "application/xml", doc)
+					job := capture(t, do, fmt.Sprintf("xml-%d", i), "application/xml", doc)
 					if !job.Success || job.Captured == 0 {
 						t.Errorf("%s: job %+v", filepath.Base(f), job)
 					}
@@ -122,7 +124,7 @@ func TestEPCISCapture(t *testing.T) {
 					if strings.HasSuffix(f, ".xml") {
 						ct = "application/xml"
 					}
-					r := srv.do(t, "POST", "/epcis/capture", doc, "Content-Type", ct, "X-Tenant-ID", "invalid")
+					r := do(t, "POST", "/epcis/capture", doc, "Content-Type", ct, "X-Tenant-ID", "invalid")
 					var p struct {
 						Type, Detail string
 						Errors       []struct{ Field, Message string }
@@ -132,49 +134,49 @@ func TestEPCISCapture(t *testing.T) {
 						t.Errorf("%s: %d %s", filepath.Base(f), r.StatusCode, r.Body)
 					}
 				}
-				if jobs := srv.do(t, "GET", "/epcis/capture", nil, "X-Tenant-ID", "invalid"); string(bytes.TrimSpace(jobs.Body)) != "[]" {
+				if jobs := do(t, "GET", "/epcis/capture", nil, "X-Tenant-ID", "invalid"); string(bytes.TrimSpace(jobs.Body)) != "[]" {
 					t.Errorf("refused documents left jobs: %s", jobs.Body)
 				}
 			})
 			t.Run("rollback stores nothing, proceed stores the valid events", func(t *testing.T) {
 				doc := threeEvents(`"action": "SHIFT"`)
-				r := srv.do(t, "POST", "/epcis/capture", doc, "Content-Type", "application/json", "X-Tenant-ID", "modes")
+				r := do(t, "POST", "/epcis/capture", doc, "Content-Type", "application/json", "X-Tenant-ID", "modes")
 				if r.StatusCode != 400 || !strings.Contains(string(r.Body), "epcisBody/eventList/1/action") {
 					t.Fatalf("rollback with a bad event: %d %s", r.StatusCode, r.Body)
 				}
-				job := capture(t, srv, "modes", "application/json", doc, "GS1-Capture-Error-Behaviour", "proceed")
+				job := capture(t, do, "modes", "application/json", doc, "GS1-Capture-Error-Behaviour", "proceed")
 				if job.Success || job.Captured != 2 || len(job.Errors) != 1 || job.Errors[0].Instance != "/epcisBody/eventList/1/action" {
 					t.Fatalf("proceed: %+v", job)
 				}
 				// Nothing of the refused rollback was stored: the proceed
 				// capture stored its two valid events anew.
 				fixed := threeEvents(`"action": "OBSERVE"`)
-				job = capture(t, srv, "modes", "application/json", fixed)
+				job = capture(t, do, "modes", "application/json", fixed)
 				if !job.Success || job.Captured != 1 || job.Unchanged != 2 {
 					t.Fatalf("the whole document after proceed: %+v, want 1 captured and 2 unchanged", job)
 				}
-				job = capture(t, srv, "modes", "application/json", fixed)
+				job = capture(t, do, "modes", "application/json", fixed)
 				if !job.Success || job.Captured != 0 || job.Unchanged != 3 {
 					t.Fatalf("the same document again: %+v, want nothing captured", job)
 				}
 				changed := bytes.Replace(fixed, []byte(`"bizStep": "shipping"`), []byte(`"bizStep": "receiving"`), 1)
-				job = capture(t, srv, "modes", "application/json", changed)
+				job = capture(t, do, "modes", "application/json", changed)
 				if job.Success || job.Captured != 0 || len(job.Errors) != 1 || job.Errors[0].Status != 409 {
 					t.Fatalf("an eventID stored with other content: %+v, want a 409 and nothing stored", job)
 				}
 				declared := bytes.Replace(changed, []byte(`"bizStep": "receiving"`),
 					[]byte(`"bizStep": "receiving", "errorDeclaration": {"declarationTime": "2026-01-02T00:00:00Z", "reason": "incorrect_data"}`), 1)
-				job = capture(t, srv, "modes", "application/json", declared)
+				job = capture(t, do, "modes", "application/json", declared)
 				if !job.Success || job.Captured != 1 || job.Unchanged != 2 {
 					t.Fatalf("an error declaration of a stored event: %+v, want it captured", job)
 				}
-				r = srv.do(t, "GET", "/epcis/capture?perPage=2", nil, "X-Tenant-ID", "modes")
+				r = do(t, "GET", "/epcis/capture?perPage=2", nil, "X-Tenant-ID", "modes")
 				var jobs []captureJob
 				r.JSON(t, &jobs)
 				if r.StatusCode != 200 || len(jobs) != 2 || jobs[0].CaptureID != job.CaptureID || !strings.Contains(r.Header.Get("Link"), `rel="next"`) {
 					t.Fatalf("GET /epcis/capture?perPage=2: %d %s (Link %q)", r.StatusCode, r.Body, r.Header.Get("Link"))
 				}
-				if other := srv.do(t, "GET", "/epcis/capture/"+job.CaptureID, nil, "X-Tenant-ID", "someone-else"); other.StatusCode != 404 {
+				if other := do(t, "GET", "/epcis/capture/"+job.CaptureID, nil, "X-Tenant-ID", "someone-else"); other.StatusCode != 404 {
 					t.Fatalf("another tenant's job: %d", other.StatusCode)
 				}
 			})
@@ -182,7 +184,7 @@ func TestEPCISCapture(t *testing.T) {
 				for _, f := range corpusFiles(t, "openepcis/Capture/Events", ".json") {
 					ev, _ := os.ReadFile(f)
 					for range 2 { // the second time changes nothing
-						r := srv.do(t, "POST", "/epcis/events", ev, "Content-Type", "application/json", "X-Tenant-ID", "single")
+						r := do(t, "POST", "/epcis/events", ev, "Content-Type", "application/json", "X-Tenant-ID", "single")
 						if r.StatusCode != 201 || !strings.HasPrefix(r.Header.Get("Location"), "/epcis/events/") {
 							t.Fatalf("%s: %d %s", filepath.Base(f), r.StatusCode, r.Body)
 						}
@@ -194,11 +196,11 @@ func TestEPCISCapture(t *testing.T) {
 				}
 				one := ev["epcisBody"].(map[string]any)["eventList"].([]any)[0].(map[string]any)
 				one["@context"] = ev["@context"]
-				if r := srv.do(t, "POST", "/epcis/events", one, "X-Tenant-ID", "single"); r.StatusCode != 201 {
+				if r := do(t, "POST", "/epcis/events", one, "X-Tenant-ID", "single"); r.StatusCode != 201 {
 					t.Fatalf("an event: %d %s", r.StatusCode, r.Body)
 				}
 				one["bizStep"] = "receiving"
-				if r := srv.do(t, "POST", "/epcis/events", one, "X-Tenant-ID", "single"); r.StatusCode != 409 {
+				if r := do(t, "POST", "/epcis/events", one, "X-Tenant-ID", "single"); r.StatusCode != 409 {
 					t.Fatalf("an eventID stored with other content: %d %s", r.StatusCode, r.Body)
 				}
 			})
@@ -208,21 +210,21 @@ func TestEPCISCapture(t *testing.T) {
 					events = append(events, fmt.Sprintf(`{"type": "ObjectEvent", "eventTime": "2026-01-01T00:00:%02dZ", "eventTimeZoneOffset": "+00:00", "epcList": ["urn:epc:id:sgtin:0614141.107346.%d"], "action": "OBSERVE"}`, i%60, i))
 				}
 				many := []byte(`{"@context": ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld"], "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-01-01T00:00:00Z", "epcisBody": {"eventList": [` + strings.Join(events, ",") + `]}}`)
-				if r := srv.do(t, "POST", "/epcis/capture", many, "X-Tenant-ID", "limits"); r.StatusCode != 413 || !strings.Contains(string(r.Body), "CaptureLimitExceededException") {
+				if r := do(t, "POST", "/epcis/capture", many, "X-Tenant-ID", "limits"); r.StatusCode != 413 || !strings.Contains(string(r.Body), "CaptureLimitExceededException") {
 					t.Errorf("51 events over a limit of 50: %d %s", r.StatusCode, r.Body)
 				}
 				huge := bytes.Repeat([]byte(" "), 600<<10)
-				if r := srv.do(t, "POST", "/epcis/capture", append(huge, many...), "X-Tenant-ID", "limits"); r.StatusCode != 413 {
+				if r := do(t, "POST", "/epcis/capture", append(huge, many...), "X-Tenant-ID", "limits"); r.StatusCode != 413 {
 					t.Errorf("600 KiB over a limit of 512 KiB: %d %s", r.StatusCode, r.Body)
 				}
-				if r := srv.do(t, "POST", "/epcis/capture", many, "Content-Type", "text/csv", "X-Tenant-ID", "limits"); r.StatusCode != 415 {
+				if r := do(t, "POST", "/epcis/capture", many, "Content-Type", "text/csv", "X-Tenant-ID", "limits"); r.StatusCode != 415 {
 					t.Errorf("text/csv: %d %s", r.StatusCode, r.Body)
 				}
-				if r := srv.do(t, "POST", "/epcis/capture", many, "GS1-Capture-Error-Behaviour", "shrug", "X-Tenant-ID", "limits"); r.StatusCode != 400 {
+				if r := do(t, "POST", "/epcis/capture", many, "GS1-Capture-Error-Behaviour", "shrug", "X-Tenant-ID", "limits"); r.StatusCode != 400 {
 					t.Errorf("an unknown capture error behaviour: %d %s", r.StatusCode, r.Body)
 				}
 				for _, junk := range []string{`[]`, `{"epcisBody": 7}`, `not json`, `{"@context": "x", "type": "EPCISDocument"}`} {
-					if r := srv.do(t, "POST", "/epcis/capture", junk, "X-Tenant-ID", "limits"); r.StatusCode != 400 {
+					if r := do(t, "POST", "/epcis/capture", junk, "X-Tenant-ID", "limits"); r.StatusCode != 400 {
 						t.Errorf("%s: %d %s", junk, r.StatusCode, r.Body)
 					}
 				}
@@ -271,11 +273,13 @@ const epcisEntityDoc = `{"@context": ["https://ref.gs1.org/standards/epcis/epcis
 // the README holds; erasing an entity leaves the EPCIS events that name it.
 func TestEPCISEntities(t *testing.T) {
 	t.Parallel()
+	gs1 := gs1Validator(t)
 	for _, eng := range engines {
 		t.Run(eng.name, func(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t, append(eng.env(t), "ReadModels__RefreshInterval=00:00:00.2"))
-			job := capture(t, srv, "acme", "application/json", []byte(epcisEntityDoc))
+			do := checked(srv, gs1)
+			job := capture(t, do, "acme", "application/json", []byte(epcisEntityDoc))
 			if !job.Success || job.Captured != 5 {
 				t.Fatalf("capture: %+v", job)
 			}
@@ -360,7 +364,7 @@ func TestEPCISEntities(t *testing.T) {
 			if r := srv.do(t, "GET", "/api/v1/entities/"+item2+"?consistent=true", nil, "X-Tenant-ID", "acme"); r.StatusCode != 404 {
 				t.Fatalf("%s after its erasure: %d %s", item2, r.StatusCode, r.Body)
 			}
-			again := capture(t, srv, "acme", "application/json", []byte(epcisEntityDoc))
+			again := capture(t, do, "acme", "application/json", []byte(epcisEntityDoc))
 			if !again.Success || again.Unchanged != 5 {
 				t.Fatalf("the EPCIS events after the erasure of an object they name: %+v, want all 5 still stored", again)
 			}

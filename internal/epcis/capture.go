@@ -34,7 +34,7 @@ type Problem struct {
 const (
 	ProblemValidation = "epcisException:ValidationException"
 	// ProblemConflict: an eventID is stored already with other content.
-	ProblemConflict = "epcisException:ValidationException/eventID-conflict"
+	ProblemConflict = "epcisException:ResourceAlreadyExistsException"
 	ProblemInternal = "epcisException:ImplementationException"
 )
 

@@ -85,7 +85,8 @@ func (s *server) captureOptions(w http.ResponseWriter, r *http.Request, _ tracki
 	h.Set("Allow", "OPTIONS, GET, POST")
 	h.Set("GS1-EPCIS-Capture-Limit", strconv.Itoa(s.EPCIS.CaptureLimit))
 	h.Set("GS1-EPCIS-Capture-File-Size-Limit", strconv.FormatInt(s.EPCIS.FileSizeLimit, 10))
-	h.Set("GS1-Capture-Error-Behaviour", epcis.Rollback+", "+epcis.Proceed)
+	// "all" is how the binding announces both rollback and proceed.
+	h.Set("GS1-Capture-Error-Behaviour", "all")
 	h.Set("GS1-EPCIS-Min", epcisVersion)
 	h.Set("GS1-EPCIS-Max", epcisVersion)
 	h.Set("GS1-CBV-Min", cbvVersion)
@@ -127,8 +128,8 @@ func (s *server) epcisBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 		}
 		return raw, nil
 	default:
-		return nil, &requestError{newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type",
-			"send the EPCIS JSON binding (application/json or application/ld+json) or the XML binding (application/xml)")}
+		return nil, epcisProblem(http.StatusUnsupportedMediaType, "UnsupportedMediaTypeException",
+			"send the EPCIS JSON binding (application/json or application/ld+json) or the XML binding (application/xml)")
 	}
 }
 
@@ -218,18 +219,27 @@ func (s *server) captureEvent(w http.ResponseWriter, r *http.Request, p tracking
 	if len(job.Errors) > 0 {
 		pr := job.Errors[0]
 		if pr.Status == http.StatusConflict {
-			return &requestError{&Problem{Type: pr.Type, Title: pr.Title, Status: pr.Status, Detail: pr.Detail}}
+			return epcisProblem(http.StatusConflict, "ResourceAlreadyExistsException", pr.Detail)
 		}
 		return fmt.Errorf("epcis: capture %s: %s: %w", job.CaptureID, pr.Detail, eventstore.ErrUnavailable)
 	}
-	epcisHeaders(w)
+	// The answer is the event as stored: with its context and, when it
+	// had none, the eventID it is stored under (its hash).
 	id := e.EventID
-	if id == "" {
-		stored, _ := e.Stored("")
-		id, _ = epcis.HashStored(stored)
+	stored, err := e.Stored("")
+	if err == nil && id == "" {
+		if id, err = epcis.HashStored(stored); err == nil {
+			stored, err = e.Stored(id)
+		}
 	}
+	if err != nil {
+		return fmt.Errorf("epcis: the captured event: %w", err)
+	}
+	epcisHeaders(w)
 	w.Header().Set("Location", "/epcis/events/"+url.PathEscape(id))
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(stored)
 	return nil
 }
 
@@ -267,7 +277,9 @@ func (s *server) listCaptureJobs(w http.ResponseWriter, r *http.Request, p track
 func (s *server) getCaptureJob(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	job, err := s.EPCIS.Jobs.Job(r.Context(), p.Tenant, r.PathValue("captureID"))
 	if errors.Is(err, epcis.ErrJobNotFound) {
-		return epcisProblem(http.StatusNotFound, "NoSuchResourceException", "no capture job of that id")
+		// The binding's 404 names NoSuchNameException (its example says
+		// NoSuchResourceException; the schema is what clients check).
+		return epcisProblem(http.StatusNotFound, "NoSuchNameException", "no capture job of that id")
 	}
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package validate
 import (
 	"bytes"
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -97,6 +98,21 @@ type offline struct{}
 // Load fails for every URL.
 func (offline) Load(url string) (any, error) {
 	return nil, fmt.Errorf("validate: %s: schemas are not loaded from outside", url)
+}
+
+// Errata returns GS1's EPCIS JSON Schema (the file, as GS1 publishes it)
+// with the corrections the Validator applies to it (see applyErrata),
+// for tests that check EPCIS JSON against the schema as the Validator
+// reads it: a schema of another shape is an error.
+func Errata(schema []byte) ([]byte, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
+	if err != nil {
+		return nil, fmt.Errorf("validate: GS1 schema: %w", err)
+	}
+	if err := applyErrata(doc); err != nil {
+		return nil, fmt.Errorf("validate: GS1 schema: %w", err)
+	}
+	return json.Marshal(doc)
 }
 
 // applyErrata corrects, in memory, the places where the GS1 schema
