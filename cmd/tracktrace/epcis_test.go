@@ -388,7 +388,8 @@ func sleepBriefly() { time.Sleep(25 * time.Millisecond) }
 func TestEPCISQueries(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, engines[0].env(t))
-	job := capture(t, srv, "q", "application/json", []byte(epcisEntityDoc))
+	do := checked(srv, gs1Validator(t))
+	job := capture(t, do, "q", "application/json", []byte(epcisEntityDoc))
 	if !job.Success {
 		t.Fatalf("capture: %+v", job)
 	}
@@ -411,7 +412,7 @@ func TestEPCISQueries(t *testing.T) {
 		t.Helper()
 		var a answer
 		for range 200 { // the index follows the log
-			r := srv.do(t, "GET", path, nil, append([]string{"X-Tenant-ID", "q"}, headers...)...)
+			r := do(t, "GET", path, nil, append([]string{"X-Tenant-ID", "q"}, headers...)...)
 			if r.StatusCode != 200 {
 				return a, r
 			}
@@ -438,16 +439,23 @@ func TestEPCISQueries(t *testing.T) {
 		{"/epcis/events/" + url.PathEscape("urn:uuid:11111111-0000-4000-8000-000000000003"), []string{"3", "3"}},
 		{"/epcis/eventTypes/AggregationEvent/events", []string{"2"}},
 		{"/epcis/epcs/" + url.PathEscape("urn:epc:id:sscc:0614141.1234567890") + "/events", []string{"2", "3", "3"}},
-		{"/epcis/epcs/" + url.PathEscape("https://id.gs1.org/01/10614141073464/21/1") + "/events", []string{"1", "2", "4"}},
-		{"/epcis/bizSteps/shipping/events", []string{"3", "3"}},
+		{"/epcis/bizSteps/" + url.PathEscape("urn:epcglobal:cbv:bizstep:shipping") + "/events", []string{"3", "3"}},
 		{"/epcis/bizLocations/" + url.PathEscape("urn:epc:id:sgln:0614141.00777.0") + "/events", []string{"3", "3"}},
-		{"/epcis/events?EXISTS_errorDeclaration=&MATCH_epc=urn:epc:id:sscc:0614141.1234567890", []string{"3"}},
+		{"/epcis/events?EXISTS_errorDeclaration=true&MATCH_epc=urn:epc:id:sscc:0614141.1234567890", []string{"3"}},
 		{"/epcis/events?orderBy=eventTime&orderDirection=DESC&eventCountLimit=2", []string{"4", "3"}},
 	} {
 		a, r := query(c.path)
 		if r.StatusCode != 200 || !slices.Equal(ids(a), c.want) || a.Type != "EPCISQueryDocument" {
 			t.Errorf("%s: %d %v, want %v", c.path, r.StatusCode, ids(a), c.want)
 		}
+	}
+	// An identifier with slashes, %2F-escaped in its path segment (GS1's
+	// document cannot be matched against such a path by the validator,
+	// which reads the unescaped path).
+	var byDL answer
+	srv.do(t, "GET", "/epcis/epcs/"+url.PathEscape("https://id.gs1.org/01/10614141073464/21/1")+"/events", nil, "X-Tenant-ID", "q").JSON(t, &byDL)
+	if got := ids(byDL); !slices.Equal(got, []string{"1", "2", "4"}) {
+		t.Errorf("events of a Digital Link in the path: %v", got)
 	}
 	// Paging: a Link to the next page, which holds the rest.
 	a, r := query("/epcis/events?perPage=3")
@@ -465,7 +473,7 @@ func TestEPCISQueries(t *testing.T) {
 	if l := a.EpcisBody.QueryResults.ResultsBody.EventList; len(l) != 3 || l[0].EpcList[0] != "urn:epc:id:sgtin:0614141.107346.1" {
 		t.Errorf("as EPC URNs: %+v", l)
 	}
-	x := srv.do(t, "GET", "/epcis/eventTypes/AggregationEvent/events", nil, "X-Tenant-ID", "q", "Accept", "application/xml")
+	x := do(t, "GET", "/epcis/eventTypes/AggregationEvent/events", nil, "X-Tenant-ID", "q", "Accept", "application/xml")
 	if x.StatusCode != 200 || x.Header.Get("Content-Type") != "application/xml" || !strings.Contains(string(x.Body), "<AggregationEvent") {
 		t.Errorf("XML answer: %d %s %.300s", x.StatusCode, x.Header.Get("Content-Type"), x.Body)
 	}
@@ -474,40 +482,43 @@ func TestEPCISQueries(t *testing.T) {
 		Type   string
 		Member []string
 	}
-	srv.do(t, "GET", "/epcis/bizLocations", nil, "X-Tenant-ID", "q").JSON(t, &coll)
+	do(t, "GET", "/epcis/bizLocations", nil, "X-Tenant-ID", "q").JSON(t, &coll)
 	if coll.Type != "Collection" || len(coll.Member) != 1 {
 		t.Errorf("bizLocations: %+v", coll)
 	}
-	srv.do(t, "GET", "/epcis/epcs?perPage=2", nil, "X-Tenant-ID", "q").JSON(t, &coll)
+	do(t, "GET", "/epcis/epcs?perPage=2", nil, "X-Tenant-ID", "q").JSON(t, &coll)
 	if len(coll.Member) != 2 {
 		t.Errorf("epcs?perPage=2: %+v", coll)
 	}
 	// Named queries.
 	body := `{"name": "shipped", "query": {"EQ_bizStep": ["shipping"], "eventType": ["ObjectEvent"]}}`
-	if r := srv.do(t, "POST", "/epcis/queries", body, "X-Tenant-ID", "q"); r.StatusCode != 201 || r.Header.Get("Location") != "/epcis/queries/shipped" {
+	if r := do(t, "POST", "/epcis/queries", body, "X-Tenant-ID", "q"); r.StatusCode != 201 || r.Header.Get("Location") != "/epcis/queries/shipped" {
 		t.Fatalf("create query: %d %s", r.StatusCode, r.Body)
 	}
-	if r := srv.do(t, "POST", "/epcis/queries", body, "X-Tenant-ID", "q"); r.StatusCode != 409 {
+	if r := do(t, "POST", "/epcis/queries", body, "X-Tenant-ID", "q"); r.StatusCode != 409 {
 		t.Errorf("create it again: %d %s", r.StatusCode, r.Body)
 	}
 	if a, r := query("/epcis/queries/shipped/events"); r.StatusCode != 200 || !slices.Equal(ids(a), []string{"3", "3"}) || a.EpcisBody.QueryResults.QueryName != "shipped" {
 		t.Errorf("named query events: %d %v", r.StatusCode, ids(a))
 	}
-	if r := srv.do(t, "GET", "/epcis/queries/shipped/events", nil, "X-Tenant-ID", "other"); r.StatusCode != 404 {
+	if r := do(t, "GET", "/epcis/queries/shipped/events", nil, "X-Tenant-ID", "other"); r.StatusCode != 404 {
 		t.Errorf("another tenant's named query: %d", r.StatusCode)
 	}
 	for _, bad := range []string{`{"name": "x y", "query": {}}`, `{"name": "z", "query": {"EQ_nonsense": 1}}`, `{"name": "z"`} {
+		// (GS1's binding declares no 400 for POST /queries: a problem all the same.)
 		if r := srv.do(t, "POST", "/epcis/queries", bad, "X-Tenant-ID", "q"); r.StatusCode != 400 {
 			t.Errorf("query %s: %d %s", bad, r.StatusCode, r.Body)
 		}
 	}
-	if r := srv.do(t, "DELETE", "/epcis/queries/shipped", nil, "X-Tenant-ID", "q"); r.StatusCode != 204 {
+	if r := do(t, "DELETE", "/epcis/queries/shipped", nil, "X-Tenant-ID", "q"); r.StatusCode != 204 {
 		t.Errorf("delete: %d %s", r.StatusCode, r.Body)
 	}
-	if r := srv.do(t, "GET", "/epcis/queries/shipped", nil, "X-Tenant-ID", "q"); r.StatusCode != 404 {
+	if r := do(t, "GET", "/epcis/queries/shipped", nil, "X-Tenant-ID", "q"); r.StatusCode != 404 {
 		t.Errorf("after delete: %d", r.StatusCode)
 	}
-	// Refusals name the parameter.
+	// Refusals name the parameter. (GS1's binding declares neither 400 nor
+	// 413 for GET /events, so these are not checked against it; they are
+	// the binding's QueryParameterException and QueryTooLargeException.)
 	for path, param := range map[string]string{
 		"/epcis/events?GE_eventTime=yesterday":     "GE_eventTime",
 		"/epcis/events?EQ_unknownThing=1":          "EQ_unknownThing",

@@ -121,9 +121,9 @@ func asList(v any) []any {
 }
 
 // answeredEvents queries all of a tenant's events with the given headers.
-func answeredEvents(t *testing.T, srv *server, tenant string, headers ...string) []map[string]any {
+func answeredEvents(t *testing.T, do exchange, tenant string, headers ...string) []map[string]any {
 	t.Helper()
-	r := srv.do(t, "GET", "/epcis/events?perPage=1000", nil, append([]string{"X-Tenant-ID", tenant}, headers...)...)
+	r := do(t, "GET", "/epcis/events?perPage=1000", nil, append([]string{"X-Tenant-ID", tenant}, headers...)...)
 	if r.StatusCode != 200 {
 		t.Fatalf("GET /epcis/events: %d %s", r.StatusCode, r.Body)
 	}
@@ -145,22 +145,24 @@ func answeredEvents(t *testing.T, srv *server, tenant string, headers ...string)
 func TestEPCISRoundTrip(t *testing.T) {
 	t.Parallel()
 	loader := &gs1Context{}
+	gs1 := gs1Validator(t)
 	for _, eng := range engines {
 		t.Run(eng.name, func(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t, eng.env(t))
+			do := checked(srv, gs1)
 			asCaptured := []string{"GS1-EPC-Format", "Never_Translates", "GS1-CBV-XML-Format", "Never_Translates"}
 			for i, f := range corpusFiles(t, "openepcis/Capture/Documents", ".json") {
 				name := filepath.Base(f)
 				doc, _ := os.ReadFile(f)
 				tenant := fmt.Sprintf("rt-%d", i)
-				capture(t, srv, tenant, "application/json", doc)
+				capture(t, do, tenant, "application/json", doc)
 				ids, err := eventhash.HashDocument(doc)
 				if err != nil {
 					t.Fatalf("%s: hashes: %v", name, err)
 				}
 				answered := map[string]map[string]any{}
-				for _, e := range waitEvents(t, srv, tenant, len(ids), asCaptured...) {
+				for _, e := range waitEvents(t, do, tenant, len(ids), asCaptured...) {
 					id, _ := e["eventID"].(string)
 					delete(e, "recordTime")
 					answered[id] = e
@@ -187,7 +189,7 @@ func TestEPCISRoundTrip(t *testing.T) {
 				}
 				// In EPC URN form: every GS1 identifier of an EPC list, as
 				// a URN of the same object.
-				for _, e := range answeredEvents(t, srv, tenant, "GS1-EPC-Format", "Always_EPC_URN") {
+				for _, e := range answeredEvents(t, do, tenant, "GS1-EPC-Format", "Always_EPC_URN") {
 					l, _ := e["epcList"].([]any)
 					for _, v := range l {
 						s, _ := v.(string)
@@ -222,6 +224,7 @@ func TestEPCISXMLTwins(t *testing.T) {
 	t.Parallel()
 	loader := &gs1Context{}
 	srv := startServer(t, engines[0].env(t))
+	do := checked(srv, gs1Validator(t))
 	twins := 0
 	for i, f := range corpusFiles(t, "openepcis-xml/Capture/Documents", ".xml") {
 		name := filepath.Base(f)
@@ -232,9 +235,9 @@ func TestEPCISXMLTwins(t *testing.T) {
 		twins++
 		doc, _ := os.ReadFile(f)
 		tenant := fmt.Sprintf("xml-%d", i)
-		capture(t, srv, tenant, "application/xml", doc)
+		capture(t, do, tenant, "application/xml", doc)
 		sent := sentEvents(t, twin)
-		got := waitEvents(t, srv, tenant, len(sent), "GS1-EPC-Format", "Never_Translates", "GS1-CBV-XML-Format", "Never_Translates")
+		got := waitEvents(t, do, tenant, len(sent), "GS1-EPC-Format", "Never_Translates", "GS1-CBV-XML-Format", "Never_Translates")
 		for j := range sent {
 			delete(sent[j], "recordTime")
 			delete(got[j], "recordTime")
@@ -252,10 +255,10 @@ func TestEPCISXMLTwins(t *testing.T) {
 }
 
 // waitEvents waits (bounded) until the EPCIS index answers n events.
-func waitEvents(t *testing.T, srv *server, tenant string, n int, headers ...string) []map[string]any {
+func waitEvents(t *testing.T, do exchange, tenant string, n int, headers ...string) []map[string]any {
 	t.Helper()
 	for range 400 {
-		if evs := answeredEvents(t, srv, tenant, headers...); len(evs) >= n {
+		if evs := answeredEvents(t, do, tenant, headers...); len(evs) >= n {
 			return evs
 		}
 		sleepBriefly()

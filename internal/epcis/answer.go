@@ -31,11 +31,13 @@ func Format(stored json.RawMessage, recordTime time.Time, f Formats) (json.RawMe
 	}
 	ev["recordTime"] = recordTime.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	ids := func(v any) any { return mapStrings(v, func(s string) string { return epc.FormatEPC(s, f.EPC) }) }
+	// EPC lists are sets: two forms of one EPC written in one form are one.
+	epcSet := func(v any) any { return distinct(ids(v)) }
 	vocab := func(voc epc.Vocabulary) func(any) any {
 		return func(v any) any { return mapStrings(v, func(s string) string { return voc.Format(s, f.CBV) }) }
 	}
 	rewrite(ev, map[string]func(any) any{
-		"epcList": ids, "childEPCs": ids, "inputEPCList": ids, "outputEPCList": ids, "parentID": ids,
+		"epcList": epcSet, "childEPCs": epcSet, "inputEPCList": epcSet, "outputEPCList": epcSet, "parentID": ids,
 		"bizStep": vocab(epc.BizStep), "disposition": vocab(epc.Disposition),
 	})
 	for _, k := range []string{"readPoint", "bizLocation"} {
@@ -87,6 +89,26 @@ func eachObject(v any, f func(map[string]any)) {
 			f(m)
 		}
 	}
+}
+
+// distinct drops the repeated strings of a list, keeping the first.
+func distinct(v any) any {
+	l, ok := v.([]any)
+	if !ok {
+		return v
+	}
+	seen := make(map[string]bool, len(l))
+	out := l[:0]
+	for _, item := range l {
+		if s, ok := item.(string); ok {
+			if seen[s] {
+				continue
+			}
+			seen[s] = true
+		}
+		out = append(out, item)
+	}
+	return out
 }
 
 // mapStrings applies f to a string or to the strings of a list.

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
 )
 
 // Document is an EPCISDocument (or an EPCISQueryDocument, which capture
@@ -399,7 +401,23 @@ func mergeContexts(doc, own json.RawMessage) json.RawMessage {
 			list = append(list, c)
 		}
 	}
-	out, _ := json.Marshal(list)
+	// An item given twice is applied once, at its last place: the same
+	// definitions in the end, and a list GS1's schema takes (its items are
+	// unique).
+	kept := make([]json.RawMessage, 0, len(list))
+	for i, item := range list {
+		repeated := false
+		for _, later := range list[i+1:] {
+			if eventstore.JSONEqual(item, later) {
+				repeated = true
+				break
+			}
+		}
+		if !repeated {
+			kept = append(kept, item)
+		}
+	}
+	out, _ := json.Marshal(kept)
 	return out
 }
 
