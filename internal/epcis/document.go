@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -345,6 +346,11 @@ func ParseEvent(raw []byte) (Event, error) {
 // parseEvent reads an event from its members m, cut from raw.
 func parseEvent(raw json.RawMessage, m []Member, docContext json.RawMessage) (Event, error) {
 	var err error
+	if hasNUL(raw) {
+		// No engine stores it in text (PostgreSQL refuses it outright),
+		// and no EPCIS value needs it.
+		return Event{}, errors.New("a name or value holds the NUL character (U+0000), which is not stored")
+	}
 	e := Event{Raw: raw, Context: mergeContexts(docContext, lookup(m, "@context"))}
 	if err := str(m, "type", &e.Type); err != nil || !IsEventType(e.Type) {
 		return Event{}, errors.New("type must be one of ObjectEvent, AggregationEvent, TransactionEvent, TransformationEvent, AssociationEvent")
@@ -358,6 +364,9 @@ func parseEvent(raw json.RawMessage, m []Member, docContext json.RawMessage) (Ev
 	}
 	if e.Time, err = time.Parse(time.RFC3339Nano, at); err != nil {
 		return Event{}, fmt.Errorf("eventTime %s is not an RFC 3339 date-time", strconv.Quote(at))
+	}
+	if !e.Time.After(time.Time{}) {
+		return Event{}, fmt.Errorf("eventTime %s is before the first instant the store keeps (0001-01-01T00:00:00.000001Z)", strconv.Quote(at))
 	}
 	if ed := lookup(m, "errorDeclaration"); ed != nil {
 		em, err := validMembers(ed)
@@ -451,4 +460,23 @@ func (e Event) Stored(eventID string) (json.RawMessage, error) {
 		}
 	}
 	return Object(out), nil
+}
+
+// hasNUL reports whether a JSON value has a name or string holding U+0000.
+// Raw JSON cannot carry the byte itself, only its escape, so values without
+// the escape are not decoded.
+func hasNUL(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`\u0000`)) {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if s, ok := tok.(string); ok && strings.ContainsRune(s, 0) {
+			return true
+		}
+	}
 }

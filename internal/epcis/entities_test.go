@@ -2,6 +2,7 @@ package epcis_test
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -83,5 +84,24 @@ func TestMapEvent(t *testing.T) {
 	a, b := epcis.MapEvent(rec), epcis.MapEvent(rec)
 	if a[0].Events[0].ID != b[0].Events[0].ID || a[0].Events[0].ID == uuid.Nil {
 		t.Errorf("derived ids %v and %v", a[0].Events[0].ID, b[0].Events[0].ID)
+	}
+}
+
+func TestParseRefusesNUL(t *testing.T) {
+	ok := `{"type": "ObjectEvent", "eventTime": "2026-01-01T00:00:00Z", "note": "a \\\\u0000 is text"}`
+	if _, err := epcis.ParseEvent([]byte(ok)); err != nil {
+		t.Errorf("an escaped backslash before u0000: %v", err)
+	}
+	for _, bad := range []string{
+		`{"type": "ObjectEvent", "eventTime": "2026-01-01T00:00:00Z", "example:x": "nul \u0000 here"}`,
+		`{"type": "ObjectEvent", "eventTime": "2026-01-01T00:00:00Z", "example:\u0000": 1}`,
+		`{"type": "ObjectEvent", "eventTime": "2026-01-01T00:00:00Z", "ilmd": {"a": ["\u0000"]}}`,
+	} {
+		if _, err := epcis.ParseEvent([]byte(bad)); !errors.Is(err, epcis.ErrMalformed) {
+			t.Errorf("%s: %v, want refused", bad, err)
+		}
+	}
+	if _, err := epcis.ParseEvent([]byte(`{"type": "ObjectEvent", "eventTime": "0001-01-01T00:00:00Z"}`)); !errors.Is(err, epcis.ErrMalformed) {
+		t.Errorf("the zero time: %v, want refused", err)
 	}
 }

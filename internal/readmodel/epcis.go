@@ -79,7 +79,7 @@ func applyEPCIS(ctx context.Context, db SQL, tbl tables, events []eventstore.Rec
 		for i, f := range x.Fields {
 			var txt, num, at any
 			if f.Text != nil {
-				txt = *f.Text
+				txt = strings.ReplaceAll(*f.Text, "\x00", "") // capture refuses it; no engine stores it in text
 			}
 			if f.Num != nil {
 				num = *f.Num
