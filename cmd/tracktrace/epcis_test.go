@@ -180,6 +180,27 @@ func TestEPCISCapture(t *testing.T) {
 					t.Fatalf("another tenant's job: %d", other.StatusCode)
 				}
 			})
+			t.Run("values too long to index do not stop the index", func(t *testing.T) {
+				// Incompressible, so that it exceeds an index entry (PostgreSQL
+				// compresses before it measures).
+				var b strings.Builder
+				for x := uint32(1); b.Len() < 4500; {
+					x = x*1664525 + 1013904223
+					b.WriteByte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[(x>>26)%62])
+				}
+				long := b.String()
+				doc := fmt.Sprintf(`{"@context": ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld", {"example": "http://ns.example.com/epcis/"}],
+					"type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-01-01T00:00:00Z", "epcisBody": {"eventList": [
+					{"type": "ObjectEvent", "eventTime": "2026-01-01T00:00:00Z", "eventTimeZoneOffset": "+00:00", "action": "OBSERVE",
+					 "epcList": ["urn:epc:id:sgtin:0614141.107346.%[1]s"], "bizLocation": {"id": "urn:x:%[1]s"}, "example:x": "%[1]s"}]}}`, long)
+				if job := capture(t, do, "long", "application/json", []byte(doc)); !job.Success || job.Captured != 1 {
+					t.Fatalf("capture: %+v", job)
+				}
+				capture(t, do, "long", "application/json", threeEvents(`"action": "OBSERVE"`))
+				// The three events after it are indexed (and it is too, as
+				// far as its values can be).
+				waitEvents(t, do, "long", 4)
+			})
 			t.Run("single events", func(t *testing.T) {
 				for _, f := range corpusFiles(t, "openepcis/Capture/Events", ".json") {
 					ev, _ := os.ReadFile(f)

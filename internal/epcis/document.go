@@ -42,6 +42,10 @@ type Event struct {
 	Context json.RawMessage
 }
 
+// MaxEventIDLength bounds an eventID (a URI: a UUID URN or an event hash
+// is under 100 bytes).
+const MaxEventIDLength = 1000
+
 // Member is one member of a JSON object, its value as sent.
 type Member struct {
 	Key   string
@@ -357,6 +361,9 @@ func parseEvent(raw json.RawMessage, m []Member, docContext json.RawMessage) (Ev
 	}
 	if err := str(m, "eventID", &e.EventID); err != nil {
 		return Event{}, err
+	}
+	if len(e.EventID) > MaxEventIDLength {
+		return Event{}, fmt.Errorf("eventID has %d bytes; at most %d are kept", len(e.EventID), MaxEventIDLength)
 	}
 	var at string
 	if err := str(m, "eventTime", &at); err != nil || at == "" {

@@ -66,10 +66,13 @@ func applyEPCIS(ctx context.Context, db SQL, tbl tables, events []eventstore.Rec
 		if x.Declared != nil {
 			declared = x.Declared.UnixMicro()
 		}
-		evRows = append(evRows, []any{e.Tenant, e.StreamID, e.Version, e.Position, x.EventID, x.Type, null(x.Action),
-			x.EventTime.UnixMicro(), x.RecordTime.UnixMicro(), null(x.BizStep), null(x.Disposition), null(x.ReadPoint),
-			null(x.BizLocation), declared, null(x.ErrorReason), string(e.Data)})
+		evRows = append(evRows, []any{e.Tenant, e.StreamID, e.Version, e.Position, indexed(x.EventID), x.Type, null(x.Action),
+			x.EventTime.UnixMicro(), x.RecordTime.UnixMicro(), null(indexed(x.BizStep)), null(indexed(x.Disposition)),
+			null(indexed(x.ReadPoint)), null(indexed(x.BizLocation)), declared, null(indexed(x.ErrorReason)), string(e.Data)})
 		for i, id := range x.IDs {
+			if indexed(id.ID) == "" || len(id.Role)+len(id.ID) > maxIndexedText {
+				continue
+			}
 			var q any
 			if id.Quantity != nil {
 				q = *id.Quantity
@@ -77,9 +80,14 @@ func applyEPCIS(ctx context.Context, db SQL, tbl tables, events []eventstore.Rec
 			idRows = append(idRows, []any{e.Tenant, e.StreamID, e.Version, id.Role, id.ID, int64(i), q, null(id.UOM)})
 		}
 		for i, f := range x.Fields {
+			if len(f.Family)+len(f.Name) > maxIndexedText {
+				continue
+			}
 			var txt, num, at any
 			if f.Text != nil {
-				txt = strings.ReplaceAll(*f.Text, "\x00", "") // capture refuses it; no engine stores it in text
+				if t := indexed(*f.Text); t != "" || *f.Text == "" {
+					txt = t
+				}
 			}
 			if f.Num != nil {
 				num = *f.Num
@@ -97,6 +105,22 @@ func applyEPCIS(ctx context.Context, db SQL, tbl tables, events []eventstore.Rec
 		return err
 	}
 	return insertRows(ctx, db, tbl(TableEPCISFields), epcisFieldColumns, fieldRows)
+}
+
+// maxIndexedText bounds the text values the index keeps: a longer one
+// (which no identifier or vocabulary value is) is left out of it, where
+// the value would exceed what an index entry can hold (PostgreSQL's btree
+// takes about 2.7kB) and stop the projection. Queries on such values find
+// nothing; the event itself is stored and answered whole.
+const maxIndexedText = 1000
+
+// indexed is s as the index keeps it: "" for one too long to index, and
+// without NULs (capture refuses them; no engine stores them in text).
+func indexed(s string) string {
+	if len(s) > maxIndexedText {
+		return ""
+	}
+	return strings.ReplaceAll(s, "\x00", "")
 }
 
 // null is nil for "", so that absent values are NULL.
