@@ -504,6 +504,14 @@ func TestEPCISQueries(t *testing.T) {
 	if x.StatusCode != 200 || x.Header.Get("Content-Type") != "application/xml" || !strings.Contains(string(x.Body), "<AggregationEvent") {
 		t.Errorf("XML answer: %d %s %.300s", x.StatusCode, x.Header.Get("Content-Type"), x.Body)
 	}
+	// Discovery on every resource.
+	for path, methods := range map[string]string{"/epcis/events": "OPTIONS, POST, GET", "/epcis/queries/x/events": "OPTIONS, GET",
+		"/epcis/bizLocations": "OPTIONS, GET", "/epcis/queries": "OPTIONS, GET, POST"} {
+		if r := do(t, "OPTIONS", path, nil, "X-Tenant-ID", "q"); r.StatusCode != 204 || r.Header.Get("Allow") != methods ||
+			r.Header.Get("GS1-EPCIS-Max") != "2.0.0" {
+			t.Errorf("OPTIONS %s: %d, Allow %q", path, r.StatusCode, r.Header.Get("Allow"))
+		}
+	}
 	// Collections.
 	var coll struct {
 		Type   string

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,6 +70,37 @@ func (s *server) epcisRoutes(api func(pattern, scope string, h func(http.Respons
 	api("GET /epcis/capture/{captureID}", tracking.ScopeRead, s.getCaptureJob)
 	api("POST /epcis/events", tracking.ScopeWrite, s.captureEvent)
 	s.epcisQueryRoutes(api)
+	// OPTIONS discovery on every other resource: its methods and the
+	// versions of the standards.
+	methods := map[string][]string{}
+	var paths []string
+	for _, pattern := range s.patterns {
+		method, path, _ := strings.Cut(pattern, " ")
+		if !strings.HasPrefix(path, "/epcis/") {
+			continue
+		}
+		if _, seen := methods[path]; !seen {
+			paths = append(paths, path)
+		}
+		methods[path] = append(methods[path], method)
+	}
+	for _, path := range paths {
+		if slices.Contains(methods[path], http.MethodOptions) {
+			continue
+		}
+		allow := "OPTIONS, " + strings.Join(methods[path], ", ")
+		api("OPTIONS "+path, tracking.ScopeRead, func(w http.ResponseWriter, _ *http.Request, _ tracking.Principal) error {
+			epcisHeaders(w)
+			h := w.Header()
+			h.Set("Allow", allow)
+			h.Set("GS1-EPCIS-Min", epcisVersion)
+			h.Set("GS1-EPCIS-Max", epcisVersion)
+			h.Set("GS1-CBV-Min", cbvVersion)
+			h.Set("GS1-CBV-Max", cbvVersion)
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		})
+	}
 }
 
 // epcisHeaders sets the headers every EPCIS answer carries.
