@@ -280,13 +280,9 @@ const maxJobsPerPage = 100
 
 func (s *server) listCaptureJobs(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q := r.URL.Query()
-	perPage := 30
-	if v := q.Get("perPage"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return epcisProblem(http.StatusBadRequest, "QueryParameterException", "perPage must be a positive number")
-		}
-		perPage = min(n, maxJobsPerPage)
+	perPage, err := perPageParam(q, 30, maxJobsPerPage)
+	if err != nil {
+		return err
 	}
 	before := q.Get("nextPageToken")
 	jobs, err := s.EPCIS.Jobs.ListJobs(r.Context(), p.Tenant, before, perPage+1)

@@ -177,6 +177,20 @@ func writeEPCIS(w http.ResponseWriter, r *http.Request, doc []byte) error {
 	return nil
 }
 
+// perPageParam reads perPage (default def, at most max).
+func perPageParam(q url.Values, def, max int) (int, error) {
+	v := q.Get("perPage")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, epcisProblem(http.StatusBadRequest, "QueryParameterException", "perPage must be a positive number",
+			tracking.FieldError{Field: "perPage", Message: "must be a positive number"})
+	}
+	return min(n, max), nil
+}
+
 // maxCollectionPage bounds a page of a collection resource.
 const maxCollectionPage = 1000
 
@@ -186,14 +200,9 @@ const maxCollectionPage = 1000
 func (s *server) epcisCollection(list func(ctx context.Context, p tracking.Principal, after string, limit int) ([]string, error)) func(http.ResponseWriter, *http.Request, tracking.Principal) error {
 	return func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 		q := r.URL.Query()
-		perPage := 100
-		if v := q.Get("perPage"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return epcisProblem(http.StatusBadRequest, "QueryParameterException", "perPage must be a positive number",
-					tracking.FieldError{Field: "perPage", Message: "must be a positive number"})
-			}
-			perPage = min(n, maxCollectionPage)
+		perPage, err := perPageParam(q, 100, maxCollectionPage)
+		if err != nil {
+			return err
 		}
 		after := q.Get("nextPageToken")
 		members, err := list(r.Context(), p, after, perPage+1)
@@ -325,13 +334,9 @@ func (s *server) deleteQuery(w http.ResponseWriter, r *http.Request, p tracking.
 
 func (s *server) listQueries(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q := r.URL.Query()
-	perPage := 30
-	if v := q.Get("perPage"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return epcisProblem(http.StatusBadRequest, "QueryParameterException", "perPage must be a positive number")
-		}
-		perPage = min(n, maxCollectionPage)
+	perPage, err := perPageParam(q, 30, maxCollectionPage)
+	if err != nil {
+		return err
 	}
 	qs, err := s.EPCIS.Queries.NamedQueries(r.Context(), p.Tenant, q.Get("nextPageToken"), perPage+1)
 	if err != nil {
