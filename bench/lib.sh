@@ -27,6 +27,12 @@ start_server() {
 		"$bin" serve >"$work/serve.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do
+		# Its own server, not another process that holds the port.
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "the server exited (is port $port taken?):" >&2
+			cat "$work/serve.log" >&2
+			exit 1
+		fi
 		curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && return
 		sleep 0.1
 	done
