@@ -33,7 +33,15 @@ start_server() {
 			cat "$work/serve.log" >&2
 			exit 1
 		fi
-		curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && return
+		if curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null; then
+			# The answer may have come from another process on the port
+			# while this one was still failing to bind it.
+			sleep 0.3
+			kill -0 "$pid" 2>/dev/null && return
+			echo "the server exited (is port $port taken?):" >&2
+			cat "$work/serve.log" >&2
+			exit 1
+		fi
 		sleep 0.1
 	done
 	echo "the server did not become ready:" >&2
