@@ -397,7 +397,7 @@ func TestEPCISEntities(t *testing.T) {
 			}
 			metrics := string(srv.do(t, "GET", "/metrics", nil).Body)
 			for _, line := range []string{`tracktrace_epcis_events_total{outcome="captured"} 5`, `tracktrace_epcis_events_total{outcome="unchanged"} 5`,
-				`tracktrace_follower_active{follower="epcis-entities"} 1`} {
+				`tracktrace_follower_active{follower="epcis-entities"} 1`, "tracktrace_epcis_mapping_backlog_events 0"} {
 				if !strings.Contains(metrics, line) {
 					t.Errorf("/metrics lacks %s", line)
 				}

@@ -307,6 +307,14 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if err != nil {
 		return fmt.Errorf("epcis: %w", err)
 	}
+	// EPCIS events become events of the tracking entities they name.
+	mapper := epcis.NewMapper(svc, views, log)
+	mapper.OnSkipped = metrics.EPCISMappingSkipped
+	if err := metrics.Register(telemetry.NewBacklogCollector("tracktrace_epcis_mapping_backlog_events",
+		"Events in the global log the EPCIS mapping onto tracking entities has not reached yet.",
+		checkpointBacklog{store, views, epcis.EntitiesCheckpoint})); err != nil {
+		return err
+	}
 	capturer := epcis.NewCapturer(store, views, epcis.HashStored, nil)
 	capturer.Logger = log
 	capturer.OnJob = func(j epcis.Job) { metrics.EPCISCaptured(j.Captured, j.Unchanged, len(j.Errors)) }
@@ -384,9 +392,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if kp != nil {
 		g.Go(func() error { return kp.run(svcCtx) })
 	}
-	// EPCIS events become events of the tracking entities they name.
-	mapper := epcis.NewMapper(svc, views, log)
-	mapper.OnSkipped = metrics.EPCISMappingSkipped
+	// The mapping of EPCIS events onto tracking entities (one leader).
 	epcisEntities := projection.NewFollower(epcis.EntitiesCheckpoint, store, views, leader,
 		mapper.Handle, projection.FollowerOptions{
 			Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
@@ -540,4 +546,19 @@ func healthcheck(ctx context.Context, args []string, environ []string, stdout, s
 	}
 	fmt.Fprintln(stdout, "healthy")
 	return nil
+}
+
+// checkpointBacklog is how far a follower's checkpoint is behind the log.
+type checkpointBacklog struct {
+	log  projection.Feed
+	cps  projection.Checkpoints
+	name string
+}
+
+func (b checkpointBacklog) Backlog(ctx context.Context) (eventstore.Backlog, error) {
+	cp, err := b.cps.Checkpoint(ctx, b.name)
+	if err != nil {
+		return eventstore.Backlog{}, err
+	}
+	return b.log.Backlog(ctx, cp.Cursor)
 }
