@@ -21,7 +21,8 @@ func retentionDeps(cfg *config.Config, st *storage, svc *tracking.Service) (rete
 	}
 	return retention.Deps{Store: st.retention, ReadModels: st.views, Snapshotter: svc, Readers: readers,
 			SnapshotSchemaVersion: tracking.SnapshotSchemaVersion},
-		retention.Policy{MaxAge: time.Duration(cfg.EventStore.RetentionPolicy.MaxAge), SnapshotAge: time.Duration(cfg.EventStore.RetentionPolicy.SnapshotAge)}
+		retention.Policy{MaxAge: time.Duration(cfg.EventStore.RetentionPolicy.MaxAge), SnapshotAge: time.Duration(cfg.EventStore.RetentionPolicy.SnapshotAge),
+			CaptureJobAge: time.Duration(cfg.EPCIS.CaptureJobRetention)}
 }
 
 // retentionCmd is `tracktrace retention run [--dry-run]`.

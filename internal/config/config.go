@@ -299,6 +299,9 @@ type EPCIS struct {
 	// CaptureFileSizeLimit bounds the bytes of one capture document (1KiB–
 	// 256MiB, default 32MiB), advertised as GS1-EPCIS-Capture-File-Size-Limit.
 	CaptureFileSizeLimit ByteSize
+	// CaptureJobRetention is how long capture jobs answer (default 7 days;
+	// trimmed by the retention job, every EventStore.RetentionPolicy.Interval).
+	CaptureJobRetention Duration
 }
 
 // Logging configures the process logger.
@@ -396,7 +399,7 @@ func Default() *Config {
 			LongTransactionWarning: Duration(30 * time.Second),
 			PartitionPeriod:        "Month",
 		},
-		EPCIS: EPCIS{CaptureLimit: 10000, CaptureFileSizeLimit: 32 * MiB},
+		EPCIS: EPCIS{CaptureLimit: 10000, CaptureFileSizeLimit: 32 * MiB, CaptureJobRetention: Duration(7 * day)},
 		ReadModels: ReadModels{
 			RefreshInterval: Duration(5 * time.Second),
 			ConsistencyWait: Duration(2 * time.Second),

@@ -92,6 +92,7 @@ func (ch *checker) validate(c *Config) {
 	ch.database(c.ConnectionStrings.EventStore, "EventStore", es.ConnectionString)
 	ch.check(c.EPCIS.CaptureLimit >= 1 && c.EPCIS.CaptureLimit <= eventstore.MaxEventsPerAppend, "EPCIS.CaptureLimit",
 		"must be between 1 and %d, got %d", eventstore.MaxEventsPerAppend, c.EPCIS.CaptureLimit)
+	ch.positive("EPCIS.CaptureJobRetention", c.EPCIS.CaptureJobRetention)
 	ch.check(c.EPCIS.CaptureFileSizeLimit >= KiB && c.EPCIS.CaptureFileSizeLimit <= 256*MiB, "EPCIS.CaptureFileSizeLimit",
 		"must be between 1KiB and 256MiB, got %v", c.EPCIS.CaptureFileSizeLimit)
 	ch.nonNegative("EventStore.RetentionPolicy.MaxAge", es.RetentionPolicy.MaxAge)

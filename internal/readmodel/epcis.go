@@ -316,3 +316,29 @@ func (s *Store) TrimEPCIS(ctx context.Context, before time.Time, dryRun bool) (i
 	}
 	return n, nil
 }
+
+// TrimCaptureJobs deletes (or, with dryRun, counts) the capture jobs
+// created before `before`.
+func (s *Store) TrimCaptureJobs(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+	db := s.engine.SQL()
+	var n int64
+	var err error
+	if dryRun {
+		var rows Rows
+		if rows, err = db.Query(ctx, `SELECT count(*) FROM epcis_capture_jobs WHERE created_at < ?`, before.UnixMicro()); err == nil {
+			defer rows.Close()
+			if rows.Next() {
+				err = rows.Scan(&n)
+			}
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+	} else {
+		n, err = db.Exec(ctx, `DELETE FROM epcis_capture_jobs WHERE created_at < ?`, before.UnixMicro())
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: trim capture jobs: %w", s.name, err)
+	}
+	return n, nil
+}

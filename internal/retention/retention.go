@@ -55,6 +55,9 @@ type ReadModels interface {
 	// TrimIdempotencyKeys deletes (or counts) the Idempotency-Keys expired
 	// as of now.
 	TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun bool) (int64, error)
+	// TrimCaptureJobs deletes (or counts) the EPCIS capture jobs created
+	// before `before`.
+	TrimCaptureJobs(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 }
 
 // Snapshotter takes a fresh snapshot of one entity (tracking.Service).
@@ -66,6 +69,9 @@ type Snapshotter interface {
 type Policy struct {
 	MaxAge      time.Duration // 0 keeps events forever
 	SnapshotAge time.Duration // 0 keeps snapshots forever
+	// CaptureJobAge is how long EPCIS capture jobs are kept (0: forever);
+	// they are trimmed on every run whatever the other ages.
+	CaptureJobAge time.Duration
 }
 
 // Deps are the collaborators of a run.
@@ -94,6 +100,8 @@ type Report struct {
 	// IdempotencyKeysDeleted are expired Idempotency-Keys, trimmed on every
 	// run whatever the policy.
 	IdempotencyKeysDeleted int64 `json:"idempotencyKeysDeleted"`
+	// CaptureJobsDeleted are EPCIS capture jobs older than CaptureJobAge.
+	CaptureJobsDeleted int64 `json:"captureJobsDeleted"`
 }
 
 // maxSnapshotsPerRun bounds the work of one run; the next run continues.
@@ -105,6 +113,11 @@ func Run(ctx context.Context, d Deps, p Policy, now time.Time, dryRun bool) (Rep
 	var err error
 	if r.IdempotencyKeysDeleted, err = d.ReadModels.TrimIdempotencyKeys(ctx, now, dryRun); err != nil {
 		return r, fmt.Errorf("retention: trim idempotency keys: %w", err)
+	}
+	if p.CaptureJobAge > 0 {
+		if r.CaptureJobsDeleted, err = d.ReadModels.TrimCaptureJobs(ctx, now.Add(-p.CaptureJobAge), dryRun); err != nil {
+			return r, fmt.Errorf("retention: trim capture jobs: %w", err)
+		}
 	}
 	if p.MaxAge <= 0 && p.SnapshotAge <= 0 {
 		return r, nil

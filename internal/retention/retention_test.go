@@ -3,12 +3,15 @@ package retention_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/readmodel"
@@ -189,5 +192,34 @@ func TestRetentionTrimsExpiredIdempotencyKeys(t *testing.T) {
 	}
 	if got, _ := rm.ClaimIdempotencyKey(ctx, "t", "k1", []byte("second")); string(got) != "second" {
 		t.Fatalf("after expiry the key is bound to %q, want second", got)
+	}
+}
+
+// EPCIS capture jobs go after CaptureJobAge, on every run whatever the
+// other ages; a dry run only counts them.
+func TestRetentionTrimsCaptureJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, rm := openSQLite(t, sqlite.Options{})
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, at := range []time.Time{created, created.Add(48 * time.Hour)} {
+		if err := rm.SaveJob(ctx, epcis.Job{Tenant: "t", CaptureID: fmt.Sprint("job-", i), CreatedAt: at, Behaviour: epcis.Rollback}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deps := retention.Deps{Store: store, ReadModels: rm, Readers: tracking.Projections()}
+	policy := retention.Policy{CaptureJobAge: 24 * time.Hour}
+	now := created.Add(36 * time.Hour)
+	if rep, err := retention.Run(ctx, deps, policy, now, true); err != nil || rep.CaptureJobsDeleted != 1 {
+		t.Fatalf("dry run: %+v, %v; want 1 job counted", rep, err)
+	}
+	if rep, err := retention.Run(ctx, deps, policy, now, false); err != nil || rep.CaptureJobsDeleted != 1 {
+		t.Fatalf("run: %+v, %v; want 1 job deleted", rep, err)
+	}
+	if _, err := rm.Job(ctx, "t", "job-0"); !errors.Is(err, epcis.ErrJobNotFound) {
+		t.Errorf("the old job: %v, want gone", err)
+	}
+	if _, err := rm.Job(ctx, "t", "job-1"); err != nil {
+		t.Errorf("the recent job: %v", err)
 	}
 }

@@ -58,6 +58,7 @@ type ReadModels interface {
 	// EPCIS index, TrimIdempotencyKeys of the keys).
 	TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 	TrimEPCIS(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+	TrimCaptureJobs(ctx context.Context, before time.Time, dryRun bool) (int64, error)
 	TrimIdempotencyKeys(ctx context.Context, now time.Time, dryRun bool) (int64, error)
 	// EraseEntity deletes every read-model row of an entity.
 	EraseEntity(ctx context.Context, tenant, id string) error
