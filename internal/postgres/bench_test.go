@@ -212,3 +212,24 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// BenchmarkEPCISQuery: projectiontest.BenchmarkEPCISQuery on a new database,
+// or on BENCH_EPCIS_DSN (an existing database, created empty with
+// createdb and dropped by hand: the first run seeds it, later runs query
+// what it holds).
+//
+//	BENCH_EPCIS_EVENTS=1000000 go test -run '^$' -bench EPCISQuery -benchtime 1x -timeout 2h ./internal/postgres/
+func BenchmarkEPCISQuery(b *testing.B) {
+	projectiontest.BenchmarkEPCISQuery(b, func(b *testing.B) projectiontest.Harness {
+		dsn := os.Getenv("BENCH_EPCIS_DSN")
+		if dsn == "" {
+			dsn = pgtest.NewDatabase(b)
+		}
+		s := open(b, dsn)
+		rm, err := postgres.OpenReadModels(context.Background(), "", s.Pool())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return projectiontest.Harness{Store: s, ReadModels: rm}
+	})
+}

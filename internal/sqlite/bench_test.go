@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -20,5 +21,21 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkProjectionApply(b *testing.B) {
 	projectiontest.BenchmarkApply(b, func(b *testing.B) projectiontest.ReadModels {
 		return openReadModels(b, open(b, filepath.Join(b.TempDir(), "events.db")))
+	})
+}
+
+// BenchmarkEPCISQuery: projectiontest.BenchmarkEPCISQuery on a new file, or
+// on BENCH_EPCIS_DB (a file kept between runs: the first run seeds it,
+// later runs query what it holds).
+//
+//	BENCH_EPCIS_EVENTS=1000000 go test -run '^$' -bench EPCISQuery -benchtime 1x -timeout 2h ./internal/sqlite/
+func BenchmarkEPCISQuery(b *testing.B) {
+	projectiontest.BenchmarkEPCISQuery(b, func(b *testing.B) projectiontest.Harness {
+		path := os.Getenv("BENCH_EPCIS_DB")
+		if path == "" {
+			path = filepath.Join(b.TempDir(), "events.db")
+		}
+		s := open(b, path)
+		return projectiontest.Harness{Store: s, ReadModels: openReadModels(b, s)}
 	})
 }
