@@ -23,7 +23,7 @@ CREATE TABLE rm_epcis_events (
     error_reason  TEXT,
     data          TEXT    NOT NULL,
     PRIMARY KEY (tenant_id, entity_id, version)
-) WITHOUT ROWID;
+); -- a rowid table: its rows hold the event's JSON, too large for WITHOUT ROWID to pay
 CREATE INDEX rm_epcis_events_time ON rm_epcis_events (tenant_id, event_time, position);
 CREATE INDEX rm_epcis_events_record ON rm_epcis_events (tenant_id, record_time, position);
 CREATE INDEX rm_epcis_events_id ON rm_epcis_events (tenant_id, event_id);
