@@ -8,17 +8,12 @@ import (
 	"github.com/tlm/tracktrace/internal/epcis/ld"
 )
 
-// Standard is the canonical forms of GS1's standards: identifiers as the
-// constrained GS1 Digital Link URIs of the CBV event hash, standard CBV
-// values as GS1 Web URIs (other values as they are), extension fields as
-// IRIs under the event's JSON-LD context.
-var Standard Canon = standardCanon{}
+// The index and the queries compare values in GS1's canonical forms:
+// identifiers as the constrained GS1 Digital Link URIs of the CBV event
+// hash (epc.Canonical), standard CBV values as GS1 Web URIs (other values
+// as they are), extension fields as IRIs under the event's JSON-LD context.
 
-type standardCanon struct{}
-
-func (standardCanon) ID(s string) string { return epc.Canonical(s) }
-
-// vocabularies maps the kinds Canon.Vocab takes to CBV vocabularies.
+// vocabularies maps the kinds canonicalVocab takes to CBV vocabularies.
 var vocabularies = map[string]epc.Vocabulary{
 	"bizStep":            epc.BizStep,
 	"disposition":        epc.Disposition,
@@ -28,7 +23,10 @@ var vocabularies = map[string]epc.Vocabulary{
 	"sensorType":         epc.MeasurementType,
 }
 
-func (standardCanon) Vocab(kind, s string) string {
+// canonicalVocab is the canonical form of a CBV value of a kind
+// ("bizStep", "disposition", "bizTransactionType", "sourceDestType",
+// "errorReason", "sensorType").
+func canonicalVocab(kind, s string) string {
 	if v, ok := vocabularies[kind]; ok {
 		if uri, ok := v.WebURI(s); ok {
 			return uri
@@ -37,7 +35,10 @@ func (standardCanon) Vocab(kind, s string) string {
 	return s
 }
 
-func (standardCanon) Field(ctx ld.Context, name string) (string, bool) {
+// extensionIRI is the IRI of an extension field name under an event's
+// JSON-LD context; false for a standard EPCIS term, or a name the context
+// does not define.
+func extensionIRI(ctx ld.Context, name string) (string, bool) {
 	if standard[name] {
 		return "", false
 	}

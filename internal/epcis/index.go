@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/epcis/epc"
 	"github.com/tlm/tracktrace/internal/epcis/ld"
 	"github.com/tlm/tracktrace/internal/eventstore"
 )
@@ -43,22 +44,6 @@ const (
 	FamilyInnerErrorField       = "inner_error"
 	FamilyCertification         = "certificationInfo"
 )
-
-// Canon turns what events carry into the forms the index compares:
-// identifiers in one format whatever they were captured in, vocabulary
-// values as full URIs, extension field names as IRIs.
-type Canon interface {
-	// ID returns the canonical form of an identifier (EPC, class, location).
-	ID(s string) string
-	// Vocab returns the canonical form of a CBV vocabulary value of a kind
-	// ("bizStep", "disposition", "bizTransactionType", "sourceDestType",
-	// "errorReason", "sensorType").
-	Vocab(kind, s string) string
-	// Field returns the IRI of an extension field name under an event's
-	// JSON-LD context, and false for a name that is not an extension (a
-	// standard EPCIS term, or a name the context does not define).
-	Field(context ld.Context, name string) (string, bool)
-}
 
 // IndexedID is an identifier an event names.
 type IndexedID struct {
@@ -108,7 +93,10 @@ var standard = map[string]bool{
 }
 
 // Index derives the index entry of a stored EPCIS event.
-func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
+// Identifiers are in the canonical form of epc.Canonical, CBV values as
+// canonicalVocab writes them, extension fields by their IRI (extensionIRI),
+// so that a query compares them whatever form they were captured in.
+func Index(rec eventstore.Recorded) (Indexed, error) {
 	t, ok := TypeOf(rec.Type)
 	if !ok {
 		return Indexed{}, fmt.Errorf("epcis: %s is not an EPCIS event", rec.Type)
@@ -124,20 +112,20 @@ func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
 	}
 	x.EventID = text(ev["eventID"])
 	x.Action = text(ev["action"])
-	x.BizStep = vocab(canon, "bizStep", text(ev["bizStep"]))
-	x.Disposition = vocab(canon, "disposition", text(ev["disposition"]))
-	x.ReadPoint = id(canon, text(member(ev["readPoint"], "id")))
-	x.BizLocation = id(canon, text(member(ev["bizLocation"], "id")))
+	x.BizStep = vocab("bizStep", text(ev["bizStep"]))
+	x.Disposition = vocab("disposition", text(ev["disposition"]))
+	x.ReadPoint = id(text(member(ev["readPoint"], "id")))
+	x.BizLocation = id(text(member(ev["bizLocation"], "id")))
 
 	for _, l := range []struct{ key, role string }{
 		{"epcList", RoleEPC}, {"childEPCs", RoleChild}, {"inputEPCList", RoleInput}, {"outputEPCList", RoleOutput},
 	} {
 		for _, s := range strings_(ev[l.key]) {
-			x.IDs = append(x.IDs, IndexedID{Role: l.role, ID: canon.ID(s)})
+			x.IDs = append(x.IDs, IndexedID{Role: l.role, ID: epc.Canonical(s)})
 		}
 	}
 	if p := text(ev["parentID"]); p != "" {
-		x.IDs = append(x.IDs, IndexedID{Role: RoleParent, ID: canon.ID(p)})
+		x.IDs = append(x.IDs, IndexedID{Role: RoleParent, ID: epc.Canonical(p)})
 	}
 	for _, l := range []struct{ key, role string }{
 		{"quantityList", RoleClass}, {"childQuantityList", RoleChildClass},
@@ -148,7 +136,7 @@ func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
 			if c == "" {
 				continue
 			}
-			item := IndexedID{Role: l.role, ID: canon.ID(c), UOM: text(q["uom"])}
+			item := IndexedID{Role: l.role, ID: epc.Canonical(c), UOM: text(q["uom"])}
 			if n, ok := number(q["quantity"]); ok {
 				item.Quantity = &n
 			}
@@ -187,12 +175,12 @@ func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
 		{"destinationList", FamilyDestination, "destination", "sourceDestType"},
 	} {
 		for _, o := range objects(ev[l.key]) {
-			v := id(canon, text(o[l.value]))
-			x.Fields = append(x.Fields, IndexedField{Family: l.family, Name: vocab(canon, l.kind, text(o["type"])), Text: &v})
+			v := id(text(o[l.value]))
+			x.Fields = append(x.Fields, IndexedField{Family: l.family, Name: vocab(l.kind, text(o["type"])), Text: &v})
 		}
 	}
 	if tid := text(ev["transformationID"]); tid != "" {
-		v := id(canon, tid)
+		v := id(tid)
 		x.Fields = append(x.Fields, IndexedField{Family: FamilyTransformationID, Text: &v})
 	}
 	if ci := text(ev["certificationInfo"]); ci != "" {
@@ -203,7 +191,7 @@ func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
 		if json.Unmarshal(pd, &p) == nil {
 			for _, k := range []string{"set", "unset"} {
 				for _, d := range strings_(p[k]) {
-					v := vocab(canon, "disposition", d)
+					v := vocab("disposition", d)
 					x.Fields = append(x.Fields, IndexedField{Family: FamilyPersistentDisposition, Name: k, Text: &v})
 				}
 			}
@@ -216,11 +204,11 @@ func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
 				at = eventstore.NormalizeTime(at)
 				x.Declared = &at
 			}
-			x.ErrorReason = vocab(canon, "errorReason", text(e["reason"]))
+			x.ErrorReason = vocab("errorReason", text(e["reason"]))
 			for _, c := range strings_(e["correctiveEventIDs"]) {
 				x.Fields = append(x.Fields, IndexedField{Family: FamilyCorrectiveEventID, Text: &c})
 			}
-			extensions(canon, ctx, e, FamilyErrorField, FamilyInnerErrorField, add, map[string]bool{
+			extensions(ctx, e, FamilyErrorField, FamilyInnerErrorField, add, map[string]bool{
 				"declarationTime": true, "reason": true, "correctiveEventIDs": true})
 		}
 	}
@@ -236,7 +224,7 @@ func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
 			for k, v := range r {
 				switch k {
 				case "type":
-					t := vocab(canon, "sensorType", text(v))
+					t := vocab("sensorType", text(v))
 					x.Fields = append(x.Fields, IndexedField{Family: FamilySensor, Name: k, Text: &t})
 				case "value", "minValue", "maxValue", "meanValue", "sDev", "percValue":
 					if n, ok := number(v); ok {
@@ -252,10 +240,10 @@ func Index(rec eventstore.Recorded, canon Canon) (Indexed, error) {
 	if il := ev["ilmd"]; il != nil {
 		var m map[string]json.RawMessage
 		if json.Unmarshal(il, &m) == nil {
-			extensions(canon, ctx, m, FamilyILMD, FamilyInnerILMD, add, nil)
+			extensions(ctx, m, FamilyILMD, FamilyInnerILMD, add, nil)
 		}
 	}
-	extensions(canon, ctx, ev, FamilyField, FamilyInner, add, standard)
+	extensions(ctx, ev, FamilyField, FamilyInner, add, standard)
 	// Maps hold the members in no order; the index's rows get one.
 	slices.SortStableFunc(x.Fields, func(a, b IndexedField) int {
 		return cmp.Or(cmp.Compare(a.Family, b.Family), cmp.Compare(a.Name, b.Name),
@@ -284,7 +272,7 @@ const maxInnerDepth = 8
 // extensions indexes the extension fields of an object (those not in
 // skip): the top-level ones under family, every one nested in them under
 // inner.
-func extensions(canon Canon, ctx ld.Context, m map[string]json.RawMessage, family, inner string,
+func extensions(ctx ld.Context, m map[string]json.RawMessage, family, inner string,
 	add func(family, name string, v json.RawMessage), skip map[string]bool) {
 	var walk func(v json.RawMessage, depth int)
 	walk = func(v json.RawMessage, depth int) {
@@ -298,7 +286,7 @@ func extensions(canon Canon, ctx ld.Context, m map[string]json.RawMessage, famil
 				return
 			}
 			for k, vv := range o {
-				if iri, ok := canon.Field(ctx, k); ok {
+				if iri, ok := extensionIRI(ctx, k); ok {
 					add(inner, iri, vv)
 				}
 				walk(vv, depth+1)
@@ -317,7 +305,7 @@ func extensions(canon Canon, ctx ld.Context, m map[string]json.RawMessage, famil
 		if skip[k] {
 			continue
 		}
-		iri, ok := canon.Field(ctx, k)
+		iri, ok := extensionIRI(ctx, k)
 		if !ok {
 			continue
 		}
@@ -411,16 +399,16 @@ func number(v json.RawMessage) (float64, bool) {
 	return n, true
 }
 
-func vocab(c Canon, kind, s string) string {
+func vocab(kind, s string) string {
 	if s == "" {
 		return ""
 	}
-	return c.Vocab(kind, s)
+	return canonicalVocab(kind, s)
 }
 
-func id(c Canon, s string) string {
+func id(s string) string {
 	if s == "" {
 		return ""
 	}
-	return c.ID(s)
+	return epc.Canonical(s)
 }

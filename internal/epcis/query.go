@@ -570,7 +570,7 @@ func (p *parser) family(key string, raw []string) error {
 				if !typeSuffix.MatchString(typ) {
 					return bad(key, "%q is not a type name", typ)
 				}
-				names := []string{Standard.Vocab(l.kind, typ)}
+				names := []string{canonicalVocab(l.kind, typ)}
 				if names[0] != typ {
 					names = append(names, typ)
 				}
@@ -741,7 +741,7 @@ func urnForm(v string) string {
 // keeps non-standard values as they were captured).
 func (p *parser) vocab(kind string) func(string) []string {
 	return func(v string) []string {
-		out := []string{Standard.Vocab(kind, v)}
+		out := []string{canonicalVocab(kind, v)}
 		if v != out[0] {
 			out = append(out, v)
 		}

@@ -58,7 +58,7 @@ var (
 func applyEPCIS(ctx context.Context, db SQL, tbl tables, events []eventstore.Recorded) error {
 	var evRows, idRows, fieldRows [][]any
 	for _, e := range events {
-		x, err := epcis.Index(e, epcis.Standard)
+		x, err := epcis.Index(e)
 		if err != nil {
 			continue
 		}
