@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
-	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -269,42 +267,33 @@ func (s *Store) queries(ctx context.Context, query string, args ...any) ([]epcis
 // events), in the live index and in one being rebuilt, and keeps the index
 // from taking such rows again.
 func (s *Store) TrimEPCIS(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+	return s.trimBefore(ctx, tracking.ProjectionEPCIS, before, dryRun, func(tx Tx, tbl tables) (int64, error) {
+		db, at := tx.SQL(), before.UnixMicro()
+		for _, t := range []string{TableEPCISIDs, TableEPCISFields} {
+			if _, err := db.Exec(ctx, `DELETE FROM `+tbl(t)+` WHERE (tenant_id, entity_id, version) IN
+				(SELECT tenant_id, entity_id, version FROM `+tbl(TableEPCISEvents)+` WHERE record_time < ?)`, at); err != nil {
+				return 0, err
+			}
+		}
+		// A capture stream is written by one append, so its events go
+		// together, and none follows them: its position goes too (a
+		// rebuild, which never sees them, keeps none).
+		if _, err := db.Exec(ctx, `DELETE FROM `+tbl(TablePositionsEPCIS)+` WHERE (tenant_id, entity_id) IN
+			(SELECT tenant_id, entity_id FROM `+tbl(TableEPCISEvents)+` WHERE record_time < ?)`, at); err != nil {
+			return 0, err
+		}
+		return db.Exec(ctx, `DELETE FROM `+tbl(TableEPCISEvents)+` WHERE record_time < ?`, at)
+	})
+}
+
+// TrimCaptureJobs deletes (or, with dryRun, counts) the capture jobs
+// created before `before`.
+func (s *Store) TrimCaptureJobs(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
 	var n int64
 	err := s.engine.Update(ctx, false, func(tx Tx) error {
-		names, err := tx.CheckpointNames(ctx)
-		if err != nil {
+		var err error
+		if n, err = tx.SQL().Exec(ctx, `DELETE FROM epcis_capture_jobs WHERE created_at < ?`, before.UnixMicro()); err != nil {
 			return err
-		}
-		gens := []tables{func(t string) string { return t }}
-		if slices.Contains(rebuilding(names), tracking.ProjectionEPCIS) {
-			gens = append(gens, shadowTable)
-		}
-		if _, err := tx.LockExistingCheckpoints(ctx, []string{tracking.ProjectionEPCIS, projection.Shadow(tracking.ProjectionEPCIS)}); err != nil {
-			return err
-		}
-		if err := tx.RaiseHorizon(ctx, tracking.ProjectionEPCIS, before); err != nil {
-			return err
-		}
-		db := tx.SQL()
-		for _, tbl := range gens {
-			for _, t := range []string{TableEPCISIDs, TableEPCISFields} {
-				if _, err := db.Exec(ctx, `DELETE FROM `+tbl(t)+` WHERE (tenant_id, entity_id, version) IN
-					(SELECT tenant_id, entity_id, version FROM `+tbl(TableEPCISEvents)+` WHERE record_time < ?)`, before.UnixMicro()); err != nil {
-					return err
-				}
-			}
-			// A capture stream is written by one append, so its events go
-			// together, and none follows them: its position goes too (a
-			// rebuild, which never sees them, keeps none).
-			if _, err := db.Exec(ctx, `DELETE FROM `+tbl(TablePositionsEPCIS)+` WHERE (tenant_id, entity_id) IN
-				(SELECT tenant_id, entity_id FROM `+tbl(TableEPCISEvents)+` WHERE record_time < ?)`, before.UnixMicro()); err != nil {
-				return err
-			}
-			d, err := db.Exec(ctx, `DELETE FROM `+tbl(TableEPCISEvents)+` WHERE record_time < ?`, before.UnixMicro())
-			if err != nil {
-				return err
-			}
-			n += d
 		}
 		if dryRun {
 			return errDryRun
@@ -312,32 +301,6 @@ func (s *Store) TrimEPCIS(ctx context.Context, before time.Time, dryRun bool) (i
 		return nil
 	})
 	if err != nil && !errors.Is(err, errDryRun) {
-		return 0, fmt.Errorf("%s: trim EPCIS index: %w", s.name, err)
-	}
-	return n, nil
-}
-
-// TrimCaptureJobs deletes (or, with dryRun, counts) the capture jobs
-// created before `before`.
-func (s *Store) TrimCaptureJobs(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
-	db := s.engine.SQL()
-	var n int64
-	var err error
-	if dryRun {
-		var rows Rows
-		if rows, err = db.Query(ctx, `SELECT count(*) FROM epcis_capture_jobs WHERE created_at < ?`, before.UnixMicro()); err == nil {
-			defer rows.Close()
-			if rows.Next() {
-				err = rows.Scan(&n)
-			}
-			if err == nil {
-				err = rows.Err()
-			}
-		}
-	} else {
-		n, err = db.Exec(ctx, `DELETE FROM epcis_capture_jobs WHERE created_at < ?`, before.UnixMicro())
-	}
-	if err != nil {
 		return 0, fmt.Errorf("%s: trim capture jobs: %w", s.name, err)
 	}
 	return n, nil

@@ -1089,24 +1089,35 @@ var errDryRun = errors.New("dry run")
 // the same timeline as the live projection holds. It holds the timeline's
 // checkpoints meanwhile, so that no batch is applied with the old horizon.
 func (s *Store) TrimTimeline(ctx context.Context, before time.Time, dryRun bool) (int64, error) {
+	return s.trimBefore(ctx, tracking.ProjectionTimeline, before, dryRun, func(tx Tx, tbl tables) (int64, error) {
+		return tx.DeleteTimelineBefore(ctx, tbl(TableTimeline), before)
+	})
+}
+
+// trimBefore is a retention trim of a projection whose rows are per event
+// (the timeline, the EPCIS index): in one transaction holding the
+// projection's checkpoints (live and rebuild), it raises the projection's
+// horizon to `before` and runs del on the live tables and on a rebuild's,
+// whose deleted rows it counts; with dryRun it rolls everything back.
+func (s *Store) trimBefore(ctx context.Context, name string, before time.Time, dryRun bool, del func(tx Tx, tbl tables) (int64, error)) (int64, error) {
 	var n int64
 	err := s.engine.Update(ctx, false, func(tx Tx) error {
 		names, err := tx.CheckpointNames(ctx)
 		if err != nil {
 			return err
 		}
-		tables := []string{TableTimeline}
-		if slices.Contains(rebuilding(names), tracking.ProjectionTimeline) {
-			tables = append(tables, shadowTable(TableTimeline))
+		gens := []tables{func(t string) string { return t }}
+		if slices.Contains(rebuilding(names), name) {
+			gens = append(gens, shadowTable)
 		}
-		if _, err := tx.LockExistingCheckpoints(ctx, []string{tracking.ProjectionTimeline, projection.Shadow(tracking.ProjectionTimeline)}); err != nil {
+		if _, err := tx.LockExistingCheckpoints(ctx, []string{name, projection.Shadow(name)}); err != nil {
 			return err
 		}
-		if err := tx.RaiseHorizon(ctx, tracking.ProjectionTimeline, before); err != nil {
+		if err := tx.RaiseHorizon(ctx, name, before); err != nil {
 			return err
 		}
-		for _, t := range tables {
-			d, err := tx.DeleteTimelineBefore(ctx, t, before)
+		for _, tbl := range gens {
+			d, err := del(tx, tbl)
 			if err != nil {
 				return err
 			}
@@ -1118,7 +1129,7 @@ func (s *Store) TrimTimeline(ctx context.Context, before time.Time, dryRun bool)
 		return nil
 	})
 	if err != nil && !errors.Is(err, errDryRun) {
-		return 0, fmt.Errorf("%s: trim timeline: %w", s.name, err)
+		return 0, fmt.Errorf("%s: trim %s: %w", s.name, name, err)
 	}
 	return n, nil
 }
