@@ -52,6 +52,16 @@ type Job struct {
 	// stored already with the same content.
 	Captured  int `json:"capturedEvents"`
 	Unchanged int `json:"unchangedEvents"`
+	// Events are the request's events as stored (or as they would have
+	// been), in order, each once: for the answer of the capture's own
+	// request, not kept with the job.
+	Events []StoredEvent `json:"-"`
+}
+
+// StoredEvent is an event in the form the store keeps it.
+type StoredEvent struct {
+	EventID string
+	Data    json.RawMessage
 }
 
 // Jobs keeps capture jobs, shared by every replica.
@@ -144,6 +154,9 @@ func (c *Capturer) run(ctx context.Context, req Request, job *Job) {
 	}
 	events, problems := c.prepare(req)
 	job.Errors = append(job.Errors, problems...)
+	for _, e := range events {
+		job.Events = append(job.Events, StoredEvent{EventID: e.eventID, Data: e.data})
+	}
 	if req.Behaviour == Rollback && len(job.Errors) > 0 {
 		return
 	}

@@ -249,29 +249,23 @@ func (s *server) captureEvent(w http.ResponseWriter, r *http.Request, p tracking
 		return err
 	}
 	if len(job.Errors) > 0 {
-		pr := job.Errors[0]
-		if pr.Status == http.StatusConflict {
+		switch pr := job.Errors[0]; pr.Status {
+		case http.StatusConflict:
 			return epcisProblem(http.StatusConflict, "ResourceAlreadyExistsException", pr.Detail)
+		case http.StatusBadRequest:
+			return epcisProblem(http.StatusBadRequest, "ValidationException", pr.Detail)
+		default:
+			return fmt.Errorf("epcis: capture %s: %s: %w", job.CaptureID, pr.Detail, eventstore.ErrUnavailable)
 		}
-		return fmt.Errorf("epcis: capture %s: %s: %w", job.CaptureID, pr.Detail, eventstore.ErrUnavailable)
 	}
 	// The answer is the event as stored: with its context and, when it
 	// had none, the eventID it is stored under (its hash).
-	id := e.EventID
-	stored, err := e.Stored("")
-	if err == nil && id == "" {
-		if id, err = epcis.HashStored(stored); err == nil {
-			stored, err = e.Stored(id)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("epcis: the captured event: %w", err)
-	}
+	stored := job.Events[0]
 	epcisHeaders(w)
-	w.Header().Set("Location", "/epcis/events/"+url.PathEscape(id))
+	w.Header().Set("Location", "/epcis/events/"+url.PathEscape(stored.EventID))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	_, _ = w.Write(stored)
+	_, _ = w.Write(stored.Data)
 	return nil
 }
 
