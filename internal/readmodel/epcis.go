@@ -137,11 +137,8 @@ func (s *Store) SaveJob(ctx context.Context, j epcis.Job) error {
 	if err != nil {
 		return err
 	}
-	db := s.engine.SQL()
-	if _, err := db.Exec(ctx, `DELETE FROM epcis_capture_jobs WHERE tenant_id = ? AND capture_id = ?`, j.Tenant, j.CaptureID); err != nil {
-		return fmt.Errorf("%s: save capture job: %w", s.name, err)
-	}
-	if _, err := db.Exec(ctx, `INSERT INTO epcis_capture_jobs (tenant_id, capture_id, created_at, job) VALUES (?, ?, ?, ?)`,
+	if _, err := s.engine.SQL().Exec(ctx, `INSERT INTO epcis_capture_jobs (tenant_id, capture_id, created_at, job) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant_id, capture_id) DO UPDATE SET created_at = excluded.created_at, job = excluded.job`,
 		j.Tenant, j.CaptureID, j.CreatedAt.UnixMicro(), string(body)); err != nil {
 		return fmt.Errorf("%s: save capture job: %w", s.name, err)
 	}
