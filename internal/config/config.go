@@ -32,6 +32,7 @@ type Config struct {
 	Tracking          Tracking
 	Logging           Logging
 	EPCIS             EPCIS
+	Subscriptions     Subscriptions
 
 	// Features are the feature flags by name (FeatureKafkaIngest, ...),
 	// every known one present. They are re-read at run time by
@@ -304,6 +305,32 @@ type EPCIS struct {
 	CaptureJobRetention Duration
 }
 
+// Subscriptions configures webhook subscriptions (/api/v1/subscriptions).
+type Subscriptions struct {
+	// AllowPrivateDestinations also allows http URLs and destinations in
+	// private, loopback and link-local ranges (development and tests only:
+	// it opens the service to server-side request forgery).
+	AllowPrivateDestinations bool
+	// RetryFor is how long a delivery is retried before its subscription is
+	// suspended (default 72 hours; at least 1 hour).
+	RetryFor Duration
+	// MaxBackoff caps the wait between attempts (default 1 hour).
+	MaxBackoff Duration
+	// RequestTimeout bounds one delivery request (default 10 s).
+	RequestTimeout Duration
+	// SecretGracePeriod is how long a rotated secret still signs (default
+	// 24 hours).
+	SecretGracePeriod Duration
+	// DeliveryLogRetention is how long the delivery logs keep an attempt
+	// (default 7 days).
+	DeliveryLogRetention Duration
+	// EncryptionKey encrypts the signing secrets at rest: the base64 of 32
+	// bytes. Empty: a key made once and kept in the read-model database
+	// (which protects the secrets in exports of the subscriptions table,
+	// not from a reader of the whole database).
+	EncryptionKey string `secret:"password"`
+}
+
 // Logging configures the process logger.
 type Logging struct {
 	// Level is a .NET (Trace, Debug, Information, Warning, Error, Critical,
@@ -400,6 +427,8 @@ func Default() *Config {
 			PartitionPeriod:        "Month",
 		},
 		EPCIS: EPCIS{CaptureLimit: 10000, CaptureFileSizeLimit: 32 * MiB, CaptureJobRetention: Duration(7 * day)},
+		Subscriptions: Subscriptions{RetryFor: Duration(3 * day), MaxBackoff: Duration(time.Hour),
+			RequestTimeout: Duration(10 * time.Second), SecretGracePeriod: Duration(day), DeliveryLogRetention: Duration(7 * day)},
 		ReadModels: ReadModels{
 			RefreshInterval: Duration(5 * time.Second),
 			ConsistencyWait: Duration(2 * time.Second),

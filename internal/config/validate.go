@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -95,6 +96,17 @@ func (ch *checker) validate(c *Config) {
 	ch.positive("EPCIS.CaptureJobRetention", c.EPCIS.CaptureJobRetention)
 	ch.check(c.EPCIS.CaptureFileSizeLimit >= KiB && c.EPCIS.CaptureFileSizeLimit <= 256*MiB, "EPCIS.CaptureFileSizeLimit",
 		"must be between 1KiB and 256MiB, got %v", c.EPCIS.CaptureFileSizeLimit)
+	sc := c.Subscriptions
+	ch.check(sc.RetryFor >= Duration(time.Hour), "Subscriptions.RetryFor", "must be at least 1 hour, got %v", sc.RetryFor)
+	ch.check(sc.MaxBackoff >= Duration(time.Second), "Subscriptions.MaxBackoff", "must be at least 1 second, got %v", sc.MaxBackoff)
+	ch.check(sc.RequestTimeout >= Duration(time.Second) && sc.RequestTimeout <= Duration(5*time.Minute), "Subscriptions.RequestTimeout",
+		"must be between 1 second and 5 minutes, got %v", sc.RequestTimeout)
+	ch.nonNegative("Subscriptions.SecretGracePeriod", sc.SecretGracePeriod)
+	ch.positive("Subscriptions.DeliveryLogRetention", sc.DeliveryLogRetention)
+	if sc.EncryptionKey != "" {
+		k, err := base64.StdEncoding.DecodeString(sc.EncryptionKey)
+		ch.check(err == nil && len(k) == 32, "Subscriptions.EncryptionKey", "must be the base64 of 32 bytes")
+	}
 	ch.nonNegative("EventStore.RetentionPolicy.MaxAge", es.RetentionPolicy.MaxAge)
 	ch.nonNegative("EventStore.RetentionPolicy.SnapshotAge", es.RetentionPolicy.SnapshotAge)
 	ch.positive("EventStore.RetentionPolicy.Interval", es.RetentionPolicy.Interval)

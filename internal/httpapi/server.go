@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/subscription"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -87,6 +88,8 @@ type Deps struct {
 	IdempotencyKeys IdempotencyKeys
 	// EPCIS, when set, serves the GS1 EPCIS 2.0 binding under /epcis.
 	EPCIS *EPCIS
+	// Subscriptions, when set, serves /api/v1/subscriptions.
+	Subscriptions *subscription.Service
 	// CursorKey authenticates the list cursors the API hands out. Replicas
 	// behind one address must share it (serve reads it from the read-model
 	// database); empty means a random key, good for this process only.
@@ -172,6 +175,9 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 	if s.EPCIS != nil {
 		s.epcisRoutes(api)
+	}
+	if s.Subscriptions != nil {
+		s.subscriptionRoutes(api)
 	}
 
 	handle("GET /health", http.HandlerFunc(s.health))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/subscription"
 )
 
 // Metrics are the service's own metric families.
@@ -32,6 +33,13 @@ type Metrics struct {
 	deadLetters    *prometheus.CounterVec
 	epcisEvents    *prometheus.CounterVec
 	epcisSkipped   *prometheus.CounterVec
+	// Webhook subscriptions.
+	webhookAttempts *prometheus.CounterVec
+	webhookEvents   prometheus.Counter
+	webhookLatency  prometheus.Histogram
+	webhookFailing  prometheus.Gauge
+	webhookLag      *prometheus.GaugeVec
+	webhookLagSecs  *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metric families on reg, each with the constant
@@ -73,9 +81,30 @@ func NewMetrics(reg *prometheus.Registry, constLabels map[string]string) *Metric
 			Name: "tracktrace_epcis_mapping_skipped_total",
 			Help: "Tracking events derived from EPCIS events that the domain refused (rule-violation, invalid, other): the object's entity misses them.",
 		}, []string{"reason"}),
+		webhookAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracktrace_webhook_attempts_total",
+			Help: "Webhook delivery attempts, by outcome: delivered (2xx), failed (another answer or none).",
+		}, []string{"outcome"}),
+		webhookEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tracktrace_webhook_events_delivered_total", Help: "Events acknowledged by webhook endpoints (replays included).",
+		}),
+		webhookLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tracktrace_webhook_request_duration_seconds", Help: "Webhook request latency (answered or not).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		webhookFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tracktrace_webhook_retrying_subscriptions", Help: "Subscriptions whose deliveries are failing and being retried.",
+		}),
+		webhookLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tracktrace_webhook_lag_events", Help: "Events of the log after a subscription's checkpoint.",
+		}, []string{"tenant", "subscription"}),
+		webhookLagSecs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tracktrace_webhook_lag_seconds", Help: "Age of the oldest event after a subscription's checkpoint.",
+		}, []string{"tenant", "subscription"}),
 	}
 	r.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.eventsAppended, m.cacheRequests, m.leading, m.deadLetters,
 		m.epcisEvents, m.epcisSkipped,
+		m.webhookAttempts, m.webhookEvents, m.webhookLatency, m.webhookFailing, m.webhookLag, m.webhookLagSecs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -376,4 +405,37 @@ func (c *horizonCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, st.Age.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(st.Holder.Waiting))
+}
+
+// Webhooks returns the subscriptions' observer: their metrics.
+func (m *Metrics) Webhooks() subscription.Observer { return webhookMetrics{m} }
+
+type webhookMetrics struct{ m *Metrics }
+
+func (w webhookMetrics) Attempted(d subscription.Delivery) {
+	w.m.webhookLatency.Observe(d.Latency.Seconds())
+	if d.Error != "" {
+		w.m.webhookAttempts.WithLabelValues("failed").Inc()
+		return
+	}
+	w.m.webhookAttempts.WithLabelValues("delivered").Inc()
+	w.m.webhookEvents.Add(float64(d.Events))
+}
+
+func (w webhookMetrics) Lag(tenant, id string, events int64, seconds float64) {
+	w.m.webhookLag.WithLabelValues(tenant, id).Set(float64(events))
+	w.m.webhookLagSecs.WithLabelValues(tenant, id).Set(seconds)
+}
+
+func (w webhookMetrics) Failing(_, _ string, failing bool) {
+	if failing {
+		w.m.webhookFailing.Inc()
+	} else {
+		w.m.webhookFailing.Dec()
+	}
+}
+
+func (w webhookMetrics) Forget(tenant, id string) {
+	w.m.webhookLag.DeleteLabelValues(tenant, id)
+	w.m.webhookLagSecs.DeleteLabelValues(tenant, id)
 }
