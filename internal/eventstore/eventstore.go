@@ -285,6 +285,20 @@ type Store interface {
 	Head(ctx context.Context) (Cursor, error)
 	// Backlog counts the readable events after a cursor.
 	Backlog(ctx context.Context, after Cursor) (Backlog, error)
+	// CursorAt returns the log cursor of the tenant's event (or erasure
+	// marker) stored at a global position: reading the log after it yields
+	// exactly the records after that one. ErrNotFound when the tenant has
+	// nothing there: another tenant's position, an erased or trimmed
+	// event, a position not (yet) used. It turns a position a client saw
+	// (an SSE id, a subscription's start) into where to resume.
+	CursorAt(ctx context.Context, tenant string, position int64) (Cursor, error)
+	// CursorBefore returns a cursor such that every record of the log
+	// recorded at or after t (RecordedAt), stored or still to come, is
+	// after it; records a little older may be after it too, and readers
+	// filter by RecordedAt. It is the zero Cursor when nothing in the log
+	// is before it. It costs at most a scan of what was recorded since t,
+	// which a reader starting there reads anyway.
+	CursorBefore(ctx context.Context, t time.Time) (Cursor, error)
 	// Committed returns a channel closed when events are next committed (by
 	// this process, or by any process where the engine can tell).
 	Committed() <-chan struct{}
@@ -444,6 +458,14 @@ func (s Snapshot) Validate() error {
 func CheckLimit(limit int) error {
 	if limit <= 0 {
 		return fmt.Errorf("%w: limit must be positive", ErrInvalid)
+	}
+	return nil
+}
+
+// CheckPosition rejects a negative global position with ErrInvalid.
+func CheckPosition(position int64) error {
+	if position < 0 {
+		return fmt.Errorf("%w: position %d is negative", ErrInvalid, position)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -135,4 +136,59 @@ func positions(rs []eventstore.Recorded) []int64 {
 		out[i] = r.Position
 	}
 	return out
+}
+
+// A subscription started from a time gets the events of a transaction that
+// began at that time even when it commits after a later one: the cursor
+// before the time is before every transaction still running, not only
+// before the committed events recorded since.
+func TestCursorBeforeWaitsForRunningTransactions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	s := open(t, dsn)
+
+	z := begin(t, dsn)
+	posZ := insertInTx(t, z, "z")
+	if err := z.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := begin(t, dsn)
+	posA := insertInTx(t, a, "a")
+	var since time.Time
+	if err := a.QueryRow(ctx, `SELECT now()`).Scan(&since); err != nil {
+		t.Fatal(err)
+	}
+	b := begin(t, dsn)
+	posB := insertInTx(t, b, "b")
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CursorBefore(ctx, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Z, recorded before, may be after the cursor too (while some other
+	// transaction of the server runs).
+	want := []int64{posA, posB}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := s.ReadAll(ctx, c, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 0 && got[0].Position == posZ {
+			got = got[1:]
+		}
+		if slices.Equal(positions(got), want) {
+			return
+		}
+		if len(got) > 2 || time.Now().After(deadline) {
+			t.Fatalf("after the cursor %v before A's start: %v, want A's %d then B's %d", c, positions(got), posA, posB)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

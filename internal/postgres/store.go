@@ -794,11 +794,73 @@ func (s *Store) Head(ctx context.Context) (eventstore.Cursor, error) {
 	if err != nil {
 		return eventstore.Cursor{}, fmt.Errorf("postgres: head: %w", classify(err))
 	}
-	tx, err := strconv.ParseUint(txid, 10, 64)
+	tx, err := parseTxID(txid)
 	if err != nil {
-		return eventstore.Cursor{}, fmt.Errorf("postgres: head: bad tx id %q", txid)
+		return eventstore.Cursor{}, fmt.Errorf("postgres: head: %w", err)
 	}
 	return eventstore.Cursor{TxID: tx, Position: pos}, nil
+}
+
+func parseTxID(s string) (uint64, error) {
+	tx, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad tx id %q", s)
+	}
+	return tx, nil
+}
+
+// CursorAt returns the cursor of the tenant's record at a position, found
+// by the position's BRIN index (events_position_brin) in every partition.
+func (s *Store) CursorAt(ctx context.Context, tenant string, position int64) (eventstore.Cursor, error) {
+	if err := eventstore.CheckPosition(position); err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("postgres: cursor at: %w", err)
+	}
+	var txid string
+	err := s.pool.QueryRow(ctx, `SELECT tx_id::text FROM events WHERE position = $2 AND tenant_id = $1`,
+		tenant, position).Scan(&txid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Cursor{}, fmt.Errorf("postgres: position %d of tenant %q: %w", position, tenant, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("postgres: cursor at: %w", classify(err))
+	}
+	tx, err := parseTxID(txid)
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("postgres: cursor at: %w", err)
+	}
+	return eventstore.Cursor{TxID: tx, Position: position}, nil
+}
+
+// CursorBefore returns (x, 0) where x is the oldest transaction that may
+// have recorded events at or after t: of the stored ones, the smallest
+// tx_id recorded since (recorded_at is the transaction's start, shared by
+// all its events, so every smaller tx_id started before t); and of those
+// still running or to come, whose events are not visible yet, none has a
+// tx_id below the snapshot's xmin. A transaction's events all come after
+// (x, 0), positions being positive.
+//
+// The smallest tx_id is aggregated over the rows recorded since, found by
+// partition pruning and the BRIN index on recorded_at: OFFSET 0 keeps the
+// planner from turning min() into a walk of events_log in tx_id order
+// filtered by recorded_at, which would read, in the partition holding t,
+// every row recorded before t. The smallest tx_id of all (the first entry
+// of each partition's events_log) tells whether anything is before the
+// cursor; MATERIALIZED keeps the aggregate from being planned twice.
+func (s *Store) CursorBefore(ctx context.Context, t time.Time) (eventstore.Cursor, error) {
+	var txid string
+	err := s.pool.QueryRow(ctx, `WITH c AS MATERIALIZED (SELECT least(
+			(SELECT min(tx_id) FROM (SELECT tx_id FROM events WHERE recorded_at >= $1 OFFSET 0) e),
+			pg_snapshot_xmin(pg_current_snapshot())) AS tx)
+		SELECT CASE WHEN (SELECT min(tx_id) FROM events) < c.tx THEN c.tx::text ELSE '0' END FROM c`,
+		t).Scan(&txid)
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("postgres: cursor before: %w", classify(err))
+	}
+	tx, err := parseTxID(txid)
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("postgres: cursor before: %w", err)
+	}
+	return eventstore.Cursor{TxID: tx}, nil
 }
 
 // StreamInfo returns a stream's metadata.

@@ -566,6 +566,38 @@ func (s *Store) Backlog(ctx context.Context, after eventstore.Cursor) (eventstor
 	return b, nil
 }
 
+// CursorAt returns the cursor of the tenant's record at a position.
+func (s *Store) CursorAt(ctx context.Context, tenant string, position int64) (eventstore.Cursor, error) {
+	if err := eventstore.CheckPosition(position); err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("sqlite: cursor at: %w", err)
+	}
+	var pos int64
+	err := s.read.QueryRowContext(ctx, `SELECT position FROM events WHERE position = ? AND tenant_id = ?`, position, tenant).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return eventstore.Cursor{}, fmt.Errorf("sqlite: position %d of tenant %q: %w", position, tenant, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("sqlite: cursor at: %w", classify(err))
+	}
+	return eventstore.Cursor{Position: pos}, nil
+}
+
+// CursorBefore returns the position before the first one recorded at or
+// after t (events_recorded_at), or the newest position when there is none:
+// with one writer, whatever comes later takes a higher position.
+func (s *Store) CursorBefore(ctx context.Context, t time.Time) (eventstore.Cursor, error) {
+	var pos int64
+	err := s.read.QueryRowContext(ctx, `WITH c AS (SELECT coalesce(
+			(SELECT min(position) FROM events WHERE recorded_at >= ?) - 1,
+			(SELECT max(position) FROM events), 0) AS pos)
+		SELECT CASE WHEN EXISTS (SELECT 1 FROM events WHERE position <= c.pos) THEN c.pos ELSE 0 END FROM c`,
+		eventstore.NormalizeTime(t).UnixMicro()).Scan(&pos)
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("sqlite: cursor before: %w", classify(err))
+	}
+	return eventstore.Cursor{Position: pos}, nil
+}
+
 // Erase hard-deletes a stream in one transaction.
 func (s *Store) Erase(ctx context.Context, tenant, streamID string) (int64, error) {
 	tx, err := s.write.BeginTx(ctx, nil)

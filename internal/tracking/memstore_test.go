@@ -164,6 +164,36 @@ func (m *memStore) Backlog(ctx context.Context, after eventstore.Cursor) (events
 	return b, nil
 }
 
+func (m *memStore) CursorAt(ctx context.Context, tenant string, position int64) (eventstore.Cursor, error) {
+	if err := eventstore.CheckPosition(position); err != nil {
+		return eventstore.Cursor{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i := position - 1; i >= 0 && i < int64(len(m.log)) && !m.erased[int(i)] && m.log[i].Tenant == tenant {
+		return m.log[i].Cursor, nil
+	}
+	return eventstore.Cursor{}, fmt.Errorf("memstore: position %d: %w", position, eventstore.ErrNotFound)
+}
+
+func (m *memStore) CursorBefore(ctx context.Context, t time.Time) (eventstore.Cursor, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := eventstore.Cursor{Position: int64(len(m.log))}
+	for i, r := range m.log {
+		if !m.erased[i] && !r.RecordedAt.Before(t) {
+			c.Position = r.Position - 1
+			break
+		}
+	}
+	for i, r := range m.log {
+		if !m.erased[i] && r.Position <= c.Position {
+			return c, nil
+		}
+	}
+	return eventstore.Cursor{}, nil
+}
+
 // Erase deletes a stream, its snapshots and its events (which leave the
 // global log too), and leaves its erasure marker in the log.
 func (m *memStore) Erase(ctx context.Context, tenant, streamID string) (int64, error) {

@@ -59,6 +59,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Erase", testErase},
 		{"EraseAndRecreateIsAnotherIncarnation", testEraseAndRecreate},
 		{"LoadStreamsAndAppendAll", testLoadStreamsAppendAll},
+		{"CursorAtPosition", testCursorAt},
+		{"CursorBeforeTime", testCursorBefore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -984,6 +986,120 @@ func testErase(t *testing.T, s eventstore.Store) {
 		t.Fatal(err)
 	}
 	checkMarker(2)
+}
+
+func testCursorAt(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten, other := tenant(), tenant()
+	mustAppend(t, s, req(ten, "s1", eventstore.NoStream, events(3)...))
+	mustAppend(t, s, req(other, "s1", eventstore.NoStream, events(1)...))
+	mustAppend(t, s, req(ten, "s2", eventstore.NoStream, events(2)...))
+	mustAppend(t, s, req(ten, "gone", eventstore.NoStream, events(2)...))
+	log := waitTenantLog(t, s, ten, eventstore.Cursor{}, 7)
+	if len(log) != 7 {
+		t.Fatalf("the tenant's log has %d records, want 7", len(log))
+	}
+	// Every position of the tenant resumes the log just after its event.
+	for i, r := range log {
+		c, err := s.CursorAt(ctx, ten, r.Position)
+		if err != nil {
+			t.Fatalf("cursor at %d: %v", r.Position, err)
+		}
+		if c != r.Cursor {
+			t.Fatalf("cursor at %d = %v, want the event's cursor %v", r.Position, c, r.Cursor)
+		}
+		if rest := readTenantLog(t, s, ten, c); !sameIDs(rest, log[i+1:]) {
+			t.Fatalf("after the cursor at %d the log holds %d records of the tenant, want the %d after it", r.Position, len(rest), len(log)-i-1)
+		}
+	}
+	// Another tenant's position, or a position of nothing, is not found.
+	theirs := waitTenantLog(t, s, other, eventstore.Cursor{}, 1)
+	notFound := func(tenant string, pos int64, what string) {
+		t.Helper()
+		if c, err := s.CursorAt(ctx, tenant, pos); !errors.Is(err, eventstore.ErrNotFound) {
+			t.Fatalf("cursor at %s = %v, %v; want ErrNotFound", what, c, err)
+		}
+	}
+	notFound(ten, theirs[0].Position, "another tenant's position")
+	notFound(other, log[0].Position, "a position of another tenant")
+	notFound(ten, 0, "position 0")
+	notFound(ten, log[6].Position+1_000_000_000, "a position not used yet")
+	if _, err := s.CursorAt(ctx, ten, -1); !errors.Is(err, eventstore.ErrInvalid) {
+		t.Fatalf("cursor at -1: %v, want ErrInvalid", err)
+	}
+	// Erased events are not found; the erasure marker, in the log, is.
+	if _, err := s.Erase(ctx, ten, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	notFound(ten, log[5].Position, "an erased event")
+	notFound(ten, log[6].Position, "an erased event")
+	after := waitTenantLog(t, s, ten, log[4].Cursor, 1)
+	if len(after) != 1 || !after[0].Erasure() {
+		t.Fatalf("after the erasure the log holds %+v, want its marker", after)
+	}
+	if c, err := s.CursorAt(ctx, ten, after[0].Position); err != nil || c != after[0].Cursor {
+		t.Fatalf("cursor at the erasure marker = %v, %v; want %v", c, err, after[0].Cursor)
+	}
+}
+
+func sameIDs(a, b []eventstore.Recorded) bool {
+	return slices.EqualFunc(a, b, func(x, y eventstore.Recorded) bool { return x.ID == y.ID })
+}
+
+func testCursorBefore(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	mustAppend(t, s, req(ten, "old", eventstore.NoStream, events(2)...))
+	old := waitTenantLog(t, s, ten, eventstore.Cursor{}, 2)
+	// The next events are recorded strictly later.
+	for time.Now().Before(old[1].RecordedAt.Add(2 * time.Millisecond)) {
+		time.Sleep(time.Millisecond)
+	}
+	mustAppend(t, s, req(ten, "new", eventstore.NoStream, events(2)...))
+	mustAppend(t, s, req(ten, "old", eventstore.Exact(2), events(1)...))
+	log := waitTenantLog(t, s, ten, eventstore.Cursor{}, 5)
+	if len(log) != 5 {
+		t.Fatalf("the tenant's log has %d records, want 5", len(log))
+	}
+	since := log[2].RecordedAt
+	if !since.After(old[1].RecordedAt) {
+		t.Fatalf("recorded at %v, not after %v", since, old[1].RecordedAt)
+	}
+	cursorBefore := func(at time.Time) eventstore.Cursor {
+		t.Helper()
+		c, err := s.CursorBefore(ctx, at)
+		if err != nil {
+			t.Fatalf("cursor before %v: %v", at, err)
+		}
+		return c
+	}
+	// Everything recorded since is after the cursor, in log order. An
+	// engine may put older records after it too while some transaction
+	// runs (PostgreSQL), but not for long.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := readTenantLog(t, s, ten, cursorBefore(since))
+		if len(got) < 3 || !sameIDs(got[len(got)-3:], log[2:]) {
+			t.Fatalf("after the cursor before %v the tenant's log holds %d records, want the 3 recorded since at its end", since, len(got))
+		}
+		if len(got) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cursor before %v still has %d older records after it", since, len(got)-3)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Before everything: the beginning of the log.
+	if c := cursorBefore(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)); c != (eventstore.Cursor{}) {
+		t.Fatalf("cursor before 2000 = %v, want the beginning of the log", c)
+	}
+	// After everything: what is appended next is after it.
+	future := cursorBefore(time.Now().Add(time.Hour))
+	mustAppend(t, s, req(ten, "new", eventstore.Exact(2), events(1)...))
+	if got := waitTenantLog(t, s, ten, future, 1); len(got) == 0 || got[len(got)-1].StreamID != "new" || got[len(got)-1].Version != 3 {
+		t.Fatalf("an event appended later is not after the cursor before an hour from now: %+v", got)
+	}
 }
 
 // RunConcurrentOpen opens several stores on one database at once, as
