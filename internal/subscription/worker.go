@@ -325,6 +325,7 @@ func (w *worker) deliver(ctx context.Context) {
 		reason = fmt.Sprintf("no delivery acknowledged for %s: %s", w.d.opts.RetryFor, o.err)
 	}
 	if reason != "" {
+		s.NextAttemptAt = nil
 		w.save(ctx)
 		if err := w.d.store.Suspend(ctx, s.Tenant, s.ID, s.Generation, reason); err != nil && !errors.Is(err, ErrConflict) {
 			w.d.log.Warn("subscription not suspended", "tenant", s.Tenant, "subscription", s.ID, "error", err)
@@ -344,7 +345,8 @@ func (w *worker) deliver(ctx context.Context) {
 	if deadline := s.FailingSince.Add(w.d.opts.RetryFor); now.Add(wait).After(deadline) {
 		wait = deadline.Sub(now)
 	}
-	next := now.Add(wait)
+	// The stores keep microseconds: so does the schedule.
+	next := now.Add(wait).Truncate(time.Microsecond)
 	s.NextAttemptAt = &next
 	w.save(ctx)
 }
