@@ -303,6 +303,11 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		IdempotencyKeys: views,
 	}
 	deps.RateLimitEnabled = features.Func(config.FeatureRateLimiting)
+	subs, dispatcher, err := subscriptions(ctx, cfg, store, store, views, leader, nil, metrics, log)
+	if err != nil {
+		return fmt.Errorf("subscriptions: %w", err)
+	}
+	deps.Subscriptions = subs
 	validator, err := validate.New()
 	if err != nil {
 		return fmt.Errorf("epcis: %w", err)
@@ -397,6 +402,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		mapper.Handle, projection.FollowerOptions{
 			Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
 	g.Go(func() error { return epcisEntities.Run(svcCtx) })
+	g.Go(func() error { return dispatcher.Run(svcCtx) })
 	if cfg.ConnectionStrings.Redis == "" {
 		// The response cache is this process's own: whichever replica
 		// applies events (or erases an entity), the read models announce

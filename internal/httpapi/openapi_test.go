@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlm/tracktrace/internal/subscription"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -37,7 +38,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 		}
 	}
 	s := &server{Deps: Deps{Tracker: &tenantRecorder{}, ReadModels: noReadModels{}, Projections: &rebuildRecorder{},
-		Eraser: noEraser{}, Metrics: http.NotFoundHandler(), EPCIS: &EPCIS{}}}
+		Eraser: noEraser{}, Metrics: http.NotFoundHandler(), EPCIS: &EPCIS{}, Subscriptions: &subscription.Service{}}}
 	s.routes(http.NewServeMux())
 	slices.Sort(documented)
 	served := slices.Sorted(slices.Values(s.patterns))
