@@ -86,23 +86,33 @@ func NewFollower(name string, feed Feed, cps Checkpoints, leader Leader, handle 
 // newFollower returns a follower whose every step is step: a Manager's,
 // which serves several checkpoints.
 func newFollower(name string, feed Feed, leader Leader, step func(context.Context) (int, error), opts FollowerOptions) *Follower {
-	if opts.Interval <= 0 {
-		opts.Interval = 5 * time.Second
-	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = 1000
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 5 * time.Second
-	}
+	loopDefaults(&opts.Interval, &opts.BatchSize, &opts.MaxBackoff)
 	if opts.OnState == nil {
 		opts.OnState = func(bool, error) {}
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	return &Follower{name: name, feed: feed, leader: leader, step: step, opts: opts, log: orDiscard(opts.Logger).With("follower", name)}
+}
+
+// loopDefaults fills in a log-reading loop's defaults: a polling interval
+// of 5s, batches of 1000 events, back-off capped at 5s.
+func loopDefaults(interval *time.Duration, batchSize *int, maxBackoff *time.Duration) {
+	if *interval <= 0 {
+		*interval = 5 * time.Second
 	}
-	return &Follower{name: name, feed: feed, leader: leader, step: step, opts: opts, log: log.With("follower", name)}
+	if *batchSize <= 0 {
+		*batchSize = 1000
+	}
+	if *maxBackoff <= 0 {
+		*maxBackoff = 5 * time.Second
+	}
+}
+
+// orDiscard returns log, or a logger that discards when it is nil.
+func orDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return log
 }
 
 // Name returns the follower's name.
@@ -174,23 +184,31 @@ func (f *Follower) follow(ctx context.Context, lost <-chan struct{}) error {
 			wait(ctx, lost, Backoff(failures, f.opts.MaxBackoff), nil)
 			continue
 		}
-		switch {
-		case n == f.opts.BatchSize:
-			retry = 0
-		case n == 0 && retry > 0 && retry <= maxQuickRetries:
-			// Woken by a commit that is not readable yet: on PostgreSQL an
-			// event becomes readable when every older transaction of the
-			// server has ended, which nobody announces. Look again soon, or
-			// at the next commit.
-			wait(ctx, lost, time.Duration(min(retry, 10))*5*time.Millisecond, committed)
-			retry++
-		default:
-			// Caught up: wait for a commit, the polling interval, or the end.
-			retry = 0
-			if wait(ctx, lost, f.opts.Interval, committed) == woken {
-				retry = 1
-			}
+		retry = pace(ctx, lost, n == f.opts.BatchSize, n, retry, f.opts.Interval, committed)
+	}
+}
+
+// pace waits after a read of n events of the log (full: a whole batch, so
+// more may be waiting) before the next, and returns the next read's retry
+// count: 0, or the quick re-reads done since a commit signal (committed,
+// taken before the read) found nothing readable.
+func pace(ctx context.Context, lost <-chan struct{}, full bool, n, retry int, interval time.Duration, committed <-chan struct{}) int {
+	switch {
+	case full:
+		return 0
+	case n == 0 && retry > 0 && retry <= maxQuickRetries:
+		// Woken by a commit that is not readable yet: on PostgreSQL an
+		// event becomes readable when every older transaction of the
+		// server has ended, which nobody announces. Look again soon, or
+		// at the next commit.
+		wait(ctx, lost, time.Duration(min(retry, 10))*5*time.Millisecond, committed)
+		return retry + 1
+	default:
+		// Caught up: wait for a commit, the polling interval, or the end.
+		if wait(ctx, lost, interval, committed) == woken {
+			return 1
 		}
+		return 0
 	}
 }
 
