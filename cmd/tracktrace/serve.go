@@ -303,7 +303,10 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		IdempotencyKeys: views,
 	}
 	deps.RateLimitEnabled = features.Func(config.FeatureRateLimiting)
-	subs, dispatcher, err := subscriptions(ctx, cfg, store, store, views, leader, nil, metrics, log)
+	// The newest events of the log, read once for the many readers near
+	// its head (webhook subscriptions, live streams).
+	tail := projection.NewTail(store, 0, projection.TailOptions{Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
+	subs, dispatcher, err := subscriptions(ctx, cfg, store, tail, views, leader, nil, metrics, log)
 	if err != nil {
 		return fmt.Errorf("subscriptions: %w", err)
 	}
@@ -402,6 +405,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		mapper.Handle, projection.FollowerOptions{
 			Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
 	g.Go(func() error { return epcisEntities.Run(svcCtx) })
+	g.Go(func() error { return tail.Run(svcCtx) })
 	g.Go(func() error { return dispatcher.Run(svcCtx) })
 	if cfg.ConnectionStrings.Redis == "" {
 		// The response cache is this process's own: whichever replica
