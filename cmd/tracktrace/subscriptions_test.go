@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/tlm/tracktrace/internal/postgres/pgtest"
+)
+
+// hookReceiver is a webhook endpoint: a real HTTP server that verifies
+// each request with the Standard Webhooks library (timestamps included)
+// and keeps the events it accepted.
+type hookReceiver struct {
+	t   *testing.T
+	URL string
+
+	mu       sync.Mutex
+	secrets  []string
+	delay    time.Duration
+	inflight int
+	events   []hookEvent
+	requests int
+	badSigs  int
+}
+
+type hookEvent struct {
+	EventID  uuid.UUID `json:"eventId"`
+	EntityID string    `json:"entityId"`
+	Version  int64     `json:"version"`
+	Position int64     `json:"position"`
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	rc := &hookReceiver{t: t}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.requests++
+		rc.inflight++
+		delay, secrets := rc.delay, rc.secrets
+		rc.mu.Unlock()
+		defer func() { rc.mu.Lock(); rc.inflight--; rc.mu.Unlock() }()
+		time.Sleep(delay)
+		ok := false
+		for _, s := range secrets {
+			if wh, err := standardwebhooks.NewWebhook(s); err == nil && wh.Verify(body, r.Header) == nil {
+				ok = true
+			}
+		}
+		var got struct{ Events []hookEvent }
+		if err := json.Unmarshal(body, &got); err != nil {
+			ok = false
+		}
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if !ok {
+			rc.badSigs++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		rc.events = append(rc.events, got.Events...)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	rc.URL = srv.URL
+	return rc
+}
+
+func (rc *hookReceiver) set(delay time.Duration, secrets ...string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.delay = delay
+	if len(secrets) > 0 {
+		rc.secrets = secrets
+	}
+}
+
+// Issue 18, Done when 1: a receiver verifying signatures with a Standard
+// Webhooks library sees every acknowledged event matching its filter, in
+// per-entity order, across a SIGKILL of tracktrace mid-delivery, a secret
+// rotation and a database restart; duplicates only after the failures.
+func TestWebhookDeliveryAcrossKillRotationAndDatabaseRestart(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.StartServer(t)
+	env := []string{"ConnectionStrings__EventStore=" + pg.DSN(), "Subscriptions__AllowPrivateDestinations=true",
+		"ReadModels__RefreshInterval=00:00:01", "Server__RequestTimeout=00:00:05", "Subscriptions__RequestTimeout=00:00:05"}
+	rc := newHookReceiver(t)
+	p := startProcess(t, env)
+
+	var created struct{ ID, Secret string }
+	r, err := p.tryDo("POST", "/api/v1/subscriptions", map[string]any{"url": rc.URL + "/hooks", "maxBatch": 20,
+		"filter": map[string]any{"entityIds": []string{"WH-*"}}})
+	if err != nil || r.StatusCode != http.StatusCreated {
+		t.Fatalf("create subscription: %v %d %s", err, r.StatusCode, r.Body)
+	}
+	if err := json.Unmarshal(r.Body, &created); err != nil || created.Secret == "" {
+		t.Fatalf("create answer %s: %v", r.Body, err)
+	}
+	rc.set(0, created.Secret)
+
+	var target atomic.Pointer[string]
+	target.Store(&p.URL)
+	acked := &ackLog{}
+	stop := make(chan struct{})
+	load := appendLoad(t, 6, "WH", &target, acked, stop, 503)
+	stopLoad := sync.OnceFunc(func() { close(stop); load.Wait() })
+	defer stopLoad()
+	received := func() int { rc.mu.Lock(); defer rc.mu.Unlock(); return len(rc.events) }
+	waitFor := func(what string, within time.Duration, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(within); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out after %s waiting for %s", within, what)
+			}
+		}
+	}
+	waitFor("100 deliveries", 60*time.Second, func() bool { return received() >= 100 })
+
+	// SIGKILL while a delivery is in flight: the receiver holds it.
+	rc.set(500 * time.Millisecond)
+	waitFor("a delivery in flight", 30*time.Second, func() bool { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.inflight > 0 })
+	p.kill()
+	target.Store(nil)
+	rc.set(0)
+	killedAt := received()
+	p = startProcess(t, env)
+	target.Store(&p.URL)
+	waitFor("deliveries after the restart", 60*time.Second, func() bool { return received() >= killedAt+100 })
+
+	// Rotate the secret; the receiver knows only the new one from now on.
+	r, err = p.tryDo("POST", "/api/v1/subscriptions/"+created.ID+"/rotate-secret", nil)
+	if err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("rotate: %v %d %s", err, r.StatusCode, r.Body)
+	}
+	var rotated struct{ Secret string }
+	if err := json.Unmarshal(r.Body, &rotated); err != nil || rotated.Secret == "" || rotated.Secret == created.Secret {
+		t.Fatalf("rotate answer %s", r.Body)
+	}
+	rc.set(0, rotated.Secret)
+	rotatedAt := received()
+	waitFor("deliveries signed with the new secret", 60*time.Second, func() bool { return received() >= rotatedAt+100 })
+
+	// The database goes away and comes back.
+	pg.Stop("immediate")
+	time.Sleep(2 * time.Second)
+	pg.Start()
+	restartedAt := received()
+	waitFor("deliveries after the database's return", 90*time.Second, func() bool { return received() >= restartedAt+100 })
+	stopLoad()
+
+	// Every acknowledged event arrives, none out of its entity's order.
+	acked.mu.Lock()
+	want := map[uuid.UUID]bool{}
+	for _, ids := range acked.ids {
+		for _, id := range ids {
+			want[id] = true
+		}
+	}
+	acked.mu.Unlock()
+	missing := func() int {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		got := map[uuid.UUID]bool{}
+		for _, e := range rc.events {
+			got[e.EventID] = true
+		}
+		n := 0
+		for id := range want {
+			if !got[id] {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor("every acknowledged event", 90*time.Second, func() bool { return missing() == 0 })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.badSigs > 0 {
+		t.Errorf("%d requests failed Standard Webhooks verification", rc.badSigs)
+	}
+	last := map[string]int64{}
+	seen := map[uuid.UUID]bool{}
+	dups := 0
+	for _, e := range rc.events {
+		if seen[e.EventID] {
+			dups++
+			continue
+		}
+		seen[e.EventID] = true
+		if e.Version <= last[e.EntityID] {
+			t.Errorf("%s: version %d arrived after version %d", e.EntityID, e.Version, last[e.EntityID])
+		}
+		last[e.EntityID] = e.Version
+	}
+	t.Logf("%d events acknowledged, %d delivered (%d duplicates, after the SIGKILL and the database restart), %d requests",
+		len(want), len(rc.events), dups, rc.requests)
+}
