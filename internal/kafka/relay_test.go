@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/kafka"
 	"github.com/tlm/tracktrace/internal/postgres"
@@ -346,6 +349,38 @@ func TestRelayIntegrationEvents(t *testing.T) {
 			if g["causationid"] == late.ID.String() {
 				t.Errorf("late or state-neutral event %s caused %v", late.Type, g["id"])
 			}
+		}
+	}
+}
+
+// An EPCIS capture stream is no tracking entity: its events are published
+// on the domain topic, and cause no integration events (before, each
+// capture announced an entity "registered").
+func TestRelayCaptureStreamsCauseNoIntegrationEvents(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := setup(t, 3)
+	store, rm := openSQLite(t)
+	svc := tracking.NewService(store, tracking.ServiceOptions{})
+	if _, err := store.Append(ctx, eventstore.AppendRequest{Tenant: "acme", StreamID: epcis.StreamID("c1"),
+		EntityType: epcis.StreamType, Expected: eventstore.NoStream, Events: []eventstore.Event{{ID: uuid.New(),
+			Type: epcis.ObjectEvent, SchemaVersion: 1, Data: json.RawMessage(`{"type":"ObjectEvent"}`), OccurredAt: at(0)}}}); err != nil {
+		t.Fatal(err)
+	}
+	record(t, svc, "acme", "a", registered(1))
+	relay := kafka.NewRelay(newClient(t, cfg), store, rm, projection.LocalLeader{}, relayOptions(cfg))
+	runInBackground(t, ctx, relay.Run)
+	waitFor(t, ctx, "the relay to catch up", func() bool {
+		b, err := relay.Backlog(ctx)
+		return err == nil && b.Events == 0
+	})
+	if n := len(consumeAll(t, ctx, cfg, cfg.Topics.DomainEvents, 2)); n != 2 {
+		t.Errorf("%d domain events published, want 2", n)
+	}
+	for _, r := range consumeAll(t, ctx, cfg, cfg.Topics.IntegrationEvents, 1) {
+		if string(r.Key) != "acme/a" {
+			t.Errorf("integration event of %s: %s", r.Key, r.Value)
 		}
 	}
 }
