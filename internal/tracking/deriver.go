@@ -46,7 +46,7 @@ const deriverRebuildPage = 500
 // trimmed the events before the one derived, from the stream's snapshot
 // that covers them. Events say nothing when the entity's stream before them
 // can no longer be read (erased, or trimmed with no snapshot to start from
-// before them), nor do the entity's later events until it is erased: the
+// before them), nor do the entity's later events as long as that holds: the
 // state before them is unknown, and announcing changes from an empty or
 // partial state would report changes that did not happen.
 //
@@ -76,9 +76,9 @@ func NewDeriver(streams StreamReader, cacheSize int) *Deriver {
 // tracking entity's (an EPCIS capture stream, whose id is no entity id).
 //
 // The caller calls Commit once the batch's effect is durable (the
-// checkpoint moved past it), or Discard when it failed; a Deriver that
-// only ever derives and commits within one call is correct too, but a batch
-// handled again then rebuilds its entities from the store.
+// checkpoint moved past it), or Discard when it failed. Committing earlier
+// costs reads, not correctness: a batch handled again then finds newer
+// states kept and rebuilds its entities from the store.
 func (d *Deriver) DeriveBatch(ctx context.Context, events []eventstore.Recorded) ([][]IntegrationEvent, error) {
 	out := make([][]IntegrationEvent, len(events))
 	for i, e := range events {
@@ -135,8 +135,8 @@ func (d *Deriver) Discard() { clear(d.staged) }
 
 // foldedState is an entity's folded state (its snapshot form and its view)
 // at a version; version 0 is the state before the entity's first event.
-// An unknown state is one whose events could not all be read: events
-// folded onto it derive nothing.
+// An unknown state is one whose events could not all be read: it stands
+// for an entity's state in a batch, until its stream is read again.
 type foldedState struct {
 	version int64
 	state   json.RawMessage
@@ -148,10 +148,12 @@ type foldedState struct {
 // or rebuilt from the stream.
 func (d *Deriver) before(ctx context.Context, r eventstore.Recorded) (foldedState, error) {
 	k := streamKey{r.Tenant, r.StreamID}
-	if f, ok := d.staged[k]; ok && f.version == r.Version-1 {
+	// An unknown state is no start: the stream may be readable now (a
+	// snapshot newer than the event before).
+	if f, ok := d.staged[k]; ok && f.version == r.Version-1 && !f.unknown {
 		return f, nil
 	}
-	if f, ok := d.cache.get(k); ok && f.version == r.Version-1 {
+	if f, ok := d.cache.get(k); ok && f.version == r.Version-1 && !f.unknown {
 		return f, nil
 	}
 	if r.Version <= 1 {

@@ -332,8 +332,8 @@ func TestDeriverRebuildsTrimmedStreamsFromTheirSnapshot(t *testing.T) {
 	for i := range 520 {
 		specs = append(specs, spec{tracking.TypeLocationReported, 11 + i%30, `{"lat":1,"lon":2}`})
 	}
-	outForDelivery := spec{tracking.TypeMilestoneReached, 45, `{"milestone":"out_for_delivery"}`}
-	specs[299] = outForDelivery // v300
+	specs[299] = spec{tracking.TypeMilestoneReached, 45, `{"milestone":"out_for_delivery"}`}                     // v300
+	specs[500] = spec{tracking.TypeExceptionRaised, 46, `{"exceptionId":"x9","code":"damage","severity":"low"}`} // v501
 	for i := 0; i < len(specs); i += 100 {
 		appendEvents(t, store, "acme", "SHP-1", specs[i:min(len(specs), i+100)]...)
 	}
@@ -374,7 +374,8 @@ func TestDeriverRebuildsTrimmedStreamsFromTheirSnapshot(t *testing.T) {
 		t.Errorf("v300 derived %s, want in_transit -> out_for_delivery", dumpJSON(derived))
 	}
 
-	// A newer snapshot is no start for an event before it.
+	// A newer snapshot is no start for an event before it, but is for the
+	// events after it.
 	snapshot(500)
 	batch := log[299:301]
 	batches, err := tracking.NewDeriver(store, 10).DeriveBatch(ctx, batch)
@@ -383,6 +384,14 @@ func TestDeriverRebuildsTrimmedStreamsFromTheirSnapshot(t *testing.T) {
 	}
 	if got := kinds(batch, batches); got != nil {
 		t.Errorf("events after trimmed ones derived %v", got)
+	}
+	batch = log[499:501]
+	batches, err = tracking.NewDeriver(store, 10).DeriveBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kinds(batch, batches); !reflect.DeepEqual(got, []string{"SHP-1/v501:ExceptionRaised"}) {
+		t.Errorf("the events around the snapshot derived %v, want v501's exception only", got)
 	}
 }
 
