@@ -93,7 +93,8 @@ func (d *Deriver) DeriveBatch(ctx context.Context, events []eventstore.Recorded)
 // Derive folds one event of the global log onto its entity's state, stages
 // the new state and returns the event's integration events (see
 // DeriveBatch for which events cause none). Events of one entity must be
-// derived in their stream's order.
+// derived in their stream's order; some may be left out (a filtered log),
+// at the cost of rebuilding the state from the store at each gap.
 func (d *Deriver) Derive(ctx context.Context, r eventstore.Recorded) ([]IntegrationEvent, error) {
 	if r.Erasure() {
 		d.Forget(r.Tenant, r.StreamID)
