@@ -515,6 +515,9 @@ func deadLetterHeaders(original []kgo.RecordHeader, from deadLetterOrigin, reaso
 // errNoBatch: the handler handles records one by one only.
 var errNoBatch = errors.New("kafka: no batch handling")
 
+// entityKey identifies an entity across tenants.
+type entityKey struct{ tenant, id string }
+
 // projectionHandler applies domain events to the projections.
 type projectionHandler struct {
 	target Applier

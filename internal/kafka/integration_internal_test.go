@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
@@ -20,7 +19,8 @@ import (
 
 var updateInternal = flag.Bool("update-integration", false, "rewrite testdata/integration.golden.json")
 
-// memStreams is a StreamReader over a slice of one stream's events.
+// memStreams is a tracking.StreamReader over a slice of one stream's
+// events, without snapshots.
 type memStreams struct {
 	events []eventstore.Recorded
 	reads  int
@@ -35,6 +35,10 @@ func (m *memStreams) ReadStream(_ context.Context, _, _ string, from int64, limi
 		}
 	}
 	return out, nil
+}
+
+func (m *memStreams) LoadSnapshot(context.Context, string, string) (eventstore.Snapshot, error) {
+	return eventstore.Snapshot{}, eventstore.ErrNotFound
 }
 
 func stream(t *testing.T) []eventstore.Recorded {
@@ -72,11 +76,11 @@ func TestDeriveIntegrationEvents(t *testing.T) {
 	ctx := context.Background()
 	for _, cacheSize := range []int{100, 1} {
 		streams := &memStreams{events: events}
-		d := &deriver{cache: newStateCache(cacheSize), streams: streams, staged: map[entityKey]folded{}}
+		d := tracking.NewDeriver(streams, cacheSize)
 		var docs []json.RawMessage
 		var kinds []string
 		for i, e := range events {
-			ds, err := d.derive(ctx, e)
+			ds, err := d.Derive(ctx, e)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,12 +96,16 @@ func TestDeriveIntegrationEvents(t *testing.T) {
 				kinds = append(kinds, fmt.Sprintf("v%d:%s", e.Version, x.Kind))
 			}
 			if i%3 == 2 {
-				d.commit() // a published batch
+				d.Commit() // a published batch
 			}
 			if cacheSize == 1 {
 				// Another entity takes the only slot: the next event misses.
-				d.commit()
-				d.cache.put(entityKey{"acme", "other"}, folded{version: 1})
+				d.Commit()
+				if _, err := d.Derive(ctx, eventstore.Recorded{Tenant: "acme", StreamID: "other", Version: 1,
+					Type: tracking.TypeEntityRegistered, Data: json.RawMessage(`{}`)}); err != nil {
+					t.Fatal(err)
+				}
+				d.Commit()
 			}
 		}
 		want := []string{"v1:EntityStatusChanged", "v2:EntityStatusChanged", "v3:ExceptionRaised", "v4:EtaChanged",
@@ -135,47 +143,5 @@ func TestDeriveIntegrationEvents(t *testing.T) {
 		if !bytes.Equal(pretty.Bytes(), wantDoc) {
 			t.Errorf("cache %d: integration events changed (run with -update-integration if intended):\n%s", cacheSize, pretty.Bytes())
 		}
-	}
-}
-
-// A failed batch's states are discarded: replaying it derives the same
-// events from the cache's older state.
-func TestDeriveDiscardedBatchReplays(t *testing.T) {
-	t.Parallel()
-	events := stream(t)
-	ctx := context.Background()
-	d := &deriver{cache: newStateCache(10), streams: &memStreams{events: events}, staged: map[entityKey]folded{}}
-	for _, e := range events[:2] {
-		if _, err := d.derive(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.commit()
-	first, err := d.derive(ctx, events[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.discard()
-	again, err := d.derive(ctx, events[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(first) != 1 || !reflect.DeepEqual(first, again) {
-		t.Errorf("replay derived %v, first %v", again, first)
-	}
-}
-
-func TestStateCacheEvicts(t *testing.T) {
-	t.Parallel()
-	c := newStateCache(2)
-	c.put(entityKey{"t", "a"}, folded{version: 1})
-	c.put(entityKey{"t", "b"}, folded{version: 1})
-	c.get(entityKey{"t", "a"})
-	c.put(entityKey{"t", "c"}, folded{version: 1})
-	if _, ok := c.get(entityKey{"t", "b"}); ok || c.len() != 2 {
-		t.Errorf("least recently used entry not evicted (len %d)", c.len())
-	}
-	if _, ok := c.get(entityKey{"t", "a"}); !ok {
-		t.Error("recently used entry evicted")
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // RelayCheckpoint is the name of the relay's checkpoint and leadership lock.
@@ -49,9 +50,9 @@ type RelayOptions struct {
 	// Source is the CloudEvents source of every message (default "tracktrace").
 	Source string
 	// Streams rebuilds entity states for integration events on a cache
-	// miss. Default: the feed, when it implements StreamReader (every
-	// eventstore.Store does).
-	Streams StreamReader
+	// miss. Default: the feed, when it implements tracking.StreamReader
+	// (every eventstore.Store does).
+	Streams tracking.StreamReader
 	// Interval is the polling fallback when no commit signal arrives, and
 	// how often a standby replica tries to take over (default 5s).
 	Interval time.Duration
@@ -111,7 +112,7 @@ type Relay struct {
 	cps      Checkpoints
 	opts     RelayOptions
 	log      *slog.Logger
-	derive   *deriver
+	derive   *tracking.Deriver
 	follower *projection.Follower
 
 	mu     sync.Mutex
@@ -129,7 +130,7 @@ func NewRelay(client *kgo.Client, feed projection.Feed, cp Checkpoints, leader p
 		opts.Source = DefaultSource
 	}
 	if opts.Streams == nil {
-		opts.Streams, _ = feed.(StreamReader)
+		opts.Streams, _ = feed.(tracking.StreamReader)
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = 5 * time.Second
@@ -138,7 +139,7 @@ func NewRelay(client *kgo.Client, feed projection.Feed, cp Checkpoints, leader p
 		opts.BatchSize = 500
 	}
 	if opts.CacheSize <= 0 {
-		opts.CacheSize = 10_000
+		opts.CacheSize = tracking.DefaultDeriverCacheSize
 	}
 	if opts.ProduceTimeout <= 0 {
 		opts.ProduceTimeout = 30 * time.Second
@@ -151,7 +152,7 @@ func NewRelay(client *kgo.Client, feed projection.Feed, cp Checkpoints, leader p
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Relay{client: client, feed: feed, cps: cp, opts: opts, log: log,
-		derive: &deriver{cache: newStateCache(opts.CacheSize), streams: opts.Streams, staged: map[entityKey]folded{}}}
+		derive: tracking.NewDeriver(opts.Streams, opts.CacheSize)}
 	r.follower = projection.NewFollower(RelayCheckpoint, feed, cp, leader, r.publish, projection.FollowerOptions{
 		Interval: opts.Interval, BatchSize: opts.BatchSize, MaxBackoff: opts.MaxBackoff, Logger: log,
 		OnState: r.setState,
@@ -204,7 +205,7 @@ func (r *Relay) Run(ctx context.Context) error { return r.follower.Run(ctx) }
 // every acknowledgement, and only then move the checkpoint. A record too
 // large for the broker is acknowledged by its dead letter instead.
 func (r *Relay) publish(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error {
-	defer r.derive.discard()
+	defer r.derive.Discard()
 	records, sources, spans, err := r.records(ctx, events)
 	if err != nil {
 		endSpans(spans, err)
@@ -224,7 +225,7 @@ func (r *Relay) publish(ctx context.Context, from eventstore.Cursor, events []ev
 		}
 		return fmt.Errorf("kafka relay: move checkpoint: %w", err)
 	}
-	r.derive.commit()
+	r.derive.Commit()
 	r.mu.Lock()
 	r.status.Published += int64(len(events))
 	r.mu.Unlock()
@@ -248,7 +249,7 @@ func (r *Relay) records(ctx context.Context, events []eventstore.Recorded) (_ []
 			rec := tombstone(r.opts.DomainTopic, *e)
 			out = append(out, rec)
 			sources[rec] = e
-			r.derive.forget(e.Tenant, e.StreamID)
+			r.derive.Forget(e.Tenant, e.StreamID) // with or without integration events
 			continue
 		}
 		value, err := EncodeCloudEventFrom(r.opts.Source, *e)
@@ -267,9 +268,9 @@ func (r *Relay) records(ctx context.Context, events []eventstore.Recorded) (_ []
 		if !integration {
 			continue
 		}
-		ds, err := r.derive.derive(ctx, *e)
+		ds, err := r.derive.Derive(ctx, *e)
 		if err != nil {
-			return nil, nil, spans, err
+			return nil, nil, spans, fmt.Errorf("kafka relay: %w", err)
 		}
 		for _, d := range ds {
 			v, err := encodeIntegration(r.opts.Source, *e, d)

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/kafka"
 	"github.com/tlm/tracktrace/internal/postgres"
@@ -212,7 +215,8 @@ func TestRelayCrashBeforeCheckpoint(t *testing.T) {
 // Status changes, exceptions raised and resolved and ETA changes produce
 // integration events with deterministic ids; late events that change none
 // of them produce none. The state is folded from the cache, or rebuilt from
-// the store when the cache misses (a new relay; a cache of one entity).
+// the store when the cache misses (a new relay; a cache of one entity). An
+// EPCIS capture stream is no entity and causes none.
 func TestRelayIntegrationEvents(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -239,6 +243,11 @@ func TestRelayIntegrationEvents(t *testing.T) {
 	opts.CacheSize = 1 // the other entity evicts "a": rebuilds from the store
 	relay := kafka.NewRelay(newClient(t, cfg), store, rm, projection.LocalLeader{}, opts)
 	stop := runInBackground(t, ctx, relay.Run)
+	if _, err := store.Append(ctx, eventstore.AppendRequest{Tenant: "acme", StreamID: epcis.StreamID("c1"),
+		EntityType: epcis.StreamType, Expected: eventstore.NoStream, Events: []eventstore.Event{{ID: uuid.New(),
+			Type: epcis.ObjectEvent, SchemaVersion: 1, Data: json.RawMessage(`{"type":"ObjectEvent"}`), OccurredAt: at(0)}}}); err != nil {
+		t.Fatal(err)
+	}
 	record(t, svc, "acme", "a", reg, pick)
 	record(t, svc, "acme", "b", registered(0))
 	record(t, svc, "acme", "a", raise, etaSet, scan)
@@ -313,6 +322,9 @@ func TestRelayIntegrationEvents(t *testing.T) {
 	for _, r := range recs {
 		if err := kafka.ValidateCloudEvent(r.Value); err != nil {
 			t.Fatalf("%v\n%s", err, r.Value)
+		}
+		if k := string(r.Key); k != "acme/a" && k != "acme/b" {
+			t.Errorf("integration event of %s: %s", k, r.Value)
 		}
 		if string(r.Key) != "acme/a" {
 			continue
