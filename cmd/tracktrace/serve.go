@@ -31,6 +31,7 @@ import (
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/retention"
+	"github.com/tlm/tracktrace/internal/subscription"
 	"github.com/tlm/tracktrace/internal/telemetry"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -306,7 +307,9 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	// The newest events of the log, read once for the many readers near
 	// its head (webhook subscriptions, live streams).
 	tail := projection.NewTail(store, 0, projection.TailOptions{Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
-	subs, dispatcher, err := subscriptions(ctx, cfg, store, tail, views, leader, nil, metrics, log)
+	// A subscription filtering on state changes derives them itself.
+	changes := func() subscription.Changes { return tracking.NewDeriver(store, 1000) }
+	subs, dispatcher, err := subscriptions(ctx, cfg, store, tail, views, leader, changes, metrics, log)
 	if err != nil {
 		return fmt.Errorf("subscriptions: %w", err)
 	}

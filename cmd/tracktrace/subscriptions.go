@@ -18,7 +18,7 @@ import (
 // subscriptions builds the webhook subscriptions' API and their
 // dispatcher, which follows feed (the log) while this replica leads it.
 func subscriptions(ctx context.Context, cfg *config.Config, store eventstore.Store, feed projection.Feed, views *readmodel.Store,
-	leader projection.Leader, changes subscription.Changes, metrics *telemetry.Metrics, log *slog.Logger,
+	leader projection.Leader, changes func() subscription.Changes, metrics *telemetry.Metrics, log *slog.Logger,
 ) (*subscription.Service, *subscription.Dispatcher, error) {
 	sc := cfg.Subscriptions
 	var key []byte

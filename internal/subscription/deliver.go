@@ -23,24 +23,34 @@ import (
 // streams): the API's event shape, with its entity, and the state changes
 // it caused when the subscription asks for them.
 type Event struct {
-	EventID     uuid.UUID                   `json:"eventId"`
-	EntityID    string                      `json:"entityId"`
-	EntityType  string                      `json:"entityType"`
-	Version     int64                       `json:"version"`
-	Position    int64                       `json:"position"`
-	Type        string                      `json:"type"`
-	OccurredAt  time.Time                   `json:"occurredAt"`
-	RecordedAt  time.Time                   `json:"recordedAt"`
-	Data        json.RawMessage             `json:"data"`
-	Metadata    eventstore.Metadata         `json:"metadata"`
-	Integration []tracking.IntegrationEvent `json:"integration,omitempty"`
+	EventID     uuid.UUID           `json:"eventId"`
+	EntityID    string              `json:"entityId"`
+	EntityType  string              `json:"entityType"`
+	Version     int64               `json:"version"`
+	Position    int64               `json:"position"`
+	Type        string              `json:"type"`
+	OccurredAt  time.Time           `json:"occurredAt"`
+	RecordedAt  time.Time           `json:"recordedAt"`
+	Data        json.RawMessage     `json:"data"`
+	Metadata    eventstore.Metadata `json:"metadata"`
+	Integration []Change            `json:"integration,omitempty"`
+}
+
+// Change is a state change an event caused: an integration event and its
+// kind (tracking.Integration*).
+type Change struct {
+	Kind string `json:"kind"`
+	tracking.IntegrationEvent
 }
 
 // NewEvent returns the delivered form of a recorded event.
 func NewEvent(r eventstore.Recorded, changes []tracking.IntegrationEvent) Event {
-	return Event{EventID: r.ID, EntityID: r.StreamID, EntityType: r.EntityType, Version: r.Version, Position: r.Position,
-		Type: r.Type, OccurredAt: r.OccurredAt, RecordedAt: r.RecordedAt, Data: r.Data, Metadata: r.Metadata,
-		Integration: changes}
+	e := Event{EventID: r.ID, EntityID: r.StreamID, EntityType: r.EntityType, Version: r.Version, Position: r.Position,
+		Type: r.Type, OccurredAt: r.OccurredAt, RecordedAt: r.RecordedAt, Data: r.Data, Metadata: r.Metadata}
+	for _, c := range changes {
+		e.Integration = append(e.Integration, Change{Kind: c.Kind, IntegrationEvent: c})
+	}
+	return e
 }
 
 // batch is a request being delivered: its events, and the cursor the

@@ -19,12 +19,16 @@ import (
 const LeaderName = "subscriptions"
 
 // Changes derives the state changes (integration events) that events of
-// the log cause, for the filters that ask for them. Implemented by
-// tracking.Deriver.
+// the log cause, for the filters that ask for them: tracking.Deriver. Each
+// worker that needs one has its own (it is not safe for concurrent use).
 type Changes interface {
-	// Derive returns, per event, the integration events it causes (nil for
-	// events that are not tracking events).
-	Derive(ctx context.Context, events []eventstore.Recorded) ([][]tracking.IntegrationEvent, error)
+	// DeriveBatch returns, per event, the integration events it causes (nil
+	// for events that are not tracking events), staging the states it
+	// folded.
+	DeriveBatch(ctx context.Context, events []eventstore.Recorded) ([][]tracking.IntegrationEvent, error)
+	// Commit keeps the staged states; Discard drops them.
+	Commit()
+	Discard()
 }
 
 // Observer is told how deliveries go (the service's metrics).
@@ -71,9 +75,9 @@ type Options struct {
 	// (default 7 days).
 	DeliveryLogFor time.Duration
 	UserAgent      string
-	// Changes derives state changes for filters with integration kinds
-	// (nil: such filters match nothing).
-	Changes  Changes
+	// Changes makes a worker's deriver of state changes, for filters with
+	// integration kinds (nil: such filters match nothing).
+	Changes  func() Changes
 	Observer Observer
 	Logger   *slog.Logger
 }

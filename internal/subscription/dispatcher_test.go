@@ -23,6 +23,7 @@ import (
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/subscription"
 	"github.com/tlm/tracktrace/internal/subscription/destination"
+	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // receiver is a webhook endpoint under test: it verifies every request
@@ -141,7 +142,7 @@ func newEnv(t *testing.T) *env {
 	policy := destination.Policy{AllowPrivate: true}
 	e := &env{t: t, ctx: ctx, store: store, views: views, clock: clock, tenant: "acme"}
 	e.disp = subscription.NewDispatcher(views, sealer, store, views, subscription.Options{
-		Clock: clock, Client: policy.Client(5 * time.Second), Refresh: time.Hour, Interval: time.Hour,
+		Clock: clock, Changes: func() subscription.Changes { return tracking.NewDeriver(store, 100) }, Client: policy.Client(5 * time.Second), Refresh: time.Hour, Interval: time.Hour,
 	})
 	e.svc = subscription.NewService(views, sealer, policy, store, subscription.ServiceOptions{Clock: clock, Notify: e.disp.Notify})
 	done := make(chan struct{})
@@ -479,4 +480,42 @@ func TestSecretRotationKeepsTheOldSecretForItsGrace(t *testing.T) {
 	next := waitNextAttempt(t, e, sub.ID, e.clock.Now())
 	e.clock.Advance(next.Sub(e.clock.Now()))
 	eventually(t, "delivery with the new secret", func() bool { got, _ := rc.snapshot(); return len(got) == 3 })
+}
+
+func TestIntegrationKindsDeliverOnlyStateChanges(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t)
+	sub, err := e.svc.Create(e.ctx, e.tenant, subscription.Definition{URL: rc.srv.URL, MaxBatch: 10, StatusChanges: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.setSecrets(sub.Secrets[0].String())
+	at := e.clock.Now().Add(-time.Hour)
+	record := func(typ, data string) {
+		t.Helper()
+		at = at.Add(time.Minute)
+		if _, err := e.store.Append(e.ctx, eventstore.AppendRequest{Tenant: e.tenant, StreamID: "SHP-1", EntityType: "shipment",
+			Expected: eventstore.Any, Events: []eventstore.Event{{ID: uuid.New(), Type: typ, SchemaVersion: 1,
+				Data: json.RawMessage(data), OccurredAt: at}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(tracking.TypeMilestoneReached, `{"milestone":"picked_up"}`) // registered → picked up: a change
+	record(tracking.TypeLocationReported, `{"lat":52.1,"lon":4.3}`)    // no change
+	record(tracking.TypeMilestoneReached, `{"milestone":"delivered"}`) // a change
+	record(tracking.TypeLocationReported, `{"lat":52.2,"lon":4.4}`)    // no change
+	eventually(t, "two status changes", func() bool { got, _ := rc.snapshot(); return len(got) >= 2 })
+	time.Sleep(50 * time.Millisecond)
+	got, _ := rc.snapshot()
+	if len(got) != 2 || got[0].Version != 1 || got[1].Version != 3 {
+		t.Fatalf("delivered %+v, want versions 1 and 3", got)
+	}
+	for _, ev := range got {
+		if len(ev.Integration) != 1 || ev.Integration[0].Kind != tracking.IntegrationEntityStatusChanged || ev.Integration[0].Status == "" {
+			t.Fatalf("event %d carries %+v", ev.Version, ev.Integration)
+		}
+	}
+	if got[1].Integration[0].PreviousStatus == "" || got[1].Integration[0].Status == got[1].Integration[0].PreviousStatus {
+		t.Fatalf("the second change is %+v", got[1].Integration[0])
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // worker delivers one subscription: it reads the log after the
@@ -29,6 +30,7 @@ type worker struct {
 	caughtUp  bool
 	lagAt     time.Time
 	failing   bool // told the observer that it is retrying
+	changes   Changes
 }
 
 // setFailing tells the observer when the subscription starts or stops
@@ -207,58 +209,74 @@ func (w *worker) read(ctx context.Context, after eventstore.Cursor, until *event
 		return false, false, err
 	}
 	s := &w.sub
-	var picked []eventstore.Recorded
+	kinds := len(s.Filter.IntegrationKinds) > 0
+	if kinds && w.changes == nil && w.d.opts.Changes != nil {
+		w.changes = w.d.opts.Changes()
+	}
+	// With integration kinds, the changes of every event of the filter's
+	// entities are derived (an entity's state folds all its events), and
+	// the event types filter after.
+	entities := s.Filter
+	if kinds {
+		entities.EventTypes = nil
+	}
+	var candidates []eventstore.Recorded
 	end := page[len(page)-1].Cursor
 	reachedUntil := false
 	for _, r := range page {
 		if until != nil && until.Less(r.Cursor) {
 			reachedUntil = true
-			if len(picked) == 0 {
-				end = *until
-			}
+			end = *until
 			break
 		}
-		if r.Tenant != s.Tenant || !s.Filter.Match(r) || (since != nil && r.RecordedAt.Before(*since)) ||
+		if r.Tenant != s.Tenant || !entities.Match(r) || (since != nil && r.RecordedAt.Before(*since)) ||
 			(before != nil && !r.RecordedAt.Before(*before)) {
-			if len(picked) == 0 {
-				end = r.Cursor
-			}
 			continue
 		}
-		picked = append(picked, r)
-		end = r.Cursor
-		if len(picked) == s.MaxBatch {
-			break
-		}
+		candidates = append(candidates, r)
 	}
-	events := make([]Event, 0, len(picked))
-	if len(s.Filter.IntegrationKinds) > 0 && len(picked) > 0 {
-		if w.d.opts.Changes == nil {
-			picked = nil
+	var derived [][]tracking.IntegrationEvent
+	if kinds && len(candidates) > 0 {
+		if w.changes == nil {
+			candidates = nil
 		} else {
-			derived, err := w.d.opts.Changes.Derive(ctx, picked)
-			if err != nil {
+			var err error
+			if derived, err = w.changes.DeriveBatch(ctx, candidates); err != nil {
+				w.changes.Discard()
 				return false, false, fmt.Errorf("derive state changes: %w", err)
 			}
-			kept := picked[:0]
-			for i, r := range picked {
-				if ies := s.Filter.MatchKinds(derived[i]); len(ies) > 0 {
-					kept = append(kept, r)
-					events = append(events, NewEvent(r, ies))
-				}
-			}
-			picked = kept
+			// Kept at once: a batch that fails is retried as formed, and a
+			// state folded twice is only read again.
+			w.changes.Commit()
 		}
-	} else {
-		for _, r := range picked {
-			events = append(events, NewEvent(r, nil))
+	}
+	var events []Event
+	var first time.Time
+	for i, r := range candidates {
+		var ies []tracking.IntegrationEvent
+		if kinds {
+			if !s.Filter.Match(r) {
+				continue
+			}
+			if ies = s.Filter.MatchKinds(derived[i]); len(ies) == 0 {
+				continue
+			}
+		}
+		if len(events) == 0 {
+			first = r.RecordedAt
+		}
+		events = append(events, NewEvent(r, ies))
+		if len(events) == s.MaxBatch {
+			end = r.Cursor // the rest of the page is read again
+			reachedUntil = false
+			break
 		}
 	}
 	if len(events) == 0 {
 		w.advance(until != nil, end, 0, 0)
 		return false, !reachedUntil, nil
 	}
-	w.pending = &batch{id: webhookID(events), events: events, end: end, oldest: picked[0].RecordedAt}
+	w.pending = &batch{id: webhookID(events), events: events, end: end, oldest: first}
 	return true, false, nil
 }
 
