@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -203,4 +204,68 @@ func TestWebhookDeliveryAcrossKillRotationAndDatabaseRestart(t *testing.T) {
 	}
 	t.Logf("%d events acknowledged, %d delivered (%d duplicates, after the SIGKILL and the database restart), %d requests",
 		len(want), len(rc.events), dups, rc.requests)
+}
+
+// The subscriptions API refuses what it must with a clear 400 (private
+// destinations without Subscriptions.AllowPrivateDestinations, hostile
+// fields), hides secrets after creation, and keeps tenants apart.
+func TestSubscriptionsAPIRefusesAndIsolates(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + t.TempDir() + "/t.db"})
+	create := func(body any, tenant string) response {
+		return srv.do(t, "POST", "/api/v1/subscriptions", body, "X-Tenant-ID", tenant)
+	}
+	for _, tc := range []struct {
+		name string
+		body any
+		want string
+	}{
+		{"loopback", map[string]any{"url": "https://127.0.0.1/hook"}, "loopback"},
+		{"metadata", map[string]any{"url": "https://169.254.169.254/latest/meta-data"}, "metadata"},
+		{"ipv4-mapped", map[string]any{"url": "https://[::ffff:10.0.0.1]/"}, "private"},
+		{"localhost", map[string]any{"url": "https://localhost:8080/"}, "localhost"},
+		{"http", map[string]any{"url": "http://hooks.example.com/"}, "https"},
+		{"no url", map[string]any{"filter": map[string]any{}}, "url"},
+		{"bad filter", map[string]any{"url": "https://93.184.216.34/", "filter": map[string]any{"entityIds": []string{"a*b"}}}, "entityIds"},
+		{"control bytes", map[string]any{"url": "https://93.184.216.34/", "filter": map[string]any{"eventTypes": []string{"x\x00y"}}}, "eventTypes"},
+		{"bad kind", map[string]any{"url": "https://93.184.216.34/", "filter": map[string]any{"integrationKinds": []string{"Nope"}}}, "integrationKinds"},
+		{"bad batch", map[string]any{"url": "https://93.184.216.34/", "maxBatch": 5000}, "maxBatch"},
+		{"bad start", map[string]any{"url": "https://93.184.216.34/", "start": "yesterday"}, "start"},
+		{"unknown position", map[string]any{"url": "https://93.184.216.34/", "start": 999999}, "position"},
+		{"bad secret", map[string]any{"url": "https://93.184.216.34/", "secret": "hunter2"}, "whsec_"},
+		{"unknown field", map[string]any{"url": "https://93.184.216.34/", "callback": "x"}, "callback"},
+	} {
+		r := create(tc.body, "acme")
+		if r.StatusCode != http.StatusBadRequest || r.Header.Get("Content-Type") != "application/problem+json" ||
+			!strings.Contains(string(r.Body), tc.want) {
+			t.Errorf("%s: %d %s %s, want a 400 problem naming %q", tc.name, r.StatusCode, r.Header.Get("Content-Type"), r.Body, tc.want)
+		}
+	}
+	// A public literal address passes (no request is made at creation).
+	r := create(map[string]any{"url": "https://93.184.216.34/hook?token=abc", "filter": map[string]any{"entityTypes": []string{"container"}}}, "acme")
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.StatusCode, r.Body)
+	}
+	var sub struct{ ID, Secret string }
+	r.JSON(t, &sub)
+	got := srv.do(t, "GET", "/api/v1/subscriptions/"+sub.ID, nil, "X-Tenant-ID", "acme")
+	if got.StatusCode != 200 || strings.Contains(string(got.Body), sub.Secret) || !strings.Contains(string(got.Body), `"status":"active"`) {
+		t.Fatalf("get: %d %s", got.StatusCode, got.Body)
+	}
+	if r := srv.do(t, "GET", "/api/v1/subscriptions/"+sub.ID, nil, "X-Tenant-ID", "other"); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("another tenant reads the subscription: %d", r.StatusCode)
+	}
+	if r := srv.do(t, "DELETE", "/api/v1/subscriptions/"+sub.ID, nil, "X-Tenant-ID", "other"); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("another tenant deletes the subscription: %d", r.StatusCode)
+	}
+	if r := srv.do(t, "POST", "/api/v1/subscriptions/"+sub.ID+"/pause", nil, "X-Tenant-ID", "acme"); r.StatusCode != 200 ||
+		!strings.Contains(string(r.Body), `"status":"paused"`) {
+		t.Fatalf("pause: %d %s", r.StatusCode, r.Body)
+	}
+	if r := srv.do(t, "POST", "/api/v1/subscriptions/"+sub.ID+"/replay", map[string]any{"toPosition": 1}, "X-Tenant-ID", "acme"); r.StatusCode != 400 {
+		t.Fatalf("replay without a start: %d %s", r.StatusCode, r.Body)
+	}
+	if r := srv.do(t, "DELETE", "/api/v1/subscriptions/"+sub.ID, nil, "X-Tenant-ID", "acme"); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.StatusCode, r.Body)
+	}
 }
