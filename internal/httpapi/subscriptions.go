@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -18,8 +19,8 @@ func (s *server) subscriptionRoutes(api func(string, string, func(http.ResponseW
 	api("GET /api/v1/subscriptions", tracking.ScopeAdmin, s.listSubscriptions)
 	api("GET /api/v1/subscriptions/{id}", tracking.ScopeAdmin, s.getSubscription)
 	api("DELETE /api/v1/subscriptions/{id}", tracking.ScopeAdmin, s.deleteSubscription)
-	api("POST /api/v1/subscriptions/{id}/pause", tracking.ScopeAdmin, s.pauseSubscription)
-	api("POST /api/v1/subscriptions/{id}/resume", tracking.ScopeAdmin, s.resumeSubscription)
+	api("POST /api/v1/subscriptions/{id}/pause", tracking.ScopeAdmin, s.changeSubscription(s.Subscriptions.Pause))
+	api("POST /api/v1/subscriptions/{id}/resume", tracking.ScopeAdmin, s.changeSubscription(s.Subscriptions.Resume))
 	api("POST /api/v1/subscriptions/{id}/rotate-secret", tracking.ScopeAdmin, s.rotateSubscriptionSecret)
 	api("POST /api/v1/subscriptions/{id}/replay", tracking.ScopeAdmin, s.replaySubscription)
 	api("GET /api/v1/subscriptions/{id}/deliveries", tracking.ScopeAdmin, s.subscriptionDeliveries)
@@ -207,22 +208,17 @@ func (s *server) deleteSubscription(w http.ResponseWriter, r *http.Request, p tr
 	return nil
 }
 
-func (s *server) pauseSubscription(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-	sub, err := s.Subscriptions.Pause(r.Context(), p.Tenant, r.PathValue("id"))
-	if err != nil {
-		return subscriptionProblem(err)
+// changeSubscription serves a change without a body (pause, resume): it
+// answers the subscription as changed.
+func (s *server) changeSubscription(change func(ctx context.Context, tenant, id string) (subscription.Subscription, error)) func(http.ResponseWriter, *http.Request, tracking.Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+		sub, err := change(r.Context(), p.Tenant, r.PathValue("id"))
+		if err != nil {
+			return subscriptionProblem(err)
+		}
+		writeJSON(w, http.StatusOK, s.subscriptionAnswer(r, sub, false))
+		return nil
 	}
-	writeJSON(w, http.StatusOK, s.subscriptionAnswer(r, sub, false))
-	return nil
-}
-
-func (s *server) resumeSubscription(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-	sub, err := s.Subscriptions.Resume(r.Context(), p.Tenant, r.PathValue("id"))
-	if err != nil {
-		return subscriptionProblem(err)
-	}
-	writeJSON(w, http.StatusOK, s.subscriptionAnswer(r, sub, false))
-	return nil
 }
 
 // optionalJSON decodes a body that may be absent.
