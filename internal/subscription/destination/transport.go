@@ -36,8 +36,12 @@ func (p Policy) Transport() *http.Transport {
 		TLSHandshakeTimeout:    tlsHandshakeTimeout,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
-		MaxIdleConns:           100,
-		IdleConnTimeout:        90 * time.Second,
+		// Each subscription has at most one request in flight; many may
+		// share an endpoint's host (a partner with several subscriptions),
+		// and each keeps its connection rather than opening one per request.
+		MaxIdleConns:        4096,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
 	}
 }
 
