@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tlm/tracktrace/internal/epcis"
+	"github.com/tlm/tracktrace/internal/eventstore"
 )
 
 // EPCISEvents runs an EPCIS query on a tenant's events: one page of at
@@ -462,6 +463,62 @@ func (s *Store) EPCISValues(ctx context.Context, tenant, kind, after string, lim
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: EPCIS values: %w", s.name, err)
+	}
+	return out, nil
+}
+
+// EPCISMatching returns the global positions of those of events (a page of
+// the log, in log order) that are a tenant's indexed EPCIS events selected
+// by q's filters (its order, limits and paging play no part): the events a
+// query subscription delivers. The caller waits until the EPCIS projection
+// has passed the events; events it has not indexed never match.
+func (s *Store) EPCISMatching(ctx context.Context, tenant string, q epcis.Query, events []eventstore.Recorded) ([]int64, error) {
+	if q.MatchNothing != "" || len(events) == 0 {
+		return nil, nil
+	}
+	// The events as runs of versions of one capture stream: the primary
+	// key serves each.
+	type run struct {
+		stream   string
+		from, to int64
+	}
+	var runs []run
+	for _, e := range events {
+		if e.Tenant != tenant {
+			continue
+		}
+		if n := len(runs); n > 0 && runs[n-1].stream == e.StreamID && runs[n-1].to+1 == e.Version {
+			runs[n-1].to = e.Version
+			continue
+		}
+		runs = append(runs, run{e.StreamID, e.Version, e.Version})
+	}
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	b := newEPCISFilter(tenant, q)
+	alts := make([]string, 0, len(runs))
+	var args []any
+	for _, r := range runs {
+		alts = append(alts, "(e.entity_id = ? AND e.version >= ? AND e.version <= ?)")
+		args = append(args, r.stream, r.from, r.to)
+	}
+	b.add("("+strings.Join(alts, " OR ")+")", args...)
+	rows, err := s.engine.SQL().Query(ctx, "SELECT e.position FROM "+TableEPCISEvents+" e WHERE "+b.where()+" ORDER BY e.position", b.args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: epcis subscription match: %w", s.name, err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var p int64
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("%s: epcis subscription match: %w", s.name, err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: epcis subscription match: %w", s.name, err)
 	}
 	return out, nil
 }

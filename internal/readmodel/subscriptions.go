@@ -20,6 +20,9 @@ type definition struct {
 	MaxBatch int                   `json:"maxBatch"`
 	Since    *time.Time            `json:"since,omitempty"`
 	Secrets  []subscription.Secret `json:"secrets"`
+	// EPCIS is set for EPCIS query subscriptions (absent from the
+	// definitions of webhook subscriptions, and of those stored before).
+	EPCIS *subscription.EPCISQuery `json:"epcis,omitempty"`
 }
 
 const subscriptionColumns = `tenant_id, id, created_at, generation, status, reason, definition, replay, cursor, position,
@@ -44,7 +47,8 @@ func (s *Store) CreateSubscription(ctx context.Context, sub subscription.Subscri
 }
 
 func encodeDefinition(sub subscription.Subscription) (def string, replay any, replayID string, err error) {
-	b, err := json.Marshal(definition{URL: sub.URL, Filter: sub.Filter, MaxBatch: sub.MaxBatch, Since: sub.Since, Secrets: sub.Secrets})
+	b, err := json.Marshal(definition{URL: sub.URL, Filter: sub.Filter, MaxBatch: sub.MaxBatch, Since: sub.Since, Secrets: sub.Secrets,
+		EPCIS: sub.EPCIS})
 	if err != nil {
 		return "", nil, "", err
 	}
@@ -130,7 +134,7 @@ func (s *Store) subscriptions(ctx context.Context, query string, args ...any) ([
 		if sub.Cursor, err = eventstore.ParseCursor(cursor); err != nil {
 			return nil, fmt.Errorf("%s: subscription %s: %w", s.name, sub.ID, err)
 		}
-		sub.URL, sub.Filter, sub.MaxBatch, sub.Since, sub.Secrets = d.URL, d.Filter, d.MaxBatch, d.Since, d.Secrets
+		sub.URL, sub.Filter, sub.MaxBatch, sub.Since, sub.Secrets, sub.EPCIS = d.URL, d.Filter, d.MaxBatch, d.Since, d.Secrets, d.EPCIS
 		sub.CreatedAt = time.UnixMicro(created).UTC()
 		sub.Attempts = int(attempts)
 		sub.FailingSince, sub.NextAttemptAt = fromMicros(failing), fromMicros(next)

@@ -63,6 +63,25 @@ type batch struct {
 	oldest time.Time // the first event's recording time
 	// attempts made of this batch
 	attempts int
+	// body, when set, is the request's body (an EPCIS query subscription's
+	// document) instead of {"events": [...]}.
+	body []byte
+}
+
+// first and last are the positions of the batch's first and last events
+// (0 for an empty EPCIS report).
+func (b *batch) first() int64 {
+	if len(b.events) == 0 {
+		return 0
+	}
+	return b.events[0].Position
+}
+
+func (b *batch) last() int64 {
+	if len(b.events) == 0 {
+		return 0
+	}
+	return b.events[len(b.events)-1].Position
 }
 
 // webhookID is the batch's webhook-id: the event's id for one event; for
@@ -97,11 +116,14 @@ func (o outcome) ok() bool { return o.err == "" }
 
 // post sends a batch once.
 func (d *Dispatcher) post(ctx context.Context, s *Subscription, b *batch) outcome {
-	body, err := json.Marshal(struct {
-		Events []Event `json:"events"`
-	}{b.events})
-	if err != nil {
-		return outcome{err: "encode: " + err.Error()}
+	body := b.body
+	if body == nil {
+		var err error
+		if body, err = json.Marshal(struct {
+			Events []Event `json:"events"`
+		}{b.events}); err != nil {
+			return outcome{err: "encode: " + err.Error()}
+		}
 	}
 	now := d.opts.Clock.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
@@ -115,6 +137,9 @@ func (d *Dispatcher) post(ctx context.Context, s *Subscription, b *batch) outcom
 	req.Header.Set("webhook-id", b.id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set("webhook-signature", Sign(signing(s.Secrets, now), b.id, now, body))
+	if s.EPCIS != nil && s.EPCIS.Signed && len(s.Secrets) > 0 {
+		req.Header.Set(SignatureHeader, GS1Signature(s.Secrets[0].Key, body))
+	}
 	start := time.Now()
 	resp, err := d.opts.Client.Do(req)
 	o := outcome{}

@@ -77,7 +77,10 @@ type Options struct {
 	UserAgent      string
 	// Changes makes a worker's deriver of state changes, for filters with
 	// integration kinds (nil: such filters match nothing).
-	Changes  func() Changes
+	Changes func() Changes
+	// EPCIS matches the events of EPCIS query subscriptions (nil: they
+	// deliver nothing and log why).
+	EPCIS    EPCISIndex
 	Observer Observer
 	Logger   *slog.Logger
 }

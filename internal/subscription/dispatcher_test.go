@@ -123,7 +123,10 @@ type env struct {
 	tenant string
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a dispatcher and a service on a fresh SQLite store, with a
+// fake clock; configure, when given, changes the env (its clock) and the
+// dispatcher's options first.
+func newEnv(t *testing.T, configure ...func(*env, *subscription.Options)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := sqlite.Open(ctx, "file:"+filepath.Join(t.TempDir(), "s.db"), sqlite.Options{})
@@ -141,10 +144,14 @@ func newEnv(t *testing.T) *env {
 	}
 	policy := destination.Policy{AllowPrivate: true}
 	e := &env{t: t, ctx: ctx, store: store, views: views, clock: clock, tenant: "acme"}
-	e.disp = subscription.NewDispatcher(views, sealer, store, views, subscription.Options{
-		Clock: clock, Changes: func() subscription.Changes { return tracking.NewDeriver(store, 100) }, Client: policy.Client(5 * time.Second), Refresh: time.Hour, Interval: time.Hour,
-	})
-	e.svc = subscription.NewService(views, sealer, policy, store, subscription.ServiceOptions{Clock: clock, Notify: e.disp.Notify})
+	opts := subscription.Options{Changes: func() subscription.Changes { return tracking.NewDeriver(store, 100) },
+		Client: policy.Client(5 * time.Second), Refresh: time.Hour, Interval: time.Hour}
+	for _, c := range configure {
+		c(e, &opts)
+	}
+	opts.Clock = e.clock
+	e.disp = subscription.NewDispatcher(views, sealer, store, views, opts)
+	e.svc = subscription.NewService(views, sealer, policy, store, subscription.ServiceOptions{Clock: e.clock, Notify: e.disp.Notify})
 	done := make(chan struct{})
 	go func() { defer close(done); e.disp.Run(ctx) }()
 	t.Cleanup(func() {

@@ -58,6 +58,10 @@ type Subscription struct {
 	Generation int64
 	// Replay, when set, is a range of the log being delivered again.
 	Replay *Replay
+	// EPCIS, when set, makes this an EPCIS query subscription (epcis.go):
+	// it delivers the EPCIS events a named query selects as
+	// EPCISQueryDocuments, as they are captured or on a schedule.
+	EPCIS *EPCISQuery
 
 	Progress
 }

@@ -31,6 +31,7 @@ type worker struct {
 	lagAt     time.Time
 	failing   bool // told the observer that it is retrying
 	changes   Changes
+	epcis     *epcisState
 }
 
 // setFailing tells the observer when the subscription starts or stops
@@ -144,7 +145,7 @@ func (w *worker) step(ctx context.Context) {
 		if !found {
 			w.save(ctx)
 			w.reportLag(ctx)
-			w.wait(ctx, w.d.opts.Interval, commits)
+			w.wait(ctx, w.idle(), commits)
 			return
 		}
 	}
@@ -205,6 +206,9 @@ func (w *worker) nextReplay(ctx context.Context) (found, more bool, err error) {
 // read at once).
 func (w *worker) read(ctx context.Context, after eventstore.Cursor, until *eventstore.Cursor, since, before *time.Time) (found, more bool, err error) {
 	page, err := w.d.feed.ReadAll(ctx, after, w.d.opts.ReadBatch)
+	if err == nil && w.sub.EPCIS != nil {
+		return w.readEPCIS(ctx, page, until, since, before)
+	}
 	if err != nil || len(page) == 0 {
 		return false, false, err
 	}
@@ -309,7 +313,7 @@ func (w *worker) deliver(ctx context.Context) {
 		return // shutting down: this attempt does not count
 	}
 	w.d.record(Delivery{Tenant: s.Tenant, SubscriptionID: s.ID, WebhookID: b.id, AttemptedAt: now, Attempt: b.attempts,
-		Events: len(b.events), FirstPosition: b.events[0].Position, LastPosition: b.events[len(b.events)-1].Position,
+		Events: len(b.events), FirstPosition: b.first(), LastPosition: b.last(),
 		Replay: w.replaying, Status: o.status, Latency: o.latency, Error: o.err})
 	s.LastAttemptAt = &now
 	if o.ok() {
@@ -317,7 +321,7 @@ func (w *worker) deliver(ctx context.Context) {
 		s.FailingSince, s.NextAttemptAt, s.Attempts, s.LastError = nil, nil, 0, ""
 		s.LastSuccessAt = &now
 		replaying := w.replaying
-		w.advance(replaying, b.end, len(b.events), b.events[len(b.events)-1].Position)
+		w.advance(replaying, b.end, len(b.events), b.last())
 		w.caughtUp = false
 		w.pending, w.replaying = nil, false
 		if replaying {
