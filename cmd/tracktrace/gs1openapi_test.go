@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -88,6 +89,14 @@ var gs1RemoteFiles = map[string]string{
 //     the schema describes "a response as specified in RFC 7807", whose
 //     instance is a URI reference (relative ones, such as the request
 //     path, included). The format becomes uri-reference.
+//  6. AbstractQuerySubscription requires dest and "secret", a property it
+//     does not define: its prose, its own example and every subscription
+//     example name the client's secret signatureToken (optional). "secret"
+//     leaves the required list.
+//  7. The Location header of a new query subscription has format: uri
+//     (absolute), but HTTP's Location is a URI reference (RFC 9110
+//     §10.2.2), and the binding's other Locations are relative. The format
+//     becomes uri-reference.
 func gs1Validator(t *testing.T) func(t *testing.T, r response) {
 	t.Helper()
 	b := newGS1Binding(t)
@@ -280,6 +289,29 @@ func mendGS1Binding(spec []byte) ([]byte, error) {
 		{"the Link header's format: uri", func() int {
 			if f := yamlPath(schemas, "Link", "format"); f != nil && f.Value == "uri" {
 				deleteKey(yamlPath(schemas, "Link"), "format")
+				return 1
+			}
+			return 0
+		}},
+		{"AbstractQuerySubscription's required secret", func() int {
+			req := yamlPath(schemas, "AbstractQuerySubscription", "required")
+			if req == nil {
+				return 0
+			}
+			n := 0
+			req.Content = slices.DeleteFunc(req.Content, func(v *yaml.Node) bool {
+				if v.Value == "secret" {
+					n++
+					return true
+				}
+				return false
+			})
+			return n
+		}},
+		{"the query subscription Location's format: uri", func() int {
+			f := yamlPath(&root, "paths", "/queries/{queryName}/subscriptions", "post", "responses", "201", "headers", "Location", "schema", "format")
+			if f != nil && f.Value == "uri" {
+				f.Value = "uri-reference"
 				return 1
 			}
 			return 0

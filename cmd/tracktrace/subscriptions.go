@@ -44,8 +44,10 @@ func subscriptions(ctx context.Context, cfg *config.Config, store eventstore.Sto
 		DeliveryLogFor: time.Duration(sc.DeliveryLogRetention),
 		UserAgent:      "tracktrace/" + buildVersion(),
 		Changes:        changes,
-		Observer:       metrics.Webhooks(),
-		Logger:         log,
+		// EPCIS query subscriptions match on the EPCIS index.
+		EPCIS:    views,
+		Observer: metrics.Webhooks(),
+		Logger:   log,
 	})
 	svc := subscription.NewService(views, sealer, policy, store, subscription.ServiceOptions{
 		SecretGrace: time.Duration(sc.SecretGracePeriod), Notify: disp.Notify,

@@ -59,6 +59,9 @@ func (s *server) epcisQueryRoutes(api func(pattern, scope string, h func(http.Re
 	api("GET /epcis/queries/{queryName}", read, s.getQuery)
 	api("DELETE /epcis/queries/{queryName}", tracking.ScopeWrite, s.deleteQuery)
 	api("GET /epcis/queries/{queryName}/events", read, s.namedQueryEvents)
+	if s.Subscriptions != nil {
+		s.epcisSubscriptionRoutes(api)
+	}
 }
 
 // epcisFormats reads the answer formats a request asks for.
@@ -320,6 +323,16 @@ func (s *server) getQuery(w http.ResponseWriter, r *http.Request, p tracking.Pri
 }
 
 func (s *server) deleteQuery(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	if s.Subscriptions != nil {
+		// The binding: deleting a query unsubscribes its subscribers.
+		nq, err := s.namedQuery(r, p)
+		if err != nil {
+			return err
+		}
+		if _, err := s.Subscriptions.UnsubscribeQuery(r.Context(), p.Tenant, nq.Name); err != nil {
+			return err
+		}
+	}
 	err := s.EPCIS.Queries.DeleteQuery(r.Context(), p.Tenant, r.PathValue("queryName"))
 	if errors.Is(err, epcis.ErrQueryNotFound) {
 		return epcisProblem(http.StatusNotFound, "NoSuchNameException", "no query of that name")
