@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tlm/tracktrace/internal/epcis"
+	"github.com/tlm/tracktrace/internal/eventstore"
 )
 
 // The EPCIS query scenarios capture documents of the shared corpus
@@ -476,6 +477,49 @@ func testEPCISQuery(t *testing.T, base *env) {
 		slices.Sort(all)
 		if !slices.Equal(all, split(allAcme)) {
 			t.Errorf("GE_ and LT_recordTime together: %v, want every event once", all)
+		}
+	})
+
+	// What a query subscription asks: which events of a page of the log a
+	// query selects.
+	t.Run("EPCISMatching picks from the log what EPCISEvents answers", func(t *testing.T) {
+		log, err := e.store.ReadAll(e.ctx, eventstore.Cursor{}, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, params := range []string{"", "eventType=TransformationEvent", "EQ_bizStep=receiving",
+			"EQ_action=ADD&EQ_bizStep=receiving", "EQ_bizStep=nothing-has-it", "HASATTR_bizLocation=x"} {
+			values, _ := url.ParseQuery(params)
+			q, err := epcis.ParseQuery(values, e.ns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			positions, err := e.rm.EPCISMatching(e.ctx, acme, q, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found []epcis.Found
+			for _, r := range log {
+				if !slices.Contains(positions, r.Position) {
+					continue
+				}
+				typ, _ := epcis.TypeOf(r.Type)
+				var ev struct{ EventID string }
+				if err := json.Unmarshal(r.Data, &ev); err != nil {
+					t.Fatal(err)
+				}
+				found = append(found, epcis.Found{EventID: ev.EventID, Type: typ, EventTime: r.OccurredAt, Data: r.Data})
+			}
+			got := e.namesOf(t, found)
+			want, err := e.query(t, acme, params, e.ns, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if len(positions) != len(got) || !slices.Equal(got, want) {
+				t.Errorf("%q: matching %v (%d positions), EPCISEvents %v", params, got, len(positions), want)
+			}
 		}
 	})
 }

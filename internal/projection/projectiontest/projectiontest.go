@@ -65,6 +65,9 @@ type ReadModels interface {
 	// EPCISEvents runs an EPCIS query on the EPCIS index; the capture jobs
 	// (epcis.Jobs) are kept beside it.
 	EPCISEvents(ctx context.Context, tenant string, q epcis.Query, page string, perPage int) (epcis.Page, error)
+	// EPCISMatching returns the positions of those of events (a page of
+	// the log) that are the tenant's EPCIS events q selects.
+	EPCISMatching(ctx context.Context, tenant string, q epcis.Query, events []eventstore.Recorded) ([]int64, error)
 	epcis.Jobs
 }
 
