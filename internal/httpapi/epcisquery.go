@@ -77,6 +77,15 @@ func epcisFormats(r *http.Request) (epcis.Formats, error) {
 	return epcis.Formats{EPC: ef, CBV: cf}, nil
 }
 
+// gs1Extensions reads the request's GS1-Extensions header.
+func gs1Extensions(r *http.Request) (epcis.Namespaces, error) {
+	ns, err := epcis.ParseExtensions(r.Header.Get("GS1-Extensions"))
+	if err != nil {
+		return nil, epcisProblem(http.StatusBadRequest, "ValidationException", "GS1-Extensions: "+err.Error())
+	}
+	return ns, nil
+}
+
 // wantsXML reports whether the client prefers the XML binding.
 func wantsXML(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
@@ -127,9 +136,9 @@ func (s *server) answerQuery(w http.ResponseWriter, r *http.Request, p tracking.
 	if err != nil {
 		return err
 	}
-	ns, err := epcis.ParseExtensions(r.Header.Get("GS1-Extensions"))
+	ns, err := gs1Extensions(r)
 	if err != nil {
-		return epcisProblem(http.StatusBadRequest, "ValidationException", "GS1-Extensions: "+err.Error())
+		return err
 	}
 	q, err := epcis.ParseQuery(params, ns)
 	if err != nil {
@@ -282,9 +291,9 @@ func (s *server) createQuery(w http.ResponseWriter, r *http.Request, p tracking.
 	if err != nil {
 		return queryError(err)
 	}
-	ns, err := epcis.ParseExtensions(r.Header.Get("GS1-Extensions"))
+	ns, err := gs1Extensions(r)
 	if err != nil {
-		return epcisProblem(http.StatusBadRequest, "ValidationException", "GS1-Extensions: "+err.Error())
+		return err
 	}
 	if _, err := epcis.ParseQuery(params, ns); err != nil {
 		return queryError(err)

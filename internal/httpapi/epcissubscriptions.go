@@ -140,9 +140,9 @@ func (s *server) subscribeQuery(w http.ResponseWriter, r *http.Request, p tracki
 	if _, err := epcisFormats(r); err != nil {
 		return err
 	}
-	ns, err := epcis.ParseExtensions(r.Header.Get("GS1-Extensions"))
+	ns, err := gs1Extensions(r)
 	if err != nil {
-		return epcisProblem(http.StatusBadRequest, "ValidationException", "GS1-Extensions: "+err.Error())
+		return err
 	}
 	nq, err := s.namedQuery(r, p)
 	if err != nil {

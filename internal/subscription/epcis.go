@@ -145,13 +145,7 @@ func (s *Service) SubscribeEPCIS(ctx context.Context, tenant string, d EPCISDefi
 		return Subscription{}, err
 	}
 	sub.NextAttemptAt = due
-	stored := sub
-	stored.Secrets = s.seal(sub.Secrets)
-	if err := s.store.CreateSubscription(ctx, stored); err != nil {
-		return Subscription{}, err
-	}
-	s.notify()
-	return sub, nil
+	return s.create(ctx, sub)
 }
 
 // EPCISSubscriptions returns up to limit of a tenant's subscriptions to a

@@ -115,6 +115,12 @@ func (s *Service) Create(ctx context.Context, tenant string, d Definition) (Subs
 	if sub.Cursor, sub.Position, sub.Since, err = s.start(ctx, tenant, d.Start); err != nil {
 		return Subscription{}, err
 	}
+	return s.create(ctx, sub)
+}
+
+// create stores a new subscription, its secrets sealed, and returns it
+// with them in the clear.
+func (s *Service) create(ctx context.Context, sub Subscription) (Subscription, error) {
 	stored := sub
 	stored.Secrets = s.seal(sub.Secrets)
 	if err := s.store.CreateSubscription(ctx, stored); err != nil {
