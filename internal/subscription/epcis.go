@@ -349,7 +349,9 @@ func (w *worker) readEPCIS(ctx context.Context, page []eventstore.Recorded, unti
 		w.advance(replay, end, 0, 0)
 	}
 	if !ended {
-		return false, len(covered) > 0 && len(covered) == len(page), nil
+		// More of the log (or, the index behind, its next part) at once;
+		// with nothing indexed, after the worker's wait.
+		return false, len(covered) > 0, nil
 	}
 	if run == nil {
 		return false, false, nil
