@@ -314,6 +314,11 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		return fmt.Errorf("subscriptions: %w", err)
 	}
 	deps.Subscriptions = subs
+	// Live streams read the same Tail; one filtering on state changes
+	// derives them itself, as a subscription does.
+	live := &httpapi.Live{Feed: tail, Log: store, Changes: changes, Heartbeat: time.Duration(cfg.Subscriptions.StreamHeartbeat),
+		MaxStreams: cfg.Subscriptions.MaxStreams}
+	deps.Live = live
 	validator, err := validate.New()
 	if err != nil {
 		return fmt.Errorf("epcis: %w", err)
@@ -383,6 +388,8 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Streams never go idle: Shutdown would wait for them until its timeout.
+	srv.RegisterOnShutdown(live.Close)
 	ln, err := net.Listen("tcp", cfg.Server.Address)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Address, err)

@@ -329,6 +329,13 @@ type Subscriptions struct {
 	// (which protects the secrets in exports of the subscriptions table,
 	// not from a reader of the whole database).
 	EncryptionKey string `secret:"password"`
+	// StreamHeartbeat is the interval of the comments that keep idle live
+	// streams (/api/v1/stream) and the proxies on their way open (default
+	// 15 s).
+	StreamHeartbeat Duration
+	// MaxStreams bounds the live streams one process serves at once
+	// (default 1000); beyond, a stream is refused with 503.
+	MaxStreams int
 }
 
 // Logging configures the process logger.
@@ -428,7 +435,8 @@ func Default() *Config {
 		},
 		EPCIS: EPCIS{CaptureLimit: 10000, CaptureFileSizeLimit: 32 * MiB, CaptureJobRetention: Duration(7 * day)},
 		Subscriptions: Subscriptions{RetryFor: Duration(3 * day), MaxBackoff: Duration(time.Hour),
-			RequestTimeout: Duration(10 * time.Second), SecretGracePeriod: Duration(day), DeliveryLogRetention: Duration(7 * day)},
+			RequestTimeout: Duration(10 * time.Second), SecretGracePeriod: Duration(day), DeliveryLogRetention: Duration(7 * day),
+			StreamHeartbeat: Duration(15 * time.Second), MaxStreams: 1000},
 		ReadModels: ReadModels{
 			RefreshInterval: Duration(5 * time.Second),
 			ConsistencyWait: Duration(2 * time.Second),

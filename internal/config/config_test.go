@@ -388,6 +388,8 @@ func TestBadConfigurations(t *testing.T) {
 		{name: "bootstrap servers", environ: []string{"Kafka__BootstrapServers=k1:9092,k2"}, key: "Kafka.BootstrapServers", msg: `"k2"`},
 		{name: "server address", overrides: []string{"Server:Address=8080"}, key: "Server.Address"},
 		{name: "server timeout", json: `{"Server": {"WriteTimeout": 0}}`, key: "Server.WriteTimeout"},
+		{name: "stream heartbeat", json: `{"Subscriptions": {"StreamHeartbeat": "00:00:00"}}`, key: "Subscriptions.StreamHeartbeat", msg: "positive"},
+		{name: "max streams", environ: []string{"Subscriptions__MaxStreams=0"}, key: "Subscriptions.MaxStreams", msg: "at least 1"},
 		{name: "body too large", json: `{"Server": {"MaxBodyBytes": "2GiB"}}`, key: "Server.MaxBodyBytes"},
 		{name: "body too small", json: `{"Server": {"MaxBodyBytes": 10}}`, key: "Server.MaxBodyBytes"},
 		{name: "event limit too large", json: `{"EventStore": {"MaxEventBytes": "1GiB"}}`, key: "EventStore.MaxEventBytes"},

@@ -103,6 +103,8 @@ func (ch *checker) validate(c *Config) {
 		"must be between 1 second and 5 minutes, got %v", sc.RequestTimeout)
 	ch.nonNegative("Subscriptions.SecretGracePeriod", sc.SecretGracePeriod)
 	ch.positive("Subscriptions.DeliveryLogRetention", sc.DeliveryLogRetention)
+	ch.positive("Subscriptions.StreamHeartbeat", sc.StreamHeartbeat)
+	ch.check(sc.MaxStreams >= 1, "Subscriptions.MaxStreams", "must be at least 1, got %d", sc.MaxStreams)
 	if sc.EncryptionKey != "" {
 		k, err := base64.StdEncoding.DecodeString(sc.EncryptionKey)
 		ch.check(err == nil && len(k) == 32, "Subscriptions.EncryptionKey", "must be the base64 of 32 bytes")

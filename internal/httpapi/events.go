@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -381,24 +382,33 @@ const maxQueryValue = 1024
 // know, so that a typo is an error rather than silently ignored; each may
 // appear once and must be UTF-8 text without control characters.
 func query(r *http.Request, known ...string) (url.Values, error) {
+	return queryLists(r, nil, known...)
+}
+
+// queryLists is query where the parameters named in lists may also repeat,
+// and each value is a comma-separated list without empty items.
+func queryLists(r *http.Request, lists []string, known ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, badRequest("malformed query string")
 	}
 	for k, v := range q {
-		ok := false
-		for _, n := range known {
-			ok = ok || k == n
-		}
-		if !ok {
+		list := slices.Contains(lists, k)
+		if !list && !slices.Contains(known, k) {
 			return nil, badRequest("unknown query parameter "+strconv.Quote(k), tracking.FieldError{Field: k, Message: "unknown parameter"})
 		}
-		if len(v) > 1 {
+		if len(v) > 1 && !list {
 			return nil, badRequest("query parameter "+strconv.Quote(k)+" is repeated", tracking.FieldError{Field: k, Message: "repeated"})
 		}
-		if !tracking.IsText(v[0]) || len(v[0]) > maxQueryValue {
-			return nil, badRequest("query parameter "+strconv.Quote(k)+" must be UTF-8 text without control characters, at most "+
-				strconv.Itoa(maxQueryValue)+" bytes", tracking.FieldError{Field: k, Message: "must be UTF-8 text without control characters"})
+		for _, s := range v {
+			if !tracking.IsText(s) || len(s) > maxQueryValue {
+				return nil, badRequest("query parameter "+strconv.Quote(k)+" must be UTF-8 text without control characters, at most "+
+					strconv.Itoa(maxQueryValue)+" bytes", tracking.FieldError{Field: k, Message: "must be UTF-8 text without control characters"})
+			}
+			if list && slices.Contains(strings.Split(s, ","), "") {
+				return nil, badRequest("query parameter "+strconv.Quote(k)+" has an empty value (a list's values are separated by single commas)",
+					tracking.FieldError{Field: k, Message: "empty value"})
+			}
 		}
 	}
 	return q, nil

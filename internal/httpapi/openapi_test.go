@@ -38,7 +38,8 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 		}
 	}
 	s := &server{Deps: Deps{Tracker: &tenantRecorder{}, ReadModels: noReadModels{}, Projections: &rebuildRecorder{},
-		Eraser: noEraser{}, Metrics: http.NotFoundHandler(), EPCIS: &EPCIS{}, Subscriptions: &subscription.Service{}}}
+		Eraser: noEraser{}, Metrics: http.NotFoundHandler(), EPCIS: &EPCIS{}, Subscriptions: &subscription.Service{},
+		Live: &Live{}}}
 	s.routes(http.NewServeMux())
 	slices.Sort(documented)
 	served := slices.Sorted(slices.Values(s.patterns))

@@ -90,6 +90,9 @@ type Deps struct {
 	EPCIS *EPCIS
 	// Subscriptions, when set, serves /api/v1/subscriptions.
 	Subscriptions *subscription.Service
+	// Live, when set, serves the live streams (/api/v1/stream and
+	// /api/v1/entities/{entityId}/stream).
+	Live *Live
 	// CursorKey authenticates the list cursors the API hands out. Replicas
 	// behind one address must share it (serve reads it from the read-model
 	// database); empty means a random key, good for this process only.
@@ -155,7 +158,7 @@ func (s *server) routes(mux *http.ServeMux) {
 		s.patterns = append(s.patterns, pattern)
 	}
 	api := func(pattern, scope string, h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) {
-		handle(pattern, s.apiHandler(scope, h))
+		handle(pattern, s.apiHandler(scope, s.RequestTimeout, h))
 	}
 	api("POST /api/v1/entities/{entityId}/events", tracking.ScopeWrite, s.appendEvents)
 	api("POST /api/v1/events/batch", tracking.ScopeWrite, s.batch)
@@ -178,6 +181,12 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 	if s.Subscriptions != nil {
 		s.subscriptionRoutes(api)
+	}
+	if s.Live != nil {
+		// Streams last: no request deadline.
+		s.liveRoutes(func(pattern, scope string, h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) {
+			handle(pattern, s.apiHandler(scope, 0, h))
+		})
 	}
 
 	handle("GET /health", http.HandlerFunc(s.health))
@@ -278,13 +287,16 @@ func (s *server) authenticate(r *http.Request) (tracking.Principal, error) {
 	return tracking.Principal{Tenant: tenant, Subject: "anonymous", Unrestricted: true}, nil
 }
 
-// apiHandler adapts an API handler: request deadline, principal, rate
-// limit, the route's scope, and the mapping of its error to a problem.
-func (s *server) apiHandler(scope string, h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) http.Handler {
+// apiHandler adapts an API handler: request deadline (timeout, none when
+// 0), principal, rate limit, the route's scope, and the mapping of its
+// error to a problem.
+func (s *server) apiHandler(scope string, timeout time.Duration, h func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.RequestTimeout)
-		defer cancel()
-		r = r.WithContext(ctx)
+		if timeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		p, err := s.authenticate(r)
 		if err == nil && s.limiter != nil && (s.RateLimitEnabled == nil || s.RateLimitEnabled()) {
 			if ok, wait := s.limiter.allow(p.Tenant, time.Now()); !ok {

@@ -183,11 +183,14 @@ func TestRouteScopes(t *testing.T) {
 		{"POST", "/api/v1/projections/entities/rebuild", "admin", 403},
 		{"GET", "/api/v1/projections", "operator", 200},
 		{"POST", "/api/v1/projections/entities/rebuild", "operator", 202},
+		{"GET", "/api/v1/stream", "writer", 403},
+		{"GET", "/api/v1/entities/A-1/stream", "writer", 403},
+		{"HEAD", "/api/v1/stream", "operator", 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path+" as "+tt.token, func(t *testing.T) {
 			proj := &rebuildRecorder{}
-			h := NewServer(Deps{Tracker: &tenantRecorder{}, ReadModels: noReadModels{}, Projections: proj, Verifier: verifier})
+			h := NewServer(Deps{Tracker: &tenantRecorder{}, ReadModels: noReadModels{}, Projections: proj, Verifier: verifier, Live: &Live{}})
 			req := httptest.NewRequest(tt.method, tt.path, nil)
 			req.Header.Set("Authorization", "Bearer "+tt.token)
 			rec := httptest.NewRecorder()

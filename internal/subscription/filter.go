@@ -1,6 +1,7 @@
 package subscription
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -110,4 +111,59 @@ func (f Filter) MatchKinds(ies []tracking.IntegrationEvent) []tracking.Integrati
 		}
 	}
 	return out
+}
+
+// Candidates returns the filter a follower of the log picks candidates
+// with (see Select): the filter itself, or, when it names integration
+// kinds, the filter without its event types, for an entity's state folds
+// all its events: each goes through the deriver, and the event types
+// filter after.
+func (f Filter) Candidates() Filter {
+	if len(f.IntegrationKinds) > 0 {
+		f.EventTypes = nil
+	}
+	return f
+}
+
+// Select returns the delivered form of the candidates that pass the filter,
+// and the index of each in candidates. Candidates are the subscriber's
+// events that pass f.Candidates().Match, in log order. When the filter names
+// integration kinds, changes derives the state changes of every candidate
+// and keeps the states it folded (Commit), and an event passes with the
+// changes of those kinds it caused; with changes nil none passes.
+func (f Filter) Select(ctx context.Context, changes Changes, candidates []eventstore.Recorded) ([]Event, []int, error) {
+	kinds := len(f.IntegrationKinds) > 0
+	if kinds && (changes == nil || len(candidates) == 0) {
+		return nil, nil, nil
+	}
+	var derived [][]tracking.IntegrationEvent
+	if kinds {
+		var err error
+		if derived, err = changes.DeriveBatch(ctx, candidates); err != nil {
+			changes.Discard()
+			return nil, nil, fmt.Errorf("derive state changes: %w", err)
+		}
+		if len(derived) != len(candidates) {
+			changes.Discard()
+			return nil, nil, fmt.Errorf("derive state changes: %d answers for %d events", len(derived), len(candidates))
+		}
+		changes.Commit()
+	}
+	var (
+		events []Event
+		at     []int
+	)
+	for i, r := range candidates {
+		var ies []tracking.IntegrationEvent
+		if kinds {
+			if !f.Match(r) {
+				continue
+			}
+			if ies = f.MatchKinds(derived[i]); len(ies) == 0 {
+				continue
+			}
+		}
+		events, at = append(events, NewEvent(r, ies)), append(at, i)
+	}
+	return events, at, nil
 }
