@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
-	"github.com/tlm/tracktrace/internal/tracking"
 )
 
 // worker delivers one subscription: it reads the log after the
@@ -213,17 +212,10 @@ func (w *worker) read(ctx context.Context, after eventstore.Cursor, until *event
 		return false, false, err
 	}
 	s := &w.sub
-	kinds := len(s.Filter.IntegrationKinds) > 0
-	if kinds && w.changes == nil && w.d.opts.Changes != nil {
+	if len(s.Filter.IntegrationKinds) > 0 && w.changes == nil && w.d.opts.Changes != nil {
 		w.changes = w.d.opts.Changes()
 	}
-	// With integration kinds, the changes of every event of the filter's
-	// entities are derived (an entity's state folds all its events), and
-	// the event types filter after.
-	entities := s.Filter
-	if kinds {
-		entities.EventTypes = nil
-	}
+	entities := s.Filter.Candidates()
 	var candidates []eventstore.Recorded
 	end := page[len(page)-1].Cursor
 	reachedUntil := false
@@ -239,42 +231,20 @@ func (w *worker) read(ctx context.Context, after eventstore.Cursor, until *event
 		}
 		candidates = append(candidates, r)
 	}
-	var derived [][]tracking.IntegrationEvent
-	if kinds && len(candidates) > 0 {
-		if w.changes == nil {
-			candidates = nil
-		} else {
-			var err error
-			if derived, err = w.changes.DeriveBatch(ctx, candidates); err != nil {
-				w.changes.Discard()
-				return false, false, fmt.Errorf("derive state changes: %w", err)
-			}
-			// Kept at once: a batch that fails is retried as formed, and a
-			// state folded twice is only read again.
-			w.changes.Commit()
-		}
+	// The states folded are kept at once: a batch that fails is retried as
+	// formed, and a state folded twice is only read again.
+	events, at, err := s.Filter.Select(ctx, w.changes, candidates)
+	if err != nil {
+		return false, false, err
 	}
-	var events []Event
+	if len(events) > s.MaxBatch {
+		events = events[:s.MaxBatch]
+		end = candidates[at[s.MaxBatch-1]].Cursor // the rest of the page is read again
+		reachedUntil = false
+	}
 	var first time.Time
-	for i, r := range candidates {
-		var ies []tracking.IntegrationEvent
-		if kinds {
-			if !s.Filter.Match(r) {
-				continue
-			}
-			if ies = s.Filter.MatchKinds(derived[i]); len(ies) == 0 {
-				continue
-			}
-		}
-		if len(events) == 0 {
-			first = r.RecordedAt
-		}
-		events = append(events, NewEvent(r, ies))
-		if len(events) == s.MaxBatch {
-			end = r.Cursor // the rest of the page is read again
-			reachedUntil = false
-			break
-		}
+	if len(events) > 0 {
+		first = events[0].RecordedAt
 	}
 	if len(events) == 0 {
 		w.advance(until != nil, end, 0, 0)
