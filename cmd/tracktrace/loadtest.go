@@ -34,6 +34,7 @@ type loadtestOptions struct {
 	epcisEPCs   int
 	tenant      string
 	token       string
+	webhook     webhookOptions
 }
 
 // loadReport is the JSON report of a load test.
@@ -52,6 +53,8 @@ type loadReport struct {
 	ErrorsByStatus map[string]int64 `json:"errorsByStatus"`
 	// Jobs follows the capture jobs of epcis-capture.
 	Jobs *jobSummary `json:"jobs,omitempty"`
+	// Webhooks is what the webhook scenario's receiver saw.
+	Webhooks *webhookSummary `json:"webhooks,omitempty"`
 }
 
 // jobSummary is what epcis-capture saw of the jobs of its captures: each
@@ -102,32 +105,44 @@ type latencySummary struct {
 
 // loadtest drives a running server with one scenario and prints a JSON
 // report: append-single, append-batch, read-entity, read-timeline, mixed,
-// revalidate-entity, revalidate-timeline, epcis-capture. A revalidation is
+// revalidate-entity, revalidate-timeline, epcis-capture, webhook. A revalidation is
 // a read with If-None-Match naming the ETag its path last answered (each
 // path is read once before the run): 304 counts as a success, and the
 // report says how many there were. epcis-capture posts EPCIS documents of
 // new events to /epcis/capture, counts the EPCIS events their jobs
 // captured, and reports how long each job took to be seen finished; a
-// capture under way at the end of the run is waited for.
+// capture under way at the end of the run is waited for. webhook appends
+// events to entities its own subscriptions follow and measures their
+// delivery to its own receiver (hookSink).
 func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o loadtestOptions
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL; several, comma-separated (replicas), take turns")
-	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed | revalidate-entity | revalidate-timeline | epcis-capture")
+	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed | revalidate-entity | revalidate-timeline | epcis-capture | webhook")
 	fs.IntVar(&o.connections, "connections", 64, "concurrent connections")
-	fs.Float64Var(&o.rate, "rate", 0, "requests per second in all (0: as fast as the server answers)")
+	fs.Float64Var(&o.rate, "rate", 0, "requests per second in all; events per second in webhook (0: as fast as the server answers)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run")
 	fs.IntVar(&o.entities, "entities", 10000, "distinct entities written or read")
-	fs.IntVar(&o.batchSize, "batch-size", 500, "events per request in append-batch")
+	fs.IntVar(&o.batchSize, "batch-size", 500, "events per request in append-batch (500) and webhook (1: each to its entity's stream)")
 	fs.IntVar(&o.epcisEvents, "epcis-events", 100, "ObjectEvents per document in epcis-capture")
 	fs.IntVar(&o.epcisEPCs, "epcis-epcs", 10, "EPCs per event in epcis-capture")
 	fs.StringVar(&o.tenant, "tenant", "loadtest", "X-Tenant-ID (without authentication)")
 	fs.StringVar(&o.token, "token", "", "bearer token (with authentication)")
+	o.webhook.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return parseError(err)
 	}
 	switch o.scenario {
+	case "webhook":
+		if err := o.webhook.check(o.entities); err != nil {
+			return err
+		}
+		batchSet := false
+		fs.Visit(func(f *flag.Flag) { batchSet = batchSet || f.Name == "batch-size" })
+		if !batchSet {
+			o.batchSize = 1
+		}
 	case "append-single", "append-batch", "read-entity", "read-timeline", "mixed", "revalidate-entity", "revalidate-timeline", "epcis-capture":
 	default:
 		return &usageError{fmt.Sprintf("unknown scenario %q", o.scenario)}
@@ -141,6 +156,9 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	lt := newLoadTester(o)
+	if o.scenario == "webhook" {
+		return lt.webhook(ctx, stdout, stderr)
+	}
 	if o.scenario != "append-single" && o.scenario != "append-batch" && o.scenario != "epcis-capture" {
 		fmt.Fprintf(stderr, "loadtest: seeding %d entities to read\n", o.entities)
 		if err := lt.seed(ctx); err != nil {
@@ -153,8 +171,12 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("loadtest: prime: %w", err)
 		}
 	}
-	rep := lt.run(ctx, stderr)
-	enc := json.NewEncoder(stdout)
+	return writeReport(stdout, lt.run(ctx, stderr))
+}
+
+// writeReport prints a report as indented JSON.
+func writeReport(w io.Writer, rep loadReport) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
 }
@@ -171,6 +193,8 @@ type loadTester struct {
 	runTag string
 	// etags holds the ETag each path last answered (revalidate-*).
 	etags sync.Map
+	// hooks is the webhook scenario's receiver, which names its entities.
+	hooks *hookSink
 }
 
 func newLoadTester(o loadtestOptions) *loadTester {
@@ -185,7 +209,14 @@ func newLoadTester(o loadtestOptions) *loadTester {
 		runTag: strconv.FormatUint(uint64(rand.Uint32()), 36)}
 }
 
-func (lt *loadTester) entity(i int) string { return "LT-" + strconv.Itoa(i%lt.o.entities) }
+// entity names entity number i (modulo --entities).
+func (lt *loadTester) entity(i int) string {
+	i %= lt.o.entities
+	if lt.hooks != nil {
+		return lt.hooks.entity(i)
+	}
+	return "LT-" + strconv.Itoa(i)
+}
 
 // event renders one event; occurredAt moves forward so that late-event
 // logic sees a realistic stream.
@@ -224,8 +255,8 @@ func (lt *loadTester) send(ctx context.Context, method, path string, body any, i
 }
 
 // exchange sends one request and returns its status (0 for a transport
-// error) and headers; a 200's JSON body is decoded into out when out is
-// not nil, and a body that does not decode is the error.
+// error) and headers; a 200's or 201's JSON body is decoded into out when
+// out is not nil, and a body that does not decode is the error.
 func (lt *loadTester) exchange(ctx context.Context, method, path string, body any, ifNoneMatch string, out any) (int, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
@@ -253,7 +284,7 @@ func (lt *loadTester) exchange(ctx context.Context, method, path string, body an
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	if out != nil && resp.StatusCode == http.StatusOK {
+	if out != nil && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated) {
 		err = json.NewDecoder(resp.Body).Decode(out)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -363,18 +394,22 @@ func (lt *loadTester) op(ctx context.Context, r *rand.Rand, scenario string) (in
 			scenario = "read-timeline"
 		}
 	}
-	id := lt.entity(r.IntN(lt.o.entities))
 	switch scenario {
 	case "append-single":
-		st := lt.request(ctx, "POST", "/api/v1/entities/"+id+"/events",
-			map[string]any{"entityType": "package", "events": []any{lt.event()}})
+		st, _ := lt.appendEvents(ctx, r, 1, false)
 		return st, 1
 	case "append-batch":
-		items := make([]any, lt.o.batchSize)
-		for i := range items {
-			items[i] = map[string]any{"entityId": lt.entity(r.IntN(lt.o.entities)), "entityType": "package", "events": []any{lt.event()}}
+		st, _ := lt.appendEvents(ctx, r, lt.o.batchSize, true)
+		return st, lt.o.batchSize
+	case "webhook":
+		st, sent := lt.appendEvents(ctx, r, lt.o.batchSize, lt.o.batchSize > 1)
+		if st >= 200 && st < 300 {
+			lt.hooks.appended(sent)
 		}
-		return lt.request(ctx, "POST", "/api/v1/events/batch", map[string]any{"items": items}), lt.o.batchSize
+		return st, len(sent)
+	}
+	id := lt.entity(r.IntN(lt.o.entities))
+	switch scenario {
 	case "read-entity":
 		return lt.request(ctx, "GET", "/api/v1/entities/"+id, nil), 0
 	case "revalidate-entity", "revalidate-timeline":
@@ -382,6 +417,35 @@ func (lt *loadTester) op(ctx context.Context, r *rand.Rand, scenario string) (in
 	default:
 		return lt.request(ctx, "GET", "/api/v1/entities/"+id+"/timeline?limit=100", nil), 0
 	}
+}
+
+// appendedEvent is an event sent to be appended: its id and its entity's
+// number.
+type appendedEvent struct {
+	id     uuid.UUID
+	entity int
+}
+
+// appendEvents appends n events to entities picked at random, in one batch
+// request (batch) or else in one request to one entity's stream, and
+// returns the status and the events sent.
+func (lt *loadTester) appendEvents(ctx context.Context, r *rand.Rand, n int, batch bool) (int, []appendedEvent) {
+	sent := make([]appendedEvent, n)
+	events := make([]any, n)
+	for i := range sent {
+		ev := lt.event()
+		sent[i] = appendedEvent{id: ev["eventId"].(uuid.UUID), entity: r.IntN(lt.o.entities)}
+		events[i] = ev
+	}
+	if !batch {
+		return lt.request(ctx, "POST", "/api/v1/entities/"+lt.entity(sent[0].entity)+"/events",
+			map[string]any{"entityType": "package", "events": events}), sent
+	}
+	items := make([]any, n)
+	for i := range items {
+		items[i] = map[string]any{"entityId": lt.entity(sent[i].entity), "entityType": "package", "events": events[i : i+1]}
+	}
+	return lt.request(ctx, "POST", "/api/v1/events/batch", map[string]any{"items": items}), sent
 }
 
 // revalidatePath is the path a revalidate scenario reads.
@@ -395,63 +459,67 @@ func revalidatePath(scenario, id string) string {
 // prime reads every entity's path once, so that the run's revalidations
 // know their ETags.
 func (lt *loadTester) prime(ctx context.Context) error {
-	sem := make(chan struct{}, lt.o.connections)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for i := range lt.o.entities {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if st := lt.revalidate(ctx, revalidatePath(lt.o.scenario, lt.entity(i))); st != http.StatusOK {
-				failed.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		return fmt.Errorf("%d reads failed", n)
+	failed := lt.parallel(lt.o.entities, func(i int) bool {
+		return lt.revalidate(ctx, revalidatePath(lt.o.scenario, lt.entity(i))) == http.StatusOK
+	})
+	if failed > 0 {
+		return fmt.Errorf("%d reads failed", failed)
 	}
 	return nil
 }
 
 // seed writes a few events to every entity so that reads find them.
 func (lt *loadTester) seed(ctx context.Context) error {
+	failed := lt.parallel((lt.o.entities+99)/100, func(n int) bool {
+		var items []any
+		for k := n * 100; k < min((n+1)*100, lt.o.entities); k++ {
+			items = append(items, map[string]any{"entityId": lt.entity(k), "entityType": "package",
+				"events": []any{lt.event(), lt.event(), lt.event()}})
+		}
+		return lt.request(ctx, "POST", "/api/v1/events/batch", map[string]any{"items": items}) == http.StatusOK
+	})
+	if failed > 0 {
+		return fmt.Errorf("%d seeding requests failed", failed)
+	}
+	return nil
+}
+
+// parallel calls f(i) for i from 0 to n-1, --connections at a time, and
+// returns how many calls returned false.
+func (lt *loadTester) parallel(n int, f func(i int) bool) int {
 	sem := make(chan struct{}, lt.o.connections)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	for i := 0; i < lt.o.entities; i += 100 {
+	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			var items []any
-			for k := i; k < min(i+100, lt.o.entities); k++ {
-				items = append(items, map[string]any{"entityId": lt.entity(k), "entityType": "package",
-					"events": []any{lt.event(), lt.event(), lt.event()}})
-			}
-			if st := lt.request(ctx, "POST", "/api/v1/events/batch", map[string]any{"items": items}); st != http.StatusOK {
+			if !f(i) {
 				failed.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		return fmt.Errorf("%d seeding requests failed", n)
-	}
-	return nil
+	return int(failed.Load())
 }
 
 // run drives the scenario for the duration and summarizes.
 func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 	// A capture is not cut by the end of the run: the events of one cut
 	// would be stored but not counted. Its job is followed to its end.
+	// Nor is a webhook append: its events would be delivered unaccounted.
 	uncut := ctx
 	ctx, cancel := context.WithTimeout(ctx, lt.o.duration)
 	defer cancel()
 	var tokens chan struct{}
 	if lt.o.rate > 0 {
 		tokens = make(chan struct{}, lt.o.connections)
+		perRequest := 1.0 // --rate counts requests, or events in webhook
+		if lt.o.scenario == "webhook" {
+			perRequest = float64(lt.o.batchSize)
+		}
 		go func() {
-			t := time.NewTicker(time.Duration(float64(time.Second) / lt.o.rate))
+			t := time.NewTicker(max(time.Duration(float64(time.Second)*perRequest/lt.o.rate), 1))
 			defer t.Stop()
 			for {
 				select {
@@ -496,9 +564,12 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 				t0 := time.Now()
 				var st, n int
 				var location string
-				if lt.o.scenario == "epcis-capture" {
+				switch lt.o.scenario {
+				case "epcis-capture":
 					st, location = lt.capture(uncut)
-				} else {
+				case "webhook":
+					st, n = lt.op(uncut, r, lt.o.scenario)
+				default:
 					st, n = lt.op(ctx, r, lt.o.scenario)
 				}
 				if ctx.Err() != nil && st == 0 {

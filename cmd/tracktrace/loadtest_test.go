@@ -125,3 +125,71 @@ func TestLoadtestEPCISCapture(t *testing.T) {
 		t.Errorf("--epcis-epcs 0: %v, want a usage error", err)
 	}
 }
+
+// The webhook scenario subscribes a receiver of its own, appends events at
+// a rate and reports every one of them delivered, signed as Standard
+// Webhooks say, with the stored → delivered delays of the fast and the
+// slow receivers apart; it deletes its subscriptions at the end. A slow
+// receiver that keeps up (200 ms an answer, ten events a request) is
+// drained too.
+func TestLoadtestWebhook(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db"),
+		"Subscriptions__AllowPrivateDestinations=true"})
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"loadtest", "--url", srv.URL, "--scenario", "webhook", "--tenant", "wh-lt",
+		"--connections", "4", "--duration", "2s", "--rate", "100", "--entities", "30",
+		"--subscriptions", "3", "--max-batch", "10", "--slow-receivers", "1", "--slow-delay", "200ms"}, nil, &out, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep loadReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
+	}
+	w := rep.Webhooks
+	if w == nil || rep.Events == 0 || len(rep.ErrorsByStatus) != 0 {
+		t.Fatalf("report %s", out.String())
+	}
+	if w.Appended != rep.Events || w.Delivered != w.Appended || w.Undelivered != 0 || w.SlowUndelivered != 0 ||
+		w.Unconfirmed != 0 || w.Misrouted != 0 || w.DeliveredPerS <= 0 {
+		t.Errorf("%d events appended, webhooks %s", rep.Events, out.String())
+	}
+	if w.SignaturesChecked == 0 || w.BadSignatures != 0 {
+		t.Errorf("%d signatures checked, %d bad", w.SignaturesChecked, w.BadSignatures)
+	}
+	if w.Delay.P99 <= 0 || w.SlowDelay == nil || w.SlowDelay.P99 <= 0 {
+		t.Errorf("stored → delivered: fast %+v, slow %v", w.Delay, w.SlowDelay)
+	}
+	var subs struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	srv.do(t, "GET", "/api/v1/subscriptions", nil, "X-Tenant-ID", "wh-lt").JSON(t, &subs)
+	if len(subs.Items) != 0 {
+		t.Errorf("%d subscriptions left after the run", len(subs.Items))
+	}
+	for _, bad := range [][]string{{"--max-batch", "0"}, {"--max-batch", "1001"}, {"--subscriptions", "2", "--slow-receivers", "3"},
+		{"--subscriptions", "0"}, {"--subscriptions", "50", "--entities", "10"}, {"--slow-delay", "-1s"}} {
+		err := run(t.Context(), append([]string{"loadtest", "--url", srv.URL, "--scenario", "webhook"}, bad...), nil, &bytes.Buffer{}, &bytes.Buffer{})
+		var usage *usageError
+		if !errors.As(err, &usage) {
+			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+// A server that refuses destinations on 127.0.0.1 fails the webhook
+// scenario before it appends anything, saying which setting it needs.
+func TestLoadtestWebhookNeedsPrivateDestinations(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db")})
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"loadtest", "--url", srv.URL, "--scenario", "webhook", "--subscriptions", "3",
+		"--duration", "1s"}, nil, &out, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "AllowPrivateDestinations") || !strings.Contains(err.Error(), "2 more") {
+		t.Errorf("webhook against a server refusing 127.0.0.1: %v, want an error naming AllowPrivateDestinations, once", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("a report was printed:\n%s", out.String())
+	}
+}
