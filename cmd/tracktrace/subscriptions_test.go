@@ -28,12 +28,12 @@ type hookReceiver struct {
 	secrets  []string
 	delay    time.Duration
 	inflight int
-	events   []hookEvent
+	events   []receivedEvent
 	requests int
 	badSigs  int
 }
 
-type hookEvent struct {
+type receivedEvent struct {
 	EventID  uuid.UUID `json:"eventId"`
 	EntityID string    `json:"entityId"`
 	Version  int64     `json:"version"`
@@ -57,7 +57,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 				ok = true
 			}
 		}
-		var got struct{ Events []hookEvent }
+		var got struct{ Events []receivedEvent }
 		if err := json.Unmarshal(body, &got); err != nil {
 			ok = false
 		}
