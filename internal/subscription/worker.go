@@ -29,8 +29,12 @@ type worker struct {
 	caughtUp  bool
 	lagAt     time.Time
 	failing   bool // told the observer that it is retrying
-	changes   Changes
-	epcis     *epcisState
+	// unsaved: the last save failed; nothing more is delivered until one
+	// succeeds (a checkpoint far behind what was delivered would be
+	// delivered again).
+	unsaved bool
+	changes Changes
+	epcis   *epcisState
 }
 
 // setFailing tells the observer when the subscription starts or stops
@@ -122,6 +126,13 @@ func (w *worker) step(ctx context.Context) {
 	default:
 	}
 	clock := w.d.opts.Clock
+	if w.unsaved && !w.save(ctx) {
+		select { // the store is away: try again in a second
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		return
+	}
 	if w.sub.Status != StatusActive {
 		w.save(ctx)
 		w.wait(ctx, time.Hour, nil)
@@ -354,20 +365,22 @@ func backoff(n int, floor, ceiling time.Duration) time.Duration {
 }
 
 // save records the progress if it changed.
-func (w *worker) save(ctx context.Context) {
+func (w *worker) save(ctx context.Context) bool {
 	if !w.dirty {
-		return
+		return true
 	}
 	if err := w.d.store.SaveProgress(ctx, w.sub.Tenant, w.sub.ID, w.sub.Progress); err != nil {
 		if !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
 			w.d.log.Warn("subscription progress not saved", "tenant", w.sub.Tenant, "subscription", w.sub.ID, "error", err)
 		}
-		return
+		w.unsaved = true
+		return false
 	}
 	if w.sub.Replay != nil {
 		w.saveReplay(ctx)
 	}
-	w.dirty, w.savedAt = false, w.d.opts.Clock.Now()
+	w.dirty, w.unsaved, w.savedAt = false, false, w.d.opts.Clock.Now()
+	return true
 }
 
 func (w *worker) saveReplay(ctx context.Context) {
