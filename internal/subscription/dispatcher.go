@@ -66,7 +66,8 @@ type Options struct {
 	// Interval is the polling fallback when no commit signal arrives
 	// (default 5 s).
 	Interval time.Duration
-	// ReadBatch is the number of log events read at once (default 1000).
+	// ReadBatch is the number of log events a worker reads at once and
+	// keeps until it has delivered or passed them (default 500).
 	ReadBatch int
 	// SaveEvery spaces the saves of a checkpoint while deliveries succeed
 	// (default 250 ms); a crash re-delivers at most that much.
@@ -122,7 +123,7 @@ func NewDispatcher(store Store, sealer *Sealer, feed projection.Feed, leader pro
 	def(&opts.SaveEvery, 250*time.Millisecond)
 	def(&opts.DeliveryLogFor, 7*24*time.Hour)
 	if opts.ReadBatch <= 0 {
-		opts.ReadBatch = 1000
+		opts.ReadBatch = 500
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "tracktrace-webhooks"

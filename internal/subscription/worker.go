@@ -29,6 +29,10 @@ type worker struct {
 	caughtUp  bool
 	lagAt     time.Time
 	failing   bool // told the observer that it is retrying
+	// page is what is left of the log's page read last, the events after
+	// pageAfter.
+	page      []eventstore.Recorded
+	pageAfter eventstore.Cursor
 	// unsaved: the last save failed; nothing more is delivered until one
 	// succeeds (a checkpoint far behind what was delivered would be
 	// delivered again).
@@ -215,7 +219,7 @@ func (w *worker) nextReplay(ctx context.Context) (found, more bool, err error) {
 // pending, and whether the page moved the cursor without one (more to
 // read at once).
 func (w *worker) read(ctx context.Context, after eventstore.Cursor, until *eventstore.Cursor, since, before *time.Time) (found, more bool, err error) {
-	page, err := w.d.feed.ReadAll(ctx, after, w.d.opts.ReadBatch)
+	page, err := w.pageFrom(ctx, after)
 	if err == nil && w.sub.EPCIS != nil {
 		return w.readEPCIS(ctx, page, until, since, before)
 	}
@@ -253,6 +257,7 @@ func (w *worker) read(ctx context.Context, after eventstore.Cursor, until *event
 		end = candidates[at[s.MaxBatch-1]].Cursor // the rest of the page is read again
 		reachedUntil = false
 	}
+	w.consume(end)
 	var first time.Time
 	if len(events) > 0 {
 		first = events[0].RecordedAt
@@ -263,6 +268,33 @@ func (w *worker) read(ctx context.Context, after eventstore.Cursor, until *event
 	}
 	w.pending = &batch{id: webhookID(events), events: events, end: end, oldest: first}
 	return true, false, nil
+}
+
+// pageFrom returns events of the log after `after`: what is left of the
+// page read last when it goes on from there (a batch smaller than a page
+// takes the rest of it next time, rather than reading it again), otherwise
+// a new page.
+func (w *worker) pageFrom(ctx context.Context, after eventstore.Cursor) ([]eventstore.Recorded, error) {
+	if len(w.page) > 0 && w.pageAfter == after {
+		return w.page, nil
+	}
+	page, err := w.d.feed.ReadAll(ctx, after, w.d.opts.ReadBatch)
+	if err != nil {
+		w.page = nil
+		return nil, err
+	}
+	w.page, w.pageAfter = page, after
+	return page, nil
+}
+
+// consume drops the page's events up to end, which the batch formed took
+// (or left out).
+func (w *worker) consume(end eventstore.Cursor) {
+	i := 0
+	for i < len(w.page) && !end.Less(w.page[i].Cursor) {
+		i++
+	}
+	w.page, w.pageAfter = w.page[i:], end
 }
 
 // advance moves the checkpoint (or the replay's) to end after n events
