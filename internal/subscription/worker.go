@@ -25,10 +25,14 @@ type worker struct {
 	// replaying: the pending batch belongs to the replay.
 	replaying bool
 	dirty     bool // progress not saved yet
-	savedAt   time.Time
-	caughtUp  bool
-	lagAt     time.Time
-	failing   bool // told the observer that it is retrying
+	// skipped: the checkpoint moved past events the filter left out only;
+	// saved at most every skipSaveEvery (reading them again after a crash
+	// delivers nothing), or at the end.
+	skipped  bool
+	savedAt  time.Time
+	caughtUp bool
+	lagAt    time.Time
+	failing  bool // told the observer that it is retrying
 	// page is what is left of the log's page read last, the events after
 	// pageAfter.
 	page      []eventstore.Recorded
@@ -76,7 +80,10 @@ func (w *worker) stop() {
 func (w *worker) run(ctx context.Context) {
 	ctx, w.cancel = context.WithCancel(ctx)
 	defer w.cancel()
-	defer w.save(context.WithoutCancel(ctx))
+	defer func() {
+		w.dirty = w.dirty || w.skipped
+		w.save(context.WithoutCancel(ctx))
+	}()
 	defer w.setFailing(false)
 	w.setFailing(w.sub.FailingSince != nil && w.sub.Status == StatusActive)
 	for ctx.Err() == nil {
@@ -309,12 +316,19 @@ func (w *worker) advance(replay bool, end eventstore.Cursor, n int, pos int64) {
 		return
 	}
 	w.sub.Cursor = end
-	if n > 0 {
-		w.sub.Position = pos
-		w.sub.Delivered += int64(n)
+	if n == 0 {
+		w.skipped = true
+		return
 	}
+	w.sub.Position = pos
+	w.sub.Delivered += int64(n)
 	w.dirty = true
 }
+
+// skipSaveEvery spaces the saves of a checkpoint that moved only past
+// events the filter left out: with many subscriptions, every commit moves
+// every other subscription's checkpoint so.
+const skipSaveEvery = 10 * time.Second
 
 // deliver posts the pending batch once and acts on the answer.
 func (w *worker) deliver(ctx context.Context) {
@@ -398,6 +412,9 @@ func backoff(n int, floor, ceiling time.Duration) time.Duration {
 
 // save records the progress if it changed.
 func (w *worker) save(ctx context.Context) bool {
+	if w.skipped && w.d.opts.Clock.Since(w.savedAt) >= skipSaveEvery {
+		w.dirty = true
+	}
 	if !w.dirty {
 		return true
 	}
@@ -411,7 +428,7 @@ func (w *worker) save(ctx context.Context) bool {
 	if w.sub.Replay != nil {
 		w.saveReplay(ctx)
 	}
-	w.dirty, w.unsaved, w.savedAt = false, false, w.d.opts.Clock.Now()
+	w.dirty, w.skipped, w.unsaved, w.savedAt = false, false, false, w.d.opts.Clock.Now()
 	return true
 }
 
