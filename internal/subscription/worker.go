@@ -259,9 +259,9 @@ func (w *worker) read(ctx context.Context, after eventstore.Cursor, until *event
 	if err != nil {
 		return false, false, err
 	}
-	if len(events) > s.MaxBatch {
-		events = events[:s.MaxBatch]
-		end = candidates[at[s.MaxBatch-1]].Cursor // the rest of the page is read again
+	if n := batchLen(events, s.MaxBatch); n < len(events) {
+		events = events[:n]
+		end = candidates[at[n-1]].Cursor // the rest of the page is taken next
 		reachedUntil = false
 	}
 	w.consume(end)
@@ -275,6 +275,28 @@ func (w *worker) read(ctx context.Context, after eventstore.Cursor, until *event
 	}
 	w.pending = &batch{id: webhookID(events), events: events, end: end, oldest: first}
 	return true, false, nil
+}
+
+// MaxRequestBytes bounds the body of a request: a batch takes events while
+// their data and metadata stay under it (one event at least, which the
+// event store bounds by EventStore.MaxEventBytes).
+const MaxRequestBytes = 1 << 20
+
+// batchLen is how many of events one request takes: at most max, and no
+// more than fit in MaxRequestBytes.
+func batchLen(events []Event, max int) int {
+	size := 0
+	for i, e := range events {
+		if i == max {
+			return i
+		}
+		// The envelope of an event (ids, times, names) is a few hundred bytes.
+		size += len(e.Data) + len(e.EntityID) + len(e.Type) + 400
+		if i > 0 && size > MaxRequestBytes {
+			return i
+		}
+	}
+	return len(events)
 }
 
 // pageFrom returns events of the log after `after`: what is left of the
