@@ -398,22 +398,26 @@ func (w *worker) deliver(ctx context.Context) {
 	if reason != "" {
 		s.NextAttemptAt = nil
 		w.save(ctx)
-		if err := w.d.store.Suspend(ctx, s.Tenant, s.ID, s.Generation, reason); err != nil && !errors.Is(err, ErrConflict) {
-			w.d.log.Warn("subscription not suspended", "tenant", s.Tenant, "subscription", s.ID, "error", err)
+		err := w.d.store.Suspend(ctx, s.Tenant, s.ID, s.Generation, reason)
+		if err == nil {
+			w.d.log.Warn("subscription suspended", "tenant", s.Tenant, "subscription", s.ID, "reason", reason)
+			s.Status, s.Reason = StatusSuspended, reason
+			s.Generation++
+			w.setFailing(false)
 			return
 		}
-		w.d.log.Warn("subscription suspended", "tenant", s.Tenant, "subscription", s.ID, "reason", reason)
-		s.Status, s.Reason = StatusSuspended, reason
-		s.Generation++
-		w.setFailing(false)
-		return
+		// Changed meanwhile (its new definition is on its way) or the store
+		// is away: retry on the schedule, and suspend at the next failure.
+		if !errors.Is(err, ErrConflict) {
+			w.d.log.Warn("subscription not suspended", "tenant", s.Tenant, "subscription", s.ID, "error", err)
+		}
 	}
 	wait := backoff(s.Attempts, w.d.opts.MinBackoff, w.d.opts.MaxBackoff)
 	if o.retryAfter > 0 {
 		wait = min(max(wait, o.retryAfter), w.d.opts.MaxBackoff*6)
 	}
 	// Never wait past the end of the retries: the last attempt falls on it.
-	if deadline := s.FailingSince.Add(w.d.opts.RetryFor); now.Add(wait).After(deadline) {
+	if deadline := s.FailingSince.Add(w.d.opts.RetryFor); now.Add(wait).After(deadline) && deadline.After(now) {
 		wait = deadline.Sub(now)
 	}
 	// The stores keep microseconds: so does the schedule.
