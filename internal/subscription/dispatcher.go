@@ -225,8 +225,7 @@ func (d *Dispatcher) lead(ctx context.Context, lost <-chan struct{}) {
 				}
 				w := newWorker(d, s)
 				workers[k] = w
-				wg.Add(1)
-				go func() { defer wg.Done(); w.run(ctx) }()
+				w.start(ctx, &wg)
 			}
 			for k, w := range workers {
 				if !seen[k] {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
@@ -72,14 +73,19 @@ func (w *worker) offer(s Subscription) {
 }
 
 func (w *worker) stop() {
-	if w.cancel != nil {
-		w.cancel()
-	}
+	w.cancel()
+}
+
+// start runs the worker in a goroutine of wg until ctx ends or stop.
+func (w *worker) start(ctx context.Context, wg *sync.WaitGroup) {
+	ctx, w.cancel = context.WithCancel(ctx)
+	wg.Go(func() {
+		defer w.cancel()
+		w.run(ctx)
+	})
 }
 
 func (w *worker) run(ctx context.Context) {
-	ctx, w.cancel = context.WithCancel(ctx)
-	defer w.cancel()
 	defer func() {
 		w.dirty = w.dirty || w.skipped
 		w.save(context.WithoutCancel(ctx))
