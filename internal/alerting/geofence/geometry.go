@@ -7,9 +7,10 @@
 // geo). A polygon's edges are straight lines in longitude and latitude, as
 // RFC 7946 §3.1.1 has them; they are measured in a local equirectangular
 // plane centred on the site (metres east, metres north), which keeps them
-// straight and is within 1% of the distance on the ground for sites of up
-// to about 100 km away from the poles. A circle is measured on the sphere
-// (haversine).
+// straight and is within about 1% of the distance on the ground near sites
+// of up to about 100 km, away from the poles (hundreds of kilometres away
+// it is rougher, which entering and leaving never look at). A circle is
+// measured on the sphere (haversine).
 //
 // The 180th meridian: a polygon may cross it either way RFC 7946 §3.1.9
 // allows. Its positions are unwrapped (each longitude taken ±360° so that no

@@ -144,6 +144,19 @@ func TestCircle(t *testing.T) {
 	})
 }
 
+// A circle on the 180th meridian, off Chukotka, reaches both sides of it.
+func TestCircleOnTheAntimeridian(t *testing.T) {
+	t.Parallel()
+	g := parse(t, `{"type": "Point", "coordinates": [180, 65.0], "radius": 10000}`)
+	// 0.05° of longitude at 65° N is 2,352 m.
+	check(t, g, []probe{
+		{"east of the meridian", 65.0, -179.95, true, -7648, 2},
+		{"west of the meridian", 65.0, 179.95, true, -7648, 2},
+		{"the centre written -180", 65.0, -180, true, -10000, 0.01},
+		{"beyond the radius", 65.0, -179.7, false, 4112, 5},
+	})
+}
+
 func TestParseRefusesBadGeometry(t *testing.T) {
 	t.Parallel()
 	var many strings.Builder
