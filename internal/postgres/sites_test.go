@@ -1,0 +1,22 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/tlm/tracktrace/internal/alerting"
+	"github.com/tlm/tracktrace/internal/alerting/alertingtest"
+	"github.com/tlm/tracktrace/internal/postgres"
+	"github.com/tlm/tracktrace/internal/postgres/pgtest"
+)
+
+func TestSitesConformance(t *testing.T) {
+	t.Parallel()
+	alertingtest.RunSites(t, func(t *testing.T) alerting.Sites {
+		s := open(t, pgtest.NewDatabase(t))
+		rm, err := postgres.OpenReadModels(t.Context(), "", s.Pool())
+		if err != nil {
+			t.Fatalf("open read models: %v", err)
+		}
+		return rm
+	})
+}
