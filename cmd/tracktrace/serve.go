@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tlm/tracktrace/internal/alerting"
 	"github.com/tlm/tracktrace/internal/auth"
 	"github.com/tlm/tracktrace/internal/cache"
 	"github.com/tlm/tracktrace/internal/config"
@@ -314,6 +315,8 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		return fmt.Errorf("subscriptions: %w", err)
 	}
 	deps.Subscriptions = subs
+	// Alert rules are kept beside the read models, as subscriptions are.
+	deps.Rules = alerting.NewRuleService(views, alerting.RuleOptions{EntityTypes: svc.EntityTypes()})
 	// Live streams read the same Tail; one filtering on state changes
 	// derives them itself, as a subscription does.
 	live := &httpapi.Live{Feed: tail, Log: store, Changes: changes, Heartbeat: time.Duration(cfg.Subscriptions.StreamHeartbeat),

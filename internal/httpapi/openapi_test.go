@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlm/tracktrace/internal/alerting"
 	"github.com/tlm/tracktrace/internal/subscription"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -39,7 +40,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 	}
 	s := &server{Deps: Deps{Tracker: &tenantRecorder{}, ReadModels: noReadModels{}, Projections: &rebuildRecorder{},
 		Eraser: noEraser{}, Metrics: http.NotFoundHandler(), EPCIS: &EPCIS{}, Subscriptions: &subscription.Service{},
-		Live: &Live{}}}
+		Live: &Live{}, Rules: &alerting.RuleService{}}}
 	s.routes(http.NewServeMux())
 	slices.Sort(documented)
 	served := slices.Sorted(slices.Values(s.patterns))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/tlm/tracktrace/internal/alerting"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -93,6 +94,8 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusBadRequest, "invalid-request", publicMessage(err))
 	case errors.Is(err, eventstore.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "no such entity")
+	case errors.Is(err, alerting.ErrNotFound):
+		return newProblem(http.StatusNotFound, "not-found", "no such rule")
 	case errors.Is(err, eventstore.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		p := newProblem(http.StatusServiceUnavailable, "unavailable", "the service cannot complete the request now; retry later")
 		p.RetryAfter = 1

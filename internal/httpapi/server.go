@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tlm/tracktrace/internal/alerting"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/subscription"
 	"github.com/tlm/tracktrace/internal/tracking"
@@ -90,6 +91,8 @@ type Deps struct {
 	EPCIS *EPCIS
 	// Subscriptions, when set, serves /api/v1/subscriptions.
 	Subscriptions *subscription.Service
+	// Rules, when set, serves the alert rules (/api/v1/rules).
+	Rules *alerting.RuleService
 	// Live, when set, serves the live streams (/api/v1/stream and
 	// /api/v1/entities/{entityId}/stream).
 	Live *Live
@@ -181,6 +184,9 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 	if s.Subscriptions != nil {
 		s.subscriptionRoutes(api)
+	}
+	if s.Rules != nil {
+		s.ruleRoutes(api)
 	}
 	if s.Live != nil {
 		// Streams last: no request deadline.
