@@ -117,6 +117,16 @@ func (s *server) replaceRule(w http.ResponseWriter, r *http.Request, p tracking.
 }
 
 func (s *server) listRules(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
+	return listByID(w, r, func(after string, limit int) ([]alerting.Rule, error) {
+		return s.Rules.List(r.Context(), p.Tenant, after, limit)
+	}, func(rule alerting.Rule) string { return rule.ID }, ruleAnswer)
+}
+
+// listByID answers a page of a list ordered by id: `{"items", "nextAfter"?}`,
+// at most ?limit= items (default 100) after the id ?after=.
+func listByID[T, A any](w http.ResponseWriter, r *http.Request, list func(after string, limit int) ([]T, error),
+	id func(T) string, answer func(T) A,
+) error {
 	q, err := query(r, "limit", "after")
 	if err != nil {
 		return err
@@ -125,19 +135,19 @@ func (s *server) listRules(w http.ResponseWriter, r *http.Request, p tracking.Pr
 	if err != nil {
 		return err
 	}
-	rules, err := s.Rules.List(r.Context(), p.Tenant, q.Get("after"), int(limit))
+	items, err := list(q.Get("after"), int(limit))
 	if err != nil {
 		return err
 	}
 	out := struct {
-		Items []ruleResponse `json:"items"`
-		Next  string         `json:"nextAfter,omitempty"`
-	}{Items: make([]ruleResponse, 0, len(rules))}
-	for _, rule := range rules {
-		out.Items = append(out.Items, ruleAnswer(rule))
+		Items []A    `json:"items"`
+		Next  string `json:"nextAfter,omitempty"`
+	}{Items: make([]A, 0, len(items))}
+	for _, it := range items {
+		out.Items = append(out.Items, answer(it))
 	}
-	if len(rules) == int(limit) {
-		out.Next = rules[len(rules)-1].ID
+	if len(items) == int(limit) {
+		out.Next = id(items[len(items)-1])
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
