@@ -4,6 +4,7 @@
 package alertingtest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,9 @@ import (
 type Store interface {
 	alerting.RuleStore
 	alerting.ScheduleStore
+	// EraseEntity deletes every read-model row of an entity: its pending
+	// checks too.
+	EraseEntity(ctx context.Context, tenant, id string) error
 }
 
 // Run runs the suite; open returns each subtest's store, fresh and empty.
@@ -35,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ClaimInDueOrder", testClaimOrder},
 		{"DoneKeepsRescheduledChecks", testDone},
 		{"Cancel", testCancel},
+		{"ErasureCancelsTheEntitysChecks", testErasure},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -299,4 +304,17 @@ func testCancel(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	expect(t, "after cancelling e1's every rule", pending(t, s), []alerting.Due{e2r1, other})
+}
+
+func testErasure(t *testing.T, s Store) {
+	ctx := t.Context()
+	erased := due("acme", "e1", "r1", "PT24H", t0, 1)
+	kept := []alerting.Due{due("acme", "e2", "r1", "PT24H", t0.Add(time.Hour), 1), due("globex", "e1", "r1", "PT24H", t0.Add(2*time.Hour), 1)}
+	if err := s.Schedule(ctx, append([]alerting.Due{erased}, kept...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EraseEntity(ctx, "acme", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "after erasing acme's e1", pending(t, s), kept)
 }
