@@ -129,7 +129,9 @@ func (r Rule) AppliesAtSite(siteID string) bool {
 //   - delay: Tolerance (default PT0S), ETADelta (default PT30M);
 //   - dwell: After (required), SiteIDs.
 //
-// Every kind takes EntityTypes and Statuses.
+// Every kind takes EntityTypes and Statuses. A stale rule without
+// Statuses applies in DefaultStaleStatuses; an empty list (not nil) means
+// every status.
 type Definition struct {
 	Kind        string
 	After       *string
