@@ -316,6 +316,8 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 	deps.Subscriptions = subs
 	deps.Sites = alerting.NewSiteService(views, nil)
+	// Alert rules are kept beside the read models, as subscriptions are.
+	deps.Rules = alerting.NewRuleService(views, alerting.RuleOptions{EntityTypes: svc.EntityTypes()})
 	// Live streams read the same Tail; one filtering on state changes
 	// derives them itself, as a subscription does.
 	live := &httpapi.Live{Feed: tail, Log: store, Changes: changes, Heartbeat: time.Duration(cfg.Subscriptions.StreamHeartbeat),

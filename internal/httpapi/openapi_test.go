@@ -40,8 +40,8 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 	}
 	s := &server{Deps: Deps{Tracker: &tenantRecorder{}, ReadModels: noReadModels{}, Projections: &rebuildRecorder{},
 		Eraser: noEraser{}, Metrics: http.NotFoundHandler(), EPCIS: &EPCIS{}, Subscriptions: &subscription.Service{},
-		Sites: &alerting.SiteService{},
-		Live:  &Live{}}}
+		Sites: &alerting.SiteService{}, Rules: &alerting.RuleService{},
+		Live: &Live{}}}
 	s.routes(http.NewServeMux())
 	slices.Sort(documented)
 	served := slices.Sorted(slices.Values(s.patterns))

@@ -96,6 +96,8 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusNotFound, "not-found", "no such entity")
 	case errors.Is(err, alerting.ErrSiteNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "no such site")
+	case errors.Is(err, alerting.ErrNotFound):
+		return newProblem(http.StatusNotFound, "not-found", "no such rule")
 	case errors.Is(err, eventstore.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		p := newProblem(http.StatusServiceUnavailable, "unavailable", "the service cannot complete the request now; retry later")
 		p.RetryAfter = 1

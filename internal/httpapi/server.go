@@ -93,6 +93,8 @@ type Deps struct {
 	Subscriptions *subscription.Service
 	// Sites, when set, serves /api/v1/sites.
 	Sites *alerting.SiteService
+	// Rules, when set, serves the alert rules (/api/v1/rules).
+	Rules *alerting.RuleService
 	// Live, when set, serves the live streams (/api/v1/stream and
 	// /api/v1/entities/{entityId}/stream).
 	Live *Live
@@ -187,6 +189,9 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 	if s.Sites != nil {
 		s.siteRoutes(api)
+	}
+	if s.Rules != nil {
+		s.ruleRoutes(api)
 	}
 	if s.Live != nil {
 		// Streams last: no request deadline.

@@ -165,30 +165,10 @@ func parseStart(raw json.RawMessage) (subscription.Start, error) {
 }
 
 func (s *server) listSubscriptions(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-	q, err := query(r, "limit", "after")
-	if err != nil {
-		return err
-	}
-	limit, err := intParam(q, "limit", 100, 1, 1000)
-	if err != nil {
-		return err
-	}
-	subs, err := s.Subscriptions.List(r.Context(), p.Tenant, q.Get("after"), int(limit))
-	if err != nil {
-		return err
-	}
-	out := struct {
-		Items []subscriptionResponse `json:"items"`
-		Next  string                 `json:"nextAfter,omitempty"`
-	}{Items: make([]subscriptionResponse, 0, len(subs))}
-	for _, sub := range subs {
-		out.Items = append(out.Items, s.subscriptionAnswer(r, sub, false))
-	}
-	if len(subs) == int(limit) {
-		out.Next = subs[len(subs)-1].ID
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return listByID(w, r, func(after string, limit int) ([]subscription.Subscription, error) {
+		return s.Subscriptions.List(r.Context(), p.Tenant, after, limit)
+	}, func(sub subscription.Subscription) string { return sub.ID },
+		func(sub subscription.Subscription) subscriptionResponse { return s.subscriptionAnswer(r, sub, false) })
 }
 
 func (s *server) getSubscription(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {

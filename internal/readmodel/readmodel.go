@@ -793,7 +793,9 @@ func (s *Store) EraseEntity(ctx context.Context, tenant, id string) error {
 				return err
 			}
 		}
-		return nil
+		// Nothing is derived for an erased entity any more.
+		_, err = tx.SQL().Exec(ctx, `DELETE FROM alert_due WHERE tenant_id = ? AND entity_id = ?`, tenant, id)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("%s: erase read models: %w", s.name, err)
