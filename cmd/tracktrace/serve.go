@@ -318,6 +318,14 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	deps.Sites = alerting.NewSiteService(views, nil)
 	// Alert rules are kept beside the read models, as subscriptions are.
 	deps.Rules = alerting.NewRuleService(views, alerting.RuleOptions{EntityTypes: svc.EntityTypes()})
+	// The rules follow the log (one leader) and run their due checks from
+	// the durable schedule (one leader), deriving events through the
+	// tracking service.
+	alerts := alerting.NewEvaluator(views, views, svc, views, tracking.NewDeriver(store, 0), nil, log)
+	alertsFollower := projection.NewFollower(alerting.Checkpoint, store, views, leader, alerts.Handle,
+		projection.FollowerOptions{Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
+	alertsSchedule := alerting.NewScheduler(views, leader, alerts.Fire, alerting.SchedulerOptions{Logger: log})
+	alerts.Wake = alertsSchedule.Wake
 	// Live streams read the same Tail; one filtering on state changes
 	// derives them itself, as a subscription does.
 	live := &httpapi.Live{Feed: tail, Log: store, Changes: changes, Heartbeat: time.Duration(cfg.Subscriptions.StreamHeartbeat),
@@ -421,6 +429,8 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	g.Go(func() error { return epcisEntities.Run(svcCtx) })
 	g.Go(func() error { return tail.Run(svcCtx) })
 	g.Go(func() error { return dispatcher.Run(svcCtx) })
+	g.Go(func() error { return alertsFollower.Run(svcCtx) })
+	g.Go(func() error { return alertsSchedule.Run(svcCtx) })
 	if cfg.ConnectionStrings.Redis == "" {
 		// The response cache is this process's own: whichever replica
 		// applies events (or erases an entity), the read models announce

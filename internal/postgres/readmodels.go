@@ -40,6 +40,9 @@ func OpenReadModels(ctx context.Context, dsn string, pool *pgxpool.Pool) (*readm
 		if err != nil {
 			return nil, errors.New("postgres: the read-model connection string cannot be parsed")
 		}
+		if cfg.MaxConns < leaderConns+4 {
+			cfg.MaxConns = leaderConns + 4 // the leaders' locks, and the projections' and readers' work
+		}
 		if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("postgres: read models: %w: %w", eventstore.ErrUnavailable, err)
 		}

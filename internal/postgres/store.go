@@ -72,6 +72,13 @@ type Options struct {
 	PartitionPeriod PartitionPeriod
 }
 
+// leaderConns is how many connections the followers that lead hold for
+// their session advisory locks (TryLead), when the read models share the
+// store's pool: the projections, the Kafka relay, the EPCIS mapping, the
+// subscriptions, the alert rules and their schedule, retention's lock during
+// a rebuild, and the read models' change listener.
+const leaderConns = 8
+
 // Open connects to the database named by dsn (a postgres:// URL or a libpq
 // keyword/value string), applies the migrations and starts the writers.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
@@ -88,8 +95,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.Writers <= 0 {
 		opts.Writers = max(2, runtime.GOMAXPROCS(0))
 	}
-	if cfg.MaxConns < int32(opts.Writers)+4 {
-		cfg.MaxConns = int32(opts.Writers) + 4
+	if cfg.MaxConns < int32(opts.Writers)+leaderConns+4 {
+		cfg.MaxConns = int32(opts.Writers) + leaderConns + 4
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

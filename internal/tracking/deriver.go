@@ -96,25 +96,33 @@ func (d *Deriver) DeriveBatch(ctx context.Context, events []eventstore.Recorded)
 // derived in their stream's order; some may be left out (a filtered log),
 // at the cost of rebuilding the state from the store at each gap.
 func (d *Deriver) Derive(ctx context.Context, r eventstore.Recorded) ([]IntegrationEvent, error) {
+	_, _, ies, err := d.DeriveState(ctx, r)
+	return ies, err
+}
+
+// DeriveState is Derive that also returns the entity's state just after
+// the event, and whether it is known (false for events that are not a
+// tracking entity's, and when the stream before the event cannot be read).
+func (d *Deriver) DeriveState(ctx context.Context, r eventstore.Recorded) (EntityState, bool, []IntegrationEvent, error) {
 	if r.Erasure() {
 		d.Forget(r.Tenant, r.StreamID)
-		return nil, nil
+		return EntityState{}, false, nil, nil
 	}
 	if !IsEntityID(r.StreamID) {
-		return nil, nil
+		return EntityState{}, false, nil, nil
 	}
 	prev, err := d.before(ctx, r)
 	if err != nil {
-		return nil, err
+		return EntityState{}, false, nil, err
 	}
 	k := streamKey{r.Tenant, r.StreamID}
 	if prev.unknown {
 		d.staged[k] = foldedState{version: r.Version, unknown: true}
-		return nil, nil
+		return EntityState{}, false, nil, nil
 	}
 	state, view := FoldEntity(r.StreamID, prev.state, []eventstore.Recorded{r})
 	d.staged[k] = foldedState{version: r.Version, state: state, view: view}
-	return IntegrationEvents(prev.view, view, r), nil
+	return view, true, IntegrationEvents(prev.view, view, r), nil
 }
 
 // Forget stages an entity's erasure: the state of its next life starts from

@@ -61,6 +61,11 @@ const (
 	ExceptionAddress     = "address"
 	ExceptionCustoms     = "customs"
 	ExceptionOther       = "other"
+	// ExceptionStale and ExceptionDwell are the codes of exceptions alert
+	// rules derive (no news for too long; too long at a site); a derived
+	// delay has ExceptionDelay.
+	ExceptionStale = "stale"
+	ExceptionDwell = "dwell"
 )
 
 // Severities of ExceptionRaised.
@@ -89,7 +94,7 @@ func outcomes() []string { return []string{OutcomeSucceeded, OutcomeFailed} }
 
 func exceptionCodes() []string {
 	return []string{ExceptionDelay, ExceptionDamage, ExceptionLost, ExceptionTemperature,
-		ExceptionAddress, ExceptionCustoms, ExceptionOther}
+		ExceptionAddress, ExceptionCustoms, ExceptionOther, ExceptionStale, ExceptionDwell}
 }
 
 func severities() []string {

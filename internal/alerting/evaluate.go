@@ -1,0 +1,267 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/tracking"
+)
+
+// Checkpoint is the name of the rules' follower of the log (its checkpoint
+// and its leadership lock).
+const Checkpoint = "alerts"
+
+// Source marks the events the rules derive (their metadata's source): the
+// rules do not take their own events for news of the entity.
+const Source = "tracktrace/alerts"
+
+// Recorder records derived events under the domain's rules (the tracking
+// service).
+type Recorder interface {
+	RecordBatch(ctx context.Context, cmds []tracking.RecordCommand) []eventstore.Outcome
+}
+
+// CheckpointMover moves the follower's checkpoint once its effects are
+// stored (the read models' store).
+type CheckpointMover interface {
+	MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error
+}
+
+// Evaluator applies each tenant's rules: to the events of the log as they
+// are stored (Handle, a follower's handler), scheduling due checks and
+// resolving what an entity's news resolves, and to the checks that come due
+// (Fire, the Scheduler's handler), deriving exceptions. Derived events are
+// real events of the entity, with the event that caused them as causation
+// and ids derived from it, so that evaluating twice records once.
+//
+// The kinds evaluated: stale (no event for a level's duration while in a
+// status of the rule's scope → an ExceptionRaised with code "stale" at each
+// level, resolved by the entity's next event; entities silent for longer
+// than the rule's ExpireAfter are not checked).
+type Evaluator struct {
+	rules    RuleStore
+	schedule ScheduleStore
+	rec      Recorder
+	cps      CheckpointMover
+	derive   *tracking.Deriver
+	clock    clockwork.Clock
+	log      *slog.Logger
+	// Wake, when set, is called after checks were scheduled (the
+	// Scheduler's Wake: one may be due earlier than it sleeps).
+	Wake func()
+}
+
+// NewEvaluator returns an evaluator of the rules in rules, reading entity
+// states with derive (a tracking.Deriver of its own).
+func NewEvaluator(rules RuleStore, schedule ScheduleStore, rec Recorder, cps CheckpointMover, derive *tracking.Deriver,
+	clock clockwork.Clock, log *slog.Logger) *Evaluator {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Evaluator{rules: rules, schedule: schedule, rec: rec, cps: cps, derive: derive, clock: clock,
+		log: log.With("component", "alerts")}
+}
+
+// stalePayload is what a stale check carries to its firing.
+type stalePayload struct {
+	Level    time.Duration `json:"level"`
+	Index    int           `json:"index"`
+	Levels   int           `json:"levels"`
+	Status   string        `json:"status"`
+	LastSeen time.Time     `json:"lastSeen"`
+}
+
+// Handle evaluates a batch of the log and moves the follower's checkpoint.
+func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error {
+	var (
+		dues     []Due
+		cancels  []Due
+		resolves []tracking.RecordCommand
+	)
+	tenantRules := map[string][]Rule{}
+	now := e.clock.Now()
+	for _, r := range events {
+		if r.Erasure() {
+			e.derive.Forget(r.Tenant, r.StreamID)
+			continue
+		}
+		if strings.HasPrefix(r.EntityType, "$") {
+			continue
+		}
+		rules, ok := tenantRules[r.Tenant]
+		if !ok {
+			var err error
+			if rules, err = e.allRules(ctx, r.Tenant); err != nil {
+				e.derive.Discard()
+				return err
+			}
+			tenantRules[r.Tenant] = rules
+		}
+		if len(rules) == 0 {
+			continue // nothing to evaluate: the tenant's entities are not folded
+		}
+		view, known, _, err := e.derive.DeriveState(ctx, r)
+		if err != nil {
+			e.derive.Discard()
+			return fmt.Errorf("alerts: entity state: %w", err)
+		}
+		if !known || r.Metadata.Source == Source {
+			continue
+		}
+		// The entity's news resolves the stale exceptions the rules raised.
+		for _, x := range view.OpenExceptions {
+			if x.Code == KindStale {
+				resolves = append(resolves, e.resolve(r, x))
+			}
+		}
+		for _, rule := range rules {
+			if rule.Kind != KindStale {
+				continue
+			}
+			entityType := firstNonEmpty(view.EntityType, r.EntityType)
+			if !rule.Applies(entityType, view.Status) || now.Sub(r.RecordedAt) >= rule.ExpireAfter {
+				cancels = append(cancels, Due{Tenant: r.Tenant, EntityID: r.StreamID, RuleID: rule.ID})
+				continue
+			}
+			for i, level := range rule.Levels {
+				p, _ := json.Marshal(stalePayload{Level: level, Index: i, Levels: len(rule.Levels), Status: view.Status, LastSeen: r.RecordedAt})
+				dues = append(dues, Due{Tenant: r.Tenant, EntityID: r.StreamID, RuleID: rule.ID, Key: "stale/" + strconv.Itoa(i),
+					At: r.RecordedAt.Add(level), Cause: Cause{EventID: r.ID.String(), Position: r.Position}, Payload: p})
+			}
+		}
+	}
+	for _, c := range cancels {
+		if err := e.schedule.Cancel(ctx, c.Tenant, c.EntityID, c.RuleID); err != nil {
+			e.derive.Discard()
+			return fmt.Errorf("alerts: cancel checks: %w", err)
+		}
+	}
+	if len(dues) > 0 {
+		if err := e.schedule.Schedule(ctx, dues); err != nil {
+			e.derive.Discard()
+			return fmt.Errorf("alerts: schedule checks: %w", err)
+		}
+	}
+	if err := e.record(ctx, resolves); err != nil {
+		e.derive.Discard()
+		return err
+	}
+	e.derive.Commit()
+	if len(dues) > 0 && e.Wake != nil {
+		e.Wake()
+	}
+	return e.cps.MoveCheckpoint(ctx, Checkpoint, from, events[len(events)-1].Cursor)
+}
+
+func (e *Evaluator) allRules(ctx context.Context, tenant string) ([]Rule, error) {
+	var out []Rule
+	after := ""
+	for {
+		page, err := e.rules.Rules(ctx, tenant, after, 500)
+		if err != nil {
+			return nil, fmt.Errorf("alerts: rules: %w", err)
+		}
+		out = append(out, page...)
+		if len(page) < 500 {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// derivedSpace names the ids of derived events.
+var derivedSpace = uuid.MustParse("8f3b6c3e-2f41-5a57-9d0e-6b1f7a0c2d19")
+
+func derivedID(parts ...string) uuid.UUID {
+	return uuid.NewSHA1(derivedSpace, []byte(strings.Join(parts, "\x00")))
+}
+
+// resolve is the ExceptionResolved that the entity's event r causes for the
+// stale exception x.
+func (e *Evaluator) resolve(r eventstore.Recorded, x tracking.OpenException) tracking.RecordCommand {
+	data, _ := json.Marshal(tracking.ExceptionResolved{ExceptionID: x.ExceptionID, Resolution: "the entity reported again"})
+	return tracking.RecordCommand{Tenant: r.Tenant, EntityID: r.StreamID, Expected: eventstore.Any, Source: Source,
+		Events: []tracking.NewEvent{{ID: derivedID("resolve", r.Tenant, r.StreamID, x.ExceptionID, r.ID.String()),
+			Type: tracking.TypeExceptionResolved, OccurredAt: r.OccurredAt, Data: data,
+			Metadata: eventstore.Metadata{Source: Source, CausationID: r.ID.String()}}}}
+}
+
+// Fire derives what due checks find: the Scheduler's handler.
+func (e *Evaluator) Fire(ctx context.Context, due []Due) error {
+	var cmds []tracking.RecordCommand
+	for _, d := range due {
+		rule, err := e.rules.Rule(ctx, d.Tenant, d.RuleID)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted since
+		}
+		if err != nil {
+			return fmt.Errorf("alerts: rule %s: %w", d.RuleID, err)
+		}
+		if rule.Kind != KindStale {
+			continue
+		}
+		var p stalePayload
+		if err := json.Unmarshal(d.Payload, &p); err != nil {
+			e.log.Warn("a stale check without its payload is dropped", "tenant", d.Tenant, "entity", d.EntityID, "error", err)
+			continue
+		}
+		exceptionID := "stale-" + derivedID("stale", d.Tenant, d.EntityID, d.RuleID, d.Key, d.Cause.EventID).String()
+		data, _ := json.Marshal(tracking.ExceptionRaised{ExceptionID: exceptionID, Code: KindStale, Severity: staleSeverity(p.Index, p.Levels),
+			Description: fmt.Sprintf("no event for %s while %s (last at %s)", p.Level, p.Status, p.LastSeen.UTC().Format(time.RFC3339))})
+		cmds = append(cmds, tracking.RecordCommand{Tenant: d.Tenant, EntityID: d.EntityID, Expected: eventstore.Any, Source: Source,
+			Events: []tracking.NewEvent{{ID: derivedID("raise", exceptionID), Type: tracking.TypeExceptionRaised, OccurredAt: d.At,
+				Data: data, Metadata: eventstore.Metadata{Source: Source, CausationID: d.Cause.EventID}}}})
+	}
+	return e.record(ctx, cmds)
+}
+
+// staleSeverity grows with the levels: the last is high.
+func staleSeverity(index, levels int) string {
+	switch {
+	case index >= levels-1:
+		return tracking.SeverityHigh
+	case index == 0:
+		return tracking.SeverityLow
+	default:
+		return tracking.SeverityMedium
+	}
+}
+
+// record records derived events; a store outage fails the batch (it is
+// evaluated again), the domain's refusals are logged and passed over.
+func (e *Evaluator) record(ctx context.Context, cmds []tracking.RecordCommand) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	for i, out := range e.rec.RecordBatch(ctx, cmds) {
+		switch err := out.Err; {
+		case err == nil:
+		case errors.Is(err, eventstore.ErrUnavailable), ctx.Err() != nil:
+			return fmt.Errorf("alerts: record derived events: %w", err)
+		default:
+			e.log.Warn("derived event not recorded", "tenant", cmds[i].Tenant, "entity", cmds[i].EntityID,
+				"type", cmds[i].Events[0].Type, "error", err)
+		}
+	}
+	return nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
