@@ -25,10 +25,11 @@ const Checkpoint = "alerts"
 // rules do not take their own events for news of the entity.
 const Source = "tracktrace/alerts"
 
-// Recorder records derived events under the domain's rules (the tracking
-// service).
+// Recorder records derived events under the domain's rules, and reads an
+// entity's current state (the tracking service).
 type Recorder interface {
 	RecordBatch(ctx context.Context, cmds []tracking.RecordCommand) []eventstore.Outcome
+	Entity(ctx context.Context, tenant, entityID string) (tracking.EntityState, error)
 }
 
 // CheckpointMover moves the follower's checkpoint once its effects are
@@ -47,7 +48,9 @@ type CheckpointMover interface {
 // The kinds evaluated: stale (no event for a level's duration while in a
 // status of the rule's scope → an ExceptionRaised with code "stale" at each
 // level, resolved by the entity's next event; entities silent for longer
-// than the rule's ExpireAfter are not checked).
+// than the rule's ExpireAfter are not checked) and delay (an ETA later than
+// the planned arrival plus the tolerance → a "delay" exception, resolved
+// when the ETA comes back within it).
 type Evaluator struct {
 	rules    RuleStore
 	schedule ScheduleStore
@@ -92,6 +95,17 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 		resolves []tracking.RecordCommand
 	)
 	tenantRules := map[string][]Rule{}
+	// What this batch derived already: its events' states do not show it
+	// yet (it is recorded at the batch's end).
+	derived := map[string]bool{}
+	once := func(key ...string) bool {
+		k := strings.Join(key, "\x00")
+		if derived[k] {
+			return false
+		}
+		derived[k] = true
+		return true
+	}
 	now := e.clock.Now()
 	for _, r := range events {
 		if r.Erasure() {
@@ -123,11 +137,20 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 		}
 		// The entity's news resolves the stale exceptions the rules raised.
 		for _, x := range view.OpenExceptions {
-			if x.Code == KindStale {
-				resolves = append(resolves, e.resolve(r, x))
+			if x.Code == KindStale && once("resolve", r.Tenant, r.StreamID, x.ExceptionID) {
+				resolves = append(resolves, e.resolve(r, x, "the entity reported again"))
 			}
 		}
 		for _, rule := range rules {
+			if rule.Kind == KindDelay {
+				cmds, err := e.delay(ctx, r, view, rule, once)
+				if err != nil {
+					e.derive.Discard()
+					return err
+				}
+				resolves = append(resolves, cmds...)
+				continue
+			}
 			if rule.Kind != KindStale {
 				continue
 			}
@@ -189,10 +212,56 @@ func derivedID(parts ...string) uuid.UUID {
 	return uuid.NewSHA1(derivedSpace, []byte(strings.Join(parts, "\x00")))
 }
 
+// delay evaluates a delay rule when an event sets the ETA or the planned
+// arrival: an ETA later than the planned arrival by more than the rule's
+// tolerance raises a "delay" exception, unless the rule's exception is
+// open; an ETA back within it resolves the open one. Whether it is open is
+// read from the entity as it is now (the exception may have been raised
+// after this event) and from what this batch derived.
+func (e *Evaluator) delay(ctx context.Context, r eventstore.Recorded, view tracking.EntityState, rule Rule, once func(...string) bool) ([]tracking.RecordCommand, error) {
+	if r.Type != tracking.TypeEtaUpdated && r.Type != tracking.TypeEntityRegistered {
+		return nil, nil
+	}
+	inScope := rule.Applies(firstNonEmpty(view.EntityType, r.EntityType), view.Status)
+	late := inScope && view.ETA != nil && view.PlannedArrival != nil && view.ETA.After(view.PlannedArrival.Add(rule.Tolerance))
+	now, err := e.rec.Entity(ctx, r.Tenant, r.StreamID)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: entity %s: %w", r.StreamID, err)
+	}
+	prefix := "delay-" + rule.ID + "-"
+	var open *tracking.OpenException
+	for i, x := range now.OpenExceptions {
+		if x.Code == tracking.ExceptionDelay && strings.HasPrefix(x.ExceptionID, prefix) {
+			open = &now.OpenExceptions[i]
+		}
+	}
+	key := []string{r.Tenant, r.StreamID, rule.ID}
+	switch {
+	case late && open == nil && !derivedOpen(once, key):
+		exceptionID := prefix + derivedID("delay", r.Tenant, r.StreamID, rule.ID, r.ID.String()).String()
+		data, _ := json.Marshal(tracking.ExceptionRaised{ExceptionID: exceptionID, Code: tracking.ExceptionDelay, Severity: tracking.SeverityMedium,
+			Description: fmt.Sprintf("the ETA %s is %s after the planned arrival %s", view.ETA.UTC().Format(time.RFC3339),
+				view.ETA.Sub(*view.PlannedArrival).Round(time.Minute), view.PlannedArrival.UTC().Format(time.RFC3339))})
+		return []tracking.RecordCommand{{Tenant: r.Tenant, EntityID: r.StreamID, Expected: eventstore.Any, Source: Source,
+			Events: []tracking.NewEvent{{ID: derivedID("raise", exceptionID), Type: tracking.TypeExceptionRaised, OccurredAt: r.OccurredAt,
+				Data: data, Metadata: eventstore.Metadata{Source: Source, CausationID: r.ID.String()}}}}}, nil
+	case !late && open != nil && !open.RaisedAt.After(r.OccurredAt) && // not one a later event raised (a replay)
+		once(append([]string{"resolve"}, append(key, open.ExceptionID)...)...):
+		return []tracking.RecordCommand{e.resolve(r, *open, "the ETA is within the tolerance of the planned arrival again")}, nil
+	}
+	return nil, nil
+}
+
+// derivedOpen reports whether the batch raised the rule's exception for
+// the entity already (and records that it does now, when it did not).
+func derivedOpen(once func(...string) bool, key []string) bool {
+	return !once(append([]string{"raise"}, key...)...)
+}
+
 // resolve is the ExceptionResolved that the entity's event r causes for the
-// stale exception x.
-func (e *Evaluator) resolve(r eventstore.Recorded, x tracking.OpenException) tracking.RecordCommand {
-	data, _ := json.Marshal(tracking.ExceptionResolved{ExceptionID: x.ExceptionID, Resolution: "the entity reported again"})
+// exception x.
+func (e *Evaluator) resolve(r eventstore.Recorded, x tracking.OpenException, resolution string) tracking.RecordCommand {
+	data, _ := json.Marshal(tracking.ExceptionResolved{ExceptionID: x.ExceptionID, Resolution: resolution})
 	return tracking.RecordCommand{Tenant: r.Tenant, EntityID: r.StreamID, Expected: eventstore.Any, Source: Source,
 		Events: []tracking.NewEvent{{ID: derivedID("resolve", r.Tenant, r.StreamID, x.ExceptionID, r.ID.String()),
 			Type: tracking.TypeExceptionResolved, OccurredAt: r.OccurredAt, Data: data,

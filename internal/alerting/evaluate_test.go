@@ -176,3 +176,40 @@ func TestStaleRuleRaisesAtThresholdsAndResolvesOnNews(t *testing.T) {
 		t.Fatalf("%d events (%d raised, %d resolved), want 8 (4, 2)", len(all), len(raised), len(resolved))
 	}
 }
+
+// The delay rule: an ETA past the planned arrival plus the tolerance raises
+// a delay exception once, and an ETA back within it resolves it.
+func TestDelayRuleRaisesOnLateETAAndResolves(t *testing.T) {
+	e := newStaleEnv(t, filepath.Join(t.TempDir(), "delay.db"))
+	tolerance := "PT30M"
+	if _, err := e.rules.Create(e.ctx, "acme", alerting.Definition{Kind: alerting.KindDelay, Tolerance: &tolerance}); err != nil {
+		t.Fatal(err)
+	}
+	planned := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+	eta := func(d time.Duration) string {
+		return `{"eta":"` + planned.Add(d).Format(time.RFC3339) + `"}`
+	}
+	e.record("SHP-9", tracking.TypeEntityRegistered, `{"plannedArrival":"`+planned.Format(time.RFC3339)+`"}`)
+	e.record("SHP-9", tracking.TypeEtaUpdated, eta(20*time.Minute)) // within the tolerance
+	e.record("SHP-9", tracking.TypeEtaUpdated, eta(2*time.Hour))    // late
+	e.record("SHP-9", tracking.TypeEtaUpdated, eta(3*time.Hour))    // still late: no second exception
+	waitUntil(t, "the delay", func() bool { raised, _ := e.derived("SHP-9"); return len(raised) == 1 })
+	e.record("SHP-9", tracking.TypeEtaUpdated, eta(10*time.Minute)) // back within
+	waitUntil(t, "the resolution", func() bool { _, resolved := e.derived("SHP-9"); return len(resolved) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	raised, resolved := e.derived("SHP-9")
+	var x tracking.ExceptionRaised
+	json.Unmarshal(raised[0].Data, &x)
+	var y tracking.ExceptionResolved
+	json.Unmarshal(resolved[0].Data, &y)
+	if len(raised) != 1 || len(resolved) != 1 || x.Code != tracking.ExceptionDelay || y.ExceptionID != x.ExceptionID {
+		t.Fatalf("raised %+v, resolved %+v", raised, resolved)
+	}
+	state, err := e.svc.Entity(e.ctx, "acme", "SHP-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(state.OpenExceptions) != 0 {
+		t.Fatalf("open exceptions: %+v", state.OpenExceptions)
+	}
+}
