@@ -134,6 +134,10 @@ type MilestoneReached struct {
 	SiteID    string    `json:"siteId,omitempty"`
 	Location  *GeoPoint `json:"location,omitempty"`
 	PlannedAt time.Time `json:"plannedAt,omitzero"`
+	// CarrierStatus is the reporting carrier's own status code or text,
+	// kept as reported beside the milestone it maps to (README: the status
+	// model).
+	CarrierStatus string `json:"carrierStatus,omitempty"`
 }
 
 // LocationReported reports a position fix.
@@ -495,11 +499,12 @@ func decodeRegistered(d json.RawMessage, path string, errs *fieldErrors) Payload
 }
 
 func decodeMilestone(d json.RawMessage, path string, errs *fieldErrors) Payload {
-	o := parseObject(d, path, errs, "milestone", "siteId", "location", "plannedAt")
+	o := parseObject(d, path, errs, "milestone", "siteId", "location", "plannedAt", "carrierStatus")
 	p := MilestoneReached{
-		Milestone: o.enum("milestone", true, milestones()),
-		SiteID:    o.str("siteId", false, MaxIDLength),
-		PlannedAt: o.time("plannedAt", false),
+		Milestone:     o.enum("milestone", true, milestones()),
+		SiteID:        o.str("siteId", false, MaxIDLength),
+		PlannedAt:     o.time("plannedAt", false),
+		CarrierStatus: o.str("carrierStatus", false, MaxIDLength),
 	}
 	if loc := o.object("location", "lat", "lon"); loc != nil {
 		p.Location = &GeoPoint{Lat: loc.latitude("lat"), Lon: loc.longitude("lon")}

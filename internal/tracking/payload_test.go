@@ -35,6 +35,8 @@ func TestDecodePayloadValid(t *testing.T) {
 		{"registered empty", TypeEntityRegistered, `{}`, EntityRegistered{}},
 		{"registered nulls and empty attributes", TypeEntityRegistered, `{"reference":null,"attributes":{}}`, EntityRegistered{}},
 		{"milestone minimal", TypeMilestoneReached, `{"milestone":"delivered"}`, MilestoneReached{Milestone: "delivered"}},
+		{"milestone with the carrier's status", TypeMilestoneReached, `{"milestone":"out_for_delivery","carrierStatus":"OFD: With delivery courier"}`,
+			MilestoneReached{Milestone: "out_for_delivery", CarrierStatus: "OFD: With delivery courier"}},
 		{"milestone full", TypeMilestoneReached,
 			`{"milestone":"arrived","siteId":"AMS-1","location":{"lat":52.3,"lon":4.76},"plannedAt":"2025-01-01T10:00:00.5Z"}`,
 			MilestoneReached{Milestone: "arrived", SiteID: "AMS-1", Location: &GeoPoint{52.3, 4.76}, PlannedAt: tm("2025-01-01T10:00:00.5Z")}},
@@ -127,6 +129,8 @@ func TestDecodePayloadInvalid(t *testing.T) {
 		{"custom bad name", "x-.hidden", `{}`, "type"},
 		{"custom name too long", "x-" + long(101), `{}`, "type"},
 		// JSON shape
+		{"carrier status too long", TypeMilestoneReached, `{"milestone":"delivered","carrierStatus":"` + long(201) + `"}`, "data/carrierStatus"},
+		{"carrier status not a string", TypeMilestoneReached, `{"milestone":"delivered","carrierStatus":7}`, "data/carrierStatus"},
 		{"no data", TypeMilestoneReached, ``, "data"},
 		{"malformed", TypeMilestoneReached, `{"milestone":`, "data"},
 		{"trailing data", TypeMilestoneReached, `{"milestone":"delivered"} {}`, "data"},
