@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -194,9 +193,6 @@ func printable(b []byte) string {
 		}
 		return r
 	}, s)
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
 	return strings.TrimSpace(s)
 }
 

@@ -95,8 +95,8 @@ type EPCISDefinition struct {
 // query's parameters).
 func (s *Service) SubscribeEPCIS(ctx context.Context, tenant string, d EPCISDefinition) (Subscription, error) {
 	q := d.Query
-	if _, err := s.dests.Check(ctx, d.Dest); err != nil {
-		return Subscription{}, fmt.Errorf("%w: dest: %w", ErrInvalid, err)
+	if err := s.checkDest(ctx, "dest", d.Dest); err != nil {
+		return Subscription{}, err
 	}
 	if q.QueryName == "" {
 		return Subscription{}, fmt.Errorf("%w: a query subscription names its query", ErrInvalid)

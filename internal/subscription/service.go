@@ -13,6 +13,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/subscription/destination"
 )
 
 // Destinations decides which URLs a subscription may deliver to (the
@@ -90,8 +91,8 @@ const MaxBatchLimit = 1000
 // Create checks and stores a new subscription. It returns it with its
 // secret in the clear (shown to the client once).
 func (s *Service) Create(ctx context.Context, tenant string, d Definition) (Subscription, error) {
-	if _, err := s.dests.Check(ctx, d.URL); err != nil {
-		return Subscription{}, fmt.Errorf("%w: url: %w", ErrInvalid, err)
+	if err := s.checkDest(ctx, "url", d.URL); err != nil {
+		return Subscription{}, err
 	}
 	f, err := d.Filter.Normalize(d.StatusChanges, d.Exceptions)
 	if err != nil {
@@ -128,6 +129,21 @@ func (s *Service) create(ctx context.Context, sub Subscription) (Subscription, e
 	}
 	s.notify()
 	return sub, nil
+}
+
+// checkDest checks a destination: a refusal is the client's fault (400);
+// a resolver that cannot answer (a DNS outage) is not, and is unavailable
+// (503) rather than invalid.
+func (s *Service) checkDest(ctx context.Context, field, raw string) error {
+	_, err := s.dests.Check(ctx, raw)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, destination.ErrRefused):
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, field, err)
+	default:
+		return fmt.Errorf("%w: %s: %w", eventstore.ErrUnavailable, field, err)
+	}
 }
 
 // start resolves a Start.

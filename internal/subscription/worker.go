@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"time"
 
@@ -113,15 +114,11 @@ func (w *worker) take(s Subscription) {
 	if s.Replay != nil && old.Replay != nil && s.Replay.ID == old.Replay.ID {
 		s.Replay = old.Replay // the worker's progress of the same replay
 	}
-	if s.URL != old.URL || s.MaxBatch != old.MaxBatch || !sameFilter(s.Filter, old.Filter) ||
+	if s.URL != old.URL || s.MaxBatch != old.MaxBatch || !reflect.DeepEqual(s.Filter, old.Filter) ||
 		(w.replaying && (s.Replay == nil || s.Replay.ID != old.Replay.ID)) {
 		w.pending, w.replaying = nil, false // formed under the old definition
 	}
 	w.sub = s
-}
-
-func sameFilter(a, b Filter) bool {
-	return fmt.Sprint(a) == fmt.Sprint(b)
 }
 
 // wait waits for d, a new definition, a commit (when commits is not nil),
