@@ -115,6 +115,9 @@ var asymmetricAlgorithms = []string{
 // Verifier verifies bearer tokens issued by one OIDC authority. It is safe
 // for concurrent use. Close it to stop background key refetches.
 type Verifier struct {
+	provider    Provider
+	skew        time.Duration
+	now         func() time.Time
 	tenantClaim string
 	algorithms  map[string]bool
 	claimChecks []jwt.ParseOption
@@ -132,7 +135,7 @@ func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 	}
 	client := metadataClient(o.HTTPClient, o.RequireHTTPSMetadata)
 
-	jwksURL, err := discover(ctx, client, o.Authority, o.RequireHTTPSMetadata)
+	jwksURL, provider, err := discover(ctx, client, o.Authority, o.RequireHTTPSMetadata)
 	if err != nil {
 		return nil, err
 	}
@@ -154,12 +157,18 @@ func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 		algs[a] = true
 	}
 	return &Verifier{
+		provider:    provider,
+		skew:        o.ClockSkew,
+		now:         o.Now,
 		tenantClaim: o.TenantClaim,
 		algorithms:  algs,
 		claimChecks: claimChecks(o.Authority, o.Audience, o.ClockSkew, o.Now),
 		keys:        keys,
 	}, nil
 }
+
+// Provider returns the endpoints the authority's discovery document names.
+func (v *Verifier) Provider() Provider { return v.provider }
 
 // Close stops background key refetches and waits for any in flight. The
 // Verifier keeps verifying against the keys it already holds, but fetches

@@ -35,35 +35,78 @@ func metadataClient(c *http.Client, requireHTTPS bool) *http.Client {
 	return &cp
 }
 
+// Provider is what the authority's discovery document says about the
+// endpoints a browser login needs. An endpoint the document lacks, or names
+// by anything but an absolute http(s) URL (https while
+// RequireHTTPSMetadata is set), is empty: bearer token verification needs
+// none of them.
+type Provider struct {
+	Issuer                string // equals Options.Authority
+	AuthorizationEndpoint string // authorization_endpoint
+	TokenEndpoint         string // token_endpoint
+	EndSessionEndpoint    string // end_session_endpoint (RP-initiated logout)
+}
+
 // discover fetches the authority's OIDC discovery document, checks its
-// issuer and returns its jwks_uri.
-func discover(ctx context.Context, client *http.Client, authority string, requireHTTPS bool) (string, error) {
+// issuer and returns its jwks_uri and its other endpoints.
+func discover(ctx context.Context, client *http.Client, authority string, requireHTTPS bool) (string, Provider, error) {
 	endpoint := strings.TrimSuffix(authority, "/") + "/.well-known/openid-configuration"
 	body, err := getDocument(ctx, client, endpoint)
 	if err != nil {
-		return "", fmt.Errorf("auth: OIDC discovery: %w", err)
+		return "", Provider{}, fmt.Errorf("auth: OIDC discovery: %w", err)
 	}
 	var doc struct {
 		Issuer  *string `json:"issuer"`
 		JWKSURI *string `json:"jwks_uri"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", errors.New("auth: OIDC discovery: document is not a JSON object with string issuer and jwks_uri")
+		return "", Provider{}, errors.New("auth: OIDC discovery: document is not a JSON object with string issuer and jwks_uri")
 	}
 	if doc.Issuer == nil || *doc.Issuer != authority {
-		return "", errors.New("auth: OIDC discovery: the document's issuer does not equal Authority")
+		return "", Provider{}, errors.New("auth: OIDC discovery: the document's issuer does not equal Authority")
 	}
 	if doc.JWKSURI == nil || *doc.JWKSURI == "" {
-		return "", errors.New("auth: OIDC discovery: the document has no jwks_uri")
+		return "", Provider{}, errors.New("auth: OIDC discovery: the document has no jwks_uri")
 	}
 	u, err := url.Parse(*doc.JWKSURI)
 	switch {
 	case err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		return "", errors.New("auth: OIDC discovery: jwks_uri is not an absolute http(s) URL")
+		return "", Provider{}, errors.New("auth: OIDC discovery: jwks_uri is not an absolute http(s) URL")
 	case requireHTTPS && u.Scheme != "https":
-		return "", errors.New("auth: OIDC discovery: jwks_uri must use https while RequireHTTPSMetadata is set")
+		return "", Provider{}, errors.New("auth: OIDC discovery: jwks_uri must use https while RequireHTTPSMetadata is set")
 	}
-	return u.String(), nil
+	// The login endpoints are optional: a malformed one must not stop the
+	// API from verifying tokens, so it is only left out.
+	var endpoints struct {
+		Authorization json.RawMessage `json:"authorization_endpoint"`
+		Token         json.RawMessage `json:"token_endpoint"`
+		EndSession    json.RawMessage `json:"end_session_endpoint"`
+	}
+	_ = json.Unmarshal(body, &endpoints)
+	return u.String(), Provider{
+		Issuer:                authority,
+		AuthorizationEndpoint: endpointURL(endpoints.Authorization, requireHTTPS),
+		TokenEndpoint:         endpointURL(endpoints.Token, requireHTTPS),
+		EndSessionEndpoint:    endpointURL(endpoints.EndSession, requireHTTPS),
+	}, nil
+}
+
+// endpointURL returns raw, a JSON value, when it is a string holding an
+// absolute http(s) URL without a fragment (https when requireHTTPS is set),
+// else "".
+func endpointURL(raw json.RawMessage, requireHTTPS bool) string {
+	s, ok := jsonString(raw)
+	if !ok {
+		return ""
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil:
+		return ""
+	case u.Scheme != "https" && (requireHTTPS || u.Scheme != "http"):
+		return ""
+	}
+	return s
 }
 
 // getDocument GETs a JSON document of at most maxDocumentSize bytes.

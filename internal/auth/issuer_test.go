@@ -105,6 +105,10 @@ func newTestIssuer(t testing.TB) *testIssuer {
 			"issuer":                                iss,
 			"jwks_uri":                              uri,
 			"id_token_signing_alg_values_supported": []string{"RS256", "ES256"},
+			"authorization_endpoint":                is.srv.URL + "/authorize",
+			"token_endpoint":                        is.srv.URL + "/token",
+			// Plain http while RequireHTTPSMetadata is set: left out.
+			"end_session_endpoint": "http://" + is.srv.Listener.Addr().String() + "/logout",
 		})
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {

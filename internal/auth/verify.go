@@ -47,40 +47,53 @@ func (v *Verifier) Authenticate(ctx context.Context, authorization string) (trac
 // Audience, an unexpired exp, no future nbf or iat (beyond the clock skew),
 // a sub and a well-formed tenant.
 func (v *Verifier) Verify(ctx context.Context, bearer string) (tracking.Principal, error) {
+	payload, err := v.verifySignature(ctx, bearer, accessTokenType, "token is not an access token")
+	if err != nil {
+		return tracking.Principal{}, err
+	}
+	return v.checkClaims(payload)
+}
+
+// verifySignature checks that token is a compact JWS of at most
+// MaxTokenLength bytes whose protected header names an allowed algorithm,
+// a typ (if any) that typeOK accepts (else the error says wrongType), and
+// the key id of a key in the issuer's key set that fits the algorithm, and
+// that the signature verifies. It returns the payload.
+func (v *Verifier) verifySignature(ctx context.Context, token string, typeOK func(string) bool, wrongType string) ([]byte, error) {
 	switch {
-	case bearer == "":
-		return tracking.Principal{}, failure("missing token")
-	case len(bearer) > MaxTokenLength:
-		return tracking.Principal{}, failure("token too large")
+	case token == "":
+		return nil, failure("missing token")
+	case len(token) > MaxTokenLength:
+		return nil, failure("token too large")
 	}
-	protected, err := splitCompact(bearer)
+	protected, err := splitCompact(token)
 	if err != nil {
-		return tracking.Principal{}, err
+		return nil, err
 	}
-	alg, kid, err := parseHeader(protected)
+	alg, kid, err := parseHeader(protected, typeOK, wrongType)
 	if err != nil {
-		return tracking.Principal{}, err
+		return nil, err
 	}
 	if !v.algorithms[alg] {
-		return tracking.Principal{}, failure("token algorithm not allowed")
+		return nil, failure("token algorithm not allowed")
 	}
 	key, err := v.keys.get(ctx, kid, alg)
 	if err != nil {
-		return tracking.Principal{}, err
+		return nil, err
 	}
 	sigAlg, ok := jwa.LookupSignatureAlgorithm(alg)
 	if !ok {
-		return tracking.Principal{}, failure("token algorithm not allowed")
+		return nil, failure("token algorithm not allowed")
 	}
-	payload, err := jws.Verify([]byte(bearer),
+	payload, err := jws.Verify([]byte(token),
 		jws.WithKey(sigAlg, key.key),
 		jws.WithAlgorithmMatch(true),
 		jws.WithCompact(),
 	)
 	if err != nil {
-		return tracking.Principal{}, failure("invalid token signature")
+		return nil, failure("invalid token signature")
 	}
-	return v.checkClaims(payload)
+	return payload, nil
 }
 
 // splitCompact checks that token is the compact serialization of a JWS
@@ -115,7 +128,7 @@ func splitCompact(token string) ([]byte, error) {
 // Headers that ask for processing tracktrace does not do (crit, b64, zip,
 // enc) are rejected; key-carrying headers (jwk, jku, x5c, x5u) are ignored:
 // keys only ever come from the issuer's key set.
-func parseHeader(raw []byte) (alg, kid string, err error) {
+func parseHeader(raw []byte, typeOK func(string) bool, wrongType string) (alg, kid string, err error) {
 	fields, err := decodeObject(raw)
 	if err != nil {
 		return "", "", failure("token header is not a JSON object")
@@ -138,8 +151,8 @@ func parseHeader(raw []byte) (alg, kid string, err error) {
 		if !ok {
 			return "", "", failure("token header is malformed")
 		}
-		if !accessTokenType(typ) {
-			return "", "", failure("token is not an access token")
+		if !typeOK(typ) {
+			return "", "", failure(wrongType)
 		}
 	}
 	return alg, kid, nil
