@@ -33,6 +33,7 @@ type Config struct {
 	Logging           Logging
 	EPCIS             EPCIS
 	Subscriptions     Subscriptions
+	Console           Console
 
 	// Features are the feature flags by name (FeatureKafkaIngest, ...),
 	// every known one present. They are re-read at run time by
@@ -338,6 +339,35 @@ type Subscriptions struct {
 	MaxStreams int
 }
 
+// Console configures the operator console's sign-in (/console). Without
+// Authentication.Authority the console needs none of it: everyone is the
+// embedded mode's anonymous caller.
+type Console struct {
+	// ClientId is the console's OAuth client at the authority (an
+	// authorization code client with PKCE). With an authority and no
+	// client, the console answers 503.
+	ClientID string `config:"ClientId"`
+	// ClientSecret authenticates the console to the token endpoint; empty
+	// for a public client.
+	ClientSecret string `secret:"password"`
+	// Scopes are asked for at sign-in (default openid, tracktrace.read,
+	// tracktrace.write, tracktrace.admin); the access token's scopes are
+	// the ones granted.
+	Scopes []string
+	// PublicUrl is where browsers reach the service, e.g.
+	// https://tracktrace.example.com: the redirect URI is
+	// <PublicUrl>/console/callback. Empty: the request's own scheme and
+	// host (set it behind a proxy that terminates TLS).
+	PublicURL string `config:"PublicUrl"`
+	// SessionKey encrypts and authenticates the session cookies: the
+	// base64 of 32 bytes, the same on every replica. Empty: a key made once
+	// and kept in the read-model database.
+	SessionKey string `secret:"password"`
+	// SessionLifetime is how long a sign-in lasts (default 8 hours; 5
+	// minutes to 7 days).
+	SessionLifetime Duration
+}
+
 // Logging configures the process logger.
 type Logging struct {
 	// Level is a .NET (Trace, Debug, Information, Warning, Error, Critical,
@@ -472,6 +502,8 @@ func Default() *Config {
 			MaxFutureSkew:      Duration(5 * time.Minute),
 			AggregateCacheSize: 10_000,
 		},
+		Console: Console{Scopes: []string{"openid", "tracktrace.read", "tracktrace.write", "tracktrace.admin"},
+			SessionLifetime: Duration(8 * time.Hour)},
 		Logging:  Logging{Format: "json"},
 		Features: DefaultFeatures(),
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -401,6 +402,11 @@ func TestBadConfigurations(t *testing.T) {
 		{name: ".NET log level", json: `{"Logging": {"LogLevel": {"Default": "Loud"}}}`, key: "Logging.LogLevel.Default"},
 		{name: "log format", json: `{"Logging": {"Format": "xml"}}`, key: "Logging.Format"},
 		{name: "feature flag", json: `{"Features": {"RateLimiting": "maybe"}}`, key: "Features.RateLimiting", msg: "true or false"},
+		{name: "console public URL relative", json: `{"Console": {"PublicUrl": "tracktrace.example.com"}}`, key: "Console.PublicUrl", msg: "absolute"},
+		{name: "console public URL with a path", json: `{"Console": {"PublicUrl": "https://tracktrace.example.com/ops"}}`, key: "Console.PublicUrl", msg: "without a path"},
+		{name: "console session key", environ: []string{"Console__SessionKey=c2hvcnQ="}, key: "Console.SessionKey", msg: "32 bytes"},
+		{name: "console session lifetime", json: `{"Console": {"SessionLifetime": "PT1M"}}`, key: "Console.SessionLifetime", msg: "between 5 minutes and 7 days"},
+		{name: "console scopes without openid", json: `{"Console": {"Scopes": ["tracktrace.read"]}}`, key: "Console.Scopes", msg: "openid"},
 		{name: "override syntax", overrides: []string{"Server:Address"}, key: "--set"},
 		{name: "environment name", environment: "../etc", key: "Environment"},
 	}
@@ -536,5 +542,21 @@ func TestKafkaSecurity(t *testing.T) {
 		"Kafka__Security__SASL__Mechanism=aws_msk_iam"}})
 	if iam.Kafka.Security.SASL.Mechanism != SASLAWSMSKIAM {
 		t.Errorf("mechanism %q, want %q", iam.Kafka.Security.SASL.Mechanism, SASLAWSMSKIAM)
+	}
+}
+
+func TestConsoleKeys(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "appsettings.json", `{"Console": {"ClientId": "tracktrace-console", "PublicUrl": "https://tt.example.com",
+		"SessionLifetime": "PT30M", "Scopes": ["openid", "tracktrace.read"]}}`)
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	cfg := mustLoad(t, Options{Dir: dir, Environ: []string{"Console__ClientSecret=s3cret", "Console__SessionKey=" + key}})
+	want := Console{ClientID: "tracktrace-console", ClientSecret: "s3cret", PublicURL: "https://tt.example.com",
+		SessionKey: key, SessionLifetime: Duration(30 * time.Minute), Scopes: []string{"openid", "tracktrace.read"}}
+	if !reflect.DeepEqual(cfg.Console, want) {
+		t.Errorf("Console = %+v, want %+v", cfg.Console, want)
+	}
+	if s := fmt.Sprint(slog.AnyValue(cfg).Resolve()); strings.Contains(s, "s3cret") || strings.Contains(s, key) {
+		t.Errorf("the console's secrets are logged: %s", s)
 	}
 }

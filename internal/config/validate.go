@@ -142,6 +142,7 @@ func (ch *checker) validate(c *Config) {
 
 	ch.kafka(c.Kafka)
 	ch.authentication(c)
+	ch.console(c.Console)
 	ch.monitoring(c.Monitoring)
 	ch.server(c.Server)
 
@@ -324,6 +325,25 @@ func (ch *checker) authentication(c *Config) {
 	}
 	ch.check(a.ClockSkew >= 0 && a.ClockSkew <= Duration(5*time.Minute), "Authentication.ClockSkew",
 		"must be between 0 and 5 minutes, got %v", a.ClockSkew)
+}
+
+func (ch *checker) console(c Console) {
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		switch {
+		case err != nil || u.Host == "" || !oneOf(u.Scheme, "http", "https"):
+			ch.add("Console.PublicUrl", "must be an absolute http(s) URL")
+		case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "":
+			ch.add("Console.PublicUrl", "must be a scheme and host only, without a path, query or fragment")
+		}
+	}
+	if c.SessionKey != "" {
+		k, err := base64.StdEncoding.DecodeString(c.SessionKey)
+		ch.check(err == nil && len(k) == 32, "Console.SessionKey", "must be the base64 of 32 bytes")
+	}
+	ch.check(c.SessionLifetime >= Duration(5*time.Minute) && c.SessionLifetime <= Duration(7*24*time.Hour),
+		"Console.SessionLifetime", "must be between 5 minutes and 7 days, got %v", c.SessionLifetime)
+	ch.check(slices.Contains(c.Scopes, "openid"), "Console.Scopes", "must include openid")
 }
 
 func (ch *checker) monitoring(m Monitoring) {
