@@ -295,15 +295,7 @@ func TestSessionCookieAttributes(t *testing.T) {
 			// The issuer sends the browser to the public URL; this test's
 			// server stands for it.
 			callback.Scheme, callback.Host = "http", strings.TrimPrefix(c.srv.URL, "http://")
-			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, callback.String(), nil)
-			for _, ck := range loginCookies(t, b, c) {
-				req.AddCookie(ck)
-			}
-			resp, err := http.DefaultTransport.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp = send(t, http.MethodGet, callback.String(), loginCookies(t, b, c))
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("callback = %d", resp.StatusCode)
 			}
@@ -335,6 +327,25 @@ func getNoRedirect(t *testing.T, b *browser, u string) *http.Response {
 	nb.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
 	resp, err := nb.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// send makes one request with just these cookies and headers (name,
+// value, ...), following no redirect.
+func send(t *testing.T, method, u string, cookies []*http.Cookie, header ...string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), method, u, nil)
+	for _, ck := range cookies {
+		req.AddCookie(ck)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,16 +421,7 @@ func TestCallbackRefusals(t *testing.T) {
 			t.Fatalf("first callback = %d", resp.StatusCode)
 		}
 		// Replay with the login cookie the first callback consumed.
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, cb.String(), nil)
-		for _, ck := range before {
-			req.AddCookie(ck)
-		}
-		resp, err := http.DefaultTransport.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
+		if resp := send(t, http.MethodGet, cb.String(), before); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("replayed callback = %d, want 401", resp.StatusCode)
 		}
 	})
@@ -500,25 +502,11 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	}
 
 	// Replaying the old cookie is refused, for reading and for changing.
-	replay := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, c.srv.URL+"/console/", nil)
-	req.AddCookie(old)
-	r1, err := replay.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r1.Body.Close()
+	r1 := send(t, http.MethodGet, c.srv.URL+"/console/", []*http.Cookie{old})
 	if r1.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r1.Header.Get("Location"), "/console/login") {
 		t.Errorf("GET with the logged-out cookie = %d → %q, want a redirect to sign in", r1.StatusCode, r1.Header.Get("Location"))
 	}
-	req, _ = http.NewRequestWithContext(t.Context(), http.MethodPost, c.srv.URL+"/console/entities/acme-1/notes", nil)
-	req.AddCookie(old)
-	req.Header.Set(auth.CSRFHeader, h.CSRF)
-	r2, err := replay.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2.Body.Close()
+	r2 := send(t, http.MethodPost, c.srv.URL+"/console/entities/acme-1/notes", []*http.Cookie{old}, auth.CSRFHeader, h.CSRF)
 	if r2.StatusCode != http.StatusUnauthorized {
 		t.Errorf("POST with the logged-out cookie = %d, want 401", r2.StatusCode)
 	}
@@ -591,15 +579,8 @@ func TestTamperedOrExpiredSessionsAreRefused(t *testing.T) {
 	ck := sessionCookie(t, c, b)
 
 	get := func(cookie *http.Cookie) int {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, c.srv.URL+"/console/", nil)
-		req.Header.Set("Accept", "application/json") // a script, not a navigation: 401, no redirect
-		req.AddCookie(cookie)
-		resp, err := http.DefaultTransport.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		// A script, not a navigation: 401, no redirect.
+		return send(t, http.MethodGet, c.srv.URL+"/console/", []*http.Cookie{cookie}, "Accept", "application/json").StatusCode
 	}
 	if got := get(ck); got != http.StatusOK {
 		t.Fatalf("valid cookie = %d", got)
@@ -616,15 +597,7 @@ func TestTamperedOrExpiredSessionsAreRefused(t *testing.T) {
 
 	// A cookie sealed with another key is nobody's session.
 	c2 := newConsole(t, is, func(o *auth.Options) { o.SessionKey = []byte("another key, another console....") })
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, c2.srv.URL+"/console/", nil)
-	req.Header.Set("Accept", "application/json")
-	req.AddCookie(ck)
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp := send(t, http.MethodGet, c2.srv.URL+"/console/", []*http.Cookie{ck}, "Accept", "application/json"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("another key's cookie = %d, want 401", resp.StatusCode)
 	}
 }
