@@ -18,14 +18,9 @@ import (
 // database, so that every replica on it shares the sessions.
 func consoleAuth(ctx context.Context, cfg *config.Config, views *readmodel.Store, v *auth.Verifier, log *slog.Logger) (*consoleauth.Auth, error) {
 	c := cfg.Console
-	var key []byte
-	if c.SessionKey != "" {
-		key, _ = base64.StdEncoding.DecodeString(c.SessionKey) // validated with the configuration
-	} else {
-		var err error
-		if key, err = views.Secret(ctx, "console-session-key"); err != nil {
-			return nil, err
-		}
+	key, err := configuredOrStoredKey(ctx, c.SessionKey, views, "console-session-key")
+	if err != nil {
+		return nil, err
 	}
 	o := consoleauth.Options{
 		ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: c.Scopes, PublicURL: c.PublicURL,
@@ -35,4 +30,14 @@ func consoleAuth(ctx context.Context, cfg *config.Config, views *readmodel.Store
 		o.Verifier = v
 	}
 	return consoleauth.New(o)
+}
+
+// configuredOrStoredKey returns the 32-byte key configured (base64, as
+// the configuration validated it), else the one kept under name in the
+// read-model database, made there by the first replica to ask.
+func configuredOrStoredKey(ctx context.Context, configured string, views *readmodel.Store, name string) ([]byte, error) {
+	if configured != "" {
+		return base64.StdEncoding.DecodeString(configured)
+	}
+	return views.Secret(ctx, name)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"log/slog"
 	"time"
 
@@ -21,14 +20,9 @@ func subscriptions(ctx context.Context, cfg *config.Config, store eventstore.Sto
 	leader projection.Leader, changes func() subscription.Changes, metrics *telemetry.Metrics, log *slog.Logger,
 ) (*subscription.Service, *subscription.Dispatcher, error) {
 	sc := cfg.Subscriptions
-	var key []byte
-	if sc.EncryptionKey != "" {
-		key, _ = base64.StdEncoding.DecodeString(sc.EncryptionKey) // validated with the configuration
-	} else {
-		var err error
-		if key, err = views.Secret(ctx, "subscription-secrets-key"); err != nil {
-			return nil, nil, err
-		}
+	key, err := configuredOrStoredKey(ctx, sc.EncryptionKey, views, "subscription-secrets-key")
+	if err != nil {
+		return nil, nil, err
 	}
 	sealer, err := subscription.NewSealer(key)
 	if err != nil {
