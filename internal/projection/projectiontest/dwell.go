@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -180,4 +182,52 @@ func testDwellAfterRetention(t *testing.T, e *env) {
 	e.rebuildAll(m)
 	e.catchUp(m)
 	sameDump(t, "dwell rebuilt after retention vs live", e.dump(), live)
+}
+
+// CheckDwellUpgrade checks read models just migrated to dwell points from
+// a schema before them that held a punctuality point of acme/PKG-1 at
+// version 3 (departed, 600 s, occurred at 08:30 of the scenarios' day) and
+// the start of its operation "loading" with operationId "DC-1" (08:00),
+// and a rebuild of the metrics in progress: the two rows are kept (the
+// start as an operation's), the rebuild is abandoned, and a dwell point
+// of the same event and a visit to site DC-1 are stored beside them.
+func CheckDwellUpgrade(t *testing.T, rm ReadModels) {
+	t.Helper()
+	ctx := t.Context()
+	names, err := rm.Engine().CheckpointNames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if _, rebuilding := projection.ShadowOf(n); rebuilding {
+			t.Errorf("checkpoint %s after the upgrade, want the metrics' rebuild abandoned", n)
+		}
+	}
+	op := tracking.OperationStart{Tenant: acme, EntityID: "PKG-1", Kind: tracking.MetricOperation, OperationID: "DC-1",
+		Operation: "loading", StartedAt: at(8, 0)}
+	visit := tracking.OperationStart{Tenant: acme, EntityID: "PKG-1", Kind: tracking.MetricDwell, OperationID: "DC-1",
+		Operation: "DC-1", StartedAt: at(8, 10)}
+	err = rm.Engine().Update(ctx, false, func(tx readmodel.Tx) error {
+		got, err := tx.OperationStarts(ctx, readmodel.TableOperationStarts, []tracking.OperationKey{op.Key(), visit.Key()})
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 || got[0] != op {
+			t.Errorf("starts after the upgrade %+v, want the operation's %+v", got, op)
+		}
+		if err := tx.UpsertOperationStarts(ctx, readmodel.TableOperationStarts, []tracking.OperationStart{visit}); err != nil {
+			return err
+		}
+		return tx.InsertMetricPoints(ctx, readmodel.TableMetricPoints, []tracking.MetricPoint{{Tenant: acme, EntityID: "PKG-1",
+			Version: 3, EntityType: tracking.EntityPackage, Kind: tracking.MetricDwell, Name: "DC-1", OccurredAt: at(8, 30), Value: 1200}}, false)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: ctx, rm: rm}
+	e.wantRows(map[string]int{"rm_operation_starts": 2, "rm_metric_points": 2})
+	checkMetrics(t, e, tracking.MetricsQuery{Tenant: acme, Kind: tracking.MetricMilestone, Name: tracking.MilestoneDeparted,
+		From: at(8, 0), To: at(9, 0), Interval: time.Hour}, []float64{600}, []bucket{{at(8, 0), 1, 600, 600, 600, 600, 600, 600, 1}})
+	checkMetrics(t, e, tracking.MetricsQuery{Tenant: acme, Kind: tracking.MetricDwell, Name: "DC-1",
+		From: at(8, 0), To: at(9, 0), Interval: time.Hour}, []float64{1200}, []bucket{{at(8, 0), 1, 1200, 1200, 1200, 1200, 1200, 1200, -1}})
 }
