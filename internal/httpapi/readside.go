@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tlm/tracktrace/internal/config"
 	"github.com/tlm/tracktrace/internal/eventstore"
@@ -284,7 +285,7 @@ func timelinePosition(c tracking.TimelineCursor) string {
 }
 
 func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-	q, err := query(r, "entityType", "operation", "milestone", "from", "to", "interval")
+	q, err := query(r, "entityType", "operation", "milestone", "site", "from", "to", "interval")
 	if err != nil {
 		return err
 	}
@@ -297,6 +298,19 @@ func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p tracking.P
 			return badRequest("operation and milestone exclude each other", tracking.FieldError{Field: "milestone", Message: "given with operation"})
 		}
 		mq.Kind, mq.Name = tracking.MetricMilestone, m
+	}
+	if q.Has("site") {
+		site := q.Get("site")
+		switch {
+		case mq.Name != "":
+			return badRequest("site excludes operation and milestone", tracking.FieldError{Field: "site", Message: "given with " + mq.Kind})
+		case site == "" || utf8.RuneCountInString(site) > tracking.MaxIDLength:
+			// The site ids milestones may carry (query already refused what
+			// is not text).
+			return badRequest("site must be a site id of 1 to "+strconv.Itoa(tracking.MaxIDLength)+" characters",
+				tracking.FieldError{Field: "site", Message: "invalid site id"})
+		}
+		mq.Kind, mq.Name = tracking.MetricDwell, site
 	}
 	if mq.To, err = timeParam(q, "to"); err != nil {
 		return err

@@ -11,3 +11,9 @@ import (
 func MigrateTo(ctx context.Context, pool *pgxpool.Pool, version int64) error {
 	return migrateTo(ctx, pool, "events", "goose_db_version", 0x7472616b01, version)
 }
+
+// MigrateReadModelsTo applies the read-model migrations up to version
+// only, to build read models of an older schema.
+func MigrateReadModelsTo(ctx context.Context, pool *pgxpool.Pool, version int64) error {
+	return migrateTo(ctx, pool, "readmodels", "goose_readmodels_version", 0x7472616b02, version)
+}

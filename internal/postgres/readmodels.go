@@ -458,18 +458,20 @@ func (t rmTx) UpsertEntities(ctx context.Context, table string, rows []readmodel
 	return err
 }
 
-func splitOperationKeys(keys []tracking.OperationKey) (tenants, entities, ops []string) {
-	tenants, entities, ops = make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+func splitOperationKeys(keys []tracking.OperationKey) (tenants, entities, kinds, ops []string) {
+	n := len(keys)
+	tenants, entities, kinds, ops = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, k := range keys {
-		tenants[i], entities[i], ops[i] = k.Tenant, k.EntityID, k.OperationID
+		tenants[i], entities[i], kinds[i], ops[i] = k.Tenant, k.EntityID, k.Kind, k.OperationID
 	}
-	return tenants, entities, ops
+	return tenants, entities, kinds, ops
 }
 
 func (t rmTx) OperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
-	qt, qe, qo := splitOperationKeys(keys)
-	rows, err := t.tx.Query(ctx, `SELECT s.tenant_id, s.entity_id, s.operation_id, s.operation, s.started_at FROM `+table+` s
-		JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(tenant_id, entity_id, operation_id) USING (tenant_id, entity_id, operation_id)`, qt, qe, qo)
+	qt, qe, qk, qo := splitOperationKeys(keys)
+	rows, err := t.tx.Query(ctx, `SELECT s.tenant_id, s.entity_id, s.kind, s.operation_id, s.operation, s.started_at FROM `+table+` s
+		JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(tenant_id, entity_id, kind, operation_id)
+			USING (tenant_id, entity_id, kind, operation_id)`, qt, qe, qk, qo)
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +479,7 @@ func (t rmTx) OperationStarts(ctx context.Context, table string, keys []tracking
 	var out []tracking.OperationStart
 	for rows.Next() {
 		var s tracking.OperationStart
-		if err := rows.Scan(&s.Tenant, &s.EntityID, &s.OperationID, &s.Operation, &s.StartedAt); err != nil {
+		if err := rows.Scan(&s.Tenant, &s.EntityID, &s.Kind, &s.OperationID, &s.Operation, &s.StartedAt); err != nil {
 			return nil, err
 		}
 		s.StartedAt = s.StartedAt.UTC()
@@ -487,9 +489,9 @@ func (t rmTx) OperationStarts(ctx context.Context, table string, keys []tracking
 }
 
 func (t rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) error {
-	dt, de, do := splitOperationKeys(keys)
-	_, err := t.tx.Exec(ctx, `DELETE FROM `+table+` s USING unnest($1::text[], $2::text[], $3::text[]) AS k(t, e, o)
-		WHERE s.tenant_id = k.t AND s.entity_id = k.e AND s.operation_id = k.o`, dt, de, do)
+	dt, de, dk, do := splitOperationKeys(keys)
+	_, err := t.tx.Exec(ctx, `DELETE FROM `+table+` s USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(t, e, k, o)
+		WHERE s.tenant_id = k.t AND s.entity_id = k.e AND s.kind = k.k AND s.operation_id = k.o`, dt, de, dk, do)
 	return err
 }
 
@@ -499,11 +501,11 @@ func (t rmTx) UpsertOperationStarts(ctx context.Context, table string, starts []
 	for i, s := range starts {
 		keys[i], ops[i], at[i] = s.Key(), s.Operation, s.StartedAt
 	}
-	st, se, so := splitOperationKeys(keys)
-	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, operation_id, operation, started_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-		ON CONFLICT (tenant_id, entity_id, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at`,
-		st, se, so, ops, at)
+	st, se, sk, so := splitOperationKeys(keys)
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, kind, operation_id, operation, started_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+		ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at`,
+		st, se, sk, so, ops, at)
 	return err
 }
 
@@ -548,8 +550,8 @@ func (t rmTx) CopyMetricPoints(ctx context.Context, from, to string, upTo []read
 
 func (t rmTx) CopyOperationStarts(ctx context.Context, from, to string, keys []readmodel.Key) error {
 	tenants, ids := splitKeys(keys)
-	_, err := t.tx.Exec(ctx, `INSERT INTO `+to+` (tenant_id, entity_id, operation_id, operation, started_at)
-		SELECT s.tenant_id, s.entity_id, s.operation_id, s.operation, s.started_at
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+to+` (tenant_id, entity_id, kind, operation_id, operation, started_at)
+		SELECT s.tenant_id, s.entity_id, s.kind, s.operation_id, s.operation, s.started_at
 		FROM `+from+` s JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)
 		ON CONFLICT DO NOTHING`, tenants, ids)
 	return err

@@ -94,10 +94,10 @@ var dumped = []Table{
 		[]string{"tenant_id", "entity_id", "version"}},
 	{TableEntities, []string{"tenant_id", "entity_id", "entity_type", "status", "version", "updated_at", "state", "view"},
 		[]string{"tenant_id", "entity_id"}},
-	{TableOperationStarts, []string{"tenant_id", "entity_id", "operation_id", "operation", "started_at"},
-		[]string{"tenant_id", "entity_id", "operation_id"}},
+	{TableOperationStarts, []string{"tenant_id", "entity_id", "kind", "operation_id", "operation", "started_at"},
+		[]string{"tenant_id", "entity_id", "kind", "operation_id"}},
 	{TableMetricPoints, []string{"tenant_id", "entity_id", "version", "kind", "entity_type", "name", "outcome", "occurred_at", "value"},
-		[]string{"tenant_id", "entity_id", "version"}},
+		[]string{"tenant_id", "entity_id", "version", "kind"}},
 	{TableEPCISEvents, []string{"tenant_id", "entity_id", "version", "event_id", "event_type", "action", "event_time",
 		"record_time", "biz_step", "disposition", "read_point", "biz_location", "declared_at", "error_reason", "data"},
 		[]string{"tenant_id", "entity_id", "version"}},
@@ -604,7 +604,7 @@ func (s *Store) BeginRebuild(ctx context.Context, name string, seeds projection.
 // stands in for, and the version the rebuild is to go on from:
 //   - entities: the snapshot's state, at the snapshot's version; the
 //     events after it are folded onto it.
-//   - performance-metrics: the operations open at the snapshot's version
+//   - performance-metrics: the operations and visits open at the snapshot's version
 //     (it keeps their starts), and the points the live read model holds up
 //     to that version, which the log can no longer produce (an operation
 //     whose start retention deleted); the events after it are folded on.

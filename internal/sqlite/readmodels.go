@@ -347,16 +347,16 @@ func (t *rmTx) UpsertEntities(ctx context.Context, table string, rows []readmode
 
 func (t *rmTx) OperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
 	sel, err := t.tx.PrepareContext(ctx, `SELECT operation, started_at FROM `+table+`
-		WHERE tenant_id = ? AND entity_id = ? AND operation_id = ?`)
+		WHERE tenant_id = ? AND entity_id = ? AND kind = ? AND operation_id = ?`)
 	if err != nil {
 		return nil, err
 	}
 	defer sel.Close()
 	var out []tracking.OperationStart
 	for _, k := range keys {
-		s := tracking.OperationStart{Tenant: k.Tenant, EntityID: k.EntityID, OperationID: k.OperationID}
+		s := tracking.OperationStart{Tenant: k.Tenant, EntityID: k.EntityID, Kind: k.Kind, OperationID: k.OperationID}
 		var at int64
-		switch err := sel.QueryRowContext(ctx, k.Tenant, k.EntityID, k.OperationID).Scan(&s.Operation, &at); {
+		switch err := sel.QueryRowContext(ctx, k.Tenant, k.EntityID, k.Kind, k.OperationID).Scan(&s.Operation, &at); {
 		case err == nil:
 			s.StartedAt = time.UnixMicro(at).UTC()
 			out = append(out, s)
@@ -369,8 +369,8 @@ func (t *rmTx) OperationStarts(ctx context.Context, table string, keys []trackin
 
 func (t *rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) error {
 	for _, k := range keys {
-		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant_id = ? AND entity_id = ? AND operation_id = ?`,
-			k.Tenant, k.EntityID, k.OperationID); err != nil {
+		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant_id = ? AND entity_id = ? AND kind = ? AND operation_id = ?`,
+			k.Tenant, k.EntityID, k.Kind, k.OperationID); err != nil {
 			return err
 		}
 	}
@@ -378,15 +378,15 @@ func (t *rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []t
 }
 
 func (t *rmTx) UpsertOperationStarts(ctx context.Context, table string, starts []tracking.OperationStart) error {
-	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, operation_id, operation, started_at)
-		VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (tenant_id, entity_id, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at`)
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, kind, operation_id, operation, started_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
 	for _, s := range starts {
-		if _, err := stmt.ExecContext(ctx, s.Tenant, s.EntityID, s.OperationID, s.Operation, s.StartedAt.UnixMicro()); err != nil {
+		if _, err := stmt.ExecContext(ctx, s.Tenant, s.EntityID, s.Kind, s.OperationID, s.Operation, s.StartedAt.UnixMicro()); err != nil {
 			return err
 		}
 	}
@@ -447,7 +447,7 @@ func (t *rmTx) CopyOperationStarts(ctx context.Context, from, to string, keys []
 }
 
 // startColumns are rm_operation_starts' columns.
-const startColumns = "tenant_id, entity_id, operation_id, operation, started_at"
+const startColumns = "tenant_id, entity_id, kind, operation_id, operation, started_at"
 
 func (t *rmTx) Horizon(ctx context.Context, name string) (time.Time, error) {
 	var us int64

@@ -162,6 +162,10 @@ type Entity struct {
 	dissociations map[string]mark
 
 	operations map[string]OpenOperation // open operations by operationId
+	// visits are the open visits to sites: the occurredAt of an arrived
+	// with a siteId, by site id, until a departed with it (the metrics
+	// projection's visit starts, kept so that a snapshot carries them).
+	visits map[string]time.Time
 
 	// incarnation is the stream incarnation the aggregate was loaded from
 	// (0 before the stream exists): appends decided on it state it.
@@ -299,6 +303,7 @@ func (e *Entity) apply(version int64, at time.Time, p Payload) {
 		if p.Location != nil {
 			e.locate(LastLocation{Lat: p.Location.Lat, Lon: p.Location.Lon, SiteID: p.SiteID, OccurredAt: at}, version)
 		}
+		e.visit(p, at)
 	case LocationReported:
 		e.locate(LastLocation{Lat: p.Lat, Lon: p.Lon, SiteID: p.SiteID, OccurredAt: at}, version)
 	case OperationStarted:
@@ -354,6 +359,26 @@ func (e *Entity) apply(version int64, at time.Time, p Payload) {
 func (e *Entity) locate(l LastLocation, version int64) {
 	if e.locationMark.supersededBy(l.OccurredAt, version) {
 		e.location, e.locationMark = &l, mark{l.OccurredAt, version}
+	}
+}
+
+// visit opens or closes a visit to a site, in the order events are applied
+// (as MetricsOf does): an arrival replaces an open visit's start.
+func (e *Entity) visit(p MilestoneReached, at time.Time) {
+	if p.SiteID == "" {
+		return
+	}
+	switch p.Milestone {
+	case MilestoneArrived:
+		if e.visits == nil {
+			e.visits = map[string]time.Time{}
+		}
+		e.visits[p.SiteID] = at
+	case MilestoneDeparted:
+		delete(e.visits, p.SiteID)
+		if len(e.visits) == 0 {
+			e.visits = nil
+		}
 	}
 }
 
@@ -446,6 +471,7 @@ type snapshotV1 struct {
 	ParentMark    mark                     `json:"parentMark,omitzero"`
 	Dissociations map[string]mark          `json:"dissociations,omitempty"`
 	Operations    map[string]OpenOperation `json:"operations,omitempty"`
+	Visits        map[string]time.Time     `json:"visits,omitempty"`
 }
 
 // MarshalSnapshot serializes the whole aggregate, including the bookkeeping
@@ -460,7 +486,7 @@ func (e *Entity) MarshalSnapshot() (json.RawMessage, int) {
 		Exceptions: e.exceptions,
 		ETA:        e.eta, ETAMark: e.etaMark,
 		Parent: e.parent, ParentMark: e.parentMark, Dissociations: e.dissociations,
-		Operations: e.operations,
+		Operations: e.operations, Visits: e.visits,
 	}
 	// Every value is a string, a finite number or a time within years 1..9999
 	// (occurredAt is validated on the way in), so Marshal cannot fail.
@@ -491,6 +517,6 @@ func RestoreEntity(snap eventstore.Snapshot) (*Entity, bool) {
 		exceptions: s.Exceptions,
 		eta:        s.ETA, etaMark: s.ETAMark,
 		parent: s.Parent, parentMark: s.ParentMark, dissociations: s.Dissociations,
-		operations: s.Operations,
+		operations: s.Operations, visits: s.Visits,
 	}, true
 }

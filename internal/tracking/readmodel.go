@@ -95,79 +95,107 @@ type EntityPage struct {
 const (
 	MetricOperation = "operation" // field: duration_seconds
 	MetricMilestone = "milestone" // field: delay_seconds against plannedAt
+	// MetricDwell is a visit to a site: from a MilestoneReached arrived to
+	// the next departed of the same entity with the same siteId (field
+	// dwell_seconds; the point's Name is the siteId).
+	MetricDwell = "dwell"
 )
 
 // MetricPoint is one point of the operational_performance measurement: a
-// completed operation and its duration, or a milestone and its delay against
-// plannedAt. Tags: tenant, entity type, operation (or milestone), outcome.
+// completed operation and its duration, a milestone and its delay against
+// plannedAt, or a visit to a site and its dwell time. Tags: tenant, entity
+// type, operation (or milestone, or site), outcome.
 type MetricPoint struct {
 	Tenant     string
 	EntityID   string
-	Version    int64 // of the event; with Tenant and EntityID, the point's identity
+	Version    int64 // of the event; with Tenant, EntityID and Kind, the point's identity
 	EntityType string
-	Kind       string // MetricOperation or MetricMilestone
-	Name       string // the operation or the milestone
+	Kind       string // MetricOperation, MetricMilestone or MetricDwell
+	Name       string // the operation, the milestone or the site id
 	Outcome    string // succeeded or failed, for operations
 	OccurredAt time.Time
-	Value      float64 // duration or delay, in seconds
+	Value      float64 // duration, delay or dwell time, in seconds
 }
 
-// OperationStart is what the metrics projection remembers of a started
-// operation until it completes.
+// OperationStart is what the metrics projection remembers of something
+// started until it completes: an operation (Kind MetricOperation,
+// OperationID the client's operationId, Operation its name) or a visit to
+// a site (Kind MetricDwell, OperationID and Operation the siteId). Kind
+// keeps them apart: an operationId can be any string, a site id too.
 type OperationStart struct {
-	Tenant, EntityID, OperationID string
-	Operation                     string
-	StartedAt                     time.Time
+	Tenant, EntityID  string
+	Kind, OperationID string
+	Operation         string
+	StartedAt         time.Time
 }
 
 // MetricsChange is what one event does to the performance metrics.
 type MetricsChange struct {
-	Start    *OperationStart // remember a start
-	Complete string          // forget the start of this operation id
-	Point    *MetricPoint
+	Start    *OperationStart // remember a start (replacing one with its key)
+	Complete *OperationKey   // forget this start
+	Points   []MetricPoint
 }
 
-// MetricsOf derives the metrics change of one event. started looks up the
-// start of an operation of the event's entity. Events that are not valid
-// payloads (which the service never stores) change nothing.
-func MetricsOf(rec eventstore.Recorded, started func(operationID string) (OperationStart, bool)) MetricsChange {
+// MetricsOf derives the metrics change of one event. started looks up a
+// start of the event's entity. Events that are not valid payloads (which
+// the service never stores) change nothing.
+//
+// A MilestoneReached arrived with a siteId starts a visit of the entity to
+// that site, and the next departed with the same siteId completes it into
+// a MetricDwell point: the seconds from the arrival's occurredAt to the
+// departure's. A second arrival at a site before a departure from it
+// replaces the visit's start (the entity was not seen leaving: the newer
+// arrival is the one a departure ends); a departure without an arrival
+// yields no dwell point. Visits to different sites are apart: an arrival at
+// one site does not end a visit to another. A milestone with plannedAt
+// yields its punctuality point as well.
+func MetricsOf(rec eventstore.Recorded, started func(OperationKey) (OperationStart, bool)) MetricsChange {
 	p, err := DecodeStored(rec.Type, rec.Data)
 	if err != nil {
 		return MetricsChange{}
 	}
+	point := func(kind, name, outcome string, value float64) MetricPoint {
+		return MetricPoint{Tenant: rec.Tenant, EntityID: rec.StreamID, Version: rec.Version, EntityType: rec.EntityType,
+			Kind: kind, Name: name, Outcome: outcome, OccurredAt: rec.OccurredAt, Value: value}
+	}
+	var ch MetricsChange
 	switch p := p.(type) {
 	case OperationStarted:
-		return MetricsChange{Start: &OperationStart{Tenant: rec.Tenant, EntityID: rec.StreamID,
-			OperationID: p.OperationID, Operation: p.Operation, StartedAt: rec.OccurredAt}}
+		ch.Start = &OperationStart{Tenant: rec.Tenant, EntityID: rec.StreamID, Kind: MetricOperation,
+			OperationID: p.OperationID, Operation: p.Operation, StartedAt: rec.OccurredAt}
 	case OperationCompleted:
-		st, ok := started(p.OperationID)
-		if !ok {
-			return MetricsChange{}
+		k := OperationKey{rec.Tenant, rec.StreamID, MetricOperation, p.OperationID}
+		if st, ok := started(k); ok {
+			ch.Complete = &k
+			ch.Points = []MetricPoint{point(MetricOperation, st.Operation, p.Outcome, OperationDuration(st.StartedAt, rec.OccurredAt))}
 		}
-		return MetricsChange{Complete: p.OperationID, Point: &MetricPoint{
-			Tenant: rec.Tenant, EntityID: rec.StreamID, Version: rec.Version, EntityType: rec.EntityType,
-			Kind: MetricOperation, Name: st.Operation, Outcome: p.Outcome, OccurredAt: rec.OccurredAt,
-			Value: OperationDuration(st.StartedAt, rec.OccurredAt),
-		}}
 	case MilestoneReached:
-		if p.PlannedAt.IsZero() {
-			return MetricsChange{}
+		if !p.PlannedAt.IsZero() {
+			ch.Points = append(ch.Points, point(MetricMilestone, p.Milestone, "", rec.OccurredAt.Sub(p.PlannedAt).Seconds()))
 		}
-		return MetricsChange{Point: &MetricPoint{
-			Tenant: rec.Tenant, EntityID: rec.StreamID, Version: rec.Version, EntityType: rec.EntityType,
-			Kind: MetricMilestone, Name: p.Milestone, OccurredAt: rec.OccurredAt,
-			Value: rec.OccurredAt.Sub(p.PlannedAt).Seconds(),
-		}}
+		if p.SiteID == "" {
+			break
+		}
+		switch k := (OperationKey{rec.Tenant, rec.StreamID, MetricDwell, p.SiteID}); p.Milestone {
+		case MilestoneArrived:
+			ch.Start = &OperationStart{Tenant: rec.Tenant, EntityID: rec.StreamID, Kind: MetricDwell,
+				OperationID: p.SiteID, Operation: p.SiteID, StartedAt: rec.OccurredAt}
+		case MilestoneDeparted:
+			if st, ok := started(k); ok {
+				ch.Complete = &k
+				ch.Points = append(ch.Points, point(MetricDwell, p.SiteID, "", OperationDuration(st.StartedAt, rec.OccurredAt)))
+			}
+		}
 	}
-	return MetricsChange{}
+	return ch
 }
 
 // MetricsQuery selects metric points and buckets them.
 type MetricsQuery struct {
 	Tenant     string
-	Kind       string // MetricOperation or MetricMilestone
+	Kind       string // MetricOperation, MetricMilestone or MetricDwell
 	EntityType string // "" = any
-	Name       string // operation or milestone; "" = any
+	Name       string // operation, milestone or site id; "" = any
 	From, To   time.Time
 	Interval   time.Duration
 }
@@ -282,25 +310,32 @@ func FoldEntity(entityID string, state json.RawMessage, events []eventstore.Reco
 	return out, ent.State()
 }
 
-// OperationKey identifies an operation of an entity.
-type OperationKey struct{ Tenant, EntityID, OperationID string }
+// OperationKey identifies a start of an entity (see OperationStart): Kind
+// MetricOperation and an operationId, or MetricDwell and a site id.
+type OperationKey struct{ Tenant, EntityID, Kind, OperationID string }
 
 // Key returns the start's OperationKey.
-func (s OperationStart) Key() OperationKey { return OperationKey{s.Tenant, s.EntityID, s.OperationID} }
+func (s OperationStart) Key() OperationKey {
+	return OperationKey{s.Tenant, s.EntityID, s.Kind, s.OperationID}
+}
 
-// CompletedOperations lists the operations a batch completes: the metrics
-// projection loads their starts before FoldMetrics.
+// CompletedOperations lists the starts a batch may complete (operations
+// completed, visits departed from): the metrics projection loads them
+// before FoldMetrics.
 func CompletedOperations(events []eventstore.Recorded) []OperationKey {
 	var out []OperationKey
 	for _, e := range events {
-		if e.Type != TypeOperationCompleted {
-			continue
-		}
 		var p struct {
 			OperationID string `json:"operationId"`
+			Milestone   string `json:"milestone"`
+			SiteID      string `json:"siteId"`
 		}
-		if json.Unmarshal(e.Data, &p) == nil {
-			out = append(out, OperationKey{e.Tenant, e.StreamID, p.OperationID})
+		switch {
+		case e.Type != TypeOperationCompleted && e.Type != TypeMilestoneReached, json.Unmarshal(e.Data, &p) != nil:
+		case e.Type == TypeOperationCompleted:
+			out = append(out, OperationKey{e.Tenant, e.StreamID, MetricOperation, p.OperationID})
+		case p.Milestone == MilestoneDeparted && p.SiteID != "":
+			out = append(out, OperationKey{e.Tenant, e.StreamID, MetricDwell, p.SiteID})
 		}
 	}
 	return out
@@ -308,7 +343,7 @@ func CompletedOperations(events []eventstore.Recorded) []OperationKey {
 
 // MetricsBatch is what a batch of events does to the metrics projection.
 type MetricsBatch struct {
-	Open      []OperationStart // starts to store (operations open after the batch)
+	Open      []OperationStart // starts to store (operations and visits open after the batch)
 	Completed []OperationKey   // starts to delete
 	Points    []MetricPoint
 }
@@ -320,22 +355,19 @@ func FoldMetrics(events []eventstore.Recorded, open map[OperationKey]OperationSt
 	var b MetricsBatch
 	completed := map[OperationKey]bool{}
 	for _, e := range events {
-		ch := MetricsOf(e, func(op string) (OperationStart, bool) {
-			s, ok := open[OperationKey{e.Tenant, e.StreamID, op}]
+		ch := MetricsOf(e, func(k OperationKey) (OperationStart, bool) {
+			s, ok := open[k]
 			return s, ok
 		})
 		if ch.Start != nil {
 			open[ch.Start.Key()] = *ch.Start
 			delete(completed, ch.Start.Key())
 		}
-		if ch.Complete != "" {
-			k := OperationKey{e.Tenant, e.StreamID, ch.Complete}
-			delete(open, k)
-			completed[k] = true
+		if k := ch.Complete; k != nil {
+			delete(open, *k)
+			completed[*k] = true
 		}
-		if ch.Point != nil {
-			b.Points = append(b.Points, *ch.Point)
-		}
+		b.Points = append(b.Points, ch.Points...)
 	}
 	for k := range completed {
 		b.Completed = append(b.Completed, k)
@@ -360,20 +392,24 @@ func SeedEntity(snap eventstore.Snapshot) (json.RawMessage, EntityState, bool) {
 	return out, ent.State(), true
 }
 
-// OpenOperationStarts returns the starts of the operations open in a
-// snapshot, as the metrics projection remembers them (FoldMetrics): a
-// rebuild seeds a retained stream with them, so that their completions
-// after the snapshot still yield their points.
+// OpenOperationStarts returns the starts of the operations and visits
+// open in a snapshot, as the metrics projection remembers them
+// (FoldMetrics): a rebuild seeds a retained stream with them, so that their
+// completions after the snapshot still yield their points.
 func OpenOperationStarts(snap eventstore.Snapshot) []OperationStart {
 	ent, ok := RestoreEntity(snap)
 	if !ok {
 		return nil
 	}
-	out := make([]OperationStart, 0, len(ent.operations))
+	out := make([]OperationStart, 0, len(ent.operations)+len(ent.visits))
 	for _, id := range slices.Sorted(maps.Keys(ent.operations)) {
 		op := ent.operations[id]
-		out = append(out, OperationStart{Tenant: snap.Tenant, EntityID: snap.StreamID, OperationID: id,
-			Operation: op.Operation, StartedAt: op.StartedAt})
+		out = append(out, OperationStart{Tenant: snap.Tenant, EntityID: snap.StreamID, Kind: MetricOperation,
+			OperationID: id, Operation: op.Operation, StartedAt: op.StartedAt})
+	}
+	for _, site := range slices.Sorted(maps.Keys(ent.visits)) {
+		out = append(out, OperationStart{Tenant: snap.Tenant, EntityID: snap.StreamID, Kind: MetricDwell,
+			OperationID: site, Operation: site, StartedAt: ent.visits[site]})
 	}
 	return out
 }

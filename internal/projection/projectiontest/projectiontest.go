@@ -100,6 +100,8 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"ListEntities", testListEntities},
 		{"TenantIsolation", testTenantIsolation},
 		{"Metrics", testMetrics},
+		{"DwellPerSite", testDwell},
+		{"DwellAfterRetentionAndRebuild", testDwellAfterRetention},
 		{"ExactlyOnce", testExactlyOnce},
 		{"CrashRestartEqualsRebuild", testCrashRestart},
 		{"ResetAndStatus", testResetAndStatus},
@@ -995,27 +997,32 @@ func testMetrics(t *testing.T, e *env) {
 		{"before the day", tracking.MetricsQuery{Tenant: acme, Kind: op, From: at(-24, 0), To: at(8, 1), Interval: time.Hour}, nil, nil},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			samples, err := e.rm.MetricSamples(e.ctx, tc.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			vals := []float64{}
-			for _, s := range samples {
-				vals = append(vals, s.Value)
-			}
-			slices.Sort(vals)
-			if !floatsEqual(vals, tc.samples) {
-				t.Fatalf("samples = %v, want %v", vals, tc.samples)
-			}
-			got := tracking.Buckets(samples, tc.q.Interval, tc.q.Kind == ms, 15*time.Minute)
-			if len(got) != len(tc.expected) {
-				t.Fatalf("%d buckets %+v, want %d", len(got), got, len(tc.expected))
-			}
-			for i, w := range tc.expected {
-				checkBucket(t, i, got[i], w)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkMetrics(t, e, tc.q, tc.samples, tc.expected) })
+	}
+}
+
+// checkMetrics checks the values of the points q selects (sorted) and
+// their buckets.
+func checkMetrics(t *testing.T, e *env, q tracking.MetricsQuery, values []float64, expected []bucket) {
+	t.Helper()
+	samples, err := e.rm.MetricSamples(e.ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := []float64{}
+	for _, s := range samples {
+		vals = append(vals, s.Value)
+	}
+	slices.Sort(vals)
+	if !floatsEqual(vals, values) {
+		t.Fatalf("samples = %v, want %v", vals, values)
+	}
+	got := tracking.Buckets(samples, q.Interval, q.Kind == tracking.MetricMilestone, 15*time.Minute)
+	if len(got) != len(expected) {
+		t.Fatalf("%d buckets %+v, want %d", len(got), got, len(expected))
+	}
+	for i, w := range expected {
+		checkBucket(t, i, got[i], w)
 	}
 }
 
