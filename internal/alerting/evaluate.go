@@ -217,10 +217,15 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 }
 
 func (e *Evaluator) allRules(ctx context.Context, tenant string) ([]Rule, error) {
+	return allRules(ctx, e.rules, tenant)
+}
+
+// allRules returns every rule of a tenant.
+func allRules(ctx context.Context, store RuleStore, tenant string) ([]Rule, error) {
 	var out []Rule
 	after := ""
 	for {
-		page, err := e.rules.Rules(ctx, tenant, after, 500)
+		page, err := store.Rules(ctx, tenant, after, 500)
 		if err != nil {
 			return nil, fmt.Errorf("alerts: rules: %w", err)
 		}
