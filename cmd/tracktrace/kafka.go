@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tlm/tracktrace/internal/alerting"
 	"github.com/tlm/tracktrace/internal/config"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/kafka"
@@ -94,7 +95,7 @@ func startKafka(ctx context.Context, cfg *config.Config, features *config.Featur
 	cancel()
 	parts.relay = kafka.NewRelay(producer, store, views, leader, kafka.RelayOptions{DomainTopic: kc.Topics.DomainEvents,
 		IntegrationTopic: kc.Topics.IntegrationEvents, IntegrationEvents: features.Func(config.FeatureIntegrationEvents),
-		Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log, Tracer: tp, OnDeadLettered: metrics.DeadLettered})
+		EtaPolicy: alerting.NewEtaAnnouncer(views, views), Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log, Tracer: tp, OnDeadLettered: metrics.DeadLettered})
 	if err := metrics.Register(telemetry.NewBacklogCollector("tracktrace_relay_backlog_events",
 		"Events in the global log not yet published to Kafka.", parts.relay)); err != nil {
 		return nil, err

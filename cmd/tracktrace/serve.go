@@ -308,8 +308,12 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	// The newest events of the log, read once for the many readers near
 	// its head (webhook subscriptions, live streams).
 	tail := projection.NewTail(store, 0, projection.TailOptions{Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
-	// A subscription filtering on state changes derives them itself.
-	changes := func() subscription.Changes { return tracking.NewDeriver(store, 1000) }
+	// A subscription filtering on state changes derives them itself; the
+	// tenants' delay rules decide which ETA changes are announced, once
+	// for every follower (the relay's too).
+	changes := func() subscription.Changes {
+		return tracking.NewDeriver(store, 1000).UseEtaPolicy(alerting.NewEtaAnnouncer(views, views))
+	}
 	subs, dispatcher, err := subscriptions(ctx, cfg, store, tail, views, leader, changes, metrics, log)
 	if err != nil {
 		return fmt.Errorf("subscriptions: %w", err)

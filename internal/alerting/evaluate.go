@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,8 +50,11 @@ type CheckpointMover interface {
 // status of the rule's scope → an ExceptionRaised with code "stale" at each
 // level, resolved by the entity's next event; entities silent for longer
 // than the rule's ExpireAfter are not checked) and delay (an ETA later than
-// the planned arrival plus the tolerance → a "delay" exception, resolved
-// when the ETA comes back within it).
+// the planned arrival plus the tolerance, or that deadline passing without
+// the entity arriving → a "delay" exception, resolved when the ETA comes
+// back within it or the entity arrives; see delay.go). A check scheduled
+// under an older generation of its rule is evaluated under the current
+// definition when it comes due (Fire).
 type Evaluator struct {
 	rules    RuleStore
 	schedule ScheduleStore
@@ -80,11 +84,16 @@ func NewEvaluator(rules RuleStore, schedule ScheduleStore, rec Recorder, cps Che
 
 // stalePayload is what a stale check carries to its firing.
 type stalePayload struct {
-	Level    time.Duration `json:"level"`
-	Index    int           `json:"index"`
-	Levels   int           `json:"levels"`
-	Status   string        `json:"status"`
-	LastSeen time.Time     `json:"lastSeen"`
+	Level  time.Duration `json:"level"`
+	Index  int           `json:"index"`
+	Levels int           `json:"levels"`
+	Status string        `json:"status"`
+	// EntityType is the entity's when the check was scheduled.
+	EntityType string    `json:"entityType,omitempty"`
+	LastSeen   time.Time `json:"lastSeen"`
+	// Generation is the rule's when the check was scheduled (0: before
+	// generations were kept).
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // Handle evaluates a batch of the log and moves the follower's checkpoint.
@@ -93,7 +102,16 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 		dues     []Due
 		cancels  []Due
 		resolves []tracking.RecordCommand
+		delays   = newDelayBatch()
 	)
+	// cancel cancels a rule's checks of an entity, and drops those this
+	// batch scheduled before: the entity's later event says so.
+	cancel := func(c Due) {
+		cancels = append(cancels, c)
+		dues = slices.DeleteFunc(dues, func(d Due) bool {
+			return d.Tenant == c.Tenant && d.EntityID == c.EntityID && d.RuleID == c.RuleID
+		})
+	}
 	tenantRules := map[string][]Rule{}
 	// What this batch derived already: its events' states do not show it
 	// yet (it is recorded at the batch's end).
@@ -143,12 +161,16 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 		}
 		for _, rule := range rules {
 			if rule.Kind == KindDelay {
-				cmds, err := e.delay(ctx, r, view, rule, once)
+				due, stop, err := e.delay(ctx, r, view, rule, delays)
 				if err != nil {
 					e.derive.Discard()
 					return err
 				}
-				resolves = append(resolves, cmds...)
+				if stop {
+					cancel(Due{Tenant: r.Tenant, EntityID: r.StreamID, RuleID: rule.ID})
+				} else if due != nil {
+					dues = append(dues, *due)
+				}
 				continue
 			}
 			if rule.Kind != KindStale {
@@ -156,11 +178,12 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 			}
 			entityType := firstNonEmpty(view.EntityType, r.EntityType)
 			if !rule.Applies(entityType, view.Status) || now.Sub(r.RecordedAt) >= rule.ExpireAfter {
-				cancels = append(cancels, Due{Tenant: r.Tenant, EntityID: r.StreamID, RuleID: rule.ID})
+				cancel(Due{Tenant: r.Tenant, EntityID: r.StreamID, RuleID: rule.ID})
 				continue
 			}
 			for i, level := range rule.Levels {
-				p, _ := json.Marshal(stalePayload{Level: level, Index: i, Levels: len(rule.Levels), Status: view.Status, LastSeen: r.RecordedAt})
+				p, _ := json.Marshal(stalePayload{Level: level, Index: i, Levels: len(rule.Levels), Status: view.Status, LastSeen: r.RecordedAt,
+					EntityType: entityType, Generation: rule.Generation})
 				dues = append(dues, Due{Tenant: r.Tenant, EntityID: r.StreamID, RuleID: rule.ID, Key: "stale/" + strconv.Itoa(i),
 					At: r.RecordedAt.Add(level), Cause: Cause{EventID: r.ID.String(), Position: r.Position}, Payload: p})
 			}
@@ -182,6 +205,10 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 		e.derive.Discard()
 		return err
 	}
+	if err := e.recordDelays(ctx, delays); err != nil {
+		e.derive.Discard()
+		return err
+	}
 	e.derive.Commit()
 	if len(dues) > 0 && e.Wake != nil {
 		e.Wake()
@@ -190,10 +217,15 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 }
 
 func (e *Evaluator) allRules(ctx context.Context, tenant string) ([]Rule, error) {
+	return allRules(ctx, e.rules, tenant)
+}
+
+// allRules returns every rule of a tenant.
+func allRules(ctx context.Context, store RuleStore, tenant string) ([]Rule, error) {
 	var out []Rule
 	after := ""
 	for {
-		page, err := e.rules.Rules(ctx, tenant, after, 500)
+		page, err := store.Rules(ctx, tenant, after, 500)
 		if err != nil {
 			return nil, fmt.Errorf("alerts: rules: %w", err)
 		}
@@ -212,52 +244,6 @@ func derivedID(parts ...string) uuid.UUID {
 	return uuid.NewSHA1(derivedSpace, []byte(strings.Join(parts, "\x00")))
 }
 
-// delay evaluates a delay rule when an event sets the ETA or the planned
-// arrival: an ETA later than the planned arrival by more than the rule's
-// tolerance raises a "delay" exception, unless the rule's exception is
-// open; an ETA back within it resolves the open one. Whether it is open is
-// read from the entity as it is now (the exception may have been raised
-// after this event) and from what this batch derived.
-func (e *Evaluator) delay(ctx context.Context, r eventstore.Recorded, view tracking.EntityState, rule Rule, once func(...string) bool) ([]tracking.RecordCommand, error) {
-	if r.Type != tracking.TypeEtaUpdated && r.Type != tracking.TypeEntityRegistered {
-		return nil, nil
-	}
-	inScope := rule.Applies(firstNonEmpty(view.EntityType, r.EntityType), view.Status)
-	late := inScope && view.ETA != nil && view.PlannedArrival != nil && view.ETA.After(view.PlannedArrival.Add(rule.Tolerance))
-	now, err := e.rec.Entity(ctx, r.Tenant, r.StreamID)
-	if err != nil {
-		return nil, fmt.Errorf("alerts: entity %s: %w", r.StreamID, err)
-	}
-	prefix := "delay-" + rule.ID + "-"
-	var open *tracking.OpenException
-	for i, x := range now.OpenExceptions {
-		if x.Code == tracking.ExceptionDelay && strings.HasPrefix(x.ExceptionID, prefix) {
-			open = &now.OpenExceptions[i]
-		}
-	}
-	key := []string{r.Tenant, r.StreamID, rule.ID}
-	switch {
-	case late && open == nil && !derivedOpen(once, key):
-		exceptionID := prefix + derivedID("delay", r.Tenant, r.StreamID, rule.ID, r.ID.String()).String()
-		data, _ := json.Marshal(tracking.ExceptionRaised{ExceptionID: exceptionID, Code: tracking.ExceptionDelay, Severity: tracking.SeverityMedium,
-			Description: fmt.Sprintf("the ETA %s is %s after the planned arrival %s", view.ETA.UTC().Format(time.RFC3339),
-				view.ETA.Sub(*view.PlannedArrival).Round(time.Minute), view.PlannedArrival.UTC().Format(time.RFC3339))})
-		return []tracking.RecordCommand{{Tenant: r.Tenant, EntityID: r.StreamID, Expected: eventstore.Any, Source: Source,
-			Events: []tracking.NewEvent{{ID: derivedID("raise", exceptionID), Type: tracking.TypeExceptionRaised, OccurredAt: r.OccurredAt,
-				Data: data, Metadata: eventstore.Metadata{Source: Source, CausationID: r.ID.String()}}}}}, nil
-	case !late && open != nil && !open.RaisedAt.After(r.OccurredAt) && // not one a later event raised (a replay)
-		once(append([]string{"resolve"}, append(key, open.ExceptionID)...)...):
-		return []tracking.RecordCommand{e.resolve(r, *open, "the ETA is within the tolerance of the planned arrival again")}, nil
-	}
-	return nil, nil
-}
-
-// derivedOpen reports whether the batch raised the rule's exception for
-// the entity already (and records that it does now, when it did not).
-func derivedOpen(once func(...string) bool, key []string) bool {
-	return !once(append([]string{"raise"}, key...)...)
-}
-
 // resolve is the ExceptionResolved that the entity's event r causes for the
 // exception x.
 func (e *Evaluator) resolve(r eventstore.Recorded, x tracking.OpenException, resolution string) tracking.RecordCommand {
@@ -268,9 +254,15 @@ func (e *Evaluator) resolve(r eventstore.Recorded, x tracking.OpenException, res
 			Metadata: eventstore.Metadata{Source: Source, CausationID: r.ID.String()}}}}
 }
 
-// Fire derives what due checks find: the Scheduler's handler.
+// Fire derives what due checks find: the Scheduler's handler. A check
+// scheduled under an older generation of its rule is evaluated under the
+// rule as it is now: a rule change applies to new evaluations only (see
+// fireDelay and restale).
 func (e *Evaluator) Fire(ctx context.Context, due []Due) error {
-	var cmds []tracking.RecordCommand
+	var (
+		cmds  []tracking.RecordCommand
+		again []Due
+	)
 	for _, d := range due {
 		rule, err := e.rules.Rule(ctx, d.Tenant, d.RuleID)
 		if errors.Is(err, ErrNotFound) {
@@ -279,12 +271,27 @@ func (e *Evaluator) Fire(ctx context.Context, due []Due) error {
 		if err != nil {
 			return fmt.Errorf("alerts: rule %s: %w", d.RuleID, err)
 		}
-		if rule.Kind != KindStale {
+		switch rule.Kind {
+		case KindDelay:
+			next, err := e.fireDelay(ctx, d, rule)
+			if err != nil {
+				return err
+			}
+			if next != nil {
+				again = append(again, *next)
+			}
+			continue
+		case KindStale:
+		default:
 			continue
 		}
 		var p stalePayload
 		if err := json.Unmarshal(d.Payload, &p); err != nil {
 			e.log.Warn("a stale check without its payload is dropped", "tenant", d.Tenant, "entity", d.EntityID, "error", err)
+			continue
+		}
+		if p.Generation != 0 && p.Generation != rule.Generation {
+			again = append(again, e.restale(d, p, rule)...)
 			continue
 		}
 		exceptionID := "stale-" + derivedID("stale", d.Tenant, d.EntityID, d.RuleID, d.Key, d.Cause.EventID).String()
@@ -294,7 +301,40 @@ func (e *Evaluator) Fire(ctx context.Context, due []Due) error {
 			Events: []tracking.NewEvent{{ID: derivedID("raise", exceptionID), Type: tracking.TypeExceptionRaised, OccurredAt: d.At,
 				Data: data, Metadata: eventstore.Metadata{Source: Source, CausationID: d.Cause.EventID}}}})
 	}
-	return e.record(ctx, cmds)
+	if err := e.record(ctx, cmds); err != nil {
+		return err
+	}
+	if len(again) > 0 {
+		if err := e.schedule.Schedule(ctx, again); err != nil {
+			return fmt.Errorf("alerts: schedule checks: %w", err)
+		}
+	}
+	return nil
+}
+
+// restale replaces a stale check scheduled under an older generation of
+// its rule by the current definition's checks of the same silence: the
+// same level (and, from the old last level, the levels the definition
+// added), at the current thresholds, when the current scope still takes
+// the entity in. The old threshold raises nothing; a current one already
+// passed raises at once (the change shortened it).
+func (e *Evaluator) restale(d Due, p stalePayload, rule Rule) []Due {
+	if !rule.Applies(p.EntityType, p.Status) || !e.clock.Now().Before(p.LastSeen.Add(rule.ExpireAfter)) {
+		return nil
+	}
+	last := len(rule.Levels) - 1
+	if p.Index < p.Levels-1 {
+		last = min(last, p.Index)
+	}
+	var out []Due
+	for i := p.Index; i <= last; i++ {
+		q := p
+		q.Level, q.Index, q.Levels, q.Generation = rule.Levels[i], i, len(rule.Levels), rule.Generation
+		payload, _ := json.Marshal(q)
+		out = append(out, Due{Tenant: d.Tenant, EntityID: d.EntityID, RuleID: d.RuleID, Key: "stale/" + strconv.Itoa(i),
+			At: p.LastSeen.Add(q.Level), Cause: d.Cause, Payload: payload})
+	}
+	return out
 }
 
 // staleSeverity grows with the levels: the last is high.
@@ -316,15 +356,24 @@ func (e *Evaluator) record(ctx context.Context, cmds []tracking.RecordCommand) e
 		return nil
 	}
 	for i, out := range e.rec.RecordBatch(ctx, cmds) {
-		switch err := out.Err; {
-		case err == nil:
-		case errors.Is(err, eventstore.ErrUnavailable), ctx.Err() != nil:
-			return fmt.Errorf("alerts: record derived events: %w", err)
-		default:
-			e.log.Warn("derived event not recorded", "tenant", cmds[i].Tenant, "entity", cmds[i].EntityID,
-				"type", cmds[i].Events[0].Type, "error", err)
+		if err := e.outcome(ctx, cmds[i], out.Err); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// outcome classifies the error of a derived event's command: a store
+// outage is returned (the caller fails and evaluates again), the domain's
+// refusals are logged and passed over.
+func (e *Evaluator) outcome(ctx context.Context, cmd tracking.RecordCommand, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, eventstore.ErrUnavailable), ctx.Err() != nil:
+		return fmt.Errorf("alerts: record derived events: %w", err)
+	}
+	e.log.Warn("derived event not recorded", "tenant", cmd.Tenant, "entity", cmd.EntityID, "type", cmd.Events[0].Type, "error", err)
 	return nil
 }
 

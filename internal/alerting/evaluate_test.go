@@ -14,6 +14,7 @@ import (
 	"github.com/tlm/tracktrace/internal/alerting"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -22,6 +23,7 @@ type staleEnv struct {
 	t     *testing.T
 	ctx   context.Context
 	store *sqlite.Store
+	views *readmodel.Store
 	svc   *tracking.Service
 	clock *clockwork.FakeClock
 	eval  *alerting.Evaluator
@@ -33,6 +35,13 @@ type staleEnv struct {
 // with a fake clock for the schedule (the store stamps real times).
 func newStaleEnv(t *testing.T, file string) *staleEnv {
 	t.Helper()
+	return newEnvAt(t, file, time.Now())
+}
+
+// newEnvAt is newStaleEnv with the fake clock at start: the schedule's
+// and the tracking service's (the store stamps real times).
+func newEnvAt(t *testing.T, file string, start time.Time) *staleEnv {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := sqlite.Open(ctx, "file:"+file, sqlite.Options{})
 	if err != nil {
@@ -42,8 +51,8 @@ func newStaleEnv(t *testing.T, file string) *staleEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := tracking.NewService(store, tracking.ServiceOptions{})
-	clock := clockwork.NewFakeClockAt(time.Now())
+	clock := clockwork.NewFakeClockAt(start)
+	svc := tracking.NewService(store, tracking.ServiceOptions{Now: clock.Now})
 	log := slog.New(slog.DiscardHandler)
 	eval := alerting.NewEvaluator(views, views, svc, views, tracking.NewDeriver(store, 100), clock, log)
 	follower := projection.NewFollower(alerting.Checkpoint, store, views, views, eval.Handle,
@@ -53,7 +62,7 @@ func newStaleEnv(t *testing.T, file string) *staleEnv {
 	done := make(chan struct{}, 2)
 	go func() { follower.Run(ctx); done <- struct{}{} }()
 	go func() { sched.Run(ctx); done <- struct{}{} }()
-	e := &staleEnv{t: t, ctx: ctx, store: store, svc: svc, clock: clock, eval: eval,
+	e := &staleEnv{t: t, ctx: ctx, store: store, views: views, svc: svc, clock: clock, eval: eval,
 		rules: alerting.NewRuleService(views, alerting.RuleOptions{Clock: clock})}
 	e.stop = func() {
 		cancel()
@@ -73,7 +82,7 @@ func newStaleEnv(t *testing.T, file string) *staleEnv {
 func (e *staleEnv) record(entity, typ, data string) {
 	e.t.Helper()
 	out := e.svc.RecordBatch(e.ctx, []tracking.RecordCommand{{Tenant: "acme", EntityID: entity, EntityType: "shipment",
-		Expected: eventstore.Any, Events: []tracking.NewEvent{{ID: uuid.New(), Type: typ, OccurredAt: time.Now().Add(-time.Minute),
+		Expected: eventstore.Any, Events: []tracking.NewEvent{{ID: uuid.New(), Type: typ, OccurredAt: e.clock.Now().Add(-time.Minute),
 			Data: json.RawMessage(data)}}}})
 	if out[0].Err != nil {
 		e.t.Fatal(out[0].Err)

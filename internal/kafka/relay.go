@@ -49,6 +49,10 @@ type RelayOptions struct {
 	IntegrationEvents func() bool
 	// Source is the CloudEvents source of every message (default "tracktrace").
 	Source string
+	// EtaPolicy, when set, decides which ETA changes are published as
+	// EtaChanged (alerting.EtaAnnouncer: a tenant's delay rule's
+	// etaDelta); nil publishes every change.
+	EtaPolicy tracking.EtaPolicy
 	// Streams rebuilds entity states for integration events on a cache
 	// miss. Default: the feed, when it implements tracking.StreamReader
 	// (every eventstore.Store does).
@@ -152,7 +156,7 @@ func NewRelay(client *kgo.Client, feed projection.Feed, cp Checkpoints, leader p
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Relay{client: client, feed: feed, cps: cp, opts: opts, log: log,
-		derive: tracking.NewDeriver(opts.Streams, opts.CacheSize)}
+		derive: tracking.NewDeriver(opts.Streams, opts.CacheSize).UseEtaPolicy(opts.EtaPolicy)}
 	r.follower = projection.NewFollower(RelayCheckpoint, feed, cp, leader, r.publish, projection.FollowerOptions{
 		Interval: opts.Interval, BatchSize: opts.BatchSize, MaxBackoff: opts.MaxBackoff, Logger: log,
 		OnState: r.setState,

@@ -160,11 +160,10 @@ func postgresEngine(t *testing.T) engine {
 
 var _ readModels = (*readmodel.Store)(nil)
 
-// A relay killed after producing a batch and before checkpointing it
-// republishes at most that batch on restart, and read models fed from the
-// topic still equal a rebuild from the store.
-func TestRelayCrashBeforeCheckpoint(t *testing.T) {
-	t.Parallel()
+// onEachEngine runs f in parallel subtests on SQLite and on PostgreSQL,
+// with a context of 90 s.
+func onEachEngine(t *testing.T, f func(t *testing.T, ctx context.Context, eng engine)) {
+	t.Helper()
 	for _, tc := range []struct {
 		name string
 		open func(t *testing.T) engine
@@ -173,43 +172,52 @@ func TestRelayCrashBeforeCheckpoint(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			cfg := setup(t, 3)
-			eng := tc.open(t)
-			svc := tracking.NewService(eng.store, tracking.ServiceOptions{})
-			recordJourneys(t, svc, "acme", 4, 9)
-			const total = 36
-
-			opts := relayOptions(cfg)
-			rctx, crash := context.WithCancel(ctx)
-			cps := &crashingCheckpoints{Checkpoints: eng.own, at: 3, cancel: crash}
-			first := newClient(t, cfg)
-			if err := kafka.NewRelay(first, eng.store, cps, projection.LocalLeader{}, opts).Run(rctx); err != nil {
-				t.Fatal(err)
-			}
-			first.Close()
-			if got := cps.calls.Load(); got != 3 {
-				t.Fatalf("MoveCheckpoint called %d times before the crash, want 3", got)
-			}
-
-			relay := kafka.NewRelay(newClient(t, cfg), eng.store, eng.own, projection.LocalLeader{}, opts)
-			runInBackground(t, ctx, relay.Run)
-			waitFor(t, ctx, "the restarted relay to catch up", func() bool {
-				b, err := relay.Backlog(ctx)
-				return err == nil && b.Events == 0
-			})
-			recs := consumeAll(t, ctx, cfg, cfg.Topics.DomainEvents, total)
-			dups := checkDomainTopic(t, ctx, eng.store, recs)
-			if dups < 1 || dups > opts.BatchSize {
-				t.Errorf("%d events published twice, want 1..%d (the unacknowledged batch)", dups, opts.BatchSize)
-			}
-
-			want := rebuild(t, ctx, eng.store, eng.own)
-			consumer := kafka.NewProjectionConsumer(newClient(t, cfg, kafka.ProjectionConsumerOpts(cfg)...), eng.other,
-				kafka.ConsumerOptions{MaxPollRecords: 10})
-			runInBackground(t, ctx, consumer.Run)
-			waitDumpEqual(t, ctx, eng.other, want)
+			f(t, ctx, tc.open(t))
 		})
 	}
+}
+
+// A relay killed after producing a batch and before checkpointing it
+// republishes at most that batch on restart, and read models fed from the
+// topic still equal a rebuild from the store.
+func TestRelayCrashBeforeCheckpoint(t *testing.T) {
+	t.Parallel()
+	onEachEngine(t, func(t *testing.T, ctx context.Context, eng engine) {
+		cfg := setup(t, 3)
+		svc := tracking.NewService(eng.store, tracking.ServiceOptions{})
+		recordJourneys(t, svc, "acme", 4, 9)
+		const total = 36
+
+		opts := relayOptions(cfg)
+		rctx, crash := context.WithCancel(ctx)
+		cps := &crashingCheckpoints{Checkpoints: eng.own, at: 3, cancel: crash}
+		first := newClient(t, cfg)
+		if err := kafka.NewRelay(first, eng.store, cps, projection.LocalLeader{}, opts).Run(rctx); err != nil {
+			t.Fatal(err)
+		}
+		first.Close()
+		if got := cps.calls.Load(); got != 3 {
+			t.Fatalf("MoveCheckpoint called %d times before the crash, want 3", got)
+		}
+
+		relay := kafka.NewRelay(newClient(t, cfg), eng.store, eng.own, projection.LocalLeader{}, opts)
+		runInBackground(t, ctx, relay.Run)
+		waitFor(t, ctx, "the restarted relay to catch up", func() bool {
+			b, err := relay.Backlog(ctx)
+			return err == nil && b.Events == 0
+		})
+		recs := consumeAll(t, ctx, cfg, cfg.Topics.DomainEvents, total)
+		dups := checkDomainTopic(t, ctx, eng.store, recs)
+		if dups < 1 || dups > opts.BatchSize {
+			t.Errorf("%d events published twice, want 1..%d (the unacknowledged batch)", dups, opts.BatchSize)
+		}
+
+		want := rebuild(t, ctx, eng.store, eng.own)
+		consumer := kafka.NewProjectionConsumer(newClient(t, cfg, kafka.ProjectionConsumerOpts(cfg)...), eng.other,
+			kafka.ConsumerOptions{MaxPollRecords: 10})
+		runInBackground(t, ctx, consumer.Run)
+		waitDumpEqual(t, ctx, eng.other, want)
+	})
 }
 
 // Status changes, exceptions raised and resolved and ETA changes produce

@@ -793,9 +793,14 @@ func (s *Store) EraseEntity(ctx context.Context, tenant, id string) error {
 				return err
 			}
 		}
-		// Nothing is derived for an erased entity any more.
-		_, err = tx.SQL().Exec(ctx, `DELETE FROM alert_due WHERE tenant_id = ? AND entity_id = ?`, tenant, id)
-		return err
+		// Nothing is derived for an erased entity any more, nor kept of
+		// its ETA changes.
+		for _, t := range []string{"alert_due", "eta_decisions", "eta_announcements"} {
+			if _, err := tx.SQL().Exec(ctx, `DELETE FROM `+t+` WHERE tenant_id = ? AND entity_id = ?`, tenant, id); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("%s: erase read models: %w", s.name, err)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
 )
@@ -56,6 +58,27 @@ type Deriver struct {
 	streams StreamReader
 	cache   *stateCache
 	staged  map[streamKey]foldedState
+	eta     EtaPolicy
+}
+
+// EtaPolicy decides which ETA changes are announced (EtaChanged), for a
+// tenant that wants only those that move the ETA far enough. It must
+// answer the same for the same event however often it is asked (a
+// follower of the log publishes at least once, and may derive a batch
+// again), and whichever follower asks.
+type EtaPolicy interface {
+	// AnnounceEta reports whether the ETA change that the event at a
+	// global position makes, from previous to eta (either may be nil), is
+	// announced, and the ETA announced before it: the EtaChanged's
+	// previousEta.
+	AnnounceEta(ctx context.Context, tenant, entityID string, position int64, previous, eta *time.Time) (announce bool, announced *time.Time, err error)
+}
+
+// UseEtaPolicy makes the deriver announce only the ETA changes p
+// announces (nil: every change).
+func (d *Deriver) UseEtaPolicy(p EtaPolicy) *Deriver {
+	d.eta = p
+	return d
 }
 
 // NewDeriver returns a Deriver that rebuilds states through streams and keeps
@@ -122,7 +145,25 @@ func (d *Deriver) DeriveState(ctx context.Context, r eventstore.Recorded) (Entit
 	}
 	state, view := FoldEntity(r.StreamID, prev.state, []eventstore.Recorded{r})
 	d.staged[k] = foldedState{version: r.Version, state: state, view: view}
-	return view, true, IntegrationEvents(prev.view, view, r), nil
+	ies := IntegrationEvents(prev.view, view, r)
+	if d.eta != nil {
+		for i := 0; i < len(ies); i++ {
+			if ies[i].Kind != IntegrationEtaChanged {
+				continue
+			}
+			announce, previous, err := d.eta.AnnounceEta(ctx, r.Tenant, r.StreamID, r.Position, ies[i].PreviousEta, ies[i].Eta)
+			if err != nil {
+				return EntityState{}, false, nil, fmt.Errorf("tracking: derive integration events: ETA policy: %w", err)
+			}
+			if !announce {
+				ies = slices.Delete(ies, i, i+1)
+				i--
+				continue
+			}
+			ies[i].PreviousEta = previous
+		}
+	}
+	return view, true, ies, nil
 }
 
 // Forget stages an entity's erasure: the state of its next life starts from

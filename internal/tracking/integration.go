@@ -16,7 +16,10 @@ const (
 	IntegrationEntityStatusChanged = "EntityStatusChanged"
 	IntegrationExceptionRaised     = "ExceptionRaised"
 	IntegrationExceptionResolved   = "ExceptionResolved"
-	IntegrationEtaChanged          = "EtaChanged"
+	// IntegrationEtaChanged: the ETA changed. A Deriver with an EtaPolicy
+	// (a tenant's delay rule's etaDelta) announces only the changes the
+	// policy announces, with the ETA announced last as PreviousEta.
+	IntegrationEtaChanged = "EtaChanged"
 	// IntegrationVersion is the schema version of every integration event.
 	IntegrationVersion = 1
 )

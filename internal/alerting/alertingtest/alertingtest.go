@@ -19,6 +19,7 @@ import (
 type Store interface {
 	alerting.RuleStore
 	alerting.ScheduleStore
+	alerting.EtaStore
 	// EraseEntity deletes every read-model row of an entity: its pending
 	// checks too.
 	EraseEntity(ctx context.Context, tenant, id string) error
@@ -40,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"DoneKeepsRescheduledChecks", testDone},
 		{"Cancel", testCancel},
 		{"ErasureCancelsTheEntitysChecks", testErasure},
+		{"EtaDecisionsOncePerPosition", testEtaDecisions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -317,4 +319,44 @@ func testErasure(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	expect(t, "after erasing acme's e1", pending(t, s), kept)
+}
+
+func testEtaDecisions(t *testing.T, s Store) {
+	ctx := t.Context()
+	eta := t0.Add(48*time.Hour + 123456*time.Microsecond)
+	decisions := func(tenant, entity string, position int64, want alerting.EtaDecisions) {
+		t.Helper()
+		got, err := s.EtaDecisions(ctx, tenant, entity, position)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("decisions of %s/%s at %d:\n got %+v (last %+v)\nwant %+v (last %+v)", tenant, entity, position, got, got.Last, want, want.Last)
+		}
+	}
+	decide := func(from, position int64, announced bool, eta *time.Time, want bool) {
+		t.Helper()
+		ok, err := s.DecideEta(ctx, "acme", "e1", from, position, announced, eta)
+		if err != nil || ok != want {
+			t.Fatalf("decide %d from %d: %v, %v; want %v", position, from, ok, err, want)
+		}
+	}
+	decisions("acme", "e1", 10, alerting.EtaDecisions{})
+	decide(0, 10, true, &eta, true)
+	decide(0, 10, true, &eta, false) // decided meanwhile
+	decisions("acme", "e1", 10, alerting.EtaDecisions{Decided: 10, Announced: true})
+	decide(10, 20, false, &eta, true)
+	first := &alerting.EtaAnnouncement{Position: 10, ETA: &eta}
+	decisions("acme", "e1", 20, alerting.EtaDecisions{Decided: 20, Last: first})
+	decide(20, 30, true, nil, true) // withdrawn
+	decide(20, 40, true, &eta, false)
+	decisions("acme", "e1", 30, alerting.EtaDecisions{Decided: 30, Announced: true, Last: first})
+	decisions("acme", "e1", 25, alerting.EtaDecisions{Decided: 30, Last: first})
+	decisions("acme", "e1", 40, alerting.EtaDecisions{Decided: 30, Last: &alerting.EtaAnnouncement{Position: 30}})
+	decisions("globex", "e1", 40, alerting.EtaDecisions{})
+	decisions("acme", "e2", 40, alerting.EtaDecisions{})
+	if err := s.EraseEntity(ctx, "acme", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	decisions("acme", "e1", 40, alerting.EtaDecisions{})
 }
