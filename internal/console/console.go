@@ -15,7 +15,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -32,16 +31,6 @@ import (
 
 // Prefix is the path the console is served under.
 const Prefix = "/console"
-
-// ReadModels is what the console reads of the projected read models (the
-// API's httpapi.ReadModels).
-type ReadModels interface {
-	Entity(ctx context.Context, tenant, id string) (tracking.EntityState, error)
-	ListEntities(ctx context.Context, q tracking.EntityQuery) (tracking.EntityPage, error)
-	Timeline(ctx context.Context, q tracking.TimelineQuery) (tracking.TimelinePage, error)
-	ProjectedVersion(ctx context.Context, name, tenant, id string) (int64, error)
-	MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error)
-}
 
 // Tracker reads an entity from the event store: the source of truth for an
 // entity the read models have not projected yet.
@@ -82,7 +71,8 @@ type Authenticate func(w http.ResponseWriter, r *http.Request) (tracking.Princip
 // Deps are the console's collaborators. ReadModels and Authenticate are
 // required; a nil optional collaborator leaves out what it serves.
 type Deps struct {
-	ReadModels   ReadModels
+	// ReadModels are the projected read models, as the API reads them.
+	ReadModels   httpapi.ReadModels
 	Authenticate Authenticate
 	// Tracker answers for entities not projected yet.
 	Tracker Tracker
@@ -185,7 +175,8 @@ func New(d Deps, opts Options) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	h.routes(mux)
-	return h.recoverPanics(securityHeaders(mux)), nil
+	// A panic is a bug: the server logs it and drops the connection.
+	return securityHeaders(mux), nil
 }
 
 func (h *handler) routes(mux *http.ServeMux) {
@@ -293,21 +284,6 @@ func securityHeaders(next http.Handler) http.Handler {
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Referrer-Policy", "no-referrer")
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (h *handler) recoverPanics(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				h.log.Error("console: panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(v))
-				http.Error(w, "Something went wrong; it has been logged.", http.StatusInternalServerError)
-			}
-		}()
 		next.ServeHTTP(w, r)
 	})
 }
