@@ -333,7 +333,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	// Live streams read the same Tail; one filtering on state changes
 	// derives them itself, as a subscription does.
 	live := &httpapi.Live{Feed: tail, Log: store, Changes: changes, Heartbeat: time.Duration(cfg.Subscriptions.StreamHeartbeat),
-		MaxStreams: cfg.Subscriptions.MaxStreams}
+		MaxStreams: cfg.Subscriptions.MaxStreams, Logger: log}
 	deps.Live = live
 	validator, err := validate.New()
 	if err != nil {
@@ -394,7 +394,10 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	if cfg.Monitoring.Metrics.Enabled {
 		deps.Metrics, deps.MetricsPath = telemetry.Handler(registry), cfg.Monitoring.Metrics.Endpoint
 	}
-	handler := httpapi.NewServer(deps)
+	handler, err := withConsole(httpapi.NewServer(deps), cfg, deps, store, views, kp, log)
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),

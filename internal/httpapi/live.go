@@ -48,6 +48,8 @@ type Live struct {
 	// MaxStreams bounds the streams open at once (default 1000); beyond,
 	// a stream is refused with 503.
 	MaxStreams int
+	// Logger receives what ServeStream's streams log (nil: nothing).
+	Logger *slog.Logger
 
 	mu     sync.Mutex
 	open   int
@@ -69,6 +71,8 @@ const (
 	defaultRetry        = 2 * time.Second
 	defaultWriteTimeout = 30 * time.Second
 	defaultMaxStreams   = 1000
+	// defaultSetupTimeout bounds finding where a ServeStream stream starts.
+	defaultSetupTimeout = 15 * time.Second
 	// liveReadBatch is the number of log records read at once.
 	liveReadBatch = 500
 )
@@ -187,11 +191,39 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, p tracking.Princ
 	if f, err = f.Normalize(statusChanges, exceptions); err != nil {
 		return subscriptionProblem(err)
 	}
+	return s.Live.serve(w, r, p.Tenant, q, f, s.RequestTimeout, s.log, true)
+}
+
+// ServeStream streams a tenant's events that pass f to a caller
+// authenticated elsewhere (the console's session), as the API's streams do:
+// from the Last-Event-ID header or the log's head, with the same limits.
+// Each event is sent without an event name, so that a browser's
+// EventSource hands every one to onmessage. A refusal before the stream
+// begins is answered as a problem document.
+func (l *Live) ServeStream(w http.ResponseWriter, r *http.Request, tenant string, f subscription.Filter) {
+	f, err := f.Normalize(false, false)
+	if err == nil {
+		log := l.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		err = l.serve(w, r, tenant, url.Values{}, f, defaultSetupTimeout, log, false)
+	}
+	if err != nil {
+		writeProblemDoc(w, r, problemFor(subscriptionProblem(err)))
+	}
+}
+
+// serve streams the tenant's events that pass f (normalized) after where
+// the client resumes (or from the log's head) until the client goes or the
+// server shuts down; setupTimeout bounds finding where to start. named
+// sends each event's type as its SSE event name.
+func (l *Live) serve(w http.ResponseWriter, r *http.Request, tenant string, q url.Values, f subscription.Filter,
+	setupTimeout time.Duration, log *slog.Logger, named bool) error {
 	resume, name, err := lastEventID(r, q)
 	if err != nil {
 		return err
 	}
-	l := s.Live
 	if l.Feed == nil || l.Log == nil {
 		return errors.New("httpapi: live streams have no Feed or Log")
 	}
@@ -201,10 +233,10 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, p tracking.Princ
 	}
 	defer l.release()
 	// The request's deadline bounds finding where to start, not the stream.
-	setup, cancel := context.WithTimeout(r.Context(), s.RequestTimeout)
+	setup, cancel := context.WithTimeout(r.Context(), setupTimeout)
 	var after eventstore.Cursor
 	if resume != nil {
-		after, err = l.Log.CursorAt(setup, p.Tenant, *resume)
+		after, err = l.Log.CursorAt(setup, tenant, *resume)
 		if errors.Is(err, eventstore.ErrNotFound) {
 			err = badRequest(fmt.Sprintf("%s %d is no event of this tenant that can be resumed from (erased, trimmed by retention, "+
 				"or not stored); open the stream without it to start from now", name, *resume),
@@ -228,8 +260,8 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, p tracking.Princ
 	}
 	// The server's ReadTimeout does not apply once a request without a body
 	// is being answered; its WriteTimeout does: send extends it.
-	ls := &liveStream{Live: l, w: w, rc: http.NewResponseController(w), tenant: p.Tenant, filter: f,
-		candidates: f.Candidates(), after: after, log: s.log}
+	ls := &liveStream{Live: l, w: w, rc: http.NewResponseController(w), tenant: tenant, filter: f,
+		candidates: f.Candidates(), after: after, log: log, named: named}
 	if len(f.IntegrationKinds) > 0 && l.Changes != nil {
 		ls.changes = l.Changes()
 	}
@@ -237,7 +269,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, p tracking.Princ
 		return nil
 	}
 	if err := ls.follow(r.Context(), done); err != nil {
-		s.log.DebugContext(r.Context(), "live stream ended", "tenant", p.Tenant, "error", err)
+		log.DebugContext(r.Context(), "live stream ended", "tenant", tenant, "error", err)
 	}
 	return nil // the answer has begun: no problem can follow
 }
@@ -275,6 +307,7 @@ type liveStream struct {
 	after      eventstore.Cursor    // the last record read
 	buf        []byte
 	log        *slog.Logger
+	named      bool // send each event's type as its SSE event name
 }
 
 // follow sends the events after ls.after as the log records them, and a
@@ -375,7 +408,7 @@ func (ls *liveStream) sendEvents(ctx context.Context, events []subscription.Even
 			ls.log.ErrorContext(ctx, "live stream: event left out", "tenant", ls.tenant, "position", e.Position, "error", err)
 			continue
 		}
-		ls.buf = appendEvent(ls.buf[:0], e, data)
+		ls.buf = appendEvent(ls.buf[:0], e, data, ls.named)
 		if err := ls.write(ls.buf); err != nil {
 			return err
 		}
@@ -384,11 +417,13 @@ func (ls *liveStream) sendEvents(ctx context.Context, events []subscription.Even
 }
 
 // appendEvent appends an event in the stream's format: its position as id,
-// its type as the event's name, its delivered form (data, one line of JSON)
-// as data.
-func appendEvent(b []byte, e subscription.Event, data []byte) []byte {
+// its type as the event's name (when named), its delivered form (data, one
+// line of JSON) as data.
+func appendEvent(b []byte, e subscription.Event, data []byte, named bool) []byte {
 	b = strconv.AppendInt(append(b, "id: "...), e.Position, 10)
-	b = append(append(b, "\nevent: "...), strings.Map(noLineBreak, e.Type)...)
+	if named {
+		b = append(append(b, "\nevent: "...), strings.Map(noLineBreak, e.Type)...)
+	}
 	b = append(append(b, "\ndata: "...), data...) // JSON has no raw line breaks
 	return append(b, "\n\n"...)
 }

@@ -47,17 +47,36 @@ const (
 // waitProjected waits (bounded) until the projection has applied version
 // minVersion of the entity and returns the version it has reached.
 func (s *server) waitProjected(ctx context.Context, name, tenant, id string, minVersion int64) (int64, error) {
-	deadline := time.NewTimer(s.ConsistencyWait)
+	return WaitProjected(ctx, s.ReadModels, s.Projections, s.ConsistencyWait, name, tenant, id, minVersion)
+}
+
+// ProjectedVersions says how far a projection has applied an entity
+// (ReadModels.ProjectedVersion).
+type ProjectedVersions interface {
+	ProjectedVersion(ctx context.Context, name, tenant, id string) (int64, error)
+}
+
+// ProgressSignal says when projections next advance (Projections.Progress).
+type ProgressSignal interface {
+	Progress() <-chan struct{}
+}
+
+// WaitProjected waits, at most wait, until projection name has applied
+// version minVersion of a tenant's entity, and returns the version it has
+// reached: the read-your-writes wait of reads with minVersion.
+func WaitProjected(ctx context.Context, versions ProjectedVersions, progress ProgressSignal, wait time.Duration,
+	name, tenant, id string, minVersion int64) (int64, error) {
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
-		progress := s.Projections.Progress()
-		v, err := s.ReadModels.ProjectedVersion(ctx, name, tenant, id)
+		advanced := progress.Progress()
+		v, err := versions.ProjectedVersion(ctx, name, tenant, id)
 		if err != nil || v >= minVersion {
 			return v, err
 		}
 		poll := time.NewTimer(pollInterval)
 		select {
-		case <-progress:
+		case <-advanced:
 		case <-poll.C:
 		case <-deadline.C:
 			poll.Stop()
