@@ -378,6 +378,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 		// restart cures. The check reports Degraded, naming the holder.
 		deps.Checks = append(deps.Checks, httpapi.HealthCheck{Name: "log-horizon", Check: horizon.Check, Optional: true})
 	}
+	var verifier *auth.Verifier
 	if cfg.Authentication.Enabled() {
 		a := cfg.Authentication
 		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -389,12 +390,12 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 			return fmt.Errorf("authentication: %w", err)
 		}
 		defer v.Close()
-		deps.Verifier = v
+		deps.Verifier, verifier = v, v
 	}
 	if cfg.Monitoring.Metrics.Enabled {
 		deps.Metrics, deps.MetricsPath = telemetry.Handler(registry), cfg.Monitoring.Metrics.Endpoint
 	}
-	handler, err := withConsole(httpapi.NewServer(deps), cfg, deps, store, views, kp, log)
+	handler, err := withConsole(ctx, httpapi.NewServer(deps), cfg, deps, store, views, verifier, kp, log)
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
