@@ -14,6 +14,7 @@ import (
 	"github.com/tlm/tracktrace/internal/alerting"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/projection"
+	"github.com/tlm/tracktrace/internal/readmodel"
 	"github.com/tlm/tracktrace/internal/sqlite"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
@@ -26,12 +27,20 @@ type staleEnv struct {
 	clock *clockwork.FakeClock
 	eval  *alerting.Evaluator
 	rules *alerting.RuleService
+	sites *alerting.SiteService
+	views *readmodel.Store
 	stop  func()
 }
 
 // newStaleEnv runs the rules' follower and scheduler on a SQLite store
 // with a fake clock for the schedule (the store stamps real times).
 func newStaleEnv(t *testing.T, file string) *staleEnv {
+	t.Helper()
+	return newStaleEnvAt(t, file, time.Now())
+}
+
+// newStaleEnvAt is newStaleEnv with the schedule's clock at start.
+func newStaleEnvAt(t *testing.T, file string, start time.Time) *staleEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := sqlite.Open(ctx, "file:"+file, sqlite.Options{})
@@ -43,9 +52,9 @@ func newStaleEnv(t *testing.T, file string) *staleEnv {
 		t.Fatal(err)
 	}
 	svc := tracking.NewService(store, tracking.ServiceOptions{})
-	clock := clockwork.NewFakeClockAt(time.Now())
+	clock := clockwork.NewFakeClockAt(start)
 	log := slog.New(slog.DiscardHandler)
-	eval := alerting.NewEvaluator(views, views, svc, views, tracking.NewDeriver(store, 100), clock, log)
+	eval := alerting.NewEvaluator(views, views, views, views, svc, views, tracking.NewDeriver(store, 100), clock, log)
 	follower := projection.NewFollower(alerting.Checkpoint, store, views, views, eval.Handle,
 		projection.FollowerOptions{Interval: 20 * time.Millisecond, Logger: log})
 	sched := alerting.NewScheduler(views, views, eval.Fire, alerting.SchedulerOptions{Clock: clock, Interval: time.Second, Logger: log})
@@ -54,7 +63,7 @@ func newStaleEnv(t *testing.T, file string) *staleEnv {
 	go func() { follower.Run(ctx); done <- struct{}{} }()
 	go func() { sched.Run(ctx); done <- struct{}{} }()
 	e := &staleEnv{t: t, ctx: ctx, store: store, svc: svc, clock: clock, eval: eval,
-		rules: alerting.NewRuleService(views, alerting.RuleOptions{Clock: clock})}
+		rules: alerting.NewRuleService(views, alerting.RuleOptions{Clock: clock}), sites: alerting.NewSiteService(views, nil), views: views}
 	e.stop = func() {
 		cancel()
 		<-done

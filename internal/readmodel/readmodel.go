@@ -793,8 +793,12 @@ func (s *Store) EraseEntity(ctx context.Context, tenant, id string) error {
 				return err
 			}
 		}
-		// Nothing is derived for an erased entity any more.
-		_, err = tx.SQL().Exec(ctx, `DELETE FROM alert_due WHERE tenant_id = ? AND entity_id = ?`, tenant, id)
+		// Nothing is derived for an erased entity any more, and where it
+		// was is forgotten.
+		if _, err = tx.SQL().Exec(ctx, `DELETE FROM alert_due WHERE tenant_id = ? AND entity_id = ?`, tenant, id); err != nil {
+			return err
+		}
+		_, err = tx.SQL().Exec(ctx, `DELETE FROM site_presence WHERE tenant_id = ? AND entity_id = ?`, tenant, id)
 		return err
 	})
 	if err != nil {
