@@ -274,16 +274,25 @@ func (s *Store) Done(ctx context.Context, due []alerting.Due) error {
 
 // doneStatement deletes claimed checks in the versions claimed.
 func doneStatement(chunk []alerting.Due) (string, []any) {
-	var q strings.Builder
-	q.WriteString(`DELETE FROM alert_due WHERE `)
-	args := make([]any, 0, len(chunk)*7)
+	keys := make([][]any, len(chunk))
 	for i, d := range chunk {
+		keys[i] = []any{d.Tenant, d.EntityID, d.RuleID, d.Key, d.At.UnixMicro(), d.Cause.EventID, d.Cause.Position}
+	}
+	return deleteEach("alert_due", []string{"tenant_id", "entity_id", "rule_id", "check_key", "due_at", "cause_event_id", "cause_position"}, keys)
+}
+
+// deleteEach is a statement deleting the rows of a table whose columns
+// hold one of keys (each a value per column).
+func deleteEach(table string, columns []string, keys [][]any) (string, []any) {
+	var q strings.Builder
+	q.WriteString(`DELETE FROM ` + table + ` WHERE `)
+	args := make([]any, 0, len(keys)*len(columns))
+	for i, k := range keys {
 		if i > 0 {
 			q.WriteString(" OR ")
 		}
-		q.WriteString(`(tenant_id = ? AND entity_id = ? AND rule_id = ? AND check_key = ? AND due_at = ?
-				AND cause_event_id = ? AND cause_position = ?)`)
-		args = append(args, d.Tenant, d.EntityID, d.RuleID, d.Key, d.At.UnixMicro(), d.Cause.EventID, d.Cause.Position)
+		q.WriteString("(" + strings.Join(columns, " = ? AND ") + " = ?)")
+		args = append(args, k...)
 	}
 	return q.String(), args
 }

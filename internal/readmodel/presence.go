@@ -78,12 +78,8 @@ func (s *Store) CommitPresences(ctx context.Context, name string, from, to event
 		}
 	}
 	err := s.engine.Update(ctx, false, func(tx Tx) error {
-		cur, err := tx.LockCheckpoints(ctx, []string{name})
-		if err != nil {
+		if err := lockAt(ctx, tx, name, from); err != nil {
 			return err
-		}
-		if cur[0] != from {
-			return projection.ErrCheckpointMoved
 		}
 		db := tx.SQL()
 		for _, e := range b.Erased {
@@ -92,17 +88,11 @@ func (s *Store) CommitPresences(ctx context.Context, name string, from, to event
 			}
 		}
 		if err := inChunks(ctx, tx, gone, func(chunk []alerting.SitePresence) (string, []any) {
-			var q strings.Builder
-			q.WriteString(`DELETE FROM site_presence WHERE `)
-			args := make([]any, 0, len(chunk)*3)
+			keys := make([][]any, len(chunk))
 			for i, p := range chunk {
-				if i > 0 {
-					q.WriteString(" OR ")
-				}
-				q.WriteString(`(tenant_id = ? AND entity_id = ? AND site_id = ?)`)
-				args = append(args, p.Tenant, p.EntityID, p.SiteID)
+				keys[i] = []any{p.Tenant, p.EntityID, p.SiteID}
 			}
-			return q.String(), args
+			return deleteEach("site_presence", []string{"tenant_id", "entity_id", "site_id"}, keys)
 		}); err != nil {
 			return err
 		}
