@@ -22,8 +22,8 @@ import (
 // over the same read side, services and live streams the API has.
 //
 // Who is asking is the console's sign-in's to say (consoleAuth): with an
-// authority, an OIDC session; without one, an anonymous session in the
-// default tenant, and a banner saying so.
+// authority, an OIDC session; without one, the API's anonymous caller
+// (X-Tenant-ID, else the default tenant), and a banner saying so.
 func withConsole(ctx context.Context, api http.Handler, cfg *config.Config, deps httpapi.Deps, feed projection.Feed,
 	views *readmodel.Store, verifier *auth.Verifier, kp *kafkaParts, log *slog.Logger) (http.Handler, error) {
 	signIn, err := consoleAuth(ctx, cfg, views, verifier, log)
@@ -36,6 +36,11 @@ func withConsole(ctx context.Context, api http.Handler, cfg *config.Config, deps
 			return console.NoSignIn(w, r)
 		}
 		return p, true
+	}
+	if signIn.Embedded() {
+		// As the API's callers in this mode: X-Tenant-ID, else the default
+		// tenant.
+		authenticate = console.Anonymous(httpapi.DefaultTenant)
 	}
 	opts := console.Options{
 		Unauthenticated: signIn.Embedded(),

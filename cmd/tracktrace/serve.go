@@ -322,10 +322,10 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	deps.Sites = alerting.NewSiteService(views, nil)
 	// Alert rules are kept beside the read models, as subscriptions are.
 	deps.Rules = alerting.NewRuleService(views, alerting.RuleOptions{EntityTypes: svc.EntityTypes()})
-	// The rules follow the log (one leader) and run their due checks from
-	// the durable schedule (one leader), deriving events through the
-	// tracking service.
-	alerts := alerting.NewEvaluator(views, views, svc, views, tracking.NewDeriver(store, 0), nil, log)
+	// The rules and sites follow the log (one leader) and run their due
+	// checks from the durable schedule (one leader), deriving events
+	// through the tracking service.
+	alerts := alerting.NewEvaluator(views, views, views, views, svc, views, tracking.NewDeriver(store, 0), nil, log)
 	alertsFollower := projection.NewFollower(alerting.Checkpoint, store, views, leader, alerts.Handle,
 		projection.FollowerOptions{Interval: time.Duration(cfg.ReadModels.RefreshInterval), Logger: log})
 	alertsSchedule := alerting.NewScheduler(views, leader, alerts.Fire, alerting.SchedulerOptions{Logger: log})

@@ -54,7 +54,10 @@ type CheckpointMover interface {
 // the entity arriving → a "delay" exception, resolved when the ETA comes
 // back within it or the entity arrives; see delay.go). A check scheduled
 // under an older generation of its rule is evaluated under the current
-// definition when it comes due (Fire).
+// definition when it comes due (Fire). Position fixes of tenants with sites
+// are measured against the sites (geofence_eval.go): entering and leaving
+// derive arrived and departed milestones, and a dwell rule raises a "dwell"
+// exception when a visit lasts longer than its After.
 type Evaluator struct {
 	rules    RuleStore
 	schedule ScheduleStore
@@ -63,23 +66,31 @@ type Evaluator struct {
 	derive   *tracking.Deriver
 	clock    clockwork.Clock
 	log      *slog.Logger
+
+	// The geofences: the tenants' sites (parsed, per tenant) and where the
+	// entities are.
+	sites     Sites
+	presence  PresenceStore
+	siteCache siteCache
+
 	// Wake, when set, is called after checks were scheduled (the
 	// Scheduler's Wake: one may be due earlier than it sleeps).
 	Wake func()
 }
 
-// NewEvaluator returns an evaluator of the rules in rules, reading entity
+// NewEvaluator returns an evaluator of the rules in rules and the sites in
+// sites (with the entities' presences at them in presence), reading entity
 // states with derive (a tracking.Deriver of its own).
-func NewEvaluator(rules RuleStore, schedule ScheduleStore, rec Recorder, cps CheckpointMover, derive *tracking.Deriver,
-	clock clockwork.Clock, log *slog.Logger) *Evaluator {
+func NewEvaluator(rules RuleStore, schedule ScheduleStore, sites Sites, presence PresenceStore, rec Recorder, cps CheckpointMover,
+	derive *tracking.Deriver, clock clockwork.Clock, log *slog.Logger) *Evaluator {
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Evaluator{rules: rules, schedule: schedule, rec: rec, cps: cps, derive: derive, clock: clock,
-		log: log.With("component", "alerts")}
+	return &Evaluator{rules: rules, schedule: schedule, sites: sites, presence: presence, siteCache: siteCache{}, rec: rec, cps: cps,
+		derive: derive, clock: clock, log: log.With("component", "alerts")}
 }
 
 // stalePayload is what a stale check carries to its firing.
@@ -125,9 +136,11 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 		return true
 	}
 	now := e.clock.Now()
+	geo := e.geofences(events)
 	for _, r := range events {
 		if r.Erasure() {
 			e.derive.Forget(r.Tenant, r.StreamID)
+			geo.erase(r.Tenant, r.StreamID)
 			continue
 		}
 		if strings.HasPrefix(r.EntityType, "$") {
@@ -142,7 +155,12 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 			}
 			tenantRules[r.Tenant] = rules
 		}
-		if len(rules) == 0 {
+		hasSites, err := geo.tenant(ctx, r.Tenant)
+		if err != nil {
+			e.derive.Discard()
+			return err
+		}
+		if len(rules) == 0 && !hasSites {
 			continue // nothing to evaluate: the tenant's entities are not folded
 		}
 		view, known, _, err := e.derive.DeriveState(ctx, r)
@@ -150,7 +168,14 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 			e.derive.Discard()
 			return fmt.Errorf("alerts: entity state: %w", err)
 		}
-		if !known || r.Metadata.Source == Source {
+		if !known {
+			continue
+		}
+		if err := geo.observe(ctx, r, view, rules); err != nil {
+			e.derive.Discard()
+			return err
+		}
+		if r.Metadata.Source == Source {
 			continue
 		}
 		// The entity's news resolves the stale exceptions the rules raised.
@@ -201,7 +226,7 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 			return fmt.Errorf("alerts: schedule checks: %w", err)
 		}
 	}
-	if err := e.record(ctx, resolves); err != nil {
+	if err := e.record(ctx, append(resolves, geo.cmds...)); err != nil {
 		e.derive.Discard()
 		return err
 	}
@@ -213,7 +238,7 @@ func (e *Evaluator) Handle(ctx context.Context, from eventstore.Cursor, events [
 	if len(dues) > 0 && e.Wake != nil {
 		e.Wake()
 	}
-	return e.cps.MoveCheckpoint(ctx, Checkpoint, from, events[len(events)-1].Cursor)
+	return geo.commit(ctx, from, events[len(events)-1].Cursor)
 }
 
 func (e *Evaluator) allRules(ctx context.Context, tenant string) ([]Rule, error) {
@@ -279,6 +304,15 @@ func (e *Evaluator) Fire(ctx context.Context, due []Due) error {
 			}
 			if next != nil {
 				again = append(again, *next)
+			}
+			continue
+		case KindDwell:
+			cmd, ok, err := e.fireDwell(ctx, d)
+			if err != nil {
+				return err
+			}
+			if ok {
+				cmds = append(cmds, cmd)
 			}
 			continue
 		case KindStale:

@@ -28,6 +28,7 @@ type staleEnv struct {
 	clock *clockwork.FakeClock
 	eval  *alerting.Evaluator
 	rules *alerting.RuleService
+	sites *alerting.SiteService
 	stop  func()
 }
 
@@ -54,7 +55,7 @@ func newEnvAt(t *testing.T, file string, start time.Time) *staleEnv {
 	clock := clockwork.NewFakeClockAt(start)
 	svc := tracking.NewService(store, tracking.ServiceOptions{Now: clock.Now})
 	log := slog.New(slog.DiscardHandler)
-	eval := alerting.NewEvaluator(views, views, svc, views, tracking.NewDeriver(store, 100), clock, log)
+	eval := alerting.NewEvaluator(views, views, views, views, svc, views, tracking.NewDeriver(store, 100), clock, log)
 	follower := projection.NewFollower(alerting.Checkpoint, store, views, views, eval.Handle,
 		projection.FollowerOptions{Interval: 20 * time.Millisecond, Logger: log})
 	sched := alerting.NewScheduler(views, views, eval.Fire, alerting.SchedulerOptions{Clock: clock, Interval: time.Second, Logger: log})
@@ -63,7 +64,7 @@ func newEnvAt(t *testing.T, file string, start time.Time) *staleEnv {
 	go func() { follower.Run(ctx); done <- struct{}{} }()
 	go func() { sched.Run(ctx); done <- struct{}{} }()
 	e := &staleEnv{t: t, ctx: ctx, store: store, views: views, svc: svc, clock: clock, eval: eval,
-		rules: alerting.NewRuleService(views, alerting.RuleOptions{Clock: clock})}
+		rules: alerting.NewRuleService(views, alerting.RuleOptions{Clock: clock}), sites: alerting.NewSiteService(views, nil)}
 	e.stop = func() {
 		cancel()
 		<-done

@@ -54,8 +54,12 @@ type Sites interface {
 	// ListSites returns up to limit sites of a tenant, by id, after
 	// `after`.
 	ListSites(ctx context.Context, tenant, after string, limit int) ([]Site, error)
-	// DeleteSite deletes a tenant's site, or answers ErrSiteNotFound.
+	// DeleteSite deletes a tenant's site (and the entities' presences at
+	// it), or answers ErrSiteNotFound.
 	DeleteSite(ctx context.Context, tenant, id string) error
+	// SitesVersion returns the version of a tenant's sites: it changes
+	// whenever one is created, replaced or deleted.
+	SitesVersion(ctx context.Context, tenant string) (SitesVersion, error)
 }
 
 // SiteService is the sites' use cases: it validates what it stores.

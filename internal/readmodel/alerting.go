@@ -156,7 +156,16 @@ const dueStatement = 100
 // Schedule stores due checks; a pending one is replaced by a cause at
 // least as new.
 func (s *Store) Schedule(ctx context.Context, due []alerting.Due) error {
-	err := s.inChunks(ctx, newestPerCheck(due), func(chunk []alerting.Due) (string, []any) {
+	err := s.engine.Update(ctx, false, func(tx Tx) error { return schedule(ctx, tx, due) })
+	if err != nil {
+		return fmt.Errorf("%s: schedule: %w", s.name, err)
+	}
+	return nil
+}
+
+// schedule stores due checks in a transaction.
+func schedule(ctx context.Context, tx Tx, due []alerting.Due) error {
+	return inChunks(ctx, tx, newestPerCheck(due), func(chunk []alerting.Due) (string, []any) {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO alert_due (tenant_id, entity_id, rule_id, check_key, due_at, cause_event_id, cause_position,
 			payload) VALUES `)
@@ -177,26 +186,20 @@ func (s *Store) Schedule(ctx context.Context, due []alerting.Due) error {
 			WHERE alert_due.cause_position <= excluded.cause_position`)
 		return q.String(), args
 	})
-	if err != nil {
-		return fmt.Errorf("%s: schedule: %w", s.name, err)
-	}
-	return nil
 }
 
-// inChunks runs, in one transaction, the statements stmt builds of due
-// checks, dueStatement checks at most each.
-func (s *Store) inChunks(ctx context.Context, due []alerting.Due, stmt func([]alerting.Due) (string, []any)) error {
-	return s.engine.Update(ctx, false, func(tx Tx) error {
-		for rest := due; len(rest) > 0; {
-			n := min(len(rest), dueStatement)
-			q, args := stmt(rest[:n])
-			if _, err := tx.SQL().Exec(ctx, q, args...); err != nil {
-				return err
-			}
-			rest = rest[n:]
+// inChunks runs in a transaction the statements stmt builds of items,
+// dueStatement items at most each.
+func inChunks[T any](ctx context.Context, tx Tx, items []T, stmt func([]T) (string, []any)) error {
+	for rest := items; len(rest) > 0; {
+		n := min(len(rest), dueStatement)
+		q, args := stmt(rest[:n])
+		if _, err := tx.SQL().Exec(ctx, q, args...); err != nil {
+			return err
 		}
-		return nil
-	})
+		rest = rest[n:]
+	}
+	return nil
 }
 
 // newestPerCheck keeps one due check per (tenant, entity, rule, key): the
@@ -262,24 +265,36 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]alerting
 
 // Done deletes claimed checks in the versions claimed.
 func (s *Store) Done(ctx context.Context, due []alerting.Due) error {
-	err := s.inChunks(ctx, due, func(chunk []alerting.Due) (string, []any) {
-		var q strings.Builder
-		q.WriteString(`DELETE FROM alert_due WHERE `)
-		args := make([]any, 0, len(chunk)*7)
-		for i, d := range chunk {
-			if i > 0 {
-				q.WriteString(" OR ")
-			}
-			q.WriteString(`(tenant_id = ? AND entity_id = ? AND rule_id = ? AND check_key = ? AND due_at = ?
-				AND cause_event_id = ? AND cause_position = ?)`)
-			args = append(args, d.Tenant, d.EntityID, d.RuleID, d.Key, d.At.UnixMicro(), d.Cause.EventID, d.Cause.Position)
-		}
-		return q.String(), args
-	})
+	err := s.engine.Update(ctx, false, func(tx Tx) error { return inChunks(ctx, tx, due, doneStatement) })
 	if err != nil {
 		return fmt.Errorf("%s: due checks done: %w", s.name, err)
 	}
 	return nil
+}
+
+// doneStatement deletes claimed checks in the versions claimed.
+func doneStatement(chunk []alerting.Due) (string, []any) {
+	keys := make([][]any, len(chunk))
+	for i, d := range chunk {
+		keys[i] = []any{d.Tenant, d.EntityID, d.RuleID, d.Key, d.At.UnixMicro(), d.Cause.EventID, d.Cause.Position}
+	}
+	return deleteEach("alert_due", []string{"tenant_id", "entity_id", "rule_id", "check_key", "due_at", "cause_event_id", "cause_position"}, keys)
+}
+
+// deleteEach is a statement deleting the rows of a table whose columns
+// hold one of keys (each a value per column).
+func deleteEach(table string, columns []string, keys [][]any) (string, []any) {
+	var q strings.Builder
+	q.WriteString(`DELETE FROM ` + table + ` WHERE `)
+	args := make([]any, 0, len(keys)*len(columns))
+	for i, k := range keys {
+		if i > 0 {
+			q.WriteString(" OR ")
+		}
+		q.WriteString("(" + strings.Join(columns, " = ? AND ") + " = ?)")
+		args = append(args, k...)
+	}
+	return q.String(), args
 }
 
 // Next returns the earliest due time.

@@ -481,12 +481,8 @@ func (s *Store) ApplyEvents(ctx context.Context, name string, events []eventstor
 // at `from`.
 func (s *Store) MoveCheckpoint(ctx context.Context, name string, from, to eventstore.Cursor) error {
 	err := s.engine.Update(ctx, false, func(tx Tx) error {
-		cur, err := tx.LockCheckpoints(ctx, []string{name})
-		if err != nil {
+		if err := lockAt(ctx, tx, name, from); err != nil {
 			return err
-		}
-		if cur[0] != from {
-			return projection.ErrCheckpointMoved
 		}
 		return tx.SetCheckpoints(ctx, []string{name}, to)
 	})
@@ -494,6 +490,19 @@ func (s *Store) MoveCheckpoint(ctx context.Context, name string, from, to events
 		return fmt.Errorf("%s: move checkpoint %s: %w", s.name, name, err)
 	}
 	return err
+}
+
+// lockAt locks a checkpoint in tx and checks that it is at `from`
+// (projection.ErrCheckpointMoved if not).
+func lockAt(ctx context.Context, tx Tx, name string, from eventstore.Cursor) error {
+	cur, err := tx.LockCheckpoints(ctx, []string{name})
+	if err != nil {
+		return err
+	}
+	if cur[0] != from {
+		return projection.ErrCheckpointMoved
+	}
+	return nil
 }
 
 // Reset empties a projection's tables and its checkpoint in one
@@ -794,8 +803,8 @@ func (s *Store) EraseEntity(ctx context.Context, tenant, id string) error {
 			}
 		}
 		// Nothing is derived for an erased entity any more, nor kept of
-		// its ETA changes.
-		for _, t := range []string{"alert_due", "eta_decisions", "eta_announcements"} {
+		// its ETA changes, and where it was is forgotten.
+		for _, t := range []string{"alert_due", "eta_decisions", "eta_announcements", "site_presence"} {
 			if _, err := tx.SQL().Exec(ctx, `DELETE FROM `+t+` WHERE tenant_id = ? AND entity_id = ?`, tenant, id); err != nil {
 				return err
 			}

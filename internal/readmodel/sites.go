@@ -83,9 +83,18 @@ func (s *Store) sites(ctx context.Context, query string, args ...any) ([]alertin
 	return out, nil
 }
 
-// DeleteSite deletes a tenant's site, or answers alerting.ErrSiteNotFound.
+// DeleteSite deletes a tenant's site and the entities' presences at it,
+// or answers alerting.ErrSiteNotFound.
 func (s *Store) DeleteSite(ctx context.Context, tenant, id string) error {
-	n, err := s.engine.SQL().Exec(ctx, `DELETE FROM sites WHERE tenant_id = ? AND id = ?`, tenant, id)
+	var n int64
+	err := s.engine.Update(ctx, false, func(tx Tx) error {
+		var err error
+		if n, err = tx.SQL().Exec(ctx, `DELETE FROM sites WHERE tenant_id = ? AND id = ?`, tenant, id); err != nil || n == 0 {
+			return err
+		}
+		_, err = tx.SQL().Exec(ctx, `DELETE FROM site_presence WHERE tenant_id = ? AND site_id = ?`, tenant, id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("%s: delete site: %w", s.name, err)
 	}
@@ -93,4 +102,26 @@ func (s *Store) DeleteSite(ctx context.Context, tenant, id string) error {
 		return fmt.Errorf("%w: %q", alerting.ErrSiteNotFound, id)
 	}
 	return nil
+}
+
+// SitesVersion returns how many sites a tenant has and when the latest was
+// put.
+func (s *Store) SitesVersion(ctx context.Context, tenant string) (alerting.SitesVersion, error) {
+	rows, err := s.engine.SQL().Query(ctx, `SELECT count(*), coalesce(max(updated_at), 0) FROM sites WHERE tenant_id = ?`, tenant)
+	if err != nil {
+		return alerting.SitesVersion{}, fmt.Errorf("%s: sites version: %w", s.name, err)
+	}
+	defer rows.Close()
+	var v alerting.SitesVersion
+	if rows.Next() {
+		var updated int64
+		if err := rows.Scan(&v.Count, &updated); err != nil {
+			return alerting.SitesVersion{}, fmt.Errorf("%s: sites version: %w", s.name, err)
+		}
+		v.UpdatedAt = time.UnixMicro(updated).UTC()
+	}
+	if err := rows.Err(); err != nil {
+		return alerting.SitesVersion{}, fmt.Errorf("%s: sites version: %w", s.name, err)
+	}
+	return v, nil
 }

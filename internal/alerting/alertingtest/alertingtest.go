@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/tlm/tracktrace/internal/alerting"
+	"github.com/tlm/tracktrace/internal/alerting/geofence"
+	"github.com/tlm/tracktrace/internal/eventstore"
+	"github.com/tlm/tracktrace/internal/projection"
 )
 
 // Store is what an engine's read models offer the alerts.
@@ -20,9 +23,13 @@ type Store interface {
 	alerting.RuleStore
 	alerting.ScheduleStore
 	alerting.EtaStore
+	alerting.Sites
+	alerting.PresenceStore
 	// EraseEntity deletes every read-model row of an entity: its pending
-	// checks too.
+	// checks and its presences too.
 	EraseEntity(ctx context.Context, tenant, id string) error
+	// Checkpoint reads a follower's checkpoint.
+	Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error)
 }
 
 // Run runs the suite; open returns each subtest's store, fresh and empty.
@@ -42,6 +49,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Cancel", testCancel},
 		{"ErasureCancelsTheEntitysChecks", testErasure},
 		{"EtaDecisionsOncePerPosition", testEtaDecisions},
+		{"PresencesCommitWithTheCheckpoint", testPresenceCommit},
+		{"PresencesOnlyWhileInsideOrPending", testPresenceKept},
+		{"PresenceBatchErasesCancelsSchedules", testPresenceBatch},
+		{"ErasureAndSiteDeletionForgetPresences", testPresenceForgotten},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,4 +370,135 @@ func testEtaDecisions(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	decisions("acme", "e1", 40, alerting.EtaDecisions{})
+}
+
+func presence(tenant, entity, site string, inside bool, pending int, lastFix time.Time) alerting.SitePresence {
+	p := alerting.SitePresence{Tenant: tenant, EntityID: entity, SiteID: site,
+		Presence: geofence.Presence{Inside: inside, Pending: pending, LastFix: lastFix}}
+	if pending > 0 {
+		p.PendingSince = lastFix.Add(-time.Minute)
+	}
+	if inside {
+		p.VisitEventID, p.ArrivedAt = "event-"+entity+"-"+site, lastFix.Add(-time.Hour)
+	}
+	return p
+}
+
+func presences(t *testing.T, s Store, tenant string, entities ...string) []alerting.SitePresence {
+	t.Helper()
+	got, err := s.Presences(t.Context(), tenant, entities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func expectPresences(t *testing.T, what string, got, want []alerting.SitePresence) {
+	t.Helper()
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
+func commit(t *testing.T, s Store, from, to int64, b alerting.PresenceBatch) {
+	t.Helper()
+	if err := s.CommitPresences(t.Context(), alerting.Checkpoint, eventstore.Cursor{Position: from}, eventstore.Cursor{Position: to}, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Presences are stored with the move of the checkpoint, or not at all.
+func testPresenceCommit(t *testing.T, s Store) {
+	ctx := t.Context()
+	in := presence("acme", "e1", "yard", true, 0, t0)
+	arriving := presence("acme", "e1", "gate", false, 1, t0)
+	leaving := presence("acme", "e2", "yard", true, 1, t0.Add(time.Minute))
+	other := presence("globex", "e1", "yard", true, 0, t0)
+	dwell := due("acme", "e1", "r1", "dwell/yard", t0.Add(6*time.Hour), 7)
+	commit(t, s, 0, 10, alerting.PresenceBatch{Presences: []alerting.SitePresence{leaving, in, other, arriving}, Schedule: []alerting.Due{dwell}})
+	expectPresences(t, "acme's", presences(t, s, "acme", "e1", "e2", "e3"), []alerting.SitePresence{arriving, in, leaving})
+	expectPresences(t, "globex's", presences(t, s, "globex", "e1"), []alerting.SitePresence{other})
+	expectPresences(t, "e2's", presences(t, s, "acme", "e2"), []alerting.SitePresence{leaving})
+	expect(t, "scheduled with the presences", pending(t, s), []alerting.Due{dwell})
+	if cp, err := s.Checkpoint(ctx, alerting.Checkpoint); err != nil || cp.Cursor != (eventstore.Cursor{Position: 10}) {
+		t.Fatalf("checkpoint %+v, %v; want at 10", cp, err)
+	}
+
+	// A batch evaluated from a checkpoint that moved meanwhile stores
+	// nothing.
+	moved := presence("acme", "e1", "yard", false, 0, t0.Add(time.Hour))
+	err := s.CommitPresences(ctx, alerting.Checkpoint, eventstore.Cursor{Position: 5}, eventstore.Cursor{Position: 20},
+		alerting.PresenceBatch{Presences: []alerting.SitePresence{moved}, Cancel: []alerting.DueKey{{Tenant: "acme", EntityID: "e1", Key: "dwell/yard"}}})
+	if !errors.Is(err, projection.ErrCheckpointMoved) {
+		t.Fatalf("commit from a moved checkpoint: %v, want ErrCheckpointMoved", err)
+	}
+	expectPresences(t, "after a refused commit", presences(t, s, "acme", "e1", "e2"), []alerting.SitePresence{arriving, in, leaving})
+	expect(t, "after a refused commit", pending(t, s), []alerting.Due{dwell})
+	if cp, _ := s.Checkpoint(ctx, alerting.Checkpoint); cp.Cursor != (eventstore.Cursor{Position: 10}) {
+		t.Fatalf("a refused commit moved the checkpoint to %+v", cp.Cursor)
+	}
+}
+
+// A presence outside with nothing pending is no row: storing one deletes
+// the row.
+func testPresenceKept(t *testing.T, s Store) {
+	in := presence("acme", "e1", "yard", true, 0, t0)
+	pendingOut := presence("acme", "e1", "gate", true, 1, t0)
+	commit(t, s, 0, 1, alerting.PresenceBatch{Presences: []alerting.SitePresence{in, pendingOut,
+		presence("acme", "e2", "yard", false, 0, t0)}})
+	expectPresences(t, "stored", presences(t, s, "acme", "e1", "e2"), []alerting.SitePresence{pendingOut, in})
+	left := presence("acme", "e1", "gate", false, 0, t0.Add(time.Minute))
+	in.LastFix = t0.Add(time.Minute)
+	commit(t, s, 1, 2, alerting.PresenceBatch{Presences: []alerting.SitePresence{left, in}})
+	expectPresences(t, "after leaving the gate", presences(t, s, "acme", "e1", "e2"), []alerting.SitePresence{in})
+	if got := presences(t, s, "acme"); len(got) != 0 {
+		t.Errorf("no entities asked for, got %+v", got)
+	}
+}
+
+// A batch's erasures go first, its cancellations before its checks.
+func testPresenceBatch(t *testing.T, s Store) {
+	commit(t, s, 0, 1, alerting.PresenceBatch{
+		Presences: []alerting.SitePresence{presence("acme", "e1", "yard", true, 0, t0), presence("acme", "e1", "gate", true, 0, t0),
+			presence("acme", "e2", "yard", true, 0, t0)},
+		Schedule: []alerting.Due{due("acme", "e1", "r1", "dwell/yard", t0, 1), due("acme", "e1", "r2", "dwell/yard", t0, 1),
+			due("acme", "e1", "r1", "dwell/gate", t0, 1), due("acme", "e2", "r1", "dwell/yard", t0, 1)},
+	})
+	reborn := presence("acme", "e1", "depot", false, 1, t0.Add(time.Hour))
+	again := due("acme", "e2", "r1", "dwell/yard", t0.Add(2*time.Hour), 5)
+	commit(t, s, 1, 2, alerting.PresenceBatch{
+		Erased:    []alerting.EntityRef{{Tenant: "acme", EntityID: "e1"}},
+		Presences: []alerting.SitePresence{reborn},
+		Cancel:    []alerting.DueKey{{Tenant: "acme", EntityID: "e1", Key: "dwell/yard"}, {Tenant: "acme", EntityID: "e2", Key: "dwell/yard"}},
+		Schedule:  []alerting.Due{again},
+	})
+	expectPresences(t, "e1 after its erasure", presences(t, s, "acme", "e1"), []alerting.SitePresence{reborn})
+	expect(t, "checks", pending(t, s), []alerting.Due{due("acme", "e1", "r1", "dwell/gate", t0, 1), again})
+}
+
+// Erasing an entity forgets its presences; deleting a site forgets the
+// presences at it.
+func testPresenceForgotten(t *testing.T, s Store) {
+	ctx := t.Context()
+	for _, site := range []string{"yard", "gate"} {
+		if _, err := s.PutSite(ctx, alerting.Site{Tenant: "acme", ID: site, Geometry: json.RawMessage(`{}`), UpdatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e1yard, e1gate := presence("acme", "e1", "yard", true, 0, t0), presence("acme", "e1", "gate", true, 0, t0)
+	e2yard, e2gate := presence("acme", "e2", "yard", true, 0, t0), presence("acme", "e2", "gate", false, 1, t0)
+	other := presence("globex", "e1", "yard", true, 0, t0)
+	commit(t, s, 0, 1, alerting.PresenceBatch{Presences: []alerting.SitePresence{e1yard, e1gate, e2yard, e2gate, other}})
+	if err := s.EraseEntity(ctx, "acme", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	expectPresences(t, "after erasing e1", presences(t, s, "acme", "e1", "e2"), []alerting.SitePresence{e2gate, e2yard})
+	if err := s.DeleteSite(ctx, "acme", "yard"); err != nil {
+		t.Fatal(err)
+	}
+	expectPresences(t, "after deleting the yard", presences(t, s, "acme", "e2"), []alerting.SitePresence{e2gate})
+	expectPresences(t, "globex's", presences(t, s, "globex", "e1"), []alerting.SitePresence{other})
 }

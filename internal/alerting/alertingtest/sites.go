@@ -34,6 +34,7 @@ func RunSites(t *testing.T, open func(t *testing.T) alerting.Sites) {
 		{"ListPagesByID", testListPages},
 		{"Delete", testDelete},
 		{"ConcurrentPutsCreateOnce", testConcurrentPuts},
+		{"VersionMovesWithEveryChange", testSitesVersion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,5 +169,47 @@ func testConcurrentPuts(t *testing.T, ctx context.Context, s alerting.Sites) {
 	wg.Wait()
 	if created != 1 {
 		t.Errorf("%d of %d puts of one new site created it, want 1", created, n)
+	}
+}
+
+func testSitesVersion(t *testing.T, ctx context.Context, s alerting.Sites) {
+	version := func() alerting.SitesVersion {
+		t.Helper()
+		v, err := s.SitesVersion(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := version(); v.Count != 0 {
+		t.Fatalf("no sites: version %+v", v)
+	}
+	var seen []alerting.SitesVersion
+	step := func(what string) {
+		t.Helper()
+		v := version()
+		for _, old := range seen {
+			if v.Equal(old) {
+				t.Errorf("after %s the version %+v is an earlier one", what, v)
+			}
+		}
+		seen = append(seen, v)
+	}
+	step("nothing")
+	put(t, ctx, s, alerting.Site{Tenant: "acme", ID: "yard", Geometry: []byte(hamburgYard), UpdatedAt: day}, true)
+	step("a create")
+	put(t, ctx, s, alerting.Site{Tenant: "acme", ID: "gate", Geometry: []byte(rotterdamGate), UpdatedAt: day.Add(time.Second)}, true)
+	step("a second create")
+	put(t, ctx, s, alerting.Site{Tenant: "acme", ID: "yard", Geometry: []byte(rotterdamGate), UpdatedAt: day.Add(2 * time.Second)}, false)
+	step("a replace")
+	if err := s.DeleteSite(ctx, "acme", "gate"); err != nil {
+		t.Fatal(err)
+	}
+	step("a delete")
+	// Another tenant's sites are another version.
+	before := version()
+	put(t, ctx, s, alerting.Site{Tenant: "globex", ID: "yard", Geometry: []byte(hamburgYard), UpdatedAt: day.Add(time.Hour)}, true)
+	if v := version(); !v.Equal(before) || v.Count != 1 || !v.UpdatedAt.Equal(day.Add(2*time.Second)) {
+		t.Errorf("acme's version %+v after globex put a site, want %+v", v, before)
 	}
 }

@@ -93,6 +93,8 @@ type Geometry struct {
 	lon0, lat0, scale float64
 	shape             orb.MultiPolygon
 	edges             orb.MultiLineString
+	// bound is the shape's bounding box in the plane.
+	bound orb.Bound
 }
 
 // Kind says what the geometry is: KindCircle, KindPolygon or
@@ -135,6 +137,30 @@ func (g Geometry) Distance(lat, lon float64) float64 {
 		return d
 	}
 	return math.Inf(1)
+}
+
+// Near reports whether a position (latitude first) may be within d metres
+// of the site: a cheap test before Contains or Distance, which it never
+// contradicts — where Near is false, Distance is more than d. It compares
+// with the site's bounding box (a circle's: its centre's distance), so it
+// is true of some positions farther away.
+func (g Geometry) Near(lat, lon, d float64) bool {
+	if !validPosition(lat, lon) {
+		return false
+	}
+	switch g.kind {
+	case KindCircle:
+		// A degree of latitude is the longest degree: a position more
+		// degrees of latitude away than the reach is farther than it.
+		if math.Abs(lat-g.centre[1])*metresPerDegree > g.radius+d {
+			return false
+		}
+		return g.Distance(lat, lon) <= d
+	case KindPolygon, KindMultiPolygon:
+		p := g.project(lat, lon)
+		return p[0] >= g.bound.Min[0]-d && p[0] <= g.bound.Max[0]+d && p[1] >= g.bound.Min[1]-d && p[1] <= g.bound.Max[1]+d
+	}
+	return false
 }
 
 func validPosition(lat, lon float64) bool {
@@ -341,6 +367,7 @@ func parsePolygons(kind string, polygons [][][][]float64) (Geometry, error) {
 		g.shape[len(g.shape)-1] = append(g.shape[len(g.shape)-1], r.points)
 	}
 	g.edges = edges(rings)
+	g.bound = g.shape.Bound()
 	return g, nil
 }
 

@@ -74,6 +74,10 @@ func check(t *testing.T, g geofence.Geometry, probes []probe) {
 			if got := g.Distance(p.lat, p.lon); math.Abs(got-p.distance) > p.tolerance {
 				t.Errorf("Distance(%v, %v) = %.2f m, want %.2f ± %.2f", p.lat, p.lon, got, p.distance, p.tolerance)
 			}
+			// Near never contradicts Distance.
+			if reach := max(g.Distance(p.lat, p.lon), 0); !g.Near(p.lat, p.lon, reach) {
+				t.Errorf("Near(%v, %v, %.2f) = false at %.2f m", p.lat, p.lon, reach, g.Distance(p.lat, p.lon))
+			}
 		})
 	}
 }
@@ -130,6 +134,40 @@ func TestHole(t *testing.T) {
 		{"in the building 5 m from its northern wall", 53.503955, 9.9275, false, 5.0, 0.1},
 		{"outside the yard", 53.4990, 9.9275, false, 111, 2},
 	})
+}
+
+// Near is the cheap test before Distance: false far from a site (so a fix
+// far from every site costs a bounding-box comparison), true near it.
+func TestNear(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, site string
+		lat, lon   float64
+		d          float64
+		near       bool
+	}{
+		{"Rotterdam city from Maasvlakte", maasvlakte, 51.9225, 4.4792, geofence.DefaultMargin, false},
+		{"in Maasvlakte's box, outside the terminals", maasvlakte, 51.9450, 4.0600, 0, true},
+		{"20 m south of Maasvlakte, within 25 m", maasvlakte, 51.93982, 4.0200, 25, true},
+		{"20 m south of Maasvlakte, within 10 m", maasvlakte, 51.93982, 4.0200, 10, false},
+		{"Suva from Taveuni", taveuniCrossing, -18.1416, 178.4419, geofence.DefaultMargin, false},
+		{"east of the meridian in Taveuni", taveuniSplit, -16.85, -179.95, 0, true},
+		{"the building in the Altenwerder yard's box", altenwerderYard, 53.5030, 9.9275, 0, true},
+		{"Hamburg city from Altenwerder", altenwerderYard, 53.5511, 9.9937, geofence.DefaultMargin, false},
+		{"Schiphol's edge", schiphol, 52.3105 + 3010/metresPerDegree, 4.7683, 25, true},
+		{"Amsterdam from Schiphol", schiphol, 52.3676, 4.9041, geofence.DefaultMargin, false},
+		{"the antipode of Schiphol", schiphol, -52.3105, -175.2317, geofence.DefaultMargin, false},
+		{"out of range", maasvlakte, 91, 4, 1e9, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := parse(t, tc.site).Near(tc.lat, tc.lon, tc.d); got != tc.near {
+				t.Errorf("Near(%v, %v, %v) = %v, want %v", tc.lat, tc.lon, tc.d, got, tc.near)
+			}
+		})
+	}
+	if (geofence.Geometry{}).Near(0, 0, 1e9) {
+		t.Error("the zero Geometry is near something")
+	}
 }
 
 func TestCircle(t *testing.T) {
