@@ -1,10 +1,10 @@
-// Package authtest is an OpenID Connect issuer for tests: a TLS server with
-// a discovery document, a key set, an authorization endpoint that signs in
-// whichever user the test chose (no login form), a token endpoint for the
-// authorization code grant with PKCE (S256 only), and an end-session
-// endpoint. Its access tokens are what tracktrace's API verifies (audience
-// Audience, tenant in tenant_id, scopes in scope); its ID tokens are issued
-// to the registered client.
+// Package authtest is an OpenID Connect issuer for tests: a TLS (or, with
+// NewHTTP, a plain http) server with a discovery document, a key set, an
+// authorization endpoint that signs in whichever user the test chose (no
+// login form), a token endpoint for the authorization code grant with PKCE
+// (S256 only), and an end-session endpoint. Its access tokens are what
+// tracktrace's API verifies (audience Audience, tenant in tenant_id, scopes
+// in scope); its ID tokens are issued to the registered client.
 //
 // It checks what a real issuer checks of a client (client id and secret,
 // registered redirect URI, PKCE verifier, single-use codes), so that a
@@ -85,6 +85,21 @@ type Issuer struct {
 // with the read and write scopes.
 func New(t testing.TB) *Issuer {
 	t.Helper()
+	return start(t, httptest.NewTLSServer)
+}
+
+// NewHTTP starts an issuer as New does, over plain http: for a whole
+// tracktrace server under test, whose verifier fetches the discovery
+// document and keys with the default HTTP client (which trusts no test
+// certificate) and so needs Authentication.RequireHttpsMetadata off.
+func NewHTTP(t testing.TB) *Issuer {
+	t.Helper()
+	return start(t, httptest.NewServer)
+}
+
+// start starts an issuer on the server serve makes of its handler.
+func start(t testing.TB, serve func(http.Handler) *httptest.Server) *Issuer {
+	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +128,7 @@ func New(t testing.TB) *Issuer {
 	mux.HandleFunc("GET /authorize", is.authorize)
 	mux.HandleFunc("POST /token", is.token)
 	mux.HandleFunc("GET /logout", is.endSession)
-	is.srv = httptest.NewTLSServer(mux)
+	is.srv = serve(mux)
 	is.URL = is.srv.URL
 	t.Cleanup(is.srv.Close)
 	return is
