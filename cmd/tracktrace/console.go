@@ -54,6 +54,9 @@ func withConsole(ctx context.Context, api http.Handler, cfg *config.Config, deps
 	if !signIn.Embedded() {
 		opts.SignOut = console.Prefix + "/logout"
 	}
+	if o := signIn.SignOutOrigin(); o != "" {
+		opts.FormActionOrigins = []string{o}
+	}
 	backlogs := []console.Backlog{
 		{Name: "EPCIS mapping", Source: checkpointBacklog{feed, views, epcis.EntitiesCheckpoint}},
 		{Name: "alert rules", Source: checkpointBacklog{feed, views, alerting.Checkpoint}},

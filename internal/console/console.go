@@ -15,10 +15,13 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/alerting"
@@ -108,6 +111,11 @@ type Options struct {
 	// CSRFField names and values the hidden field it carries.
 	SignOut   string
 	CSRFField func(r *http.Request) (name, value string)
+	// FormActionOrigins are origins (scheme://host[:port]) besides the
+	// console's own that its forms may lead to: browsers hold a form's
+	// redirects to the page's form-action too, and the sign-out's goes on
+	// to the issuer's end-session endpoint.
+	FormActionOrigins []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -163,6 +171,10 @@ func New(d Deps, opts Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	csp, err := contentSecurityPolicy(opts.FormActionOrigins)
+	if err != nil {
+		return nil, err
+	}
 	h := &handler{Deps: d, opts: opts, log: log, static: static}
 	if h.assets, err = assetURLs(static); err != nil {
 		return nil, err
@@ -176,7 +188,7 @@ func New(d Deps, opts Options) (http.Handler, error) {
 	mux := http.NewServeMux()
 	h.routes(mux)
 	// A panic is a bug: the server logs it and drops the connection.
-	return securityHeaders(mux), nil
+	return securityHeaders(csp, mux), nil
 }
 
 func (h *handler) routes(mux *http.ServeMux) {
@@ -273,14 +285,26 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, p tracking.
 }
 
 // contentSecurityPolicy allows the console's own scripts, styles and
-// images (and the charts' data: URLs) and nothing inline.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+// images (and the charts' data: URLs) and nothing inline; its forms may
+// lead to the console and to formOrigins.
+func contentSecurityPolicy(formOrigins []string) (string, error) {
+	formAction := "'self'"
+	for _, o := range formOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			u.Scheme+"://"+u.Host != o || strings.ContainsAny(o, " ;,'\"\t\r\n") {
+			return "", fmt.Errorf("console: form action origin %q is not an http(s) origin", o)
+		}
+		formAction += " " + o
+	}
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action " + formAction, nil
+}
 
-func securityHeaders(next http.Handler) http.Handler {
+func securityHeaders(csp string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", contentSecurityPolicy)
+		hd.Set("Content-Security-Policy", csp)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Referrer-Policy", "no-referrer")

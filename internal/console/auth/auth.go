@@ -230,6 +230,21 @@ func (a *Auth) Mode() Mode { return a.mode }
 // should say so, visibly.
 func (a *Auth) Embedded() bool { return a.mode == ModeEmbedded }
 
+// SignOutOrigin is the origin (scheme://host) of the issuer's end-session
+// endpoint, where POST /console/logout sends the browser on, or "" when
+// it sends it nowhere else: pages whose Content-Security-Policy has a
+// form-action must allow it, since browsers hold a form's redirects to it.
+func (a *Auth) SignOutOrigin() string {
+	if a.mode != ModeOIDC || a.provider.EndSessionEndpoint == "" {
+		return ""
+	}
+	u, err := url.Parse(a.provider.EndSessionEndpoint)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 // Routes registers /console/login, /console/callback, POST /console/logout
 // and /console/signed-out on mux. The logout is CSRF-protected like every
 // other state change.

@@ -483,6 +483,9 @@ func TestLogoutEndsTheSession(t *testing.T) {
 		end.Query().Get("post_logout_redirect_uri") != c.srv.URL+"/console/signed-out" {
 		t.Errorf("logout sent the browser to %v, want the issuer's end-session endpoint", end)
 	}
+	if got := c.auth.SignOutOrigin(); got != end.Scheme+"://"+end.Host {
+		t.Errorf("SignOutOrigin = %q, want the origin logout sends the browser to, %s://%s", got, end.Scheme, end.Host)
+	}
 	var cleared bool
 	for _, ck := range resp.Cookies() {
 		cleared = cleared || (ck.Name == auth.SessionCookie && ck.MaxAge < 0 && ck.Path == "/console")
@@ -615,6 +618,9 @@ func TestEmbeddedMode(t *testing.T) {
 	}
 	if len(b.redirects()) != 0 {
 		t.Errorf("the embedded console redirected: %v", b.redirects())
+	}
+	if o := c.auth.SignOutOrigin(); o != "" {
+		t.Errorf("SignOutOrigin = %q, want none: the embedded logout stays on the console", o)
 	}
 	if resp := b.post(t, c, "/console/entities/acme-1/notes", nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("CSRF-less POST = %d, want 403", resp.StatusCode)
