@@ -60,6 +60,54 @@ func dataAttrs(page, name string) []string {
 	return out
 }
 
+// consolePercentiles are the hand-computed percentiles of seedConsole's
+// sort_test durations. Sorted: 12 45 60 75 90 120 150 200 240 600;
+// percentile_cont at p·(n−1): p50 at 4.5 → 90 + 0.5·30; p95 at 8.55 →
+// 240 + 0.55·360; p99 at 8.91 → 240 + 0.91·360.
+var consolePercentiles = map[string]float64{"p50": 105, "p95": 438, "p99": 567.6}
+
+// seedConsole records what the console's tests look at, as tenant: a site
+// HUB; entity, a shipment of six events (registered with a reference that
+// is a script, four location reports, the third at HUB, and the open
+// exception EX-1 between the last two); PKG-CONSOLE-OPS, ten sort_test
+// operations in base's hour (consolePercentiles); PKG-CONSOLE-MILES, four
+// in_transit milestones, three of them on time.
+func seedConsole(t *testing.T, srv *server, tenant, entity string, base time.Time) {
+	t.Helper()
+	if r := srv.do(t, "PUT", "/api/v1/sites/HUB", map[string]any{"name": "Rotterdam <hub>",
+		"geometry": map[string]any{"type": "Point", "coordinates": []float64{4.45, 51.92}, "radius": 2000}},
+		"X-Tenant-ID", tenant); r.StatusCode != http.StatusCreated {
+		t.Fatalf("put site: %d %s", r.StatusCode, r.Body)
+	}
+	appendEvents(t, srv, tenant, entity, "shipment",
+		event("EntityRegistered", base, `{"reference": "<script>alert('ref')</script>"}`),
+		event("LocationReported", base.Add(1*time.Minute), `{"lat": 52.37, "lon": 4.9}`),
+		event("LocationReported", base.Add(2*time.Minute), `{"lat": 52.1, "lon": 4.6}`),
+		event("LocationReported", base.Add(3*time.Minute), `{"lat": 51.92, "lon": 4.45, "siteId": "HUB"}`),
+		event("ExceptionRaised", base.Add(4*time.Minute),
+			`{"exceptionId": "EX-1", "code": "damage", "severity": "high", "description": "<script>alert('x')</script> crushed"}`),
+		event("LocationReported", base.Add(5*time.Minute), `{"lat": 51.5, "lon": 3.9}`))
+	// Operation durations of one hour's bucket (seconds), and
+	// milestone delays against plannedAt (the tolerance is 15 min).
+	durations := []int{600, 12, 45, 60, 75, 90, 120, 150, 200, 240}
+	var ops []map[string]any
+	for i, d := range durations {
+		start := base.Add(time.Duration(i*4) * time.Minute)
+		id := fmt.Sprintf(`{"operation": "sort_test", "operationId": "op-%d"}`, i)
+		ops = append(ops, event("OperationStarted", start, id),
+			event("OperationCompleted", start.Add(time.Duration(d)*time.Second),
+				fmt.Sprintf(`{"operation": "sort_test", "operationId": "op-%d", "outcome": "succeeded"}`, i)))
+	}
+	appendEvents(t, srv, tenant, "PKG-CONSOLE-OPS", "package", ops...)
+	var miles []map[string]any
+	for i, delay := range []int{-60, 300, 900, 1800} {
+		occurred := base.Add(time.Duration(10+i) * time.Minute)
+		miles = append(miles, event("MilestoneReached", occurred, fmt.Sprintf(`{"milestone": "in_transit", "plannedAt": %q}`,
+			occurred.Add(-time.Duration(delay)*time.Second).Format(time.RFC3339))))
+	}
+	appendEvents(t, srv, tenant, "PKG-CONSOLE-MILES", "package", miles...)
+}
+
 // Issue 20: the console, served by the binary on both engines: its pages
 // render the tenant's data escaped, under a strict CSP, and nothing of
 // another tenant's; an entity's map has a numbered point per reported
@@ -75,38 +123,7 @@ func TestConsole(t *testing.T) {
 			const tenant, entity = "acme", "SHP-CONSOLE-1"
 			base := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
 
-			if r := srv.do(t, "PUT", "/api/v1/sites/HUB", map[string]any{"name": "Rotterdam <hub>",
-				"geometry": map[string]any{"type": "Point", "coordinates": []float64{4.45, 51.92}, "radius": 2000}},
-				"X-Tenant-ID", tenant); r.StatusCode != http.StatusCreated {
-				t.Fatalf("put site: %d %s", r.StatusCode, r.Body)
-			}
-			appendEvents(t, srv, tenant, entity, "shipment",
-				event("EntityRegistered", base, `{"reference": "<script>alert('ref')</script>"}`),
-				event("LocationReported", base.Add(1*time.Minute), `{"lat": 52.37, "lon": 4.9}`),
-				event("LocationReported", base.Add(2*time.Minute), `{"lat": 52.1, "lon": 4.6}`),
-				event("LocationReported", base.Add(3*time.Minute), `{"lat": 51.92, "lon": 4.45, "siteId": "HUB"}`),
-				event("ExceptionRaised", base.Add(4*time.Minute),
-					`{"exceptionId": "EX-1", "code": "damage", "severity": "high", "description": "<script>alert('x')</script> crushed"}`),
-				event("LocationReported", base.Add(5*time.Minute), `{"lat": 51.5, "lon": 3.9}`))
-			// Operation durations of one hour's bucket (seconds), and
-			// milestone delays against plannedAt (the tolerance is 15 min).
-			durations := []int{600, 12, 45, 60, 75, 90, 120, 150, 200, 240}
-			var ops []map[string]any
-			for i, d := range durations {
-				start := base.Add(time.Duration(i*4) * time.Minute)
-				id := fmt.Sprintf(`{"operation": "sort_test", "operationId": "op-%d"}`, i)
-				ops = append(ops, event("OperationStarted", start, id),
-					event("OperationCompleted", start.Add(time.Duration(d)*time.Second),
-						fmt.Sprintf(`{"operation": "sort_test", "operationId": "op-%d", "outcome": "succeeded"}`, i)))
-			}
-			appendEvents(t, srv, tenant, "PKG-CONSOLE-OPS", "package", ops...)
-			var miles []map[string]any
-			for i, delay := range []int{-60, 300, 900, 1800} {
-				occurred := base.Add(time.Duration(10+i) * time.Minute)
-				miles = append(miles, event("MilestoneReached", occurred, fmt.Sprintf(`{"milestone": "in_transit", "plannedAt": %q}`,
-					occurred.Add(-time.Duration(delay)*time.Second).Format(time.RFC3339))))
-			}
-			appendEvents(t, srv, tenant, "PKG-CONSOLE-MILES", "package", miles...)
+			seedConsole(t, srv, tenant, entity, base)
 			waitProjections(t, srv)
 
 			t.Run("entity page", func(t *testing.T) {
@@ -167,10 +184,7 @@ func TestConsole(t *testing.T) {
 
 			t.Run("performance page", func(t *testing.T) {
 				page := consolePage(t, srv, tenant, "/console/metrics?operation=sort_test", http.StatusOK)
-				// Sorted: 12 45 60 75 90 120 150 200 240 600; percentile_cont
-				// at p·(n−1): p50 at 4.5 → 90 + 0.5·30; p95 at 8.55 →
-				// 240 + 0.55·360; p99 at 8.91 → 240 + 0.91·360.
-				for name, want := range map[string]float64{"p50": 105, "p95": 438, "p99": 567.6} {
+				for name, want := range consolePercentiles {
 					got := dataAttrs(page, name)
 					if len(got) == 0 {
 						t.Fatalf("no %s in the durations table:\n%s", name, page)
