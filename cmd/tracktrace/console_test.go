@@ -71,7 +71,8 @@ var consolePercentiles = map[string]float64{"p50": 105, "p95": 438, "p99": 567.6
 // is a script, four location reports, the third at HUB, and the open
 // exception EX-1 between the last two); PKG-CONSOLE-OPS, ten sort_test
 // operations in base's hour (consolePercentiles); PKG-CONSOLE-MILES, four
-// in_transit milestones, three of them on time.
+// in_transit milestones, three of them on time; and it waits until the
+// read models have it all.
 func seedConsole(t *testing.T, srv *server, tenant, entity string, base time.Time) {
 	t.Helper()
 	if r := srv.do(t, "PUT", "/api/v1/sites/HUB", map[string]any{"name": "Rotterdam <hub>",
@@ -106,6 +107,20 @@ func seedConsole(t *testing.T, srv *server, tenant, entity string, base time.Tim
 			occurred.Add(-time.Duration(delay)*time.Second).Format(time.RFC3339))))
 	}
 	appendEvents(t, srv, tenant, "PKG-CONSOLE-MILES", "package", miles...)
+	waitProjected(t, srv, "PKG-CONSOLE-MILES", 4, "X-Tenant-ID", tenant)
+}
+
+// waitProjected waits until the read models have projected version of
+// entity, and with it every event recorded before (one transaction applies
+// a batch of the log to every projection). waitProjections alone is not
+// enough on PostgreSQL: its lag counts the events below the log's read
+// horizon, which other tests' transactions hold back.
+func waitProjected(t *testing.T, srv *server, entity string, version int, headers ...string) {
+	t.Helper()
+	path := fmt.Sprintf("/api/v1/entities/%s?minVersion=%d", entity, version)
+	if r := srv.do(t, "GET", path, nil, headers...); r.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, r.StatusCode, r.Body)
+	}
 }
 
 // Issue 20: the console, served by the binary on both engines: its pages
