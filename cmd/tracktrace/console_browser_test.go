@@ -105,7 +105,8 @@ func waitJS(t *testing.T, b *browsertest.Browser, what, expr string) {
 
 // checkPage keeps screenshots of the page at a phone's and a desktop's
 // width and fails the test for each serious accessibility violation.
-func checkPage(b *browsertest.Browser, name string) {
+func checkPage(t *testing.T, b *browsertest.Browser, name string) {
+	t.Helper()
 	b.Screenshots(name)
 	b.CheckAccessibility(name)
 }
@@ -158,7 +159,7 @@ func TestConsoleBrowser(t *testing.T) {
 			if banner := evalJS[string](b, `document.querySelector('.banner')?.textContent ?? ''`); !strings.Contains(banner, "No authentication") {
 				t.Errorf("no banner says that authentication is off: %q", banner)
 			}
-			checkPage(b, "list")
+			checkPage(t, b, "list")
 
 			// Search.
 			_, streams := tab.mark()
@@ -176,7 +177,7 @@ func TestConsoleBrowser(t *testing.T) {
 			if len(v.Exceptions) != 1 || !strings.HasPrefix(v.Exceptions[0], "EX-1: damage high <script>alert('x')</script> crushed") {
 				t.Errorf("open exceptions %q, want EX-1's code, severity and description, as text", v.Exceptions)
 			}
-			checkPage(b, "entity")
+			checkPage(t, b, "entity")
 
 			// A location reported through the API appears on the open page.
 			tab.waitStream(t, streams, srv.URL+"/console/entities/"+entity+"/stream")
@@ -230,13 +231,13 @@ func TestConsoleBrowser(t *testing.T) {
 			if n := evalJS[int](b, `[...document.querySelectorAll('figure.chart img')].filter(i => i.complete && i.naturalWidth > 0).length`); n != 2 {
 				t.Errorf("%d charts drawn, want 2", n)
 			}
-			checkPage(b, "metrics")
+			checkPage(t, b, "metrics")
 
 			b.Navigate(srv.URL + "/console/ops")
 			if !evalJS[bool](b, `document.querySelector('tr[data-projection="timeline"]') !== null`) {
 				t.Error("the operations page lists no timeline projection")
 			}
-			checkPage(b, "ops")
+			checkPage(t, b, "ops")
 		})
 	}
 }
@@ -303,7 +304,7 @@ func TestConsoleBrowserSignIn(t *testing.T) {
 			if text := evalJS[string](b, `document.body.textContent`); strings.Contains(text, "globex-secret") || !strings.Contains(text, "There is no entity SHP-GLOBEX-1.") {
 				t.Errorf("another tenant's entity page says:\n%s", text)
 			}
-			checkPage(b, "not found")
+			checkPage(t, b, "not found")
 			if got := evalJS[int](b, `fetch('/console/entities/SHP-GLOBEX-1/fragment').then(r => r.status)`); got != http.StatusNotFound {
 				t.Errorf("another tenant's entity fragment: %d, want 404", got)
 			}
@@ -372,7 +373,7 @@ func TestConsoleBrowserSignIn(t *testing.T) {
 			if logouts := is.Logouts(); len(logouts) != 1 || logouts[0].Get("client_id") != clientID {
 				t.Errorf("the issuer's end-session endpoint got %v", logouts)
 			}
-			checkPage(b, "signed out")
+			checkPage(t, b, "signed out")
 			// The old page now sends the browser to sign in (which the
 			// test issuer then does at once)…
 			docs, _ = tab.mark()
