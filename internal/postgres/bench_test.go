@@ -1,18 +1,22 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/tlm/tracktrace/internal/alerting/alertingtest"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/eventstore/eventstoretest"
 	"github.com/tlm/tracktrace/internal/postgres"
@@ -232,4 +236,66 @@ func BenchmarkEPCISQuery(b *testing.B) {
 		}
 		return projectiontest.Harness{Store: s, ReadModels: rm}
 	})
+}
+
+// BenchmarkAlertsStale: alertingtest.BenchmarkStale on a new database, with
+// the CPU time of the database's backends read from /proc (PostgreSQL on
+// this machine).
+//
+//	go test -run '^$' -bench AlertsStale -benchtime 1x -timeout 1h ./internal/postgres/
+func BenchmarkAlertsStale(b *testing.B) {
+	alertingtest.BenchmarkStale(b, func(b *testing.B) alertingtest.BenchHarness {
+		s := open(b, pgtest.NewDatabase(b))
+		rm, err := postgres.OpenReadModels(context.Background(), "", s.Pool())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return alertingtest.BenchHarness{Store: s, ReadModels: rm, ServerCPU: func(ctx context.Context) func() (time.Duration, bool) {
+			return backendsCPU(ctx, s)
+		}}
+	})
+}
+
+// backendsCPU starts measuring the CPU time of the server's backends
+// connected to the store's database: those connected at the end, from what
+// each had spent at the start (or from nothing, for a newer one). It cannot
+// be read of a server on another machine.
+func backendsCPU(ctx context.Context, s *postgres.Store) func() (time.Duration, bool) {
+	read := func() (map[int]time.Duration, bool) {
+		rows, err := s.Pool().Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+		if err != nil {
+			return nil, false
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return nil, false
+		}
+		out := make(map[int]time.Duration, len(pids))
+		for _, pid := range pids {
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				return nil, false
+			}
+			// Fields after the command's closing parenthesis: state is the
+			// 3rd field of the line, utime and stime the 14th and 15th,
+			// in clock ticks (USER_HZ, 100 on Linux).
+			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			utime, _ := strconv.ParseInt(f[11], 10, 64)
+			stime, _ := strconv.ParseInt(f[12], 10, 64)
+			out[int(pid)] = time.Duration(utime+stime) * 10 * time.Millisecond
+		}
+		return out, true
+	}
+	start, ok := read()
+	return func() (time.Duration, bool) {
+		end, endOK := read()
+		if !ok || !endOK {
+			return 0, false
+		}
+		var spent time.Duration
+		for pid, cpu := range end {
+			spent += cpu - start[pid]
+		}
+		return spent, true
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tlm/tracktrace/internal/alerting/alertingtest"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/eventstore/eventstoretest"
 	"github.com/tlm/tracktrace/internal/projection/projectiontest"
@@ -37,5 +38,15 @@ func BenchmarkEPCISQuery(b *testing.B) {
 		}
 		s := open(b, path)
 		return projectiontest.Harness{Store: s, ReadModels: openReadModels(b, s)}
+	})
+}
+
+// BenchmarkAlertsStale: alertingtest.BenchmarkStale on a new file.
+//
+//	go test -run '^$' -bench AlertsStale -benchtime 1x -timeout 1h ./internal/sqlite/
+func BenchmarkAlertsStale(b *testing.B) {
+	alertingtest.BenchmarkStale(b, func(b *testing.B) alertingtest.BenchHarness {
+		s := open(b, filepath.Join(b.TempDir(), "events.db"))
+		return alertingtest.BenchHarness{Store: s, ReadModels: openReadModels(b, s)}
 	})
 }
