@@ -288,14 +288,25 @@ func (e *Evaluator) Fire(ctx context.Context, due []Due) error {
 		cmds  []tracking.RecordCommand
 		again []Due
 	)
+	// A claim holds many checks of few rules: each is read once.
+	rules := map[[2]string]*Rule{} // by tenant and id; nil: deleted since
 	for _, d := range due {
-		rule, err := e.rules.Rule(ctx, d.Tenant, d.RuleID)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted since
+		read, ok := rules[[2]string{d.Tenant, d.RuleID}]
+		if !ok {
+			r, err := e.rules.Rule(ctx, d.Tenant, d.RuleID)
+			switch {
+			case errors.Is(err, ErrNotFound): // deleted since: its checks are dropped
+			case err != nil:
+				return fmt.Errorf("alerts: rule %s: %w", d.RuleID, err)
+			default:
+				read = &r
+			}
+			rules[[2]string{d.Tenant, d.RuleID}] = read
 		}
-		if err != nil {
-			return fmt.Errorf("alerts: rule %s: %w", d.RuleID, err)
+		if read == nil {
+			continue
 		}
+		rule := *read
 		switch rule.Kind {
 		case KindDelay:
 			next, err := e.fireDelay(ctx, d, rule)
