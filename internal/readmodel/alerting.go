@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -282,18 +283,43 @@ func doneStatement(chunk []alerting.Due) (string, []any) {
 }
 
 // deleteEach is a statement deleting the rows of a table whose columns
-// hold one of keys (each a value per column).
+// hold one of keys (each a value per column: strings and int64s).
+//
+// The keys are a list, not an OR of conditions, which PostgreSQL rechecks
+// whole on every row it finds (an OR of 100 keys of alert_due took 2.5
+// times as long). Both engines look each row up by its key; SQLite only
+// when the list is a subquery's. PostgreSQL types a VALUES column by its
+// first row, so integers are cast.
 func deleteEach(table string, columns []string, keys [][]any) (string, []any) {
 	var q strings.Builder
-	q.WriteString(`DELETE FROM ` + table + ` WHERE `)
+	q.WriteString(`DELETE FROM ` + table + ` WHERE (` + strings.Join(columns, ", ") + `) IN (SELECT `)
+	for i := range columns {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("column" + strconv.Itoa(i+1))
+	}
+	q.WriteString(` FROM (VALUES `)
 	args := make([]any, 0, len(keys)*len(columns))
 	for i, k := range keys {
 		if i > 0 {
-			q.WriteString(" OR ")
+			q.WriteByte(',')
 		}
-		q.WriteString("(" + strings.Join(columns, " = ? AND ") + " = ?)")
+		q.WriteByte('(')
+		for j, v := range k {
+			if j > 0 {
+				q.WriteString(", ")
+			}
+			if _, ok := v.(int64); ok {
+				q.WriteString("CAST(? AS bigint)")
+			} else {
+				q.WriteByte('?')
+			}
+		}
+		q.WriteByte(')')
 		args = append(args, k...)
 	}
+	q.WriteString(`) AS k)`)
 	return q.String(), args
 }
 
