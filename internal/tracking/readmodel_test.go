@@ -69,21 +69,27 @@ func TestMetricsOfDwell(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			open := map[OperationKey]OperationStart{}
-			for _, s := range tt.open {
-				open[s.Key()] = s
-			}
-			rec := recorded(t, 9, tt.ev)
-			rec.Tenant, rec.EntityType = "acme", "package"
-			got := MetricsOf(rec, func(k OperationKey) (OperationStart, bool) {
-				s, ok := open[k]
-				return s, ok
-			})
-			if !reflect.DeepEqual(got, tt.want) {
+			if got := metricsOf(t, tt.open, tt.ev); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("MetricsOf =\n %s\nwant\n %s", show(got), show(tt.want))
 			}
 		})
 	}
+}
+
+// metricsOf is MetricsOf of an event of acme's package ENT-1 at version
+// 9, with the given starts open.
+func metricsOf(t *testing.T, starts []OperationStart, x ev) MetricsChange {
+	t.Helper()
+	open := map[OperationKey]OperationStart{}
+	for _, s := range starts {
+		open[s.Key()] = s
+	}
+	rec := recorded(t, 9, x)
+	rec.Tenant, rec.EntityType = "acme", "package"
+	return MetricsOf(rec, func(k OperationKey) (OperationStart, bool) {
+		s, ok := open[k]
+		return s, ok
+	})
 }
 
 func show(c MetricsChange) string {
@@ -195,17 +201,7 @@ func TestMetricsOfSitesAndExceptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			open := map[OperationKey]OperationStart{}
-			for _, s := range tt.open {
-				open[s.Key()] = s
-			}
-			rec := recorded(t, 9, tt.ev)
-			rec.Tenant, rec.EntityType = "acme", "package"
-			got := MetricsOf(rec, func(k OperationKey) (OperationStart, bool) {
-				s, ok := open[k]
-				return s, ok
-			})
-			if !reflect.DeepEqual(got, tt.want) {
+			if got := metricsOf(t, tt.open, tt.ev); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("MetricsOf =\n %s\nwant\n %s", show(got), show(tt.want))
 			}
 		})

@@ -122,11 +122,5 @@ func testChildren(t *testing.T, e *env) {
 		}
 	}
 
-	live := e.dump()
-	e.rebuildAll(e.mgr)
-	e.catchUp(e.mgr)
-	sameDump(t, "children rebuilt beside the live read models", e.dump(), live)
-	e.resetAll()
-	e.catchUp(e.mgr)
-	sameDump(t, "children folded again from the log", e.dump(), live)
+	e.sameAfterRebuildAndReset("children")
 }

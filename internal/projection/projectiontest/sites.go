@@ -8,7 +8,6 @@ import (
 
 	"github.com/tlm/tracktrace/internal/projection"
 	"github.com/tlm/tracktrace/internal/readmodel"
-	"github.com/tlm/tracktrace/internal/retention"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -180,13 +179,7 @@ func testMetricsPerSite(t *testing.T, e *env) {
 		})
 	}
 
-	live := e.dump()
-	e.rebuildAll(e.mgr)
-	e.catchUp(e.mgr)
-	sameDump(t, "sites rebuilt beside the live read models", e.dump(), live)
-	e.resetAll()
-	e.catchUp(e.mgr)
-	sameDump(t, "sites folded again from the log", e.dump(), live)
+	e.sameAfterRebuildAndReset("sites")
 }
 
 // testSiteAfterRetention: an operation whose start (the only event naming
@@ -200,18 +193,7 @@ func testSiteAfterRetention(t *testing.T, e *env) {
 		raised("EX-1", "delay", at(6, 5)),
 	}}})
 	e.catchUp(e.mgr)
-	time.Sleep(2 * time.Millisecond)
-	cutoff := time.Now()
-	time.Sleep(2 * time.Millisecond)
-	const maxAge = 24 * time.Hour
-	rep, err := retention.Run(e.ctx, deps, retention.Policy{MaxAge: maxAge}, cutoff.Add(maxAge), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.EventsDeleted != 2 {
-		t.Fatalf("retention: %+v, want the 2 events deleted", rep)
-	}
-	e.recorded -= rep.EventsDeleted
+	e.trimAll(deps, 2)
 	e.record([]step{{acme, "RET-S1", "", []tracking.NewEvent{completedAt("unloading", "op-1", "", at(6, 30))}}}) // 1800 s
 	e.catchUp(e.mgr)
 	e.wantRows(map[string]int{"rm_timeline": 1, "rm_entities": 1, "rm_metric_points": 2})
