@@ -124,6 +124,7 @@ type Options struct {
 // queries.
 const (
 	listPageSize     = 50
+	childrenLimit    = 50 // on an entity's page; the list of its children has them all
 	timelineLimit    = 500
 	maxMapSites      = 10
 	subscriptionPage = 100

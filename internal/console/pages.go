@@ -19,9 +19,10 @@ import (
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
-// listQuery is the entity list's filters and position.
+// listQuery is the entity list's filters and position. Parent lists the
+// children of an entity.
 type listQuery struct {
-	EntityType, Status, After string
+	EntityType, Status, Parent, After string
 }
 
 // values is the query string of the list's filters (not its position).
@@ -33,12 +34,15 @@ func (q listQuery) values() url.Values {
 	if q.Status != "" {
 		v.Set("status", q.Status)
 	}
+	if q.Parent != "" {
+		v.Set("parentId", q.Parent)
+	}
 	return v
 }
 
 func (h *handler) readListQuery(r *http.Request) (listQuery, error) {
 	q := r.URL.Query()
-	lq := listQuery{EntityType: q.Get("entityType"), Status: q.Get("status"), After: q.Get("after")}
+	lq := listQuery{EntityType: q.Get("entityType"), Status: q.Get("status"), Parent: q.Get("parentId"), After: q.Get("after")}
 	if lq.EntityType != "" && !h.EntityTypes.Known(lq.EntityType) {
 		return lq, badRequest("There is no entity type " + strconv.Quote(lq.EntityType) + "; pick one of " +
 			strings.Join(h.EntityTypes.List(), ", ") + ".")
@@ -46,6 +50,9 @@ func (h *handler) readListQuery(r *http.Request) (listQuery, error) {
 	if lq.Status != "" && !slices.Contains(tracking.Statuses(), lq.Status) {
 		return lq, badRequest("There is no status " + strconv.Quote(lq.Status) + "; pick one of " +
 			strings.Join(tracking.Statuses(), ", ") + ".")
+	}
+	if lq.Parent != "" && !tracking.IsEntityID(lq.Parent) {
+		return lq, badRequest("There is no entity " + strconv.Quote(lq.Parent) + " to list the contents of.")
 	}
 	if lq.After != "" && !tracking.IsEntityID(lq.After) {
 		return lq, badRequest("The list's position is not an entity id.")
@@ -94,7 +101,7 @@ func (h *handler) listData(r *http.Request, p tracking.Principal) (map[string]an
 		return nil, err
 	}
 	page, err := h.ReadModels.ListEntities(r.Context(), tracking.EntityQuery{Tenant: p.Tenant,
-		EntityType: lq.EntityType, Status: lq.Status, Limit: listPageSize, After: lq.After})
+		EntityType: lq.EntityType, Status: lq.Status, Parent: lq.Parent, Limit: listPageSize, After: lq.After})
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +195,10 @@ func (h *handler) entityData(r *http.Request, p tracking.Principal) (map[string]
 	if err != nil {
 		return nil, err
 	}
+	children, err := h.ReadModels.ListEntities(ctx, tracking.EntityQuery{Tenant: p.Tenant, Parent: id, Limit: childrenLimit})
+	if err != nil {
+		return nil, err
+	}
 	rows := make([]timelineRow, len(page.Entries))
 	var points []trackPoint
 	siteIDs := map[string]bool{}
@@ -207,7 +218,9 @@ func (h *handler) entityData(r *http.Request, p tracking.Principal) (map[string]
 	sites := h.sitesOf(ctx, p.Tenant, siteIDs)
 	base := Prefix + "/entities/" + url.PathEscape(id)
 	data := map[string]any{"Entity": st, "Timeline": rows, "More": page.Next != nil, "TimelineLimit": timelineLimit,
-		"Map": h.basemap.draw(points, sites), "PointCount": len(points), "FragmentURL": base + "/fragment"}
+		"Map": h.basemap.draw(points, sites), "PointCount": len(points), "FragmentURL": base + "/fragment",
+		"Children": children.Items, "MoreChildren": children.Next != "", "ChildrenLimit": childrenLimit,
+		"ChildrenURL": Prefix + "/entities?" + listQuery{Parent: id}.values().Encode()}
 	if h.Live != nil {
 		data["StreamURL"] = base + "/stream"
 	}
@@ -320,11 +333,12 @@ var metricRanges = []metricRange{
 func (h *handler) metricsPage(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
 	q := r.URL.Query()
 	entityType, operation, milestone, rng := q.Get("entityType"), q.Get("operation"), q.Get("milestone"), q.Get("range")
+	site := strings.TrimSpace(q.Get("site"))
 	if entityType != "" && !h.EntityTypes.Known(entityType) {
 		return badRequest("There is no entity type " + strconv.Quote(entityType) + ".")
 	}
-	if len(operation) > tracking.MaxIDLength || len(milestone) > tracking.MaxIDLength {
-		return badRequest("An operation or milestone name is at most " + strconv.Itoa(tracking.MaxIDLength) + " bytes.")
+	if len(operation) > tracking.MaxIDLength || len(milestone) > tracking.MaxIDLength || len(site) > tracking.MaxIDLength {
+		return badRequest("An operation or milestone name, or a site id, is at most " + strconv.Itoa(tracking.MaxIDLength) + " bytes.")
 	}
 	if rng == "" {
 		rng = metricRanges[0].Name
@@ -337,20 +351,30 @@ func (h *handler) metricsPage(w http.ResponseWriter, r *http.Request, p tracking
 	to := h.opts.Now().UTC()
 	from := to.Add(-span)
 	ops, err := h.ReadModels.MetricSamples(r.Context(), tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricOperation,
-		EntityType: entityType, Name: operation, From: from, To: to, Interval: interval})
+		EntityType: entityType, Name: operation, Site: site, From: from, To: to, Interval: interval})
 	if err != nil {
 		return err
 	}
 	miles, err := h.ReadModels.MetricSamples(r.Context(), tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricMilestone,
-		EntityType: entityType, Name: milestone, From: from, To: to, Interval: interval})
+		EntityType: entityType, Name: milestone, Site: site, From: from, To: to, Interval: interval})
+	if err != nil {
+		return err
+	}
+	// Exceptions are raised at no site: the site filter leaves them be.
+	raised, err := h.ReadModels.MetricSamples(r.Context(), tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricException,
+		EntityType: entityType, From: from, To: to, Interval: interval})
 	if err != nil {
 		return err
 	}
 	opBuckets := tracking.Buckets(ops, interval, false, h.opts.OnTimeTolerance)
 	mileBuckets := tracking.Buckets(miles, interval, true, h.opts.OnTimeTolerance)
+	exceptions := exceptionTable(tracking.CountExceptions(raised, interval))
 	what := "all operations"
 	if operation != "" {
 		what = "operation " + strconv.Quote(operation)
+	}
+	if site != "" {
+		what += " at site " + strconv.Quote(site)
 	}
 	durations, err := chart("Duration of "+what, "seconds", opBuckets, interval, 0, percentileSeries())
 	if err != nil {
@@ -361,12 +385,49 @@ func (h *handler) metricsPage(w http.ResponseWriter, r *http.Request, p tracking
 		return err
 	}
 	h.render(w, r, http.StatusOK, "metrics", p, map[string]any{
-		"Title": "Performance", "EntityType": entityType, "Operation": operation, "Milestone": milestone,
-		"Range": rng, "Ranges": metricRanges, "EntityTypes": h.EntityTypes.List(), "From": from, "To": to,
+		"Title": "Performance", "EntityType": entityType, "Operation": operation, "Milestone": milestone, "Site": site,
+		"Range": rng, "Ranges": metricRanges, "EntityTypes": h.EntityTypes.List(), "From": from, "To": to, "Exceptions": exceptions,
 		"OperationBuckets": opBuckets, "MilestoneBuckets": mileBuckets, "DurationChart": durations,
 		"PunctualityChart": punctuality, "Tolerance": formatSeconds(h.opts.OnTimeTolerance.Seconds()),
 	})
 	return nil
+}
+
+// exceptionRows are the metrics page's exception counts: a row per
+// interval, a column per code raised in the range (at most the codes
+// there are), alphabetically.
+type exceptionRows struct {
+	Codes []string
+	Rows  []exceptionRow
+	Total int
+}
+
+// exceptionRow is an interval's exceptions: in all, and per code in the
+// order of exceptionRows.Codes.
+type exceptionRow struct {
+	Start  time.Time
+	Count  int
+	ByCode []int
+}
+
+func exceptionTable(buckets []tracking.ExceptionBucket) exceptionRows {
+	codes := map[string]bool{}
+	var t exceptionRows
+	for _, b := range buckets {
+		for c := range b.ByCode {
+			codes[c] = true
+		}
+		t.Total += b.Count
+	}
+	t.Codes = slices.Sorted(maps.Keys(codes))
+	for _, b := range buckets {
+		row := exceptionRow{Start: b.Start, Count: b.Count, ByCode: make([]int, len(t.Codes))}
+		for i, c := range t.Codes {
+			row.ByCode[i] = b.ByCode[c]
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
 }
 
 // backlogRow is a follower's distance behind the log.

@@ -157,24 +157,33 @@ func (s *server) checkFilters(q url.Values) error {
 }
 
 func (s *server) listEntities(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-	q, err := query(r, "entityType", "status", "limit", "cursor")
+	q, err := query(r, "entityType", "status", "parentId", "limit", "cursor")
 	if err != nil {
 		return err
 	}
 	if err := s.checkFilters(q); err != nil {
 		return err
 	}
+	parent := q.Get("parentId")
+	if q.Has("parentId") && !tracking.IsEntityID(parent) {
+		return badRequest("parentId must be an entity id", tracking.FieldError{Field: "parentId", Message: "not an entity id"})
+	}
 	limit, err := intParam(q, "limit", defaultPageLimit, 1, maxPageLimit)
 	if err != nil {
 		return err
 	}
 	scope := []string{"entities", p.Tenant, q.Get("entityType"), q.Get("status")}
+	if parent != "" {
+		// A cursor of a list of children is for that parent's alone (and
+		// the lists without one keep the cursors they handed out).
+		scope = append(scope, "parent", parent)
+	}
 	after, err := s.cursors.open(q.Get("cursor"), scope...)
 	if err != nil {
 		return err
 	}
 	page, err := s.ReadModels.ListEntities(r.Context(), tracking.EntityQuery{Tenant: p.Tenant,
-		EntityType: q.Get("entityType"), Status: q.Get("status"), Limit: int(limit), After: after})
+		EntityType: q.Get("entityType"), Status: q.Get("status"), Parent: parent, Limit: int(limit), After: after})
 	if err != nil {
 		return err
 	}
@@ -303,33 +312,81 @@ func timelinePosition(c tracking.TimelineCursor) string {
 	return strconv.FormatInt(c.OccurredAt.UnixMicro(), 10) + "/" + strconv.FormatInt(c.Version, 10)
 }
 
+// metricKinds are the values of the metrics' kind parameter.
+var metricKinds = []string{tracking.MetricOperation, tracking.MetricMilestone, tracking.MetricDwell, tracking.MetricException}
+
+// metricsQuery reads what GET /metrics/operational selects. kind names the
+// points; without it, it is operation when operation is given, milestone
+// when milestone is, exception when code is, dwell when site is given
+// alone, else operation. The name
+// filters of the other kinds are refused; site filters operations and
+// milestones by where they happened, and is the visited site of dwell.
+func metricsQuery(q url.Values, tenant string) (tracking.MetricsQuery, error) {
+	mq := tracking.MetricsQuery{Tenant: tenant, Kind: q.Get("kind"), EntityType: q.Get("entityType")}
+	if q.Has("kind") && !slices.Contains(metricKinds, mq.Kind) {
+		return mq, badRequest("unknown kind "+strconv.Quote(mq.Kind), tracking.FieldError{Field: "kind",
+			Message: "must be one of " + strings.Join(metricKinds, ", ")})
+	}
+	if q.Get("operation") != "" && q.Get("milestone") != "" {
+		return mq, badRequest("operation and milestone exclude each other", tracking.FieldError{Field: "milestone", Message: "given with operation"})
+	}
+	if mq.Kind == "" {
+		switch {
+		case q.Get("operation") != "":
+			mq.Kind = tracking.MetricOperation
+		case q.Get("milestone") != "":
+			mq.Kind = tracking.MetricMilestone
+		case q.Get("code") != "":
+			mq.Kind = tracking.MetricException
+		case q.Has("site") && q.Get("operation") == "":
+			mq.Kind = tracking.MetricDwell
+		default:
+			mq.Kind = tracking.MetricOperation
+		}
+	}
+	// The name filter of each kind; the others are refused.
+	names := map[string]string{tracking.MetricOperation: "operation", tracking.MetricMilestone: "milestone",
+		tracking.MetricException: "code"}
+	for _, other := range []string{"operation", "milestone", "code"} {
+		if q.Get(other) != "" && names[mq.Kind] != other {
+			return mq, badRequest(other+" does not filter "+mq.Kind+" points", tracking.FieldError{Field: other, Message: "given with kind " + mq.Kind})
+		}
+	}
+	mq.Name = q.Get(names[mq.Kind])
+	if c := mq.Name; mq.Kind == tracking.MetricException && c != "" && !slices.Contains(tracking.ExceptionCodes(), c) {
+		return mq, badRequest("unknown code "+strconv.Quote(c), tracking.FieldError{Field: "code",
+			Message: "must be one of " + strings.Join(tracking.ExceptionCodes(), ", ")})
+	}
+	if q.Has("site") {
+		site := q.Get("site")
+		switch {
+		case mq.Kind == tracking.MetricException:
+			return mq, badRequest("exceptions are counted at no site", tracking.FieldError{Field: "site", Message: "given with kind exception"})
+		case site == "" || utf8.RuneCountInString(site) > tracking.MaxIDLength:
+			// The site ids events may carry (query already refused what is
+			// not text).
+			return mq, badRequest("site must be a site id of 1 to "+strconv.Itoa(tracking.MaxIDLength)+" characters",
+				tracking.FieldError{Field: "site", Message: "invalid site id"})
+		case mq.Kind == tracking.MetricDwell:
+			mq.Name = site
+		default:
+			mq.Site = site
+		}
+	}
+	return mq, nil
+}
+
 func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-	q, err := query(r, "entityType", "operation", "milestone", "site", "from", "to", "interval")
+	q, err := query(r, "entityType", "kind", "operation", "milestone", "code", "site", "from", "to", "interval")
 	if err != nil {
 		return err
 	}
 	if err := s.checkFilters(q); err != nil {
 		return err
 	}
-	mq := tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricOperation, EntityType: q.Get("entityType"), Name: q.Get("operation")}
-	if m := q.Get("milestone"); m != "" {
-		if mq.Name != "" {
-			return badRequest("operation and milestone exclude each other", tracking.FieldError{Field: "milestone", Message: "given with operation"})
-		}
-		mq.Kind, mq.Name = tracking.MetricMilestone, m
-	}
-	if q.Has("site") {
-		site := q.Get("site")
-		switch {
-		case mq.Name != "":
-			return badRequest("site excludes operation and milestone", tracking.FieldError{Field: "site", Message: "given with " + mq.Kind})
-		case site == "" || utf8.RuneCountInString(site) > tracking.MaxIDLength:
-			// The site ids milestones may carry (query already refused what
-			// is not text).
-			return badRequest("site must be a site id of 1 to "+strconv.Itoa(tracking.MaxIDLength)+" characters",
-				tracking.FieldError{Field: "site", Message: "invalid site id"})
-		}
-		mq.Kind, mq.Name = tracking.MetricDwell, site
+	mq, err := metricsQuery(q, p.Tenant)
+	if err != nil {
+		return err
 	}
 	if mq.To, err = timeParam(q, "to"); err != nil {
 		return err
@@ -363,7 +420,12 @@ func (s *server) getMetrics(w http.ResponseWriter, r *http.Request, p tracking.P
 	if err != nil {
 		return err
 	}
-	buckets := tracking.Buckets(samples, mq.Interval, mq.Kind == tracking.MetricMilestone, s.OnTimeTolerance)
+	var buckets any
+	if mq.Kind == tracking.MetricException {
+		buckets = tracking.CountExceptions(samples, mq.Interval)
+	} else {
+		buckets = tracking.Buckets(samples, mq.Interval, mq.Kind == tracking.MetricMilestone, s.OnTimeTolerance)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"measurement": tracking.MeasurementOperationalPerformance,
 		"kind":        mq.Kind,

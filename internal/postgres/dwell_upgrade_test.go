@@ -1,13 +1,8 @@
 package postgres_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/tlm/tracktrace/internal/postgres"
-	"github.com/tlm/tracktrace/internal/postgres/pgtest"
 	"github.com/tlm/tracktrace/internal/projection/projectiontest"
 )
 
@@ -16,16 +11,7 @@ import (
 // with another rebuild in progress, are upgraded in place.
 func TestDwellUpgrade(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	dsn := pgtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := postgres.MigrateReadModelsTo(ctx, pool, 9); err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range []string{
+	rm := upgradedFrom(t, 9, []string{
 		// A rebuild switched in, as SwapTable does it.
 		`CREATE TABLE rm_metric_points_rebuild (LIKE rm_metric_points INCLUDING ALL)`,
 		`DROP TABLE rm_metric_points`,
@@ -42,17 +28,6 @@ func TestDwellUpgrade(t *testing.T) {
 		`CREATE TABLE rm_operation_starts_rebuild (LIKE rm_operation_starts INCLUDING ALL)`,
 		`CREATE TABLE rm_positions_metrics_rebuild (LIKE rm_positions_metrics INCLUDING ALL)`,
 		`INSERT INTO projection_checkpoints (name) VALUES ('performance-metrics@rebuild')`,
-	} {
-		if _, err := pool.Exec(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	pool.Close()
-
-	s := open(t, dsn)
-	rm, err := postgres.OpenReadModels(ctx, "", s.Pool())
-	if err != nil {
-		t.Fatalf("upgrade: %v", err)
-	}
+	})
 	projectiontest.CheckDwellUpgrade(t, rm)
 }

@@ -442,19 +442,23 @@ func (t rmTx) EntityStates(ctx context.Context, table string, keys []readmodel.K
 func (t rmTx) UpsertEntities(ctx context.Context, table string, rows []readmodel.EntityRow) error {
 	n := len(rows)
 	tenants, ids, types, statuses, states, views := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	parents := make([]string, n)
 	versions := make([]int64, n)
 	updated := make([]time.Time, n)
 	for i, r := range rows {
 		tenants[i], ids[i], types[i], statuses[i], versions[i], updated[i] = r.Tenant, r.EntityID, r.EntityType, r.Status, r.Version, r.UpdatedAt
-		states[i], views[i] = string(r.State), string(r.View)
+		states[i], views[i], parents[i] = string(r.State), string(r.View), r.ParentID
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, entity_type, status, version, updated_at, state, view)
-		SELECT t, e, ty, s, v, u, st::json, vw::json
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::timestamptz[], $7::text[], $8::text[])
-			AS x(t, e, ty, s, v, u, st, vw)
+	// parent_id is NULL without a parent: the index of children holds
+	// only the entities that have one.
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, entity_type, status, version, updated_at, state, view, parent_id)
+		SELECT t, e, ty, s, v, u, st::json, vw::json, nullif(p, '')
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+			AS x(t, e, ty, s, v, u, st, vw, p)
 		ON CONFLICT (tenant_id, entity_id) DO UPDATE SET entity_type = excluded.entity_type, status = excluded.status,
-			version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view
-		WHERE `+table+`.version < excluded.version`, tenants, ids, types, statuses, versions, updated, states, views)
+			version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view,
+			parent_id = excluded.parent_id
+		WHERE `+table+`.version < excluded.version`, tenants, ids, types, statuses, versions, updated, states, views, parents)
 	return err
 }
 
@@ -469,7 +473,7 @@ func splitOperationKeys(keys []tracking.OperationKey) (tenants, entities, kinds,
 
 func (t rmTx) OperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
 	qt, qe, qk, qo := splitOperationKeys(keys)
-	rows, err := t.tx.Query(ctx, `SELECT s.tenant_id, s.entity_id, s.kind, s.operation_id, s.operation, s.started_at FROM `+table+` s
+	rows, err := t.tx.Query(ctx, `SELECT s.tenant_id, s.entity_id, s.kind, s.operation_id, s.operation, s.site_id, s.started_at FROM `+table+` s
 		JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(tenant_id, entity_id, kind, operation_id)
 			USING (tenant_id, entity_id, kind, operation_id)`, qt, qe, qk, qo)
 	if err != nil {
@@ -479,7 +483,7 @@ func (t rmTx) OperationStarts(ctx context.Context, table string, keys []tracking
 	var out []tracking.OperationStart
 	for rows.Next() {
 		var s tracking.OperationStart
-		if err := rows.Scan(&s.Tenant, &s.EntityID, &s.Kind, &s.OperationID, &s.Operation, &s.StartedAt); err != nil {
+		if err := rows.Scan(&s.Tenant, &s.EntityID, &s.Kind, &s.OperationID, &s.Operation, &s.SiteID, &s.StartedAt); err != nil {
 			return nil, err
 		}
 		s.StartedAt = s.StartedAt.UTC()
@@ -497,29 +501,30 @@ func (t rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []tr
 
 func (t rmTx) UpsertOperationStarts(ctx context.Context, table string, starts []tracking.OperationStart) error {
 	keys := make([]tracking.OperationKey, len(starts))
-	ops, at := make([]string, len(starts)), make([]time.Time, len(starts))
+	ops, sites, at := make([]string, len(starts)), make([]string, len(starts)), make([]time.Time, len(starts))
 	for i, s := range starts {
-		keys[i], ops[i], at[i] = s.Key(), s.Operation, s.StartedAt
+		keys[i], ops[i], sites[i], at[i] = s.Key(), s.Operation, s.SiteID, s.StartedAt
 	}
 	st, se, sk, so := splitOperationKeys(keys)
-	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, kind, operation_id, operation, started_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-		ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at`,
-		st, se, sk, so, ops, at)
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, kind, operation_id, operation, started_at, site_id)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
+		ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at,
+			site_id = excluded.site_id`,
+		st, se, sk, so, ops, at, sites)
 	return err
 }
 
 // metricColumns are rm_metric_points' columns.
-const metricColumns = "tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value"
+const metricColumns = "tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value, site_id"
 
 func (t rmTx) InsertMetricPoints(ctx context.Context, table string, points []tracking.MetricPoint, fresh bool) error {
 	n := len(points)
-	cols := [9][]any{}
+	cols := [10][]any{}
 	for i := range cols {
 		cols[i] = make([]any, n)
 	}
 	for i, p := range points {
-		for c, v := range []any{p.Tenant, p.EntityID, p.Version, p.Kind, p.EntityType, p.Name, p.Outcome, p.OccurredAt, p.Value} {
+		for c, v := range []any{p.Tenant, p.EntityID, p.Version, p.Kind, p.EntityType, p.Name, p.Outcome, p.OccurredAt, p.Value, p.Site} {
 			cols[c][i] = v
 		}
 	}
@@ -528,8 +533,8 @@ func (t rmTx) InsertMetricPoints(ctx context.Context, table string, points []tra
 		return err
 	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO `+table+` (`+metricColumns+`)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::float8[])
-		ON CONFLICT DO NOTHING`, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8])
+		SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::float8[], $10::text[])
+		ON CONFLICT DO NOTHING`, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], cols[9])
 	return err
 }
 
@@ -550,8 +555,8 @@ func (t rmTx) CopyMetricPoints(ctx context.Context, from, to string, upTo []read
 
 func (t rmTx) CopyOperationStarts(ctx context.Context, from, to string, keys []readmodel.Key) error {
 	tenants, ids := splitKeys(keys)
-	_, err := t.tx.Exec(ctx, `INSERT INTO `+to+` (tenant_id, entity_id, kind, operation_id, operation, started_at)
-		SELECT s.tenant_id, s.entity_id, s.kind, s.operation_id, s.operation, s.started_at
+	_, err := t.tx.Exec(ctx, `INSERT INTO `+to+` (tenant_id, entity_id, kind, operation_id, operation, started_at, site_id)
+		SELECT s.tenant_id, s.entity_id, s.kind, s.operation_id, s.operation, s.started_at, s.site_id
 		FROM `+from+` s JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, entity_id) USING (tenant_id, entity_id)
 		ON CONFLICT DO NOTHING`, tenants, ids)
 	return err
@@ -682,9 +687,15 @@ func (m *readModels) EntityView(ctx context.Context, tenant, id string) (json.Ra
 
 // EntityViews returns up to limit entity views of a page, by entity id.
 func (m *readModels) EntityViews(ctx context.Context, q tracking.EntityQuery, limit int) ([]json.RawMessage, error) {
+	// The children of an entity are a statement of their own, which the
+	// index of parents serves whatever the plan.
+	parent, args := "", []any{q.Tenant, q.EntityType, q.Status, q.After, limit}
+	if q.Parent != "" {
+		parent, args = "AND parent_id = $6", append(args, q.Parent)
+	}
 	rows, err := m.pool.Query(ctx, `SELECT view::text FROM rm_entities
-		WHERE tenant_id = $1 AND ($2 = '' OR entity_type = $2) AND ($3 = '' OR status = $3) AND entity_id > $4
-		ORDER BY entity_id LIMIT $5`, q.Tenant, q.EntityType, q.Status, q.After, limit)
+		WHERE tenant_id = $1 AND ($2 = '' OR entity_type = $2) AND ($3 = '' OR status = $3) AND entity_id > $4 `+parent+`
+		ORDER BY entity_id LIMIT $5`, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -744,16 +755,16 @@ func (m *readModels) CheckpointNames(ctx context.Context) ([]string, error) {
 
 // MetricSamples returns the metric points q selects.
 func (m *readModels) MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error) {
-	rows, err := m.pool.Query(ctx, `SELECT occurred_at, value FROM rm_metric_points
+	rows, err := m.pool.Query(ctx, `SELECT occurred_at, value, name FROM rm_metric_points
 		WHERE tenant_id = $1 AND kind = $2 AND occurred_at >= $3 AND occurred_at < $4
-		AND ($5 = '' OR entity_type = $5) AND ($6 = '' OR name = $6)`,
-		q.Tenant, q.Kind, q.From, q.To, q.EntityType, q.Name)
+		AND ($5 = '' OR entity_type = $5) AND ($6 = '' OR name = $6) AND ($7 = '' OR site_id = $7)`,
+		q.Tenant, q.Kind, q.From, q.To, q.EntityType, q.Name, q.Site)
 	if err != nil {
 		return nil, classify(err)
 	}
 	samples, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tracking.MetricSample, error) {
 		var s tracking.MetricSample
-		err := r.Scan(&s.OccurredAt, &s.Value)
+		err := r.Scan(&s.OccurredAt, &s.Value, &s.Name)
 		return s, err
 	})
 	return samples, classify(err)

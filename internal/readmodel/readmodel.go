@@ -92,11 +92,11 @@ type Table struct {
 var dumped = []Table{
 	{TableTimeline, []string{"tenant_id", "entity_id", "version", "event_id", "event_type", "occurred_at", "recorded_at", "data", "metadata"},
 		[]string{"tenant_id", "entity_id", "version"}},
-	{TableEntities, []string{"tenant_id", "entity_id", "entity_type", "status", "version", "updated_at", "state", "view"},
+	{TableEntities, []string{"tenant_id", "entity_id", "entity_type", "status", "version", "updated_at", "state", "view", "parent_id"},
 		[]string{"tenant_id", "entity_id"}},
-	{TableOperationStarts, []string{"tenant_id", "entity_id", "kind", "operation_id", "operation", "started_at"},
+	{TableOperationStarts, []string{"tenant_id", "entity_id", "kind", "operation_id", "operation", "started_at", "site_id"},
 		[]string{"tenant_id", "entity_id", "kind", "operation_id"}},
-	{TableMetricPoints, []string{"tenant_id", "entity_id", "version", "kind", "entity_type", "name", "outcome", "occurred_at", "value"},
+	{TableMetricPoints, []string{"tenant_id", "entity_id", "version", "kind", "entity_type", "name", "outcome", "occurred_at", "value", "site_id"},
 		[]string{"tenant_id", "entity_id", "version", "kind"}},
 	{TableEPCISEvents, []string{"tenant_id", "entity_id", "version", "event_id", "event_type", "action", "event_time",
 		"record_time", "biz_step", "disposition", "read_point", "biz_location", "declared_at", "error_reason", "data"},
@@ -135,11 +135,14 @@ func PositionsTable(name string) string {
 }
 
 // EntityRow is a row of the entities read model: the folded state the
-// projection continues from, and the view the API serves.
+// projection continues from, and the view the API serves. ParentID is the
+// view's (its current parent, "" for none), which the children of an
+// entity are listed by.
 type EntityRow struct {
 	Key
 	EntityType string
 	Status     string
+	ParentID   string
 	Version    int64
 	UpdatedAt  time.Time
 	State      json.RawMessage
@@ -673,8 +676,7 @@ func seed(ctx context.Context, tx Tx, name string, page []projection.Retained) e
 			if err != nil {
 				return err
 			}
-			rows = append(rows, EntityRow{Key: k, EntityType: view.EntityType, Status: view.Status, Version: view.Version,
-				UpdatedAt: view.UpdatedAt, State: state, View: v})
+			rows = append(rows, entityRow(k, view, state, v))
 		case tracking.ProjectionMetrics:
 			if at := live[k]; at < snap.Version {
 				from = at
@@ -956,10 +958,15 @@ func applyEntities(ctx context.Context, tx Tx, tbl tables, events []eventstore.R
 		if err != nil {
 			return err
 		}
-		rows[i] = EntityRow{Key: k, EntityType: view.EntityType, Status: view.Status, Version: view.Version,
-			UpdatedAt: view.UpdatedAt, State: state, View: v}
+		rows[i] = entityRow(k, view, state, v)
 	}
 	return tx.UpsertEntities(ctx, tbl(TableEntities), rows)
+}
+
+// entityRow is the row of an entity's folded state and view (v, its JSON).
+func entityRow(k Key, view tracking.EntityState, state, v json.RawMessage) EntityRow {
+	return EntityRow{Key: k, EntityType: view.EntityType, Status: view.Status, ParentID: view.ParentID, Version: view.Version,
+		UpdatedAt: view.UpdatedAt, State: state, View: v}
 }
 
 func applyMetrics(ctx context.Context, tx Tx, tbl tables, events []eventstore.Recorded, fresh bool) error {
@@ -1005,7 +1012,8 @@ func (s *Store) Entity(ctx context.Context, tenant, id string) (tracking.EntityS
 }
 
 // ListEntities returns a page of a tenant's entities, by entity id,
-// optionally of one entity type and in one status.
+// optionally of one entity type, in one status, and inside one parent (its
+// children).
 func (s *Store) ListEntities(ctx context.Context, q tracking.EntityQuery) (tracking.EntityPage, error) {
 	if q.Limit <= 0 {
 		return tracking.EntityPage{}, fmt.Errorf("%s: list entities: %w: limit must be positive", s.name, tracking.ErrInvalid)
@@ -1077,7 +1085,8 @@ func (s *Store) ProjectedVersion(ctx context.Context, name, tenant, id string) (
 }
 
 // MetricSamples returns the metric points a query selects: of its tenant and
-// kind, with occurredAt in [From, To), of the entity type and name when set.
+// kind, with occurredAt in [From, To), of the entity type, name and site
+// when set.
 func (s *Store) MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error) {
 	out, err := s.engine.MetricSamples(ctx, q)
 	if err != nil {

@@ -1,8 +1,6 @@
 package sqlite_test
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/tlm/tracktrace/internal/projection/projectiontest"
@@ -12,12 +10,7 @@ import (
 // progress, are upgraded in place.
 func TestDwellUpgrade(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "tracktrace.db"))
-	if err := s.MigrateReadModelsTo(ctx, 9); err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range []string{
+	rm := upgradedFrom(t, 9, []string{
 		`INSERT INTO rm_metric_points (tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value)
 			VALUES ('acme', 'PKG-1', 3, 'milestone', 'package', 'departed', '', unixepoch('2025-03-10T08:30:00Z') * 1000000, 600)`,
 		`INSERT INTO rm_operation_starts (tenant_id, entity_id, operation_id, operation, started_at)
@@ -27,10 +20,6 @@ func TestDwellUpgrade(t *testing.T) {
 		`CREATE TABLE rm_operation_starts_rebuild AS SELECT * FROM rm_operation_starts WHERE 0`,
 		`CREATE TABLE rm_positions_metrics_rebuild AS SELECT * FROM rm_positions_metrics WHERE 0`,
 		`INSERT INTO projection_checkpoints (name) VALUES ('performance-metrics@rebuild')`,
-	} {
-		if _, err := s.WriteDB().ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	projectiontest.CheckDwellUpgrade(t, openReadModels(t, s))
+	})
+	projectiontest.CheckDwellUpgrade(t, rm)
 }

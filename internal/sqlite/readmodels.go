@@ -327,10 +327,13 @@ func (t *rmTx) EntityStates(ctx context.Context, table string, keys []readmodel.
 }
 
 func (t *rmTx) UpsertEntities(ctx context.Context, table string, rows []readmodel.EntityRow) error {
+	// parent_id is NULL without a parent: the index of children holds
+	// only the entities that have one.
 	up, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+`
-		(tenant_id, entity_id, entity_type, status, version, updated_at, state, view) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		(tenant_id, entity_id, entity_type, status, version, updated_at, state, view, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''))
 		ON CONFLICT (tenant_id, entity_id) DO UPDATE SET entity_type = excluded.entity_type, status = excluded.status,
-			version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view
+			version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view,
+			parent_id = excluded.parent_id
 		WHERE `+table+`.version < excluded.version`)
 	if err != nil {
 		return err
@@ -338,7 +341,7 @@ func (t *rmTx) UpsertEntities(ctx context.Context, table string, rows []readmode
 	defer up.Close()
 	for _, r := range rows {
 		if _, err := up.ExecContext(ctx, r.Tenant, r.EntityID, r.EntityType, r.Status, r.Version,
-			r.UpdatedAt.UnixMicro(), string(r.State), string(r.View)); err != nil {
+			r.UpdatedAt.UnixMicro(), string(r.State), string(r.View), r.ParentID); err != nil {
 			return err
 		}
 	}
@@ -346,7 +349,7 @@ func (t *rmTx) UpsertEntities(ctx context.Context, table string, rows []readmode
 }
 
 func (t *rmTx) OperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
-	sel, err := t.tx.PrepareContext(ctx, `SELECT operation, started_at FROM `+table+`
+	sel, err := t.tx.PrepareContext(ctx, `SELECT operation, site_id, started_at FROM `+table+`
 		WHERE tenant_id = ? AND entity_id = ? AND kind = ? AND operation_id = ?`)
 	if err != nil {
 		return nil, err
@@ -356,7 +359,7 @@ func (t *rmTx) OperationStarts(ctx context.Context, table string, keys []trackin
 	for _, k := range keys {
 		s := tracking.OperationStart{Tenant: k.Tenant, EntityID: k.EntityID, Kind: k.Kind, OperationID: k.OperationID}
 		var at int64
-		switch err := sel.QueryRowContext(ctx, k.Tenant, k.EntityID, k.Kind, k.OperationID).Scan(&s.Operation, &at); {
+		switch err := sel.QueryRowContext(ctx, k.Tenant, k.EntityID, k.Kind, k.OperationID).Scan(&s.Operation, &s.SiteID, &at); {
 		case err == nil:
 			s.StartedAt = time.UnixMicro(at).UTC()
 			out = append(out, s)
@@ -378,15 +381,16 @@ func (t *rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []t
 }
 
 func (t *rmTx) UpsertOperationStarts(ctx context.Context, table string, starts []tracking.OperationStart) error {
-	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+` (tenant_id, entity_id, kind, operation_id, operation, started_at)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at`)
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+` (`+startColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at,
+			site_id = excluded.site_id`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
 	for _, s := range starts {
-		if _, err := stmt.ExecContext(ctx, s.Tenant, s.EntityID, s.Kind, s.OperationID, s.Operation, s.StartedAt.UnixMicro()); err != nil {
+		if _, err := stmt.ExecContext(ctx, s.Tenant, s.EntityID, s.Kind, s.OperationID, s.Operation, s.StartedAt.UnixMicro(), s.SiteID); err != nil {
 			return err
 		}
 	}
@@ -394,16 +398,15 @@ func (t *rmTx) UpsertOperationStarts(ctx context.Context, table string, starts [
 }
 
 func (t *rmTx) InsertMetricPoints(ctx context.Context, table string, points []tracking.MetricPoint, _ bool) error {
-	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+`
-		(tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+` (`+metricColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
 	for _, p := range points {
 		if _, err := stmt.ExecContext(ctx, p.Tenant, p.EntityID, p.Version, p.Kind, p.EntityType, p.Name, p.Outcome,
-			p.OccurredAt.UnixMicro(), p.Value); err != nil {
+			p.OccurredAt.UnixMicro(), p.Value, p.Site); err != nil {
 			return err
 		}
 	}
@@ -411,7 +414,7 @@ func (t *rmTx) InsertMetricPoints(ctx context.Context, table string, points []tr
 }
 
 // metricColumns are rm_metric_points' columns.
-const metricColumns = "tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value"
+const metricColumns = "tenant_id, entity_id, version, kind, entity_type, name, outcome, occurred_at, value, site_id"
 
 func (t *rmTx) CopyMetricPoints(ctx context.Context, from, to string, upTo []readmodel.StreamPosition) error {
 	if len(upTo) == 0 {
@@ -447,7 +450,7 @@ func (t *rmTx) CopyOperationStarts(ctx context.Context, from, to string, keys []
 }
 
 // startColumns are rm_operation_starts' columns.
-const startColumns = "tenant_id, entity_id, kind, operation_id, operation, started_at"
+const startColumns = "tenant_id, entity_id, kind, operation_id, operation, started_at, site_id"
 
 func (t *rmTx) Horizon(ctx context.Context, name string) (time.Time, error) {
 	var us int64
@@ -598,9 +601,15 @@ func (m *readModels) EntityView(ctx context.Context, tenant, id string) (json.Ra
 
 // EntityViews returns up to limit entity views of a page, by entity id.
 func (m *readModels) EntityViews(ctx context.Context, q tracking.EntityQuery, limit int) ([]json.RawMessage, error) {
+	// The children of an entity are a statement of their own, which the
+	// index of parents serves.
+	parent, args := "", []any{q.Tenant, q.EntityType, q.Status, q.After, limit}
+	if q.Parent != "" {
+		parent, args = "AND parent_id = ?6", append(args, q.Parent)
+	}
 	rows, err := m.store.read.QueryContext(ctx, `SELECT view FROM rm_entities
-		WHERE tenant_id = ?1 AND (?2 = '' OR entity_type = ?2) AND (?3 = '' OR status = ?3) AND entity_id > ?4
-		ORDER BY entity_id LIMIT ?5`, q.Tenant, q.EntityType, q.Status, q.After, limit)
+		WHERE tenant_id = ?1 AND (?2 = '' OR entity_type = ?2) AND (?3 = '' OR status = ?3) AND entity_id > ?4 `+parent+`
+		ORDER BY entity_id LIMIT ?5`, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -663,10 +672,10 @@ func (m *readModels) CheckpointNames(ctx context.Context) ([]string, error) {
 
 // MetricSamples returns the metric points q selects.
 func (m *readModels) MetricSamples(ctx context.Context, q tracking.MetricsQuery) ([]tracking.MetricSample, error) {
-	rows, err := m.store.read.QueryContext(ctx, `SELECT occurred_at, value FROM rm_metric_points
+	rows, err := m.store.read.QueryContext(ctx, `SELECT occurred_at, value, name FROM rm_metric_points
 		WHERE tenant_id = ?1 AND kind = ?2 AND occurred_at >= ?3 AND occurred_at < ?4
-		AND (?5 = '' OR entity_type = ?5) AND (?6 = '' OR name = ?6) ORDER BY occurred_at`,
-		q.Tenant, q.Kind, q.From.UnixMicro(), q.To.UnixMicro(), q.EntityType, q.Name)
+		AND (?5 = '' OR entity_type = ?5) AND (?6 = '' OR name = ?6) AND (?7 = '' OR site_id = ?7) ORDER BY occurred_at`,
+		q.Tenant, q.Kind, q.From.UnixMicro(), q.To.UnixMicro(), q.EntityType, q.Name, q.Site)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -675,7 +684,7 @@ func (m *readModels) MetricSamples(ctx context.Context, q tracking.MetricsQuery)
 	for rows.Next() {
 		var s tracking.MetricSample
 		var at int64
-		if err := rows.Scan(&at, &s.Value); err != nil {
+		if err := rows.Scan(&at, &s.Value, &s.Name); err != nil {
 			return nil, classify(err)
 		}
 		s.OccurredAt = time.UnixMicro(at).UTC()

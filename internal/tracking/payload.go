@@ -92,6 +92,10 @@ func milestones() []string {
 
 func outcomes() []string { return []string{OutcomeSucceeded, OutcomeFailed} }
 
+// ExceptionCodes lists the codes an ExceptionRaised may carry (the alert
+// rules' kinds among them).
+func ExceptionCodes() []string { return exceptionCodes() }
+
 func exceptionCodes() []string {
 	return []string{ExceptionDelay, ExceptionDamage, ExceptionLost, ExceptionTemperature,
 		ExceptionAddress, ExceptionCustoms, ExceptionOther, ExceptionStale, ExceptionDwell}

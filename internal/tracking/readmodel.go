@@ -81,8 +81,11 @@ type EntityQuery struct {
 	Tenant     string
 	EntityType string // "" = any
 	Status     string // "" = any
-	Limit      int
-	After      string // entity id of the previous page's last item
+	// Parent, when set, selects the entity's children: the entities whose
+	// current parent (EntityState.ParentID) it is.
+	Parent string
+	Limit  int
+	After  string // entity id of the previous page's last item
 }
 
 // EntityPage is a page of entities. Next is the cursor of the next page.
@@ -99,20 +102,29 @@ const (
 	// the next departed of the same entity with the same siteId (field
 	// dwell_seconds; the point's Name is the siteId).
 	MetricDwell = "dwell"
+	// MetricException is an exception raised (ExceptionRaised, those the
+	// alert rules derive among them): the point's Name is its code and its
+	// Value 1, so that a bucket's count is the number raised.
+	MetricException = "exception"
 )
 
 // MetricPoint is one point of the operational_performance measurement: a
 // completed operation and its duration, a milestone and its delay against
-// plannedAt, or a visit to a site and its dwell time. Tags: tenant, entity
-// type, operation (or milestone, or site), outcome.
+// plannedAt, a visit to a site and its dwell time, or an exception raised.
+// Tags: tenant, entity type, operation (or milestone, site, exception
+// code), outcome, site.
 type MetricPoint struct {
 	Tenant     string
 	EntityID   string
 	Version    int64 // of the event; with Tenant, EntityID and Kind, the point's identity
 	EntityType string
-	Kind       string // MetricOperation, MetricMilestone or MetricDwell
-	Name       string // the operation, the milestone or the site id
+	Kind       string // MetricOperation, MetricMilestone, MetricDwell or MetricException
+	Name       string // the operation, the milestone, the site id or the exception code
 	Outcome    string // succeeded or failed, for operations
+	// Site is where the point happened: an operation's siteId (its
+	// completion's, else its start's), a milestone's, the site of a visit;
+	// "" when the events name none (and for exceptions).
+	Site       string
 	OccurredAt time.Time
 	Value      float64 // duration, delay or dwell time, in seconds
 }
@@ -121,11 +133,14 @@ type MetricPoint struct {
 // started until it completes: an operation (Kind MetricOperation,
 // OperationID the client's operationId, Operation its name) or a visit to
 // a site (Kind MetricDwell, OperationID and Operation the siteId). Kind
-// keeps them apart: an operationId can be any string, a site id too.
+// keeps them apart: an operationId can be any string, a site id too. SiteID
+// is the start's siteId (the visit's site), which a completion naming no
+// site takes.
 type OperationStart struct {
 	Tenant, EntityID  string
 	Kind, OperationID string
 	Operation         string
+	SiteID            string
 	StartedAt         time.Time
 }
 
@@ -148,30 +163,41 @@ type MetricsChange struct {
 // arrival is the one a departure ends); a departure without an arrival
 // yields no dwell point. Visits to different sites are apart: an arrival at
 // one site does not end a visit to another. A milestone with plannedAt
-// yields its punctuality point as well.
+// yields its punctuality point as well. An ExceptionRaised yields a
+// MetricException point of its code.
+//
+// Every point carries the site it happened at (MetricPoint.Site): an
+// operation's is its completion's siteId, or its start's when the
+// completion names none.
 func MetricsOf(rec eventstore.Recorded, started func(OperationKey) (OperationStart, bool)) MetricsChange {
 	p, err := DecodeStored(rec.Type, rec.Data)
 	if err != nil {
 		return MetricsChange{}
 	}
-	point := func(kind, name, outcome string, value float64) MetricPoint {
+	point := func(kind, name, outcome, site string, value float64) MetricPoint {
 		return MetricPoint{Tenant: rec.Tenant, EntityID: rec.StreamID, Version: rec.Version, EntityType: rec.EntityType,
-			Kind: kind, Name: name, Outcome: outcome, OccurredAt: rec.OccurredAt, Value: value}
+			Kind: kind, Name: name, Outcome: outcome, Site: site, OccurredAt: rec.OccurredAt, Value: value}
 	}
 	var ch MetricsChange
 	switch p := p.(type) {
 	case OperationStarted:
 		ch.Start = &OperationStart{Tenant: rec.Tenant, EntityID: rec.StreamID, Kind: MetricOperation,
-			OperationID: p.OperationID, Operation: p.Operation, StartedAt: rec.OccurredAt}
+			OperationID: p.OperationID, Operation: p.Operation, SiteID: p.SiteID, StartedAt: rec.OccurredAt}
 	case OperationCompleted:
 		k := OperationKey{rec.Tenant, rec.StreamID, MetricOperation, p.OperationID}
 		if st, ok := started(k); ok {
+			site := p.SiteID
+			if site == "" {
+				site = st.SiteID
+			}
 			ch.Complete = &k
-			ch.Points = []MetricPoint{point(MetricOperation, st.Operation, p.Outcome, OperationDuration(st.StartedAt, rec.OccurredAt))}
+			ch.Points = []MetricPoint{point(MetricOperation, st.Operation, p.Outcome, site, OperationDuration(st.StartedAt, rec.OccurredAt))}
 		}
+	case ExceptionRaised:
+		ch.Points = []MetricPoint{point(MetricException, p.Code, "", "", 1)}
 	case MilestoneReached:
 		if !p.PlannedAt.IsZero() {
-			ch.Points = append(ch.Points, point(MetricMilestone, p.Milestone, "", rec.OccurredAt.Sub(p.PlannedAt).Seconds()))
+			ch.Points = append(ch.Points, point(MetricMilestone, p.Milestone, "", p.SiteID, rec.OccurredAt.Sub(p.PlannedAt).Seconds()))
 		}
 		if p.SiteID == "" {
 			break
@@ -179,11 +205,11 @@ func MetricsOf(rec eventstore.Recorded, started func(OperationKey) (OperationSta
 		switch k := (OperationKey{rec.Tenant, rec.StreamID, MetricDwell, p.SiteID}); p.Milestone {
 		case MilestoneArrived:
 			ch.Start = &OperationStart{Tenant: rec.Tenant, EntityID: rec.StreamID, Kind: MetricDwell,
-				OperationID: p.SiteID, Operation: p.SiteID, StartedAt: rec.OccurredAt}
+				OperationID: p.SiteID, Operation: p.SiteID, SiteID: p.SiteID, StartedAt: rec.OccurredAt}
 		case MilestoneDeparted:
 			if st, ok := started(k); ok {
 				ch.Complete = &k
-				ch.Points = append(ch.Points, point(MetricDwell, p.SiteID, "", OperationDuration(st.StartedAt, rec.OccurredAt)))
+				ch.Points = append(ch.Points, point(MetricDwell, p.SiteID, "", p.SiteID, OperationDuration(st.StartedAt, rec.OccurredAt)))
 			}
 		}
 	}
@@ -193,9 +219,10 @@ func MetricsOf(rec eventstore.Recorded, started func(OperationKey) (OperationSta
 // MetricsQuery selects metric points and buckets them.
 type MetricsQuery struct {
 	Tenant     string
-	Kind       string // MetricOperation, MetricMilestone or MetricDwell
+	Kind       string // MetricOperation, MetricMilestone, MetricDwell or MetricException
 	EntityType string // "" = any
-	Name       string // operation, milestone or site id; "" = any
+	Name       string // operation, milestone, site id or exception code; "" = any
+	Site       string // the site the points happened at (MetricPoint.Site); "" = any
 	From, To   time.Time
 	Interval   time.Duration
 }
@@ -204,6 +231,7 @@ type MetricsQuery struct {
 type MetricSample struct {
 	OccurredAt time.Time
 	Value      float64
+	Name       string // the point's name: exceptions are counted per code
 }
 
 // MetricBucket summarizes the points whose occurredAt falls in
@@ -259,6 +287,39 @@ func Buckets(samples []MetricSample, interval time.Duration, milestone bool, tol
 			b.OnTimeRate = &r
 		}
 		out = append(out, b)
+	}
+	return out
+}
+
+// ExceptionBucket counts the exceptions raised with occurredAt in [Start,
+// Start+interval): in all, and per code.
+type ExceptionBucket struct {
+	Start  time.Time      `json:"start"`
+	Count  int            `json:"count"`
+	ByCode map[string]int `json:"byCode"`
+}
+
+// CountExceptions groups MetricException samples into buckets as Buckets
+// does (UTC multiples of interval, empty ones left out, in time order) and
+// counts them, per code (the samples' Name).
+func CountExceptions(samples []MetricSample, interval time.Duration) []ExceptionBucket {
+	if interval <= 0 || len(samples) == 0 {
+		return []ExceptionBucket{}
+	}
+	groups := map[int64]*ExceptionBucket{}
+	for _, s := range samples {
+		k := floorDiv(s.OccurredAt.UnixNano(), int64(interval))
+		b := groups[k]
+		if b == nil {
+			b = &ExceptionBucket{Start: time.Unix(0, k*int64(interval)).UTC(), ByCode: map[string]int{}}
+			groups[k] = b
+		}
+		b.Count++
+		b.ByCode[s.Name]++
+	}
+	out := make([]ExceptionBucket, 0, len(groups))
+	for _, k := range slices.Sorted(maps.Keys(groups)) {
+		out = append(out, *groups[k])
 	}
 	return out
 }
@@ -405,11 +466,11 @@ func OpenOperationStarts(snap eventstore.Snapshot) []OperationStart {
 	for _, id := range slices.Sorted(maps.Keys(ent.operations)) {
 		op := ent.operations[id]
 		out = append(out, OperationStart{Tenant: snap.Tenant, EntityID: snap.StreamID, Kind: MetricOperation,
-			OperationID: id, Operation: op.Operation, StartedAt: op.StartedAt})
+			OperationID: id, Operation: op.Operation, SiteID: op.SiteID, StartedAt: op.StartedAt})
 	}
 	for _, site := range slices.Sorted(maps.Keys(ent.visits)) {
 		out = append(out, OperationStart{Tenant: snap.Tenant, EntityID: snap.StreamID, Kind: MetricDwell,
-			OperationID: site, Operation: site, StartedAt: ent.visits[site]})
+			OperationID: site, Operation: site, SiteID: site, StartedAt: ent.visits[site]})
 	}
 	return out
 }

@@ -25,14 +25,15 @@ func visitEv(min int, m, site string, plannedMin int) ev {
 func TestMetricsOfDwell(t *testing.T) {
 	const noPlan = -1
 	visit := func(site string, min int) OperationStart {
-		return OperationStart{Tenant: "acme", EntityID: "ENT-1", Kind: MetricDwell, OperationID: site, Operation: site, StartedAt: at(min)}
+		return OperationStart{Tenant: "acme", EntityID: "ENT-1", Kind: MetricDwell, OperationID: site, Operation: site, SiteID: site, StartedAt: at(min)}
 	}
 	operation := func(id string, min int) OperationStart {
 		return OperationStart{Tenant: "acme", EntityID: "ENT-1", Kind: MetricOperation, OperationID: id, Operation: "loading", StartedAt: at(min)}
 	}
+	// Every point of these events happens at DC-1.
 	point := func(kind, name string, seconds float64) MetricPoint {
 		return MetricPoint{Tenant: "acme", EntityID: "ENT-1", Version: 9, EntityType: "package", Kind: kind, Name: name,
-			OccurredAt: at(60), Value: seconds}
+			Site: "DC-1", OccurredAt: at(60), Value: seconds}
 	}
 	dwellKey := &OperationKey{"acme", "ENT-1", MetricDwell, "DC-1"}
 	tests := []struct {
@@ -68,21 +69,27 @@ func TestMetricsOfDwell(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			open := map[OperationKey]OperationStart{}
-			for _, s := range tt.open {
-				open[s.Key()] = s
-			}
-			rec := recorded(t, 9, tt.ev)
-			rec.Tenant, rec.EntityType = "acme", "package"
-			got := MetricsOf(rec, func(k OperationKey) (OperationStart, bool) {
-				s, ok := open[k]
-				return s, ok
-			})
-			if !reflect.DeepEqual(got, tt.want) {
+			if got := metricsOf(t, tt.open, tt.ev); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("MetricsOf =\n %s\nwant\n %s", show(got), show(tt.want))
 			}
 		})
 	}
+}
+
+// metricsOf is MetricsOf of an event of acme's package ENT-1 at version
+// 9, with the given starts open.
+func metricsOf(t *testing.T, starts []OperationStart, x ev) MetricsChange {
+	t.Helper()
+	open := map[OperationKey]OperationStart{}
+	for _, s := range starts {
+		open[s.Key()] = s
+	}
+	rec := recorded(t, 9, x)
+	rec.Tenant, rec.EntityType = "acme", "package"
+	return MetricsOf(rec, func(k OperationKey) (OperationStart, bool) {
+		s, ok := open[k]
+		return s, ok
+	})
 }
 
 func show(c MetricsChange) string {
@@ -155,5 +162,68 @@ func TestFoldMetricsVisits(t *testing.T) {
 	}
 	if !reflect.DeepEqual(seeded, want) {
 		t.Errorf("open in the snapshot %v, want %v", seeded, want)
+	}
+}
+
+// An operation's point is at its completion's site, else at its start's;
+// an exception raised is a point of its code, counted per interval.
+func TestMetricsOfSitesAndExceptions(t *testing.T) {
+	started := func(site string) OperationStart {
+		return OperationStart{Tenant: "acme", EntityID: "ENT-1", Kind: MetricOperation, OperationID: "OP-1", Operation: "loading",
+			SiteID: site, StartedAt: at(20)}
+	}
+	completion := func(site string) ev {
+		if site == "" {
+			return complete(60, "loading", "OP-1")
+		}
+		return ev{TypeOperationCompleted, 60, `{"operation":"loading","operationId":"OP-1","outcome":"succeeded","siteId":"` + site + `"}`}
+	}
+	opKey := &OperationKey{"acme", "ENT-1", MetricOperation, "OP-1"}
+	opPoint := func(site string) MetricsChange {
+		return MetricsChange{Complete: opKey, Points: []MetricPoint{{Tenant: "acme", EntityID: "ENT-1", Version: 9, EntityType: "package",
+			Kind: MetricOperation, Name: "loading", Outcome: OutcomeSucceeded, Site: site, OccurredAt: at(60), Value: 2400}}}
+	}
+	tests := []struct {
+		name string
+		open []OperationStart
+		ev   ev
+		want MetricsChange
+	}{
+		{"a start remembers its site", nil, ev{TypeOperationStarted, 20, `{"operation":"loading","operationId":"OP-1","siteId":"DC-7"}`},
+			MetricsChange{Start: ptr(started("DC-7"))}},
+		{"the completion's site", []OperationStart{started("DC-7")}, completion("DC-8"), opPoint("DC-8")},
+		{"the start's site when the completion names none", []OperationStart{started("DC-7")}, completion(""), opPoint("DC-7")},
+		{"no site at all", []OperationStart{started("")}, completion(""), opPoint("")},
+		{"an exception raised", nil, ev{TypeExceptionRaised, 60, `{"exceptionId":"EX-1","code":"damage","severity":"high"}`},
+			MetricsChange{Points: []MetricPoint{{Tenant: "acme", EntityID: "ENT-1", Version: 9, EntityType: "package",
+				Kind: MetricException, Name: "damage", OccurredAt: at(60), Value: 1}}}},
+		{"an exception resolved is no point", nil, ev{TypeExceptionResolved, 60, `{"exceptionId":"EX-1"}`}, MetricsChange{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := metricsOf(t, tt.open, tt.ev); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("MetricsOf =\n %s\nwant\n %s", show(got), show(tt.want))
+			}
+		})
+	}
+
+	hour := time.Date(2025, 3, 10, 8, 0, 0, 0, time.UTC)
+	samples := []MetricSample{
+		{OccurredAt: hour.Add(59 * time.Minute), Value: 1, Name: "delay"},
+		{OccurredAt: hour.Add(-time.Second), Value: 1, Name: "damage"},
+		{OccurredAt: hour, Value: 1, Name: "delay"},
+		{OccurredAt: hour.Add(2 * time.Hour), Value: 1, Name: "damage"},
+		{OccurredAt: hour.Add(30 * time.Minute), Value: 1, Name: "damage"},
+	}
+	want := []ExceptionBucket{
+		{Start: hour.Add(-time.Hour), Count: 1, ByCode: map[string]int{"damage": 1}},
+		{Start: hour, Count: 3, ByCode: map[string]int{"delay": 2, "damage": 1}},
+		{Start: hour.Add(2 * time.Hour), Count: 1, ByCode: map[string]int{"damage": 1}},
+	}
+	if got := CountExceptions(samples, time.Hour); !reflect.DeepEqual(got, want) {
+		t.Errorf("CountExceptions = %+v, want %+v", got, want)
+	}
+	if got := CountExceptions(nil, time.Hour); got == nil || len(got) != 0 {
+		t.Errorf("CountExceptions of nothing = %#v, want an empty list", got)
 	}
 }

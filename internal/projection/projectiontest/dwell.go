@@ -133,17 +133,40 @@ func testDwell(t *testing.T, e *env) {
 		t.Run(tc.name, func(t *testing.T) { checkMetrics(t, e, tc.q, tc.samples, tc.expected) })
 	}
 
+	e.sameAfterRebuildAndReset("dwell")
+}
+
+// sameAfterRebuildAndReset checks that a rebuild of every projection
+// beside the live read models, then a fold from scratch, give the tables
+// the live projections hold.
+func (e *env) sameAfterRebuildAndReset(what string) {
+	e.t.Helper()
 	live := e.dump()
-	for _, name := range tracking.Projections() {
-		if err := e.mgr.Rebuild(e.ctx, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.rebuildAll(e.mgr)
 	e.catchUp(e.mgr)
-	sameDump(t, "dwell rebuilt beside the live read models", e.dump(), live)
+	sameDump(e.t, what+" rebuilt beside the live read models", e.dump(), live)
 	e.resetAll()
 	e.catchUp(e.mgr)
-	sameDump(t, "dwell folded again from the log", e.dump(), live)
+	sameDump(e.t, what+" folded again from the log", e.dump(), live)
+}
+
+// trimAll runs retention with a cutoff after every event recorded
+// so far (each stream gets a snapshot at its version) and checks that it
+// deleted n events.
+func (e *env) trimAll(deps retention.Deps, n int64) {
+	e.t.Helper()
+	time.Sleep(2 * time.Millisecond)
+	cutoff := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	const maxAge = 24 * time.Hour
+	rep, err := retention.Run(e.ctx, deps, retention.Policy{MaxAge: maxAge}, cutoff.Add(maxAge), false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if rep.EventsDeleted != n {
+		e.t.Fatalf("retention: %+v, want the %d events deleted", rep, n)
+	}
+	e.recorded -= rep.EventsDeleted
 }
 
 // testDwellAfterRetention: a visit whose arrival retention trimmed still
@@ -157,18 +180,7 @@ func testDwellAfterRetention(t *testing.T, e *env) {
 		started("unloading", "DC-9", at(6, 10)),
 	}}})
 	e.catchUp(e.mgr)
-	time.Sleep(2 * time.Millisecond)
-	cutoff := time.Now()
-	time.Sleep(2 * time.Millisecond)
-	const maxAge = 24 * time.Hour
-	rep, err := retention.Run(e.ctx, deps, retention.Policy{MaxAge: maxAge}, cutoff.Add(maxAge), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.EventsDeleted != 2 {
-		t.Fatalf("retention: %+v, want the 2 events deleted", rep)
-	}
-	e.recorded -= rep.EventsDeleted
+	e.trimAll(deps, 2)
 	e.record([]step{{acme, "RET-D1", "", []tracking.NewEvent{
 		completed("unloading", "DC-9", tracking.OutcomeSucceeded, at(6, 40)), // 1800 s
 		atSite(tracking.MilestoneDeparted, "DC-9", at(7, 0), time.Time{}),    // 3600 s

@@ -102,6 +102,9 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"Metrics", testMetrics},
 		{"DwellPerSite", testDwell},
 		{"DwellAfterRetentionAndRebuild", testDwellAfterRetention},
+		{"ChildrenOfAnEntity", testChildren},
+		{"MetricsPerSiteAndExceptionCounts", testMetricsPerSite},
+		{"SiteAfterRetentionAndRebuild", testSiteAfterRetention},
 		{"ExactlyOnce", testExactlyOnce},
 		{"CrashRestartEqualsRebuild", testCrashRestart},
 		{"ResetAndStatus", testResetAndStatus},
@@ -719,7 +722,7 @@ func testEntityState(t *testing.T, e *env) {
 			t.Errorf("entity %s/%s: %v, want ErrNotFound", k.tenant, k.id, err)
 		}
 	}
-	e.wantRows(map[string]int{"rm_timeline": 20, "rm_entities": 7, "rm_operation_starts": 0, "rm_metric_points": 0})
+	e.wantRows(map[string]int{"rm_timeline": 20, "rm_entities": 7, "rm_operation_starts": 0, "rm_metric_points": 2})
 
 	// Applied one batch at a time, from scratch, the result is the same.
 	before := e.dump()
@@ -1093,7 +1096,7 @@ func testExactlyOnce(t *testing.T, e *env) {
 
 	e.catchUp(e.mgr)
 	full := e.dump()
-	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 19})
 
 	// Re-delivery: events already applied, offered again from the current
 	// checkpoint (the whole log, its start, a slice with operation starts
@@ -1137,7 +1140,7 @@ func testExactlyOnce(t *testing.T, e *env) {
 		}
 	}
 	// op-4 completed after 10 minutes; SHP-1 was delivered.
-	e.wantRows(map[string]int{"rm_timeline": 59, "rm_entities": 18, "rm_operation_starts": 0, "rm_metric_points": 18})
+	e.wantRows(map[string]int{"rm_timeline": 59, "rm_entities": 18, "rm_operation_starts": 0, "rm_metric_points": 20})
 	if st := e.entity(acme, "SHP-1"); st.Status != tracking.StatusDelivered || st.Version != 7 {
 		t.Fatalf("SHP-1 = %s v%d, want delivered v7", st.Status, st.Version)
 	}
@@ -1191,7 +1194,7 @@ func testCrashRestart(t *testing.T, e *env) {
 	restarted := newManager(e.store, e.rm, e.rm, projection.Options{})
 	e.catchUp(restarted)
 	caughtUp := e.dump()
-	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 19})
 
 	// Rebuild from scratch: the same tables. Until the rebuilds are
 	// switched in, the live read models are untouched.
@@ -1405,7 +1408,7 @@ func testConcurrentApply(t *testing.T, e *env) {
 			}
 		}
 		concurrent := e.dump()
-		e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+		e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 19})
 		e.resetAll()
 		e.catchUp(newManager(e.store, e.rm, e.rm, projection.Options{}))
 		sameDump(t, round.name+": single runner after concurrent runners", e.dump(), concurrent)
@@ -1524,7 +1527,7 @@ func testOneReadOneTransaction(t *testing.T, e *env) {
 			t.Fatalf("%s: checkpoint %s, want the head %s", name, cp, all[len(all)-1].Cursor)
 		}
 	}
-	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 19})
 }
 
 // errInjected is the failure failingEngine injects.
@@ -1644,7 +1647,7 @@ func testRebuildWhileOthersFollow(t *testing.T, e *env) {
 		t.Fatalf("a second rebuild of %s: %v, want ErrRebuildInProgress", rebuilt, err)
 	}
 	// The live read models serve on, whole, while the rebuild is built beside them.
-	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 17})
+	e.wantRows(map[string]int{"rm_timeline": 57, "rm_entities": 18, "rm_operation_starts": 1, "rm_metric_points": 19})
 	old := e.readAll(eventstore.Cursor{}, 1000)
 	e.record([]step{
 		{acme, "PKG-C", "", []tracking.NewEvent{completed("loading", "op-4", tracking.OutcomeSucceeded, at(10, 30))}},

@@ -123,7 +123,7 @@ func testRetentionThenRebuild(t *testing.T, e *env) {
 		}
 	}
 	live := e.dump()
-	e.wantRows(map[string]int{"rm_timeline": 8, "rm_entities": 5, "rm_operation_starts": 0, "rm_metric_points": 7, "rm_epcis_events": 1, "rm_epcis_ids": 1})
+	e.wantRows(map[string]int{"rm_timeline": 8, "rm_entities": 5, "rm_operation_starts": 0, "rm_metric_points": 8, "rm_epcis_events": 1, "rm_epcis_ids": 1})
 	if st := e.entity(acme, "OLD-1"); st.Version != 10 || st.Status != tracking.StatusInTransit || len(st.OpenExceptions) != 1 {
 		t.Fatalf("live OLD-1 = v%d %s, %d open exceptions; want v10 in_transit, 1", st.Version, st.Status, len(st.OpenExceptions))
 	}
