@@ -31,6 +31,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -480,10 +481,12 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 type eventWriter struct {
 	tenants, streams, types, data, meta []string
 	versions                            []int64
-	ids                                 []uuid.UUID
-	schemas                             []int32
-	occurred                            []time.Time
-	keys                                map[streamKey]bool
+	// ids are pgtype.UUIDs: pgx encodes a uuid.UUID through its
+	// driver.Valuer, as text parsed back, after failing a plan per element.
+	ids      []pgtype.UUID
+	schemas  []int32
+	occurred []time.Time
+	keys     map[streamKey]bool
 }
 
 func (w *eventWriter) add(r eventstore.AppendRequest, e eventstore.Event, version int64) error {
@@ -498,7 +501,7 @@ func (w *eventWriter) add(r eventstore.AppendRequest, e eventstore.Event, versio
 	w.tenants = append(w.tenants, r.Tenant)
 	w.streams = append(w.streams, r.StreamID)
 	w.versions = append(w.versions, version)
-	w.ids = append(w.ids, e.ID)
+	w.ids = append(w.ids, pgtype.UUID{Bytes: e.ID, Valid: true})
 	w.types = append(w.types, e.Type)
 	w.schemas = append(w.schemas, int32(e.SchemaVersion))
 	w.data = append(w.data, string(e.Data))
