@@ -562,7 +562,7 @@ func scanEvent(row pgx.Row, r *eventstore.Recorded, before, after []any) error {
 	if err != nil {
 		return fmt.Errorf("event at position %d: bad tx id %q", r.Position, txid)
 	}
-	if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
+	if r.Metadata, err = eventstore.DecodeMetadata(meta); err != nil {
 		return fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
 	}
 	r.Data = json.RawMessage(data)

@@ -308,7 +308,7 @@ func scanEvents(rows *sql.Rows, withEntityType bool) ([]eventstore.Recorded, err
 		if r.ID, err = uuid.Parse(id); err != nil {
 			return nil, fmt.Errorf("event at position %d: bad id: %w", r.Position, err)
 		}
-		if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
+		if r.Metadata, err = eventstore.DecodeMetadata(meta); err != nil {
 			return nil, fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
 		}
 		r.Data = json.RawMessage(data)
