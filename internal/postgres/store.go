@@ -481,12 +481,10 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 type eventWriter struct {
 	tenants, streams, types, data, meta []string
 	versions                            []int64
-	// ids are pgtype.UUIDs: pgx encodes a uuid.UUID through its
-	// driver.Valuer, as text parsed back, after failing a plan per element.
-	ids      []pgtype.UUID
-	schemas  []int32
-	occurred []time.Time
-	keys     map[streamKey]bool
+	ids                                 []pgtype.UUID // see pgUUIDs
+	schemas                             []int32
+	occurred                            []time.Time
+	keys                                map[streamKey]bool
 }
 
 func (w *eventWriter) add(r eventstore.AppendRequest, e eventstore.Event, version int64) error {
@@ -577,12 +575,23 @@ func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]e
 	return lookup(ctx, s.pool, tenant, ids)
 }
 
+// pgUUIDs converts ids for a uuid[] parameter: pgx encodes a uuid.UUID
+// through its driver.Valuer, as text parsed back, after failing a plan per
+// element; a pgtype.UUID as its bytes.
+func pgUUIDs(ids []uuid.UUID) []pgtype.UUID {
+	out := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		out[i] = pgtype.UUID{Bytes: id, Valid: true}
+	}
+	return out
+}
+
 func lookup(ctx context.Context, q queryer, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
 	// event_ids leads to the event's partition (recorded_at) and stream index.
 	rows, _ := q.Query(ctx, `SELECT `+eventColumns+` FROM event_ids k
 		JOIN events e ON e.recorded_at = k.recorded_at AND e.tenant_id = k.tenant_id AND e.stream_id = k.stream_id
 			AND e.version = k.version AND e.event_id = k.event_id
-		WHERE k.tenant_id = $1 AND k.event_id = ANY($2::uuid[])`, tenant, ids)
+		WHERE k.tenant_id = $1 AND k.event_id = ANY($2::uuid[])`, tenant, pgUUIDs(ids))
 	out, err := scanEvents(rows, false)
 	if err != nil {
 		return nil, fmt.Errorf("lookup: %w", classify(err))
