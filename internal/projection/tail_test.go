@@ -49,6 +49,16 @@ func appendEvents(t *testing.T, s eventstore.Store, stream string, n, batch int)
 // waiting for commits, until it follows the log.
 func runTail(t *testing.T, tail *projection.Tail) {
 	t.Helper()
+	startTail(t, tail)
+	eventually(t, "the tail runs", func() bool {
+		tail.Committed()
+		return tail.Stats().Running
+	})
+}
+
+// startTail starts the tail's loop for the test.
+func startTail(t *testing.T, tail *projection.Tail) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tail.Run(ctx) }()
@@ -57,10 +67,6 @@ func runTail(t *testing.T, tail *projection.Tail) {
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
-	})
-	eventually(t, "the tail runs", func() bool {
-		tail.Committed()
-		return tail.Stats().Running
 	})
 }
 
@@ -364,15 +370,7 @@ func TestTailIdlesWithoutReaders(t *testing.T) {
 	s := openStore(t)
 	inner := &countingFeed{Feed: s}
 	tail := projection.NewTail(inner, 100, projection.TailOptions{Interval: 10 * time.Millisecond, IdleAfter: 50 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tail.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
+	startTail(t, tail)
 	time.Sleep(200 * time.Millisecond) // twenty polling intervals
 	if st := tail.Stats(); st.Running || inner.reads.Load() != 0 {
 		t.Fatalf("a tail nobody has read follows the log: %+v, %d reads", st, inner.reads.Load())
