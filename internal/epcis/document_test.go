@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tlm/tracktrace/internal/epcis/validate"
 )
 
 // corpus is GS1's EPCIS 2.0 test material shared by the workspace.
@@ -185,6 +187,24 @@ func BenchmarkCaptureDocument(b *testing.B) {
 			if _, err := e.Stored(""); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100)/1000, "µs/event")
+}
+
+// BenchmarkValidateDocument is the validator's share of a capture of the
+// loadtest's documents (the handler validates before it parses).
+func BenchmarkValidateDocument(b *testing.B) {
+	v, err := validate.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw := captureDocument(100, 10)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, problems := v.Document(raw); len(problems) != 0 {
+			b.Fatal(problems)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100)/1000, "µs/event")

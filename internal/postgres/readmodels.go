@@ -722,7 +722,8 @@ func (m *readModels) TimelineEntries(ctx context.Context, r readmodel.TimelineRa
 		if err := row.Scan(&e.EventID, &e.Version, &e.Type, &e.OccurredAt, &e.RecordedAt, &data, &meta); err != nil {
 			return e, err
 		}
-		if err := json.Unmarshal([]byte(meta), &e.Metadata); err != nil {
+		var err error
+		if e.Metadata, err = eventstore.DecodeMetadata(meta); err != nil {
 			return e, fmt.Errorf("version %d: bad metadata: %w", e.Version, err)
 		}
 		e.Data = json.RawMessage(data)

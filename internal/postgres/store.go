@@ -31,6 +31,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -480,7 +481,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []eventstore.AppendReques
 type eventWriter struct {
 	tenants, streams, types, data, meta []string
 	versions                            []int64
-	ids                                 []uuid.UUID
+	ids                                 []pgtype.UUID // see pgUUIDs
 	schemas                             []int32
 	occurred                            []time.Time
 	keys                                map[streamKey]bool
@@ -498,7 +499,7 @@ func (w *eventWriter) add(r eventstore.AppendRequest, e eventstore.Event, versio
 	w.tenants = append(w.tenants, r.Tenant)
 	w.streams = append(w.streams, r.StreamID)
 	w.versions = append(w.versions, version)
-	w.ids = append(w.ids, e.ID)
+	w.ids = append(w.ids, pgtype.UUID{Bytes: e.ID, Valid: true})
 	w.types = append(w.types, e.Type)
 	w.schemas = append(w.schemas, int32(e.SchemaVersion))
 	w.data = append(w.data, string(e.Data))
@@ -559,7 +560,7 @@ func scanEvent(row pgx.Row, r *eventstore.Recorded, before, after []any) error {
 	if err != nil {
 		return fmt.Errorf("event at position %d: bad tx id %q", r.Position, txid)
 	}
-	if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
+	if r.Metadata, err = eventstore.DecodeMetadata(meta); err != nil {
 		return fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
 	}
 	r.Data = json.RawMessage(data)
@@ -574,12 +575,23 @@ func (s *Store) Lookup(ctx context.Context, tenant string, ids []uuid.UUID) ([]e
 	return lookup(ctx, s.pool, tenant, ids)
 }
 
+// pgUUIDs converts ids for a uuid[] parameter: pgx encodes a uuid.UUID
+// through its driver.Valuer, as text parsed back, after failing a plan per
+// element; a pgtype.UUID as its bytes.
+func pgUUIDs(ids []uuid.UUID) []pgtype.UUID {
+	out := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		out[i] = pgtype.UUID{Bytes: id, Valid: true}
+	}
+	return out
+}
+
 func lookup(ctx context.Context, q queryer, tenant string, ids []uuid.UUID) ([]eventstore.Recorded, error) {
 	// event_ids leads to the event's partition (recorded_at) and stream index.
 	rows, _ := q.Query(ctx, `SELECT `+eventColumns+` FROM event_ids k
 		JOIN events e ON e.recorded_at = k.recorded_at AND e.tenant_id = k.tenant_id AND e.stream_id = k.stream_id
 			AND e.version = k.version AND e.event_id = k.event_id
-		WHERE k.tenant_id = $1 AND k.event_id = ANY($2::uuid[])`, tenant, ids)
+		WHERE k.tenant_id = $1 AND k.event_id = ANY($2::uuid[])`, tenant, pgUUIDs(ids))
 	out, err := scanEvents(rows, false)
 	if err != nil {
 		return nil, fmt.Errorf("lookup: %w", classify(err))

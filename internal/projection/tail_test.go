@@ -45,9 +45,19 @@ func appendEvents(t *testing.T, s eventstore.Store, stream string, n, batch int)
 	}
 }
 
-// runTail starts the tail's loop for the test and waits until it follows
-// the log.
+// runTail starts the tail's loop for the test and waits, as a reader
+// waiting for commits, until it follows the log.
 func runTail(t *testing.T, tail *projection.Tail) {
+	t.Helper()
+	startTail(t, tail)
+	eventually(t, "the tail runs", func() bool {
+		tail.Committed()
+		return tail.Stats().Running
+	})
+}
+
+// startTail starts the tail's loop for the test.
+func startTail(t *testing.T, tail *projection.Tail) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -58,7 +68,6 @@ func runTail(t *testing.T, tail *projection.Tail) {
 			t.Errorf("run: %v", err)
 		}
 	})
-	eventually(t, "the tail runs", func() bool { return tail.Stats().Running })
 }
 
 func eventually(t *testing.T, what string, ok func() bool) {
@@ -315,7 +324,10 @@ func TestTailAfterRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tail.Run(ctx) }()
-	eventually(t, "the tail runs", func() bool { return tail.Stats().Running })
+	eventually(t, "the tail runs", func() bool {
+		tail.Committed()
+		return tail.Stats().Running
+	})
 	appendEvents(t, s, "s", 3, 1)
 	caughtUp(t, s, tail)
 	cancel()
@@ -336,5 +348,67 @@ func TestTailAfterRun(t *testing.T) {
 	case <-woken:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a reader of the stopped tail is not woken by a commit")
+	}
+}
+
+// countingFeed counts the reads of the log that reach a Feed.
+type countingFeed struct {
+	projection.Feed
+	reads atomic.Int64
+}
+
+func (c *countingFeed) ReadAll(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.Recorded, error) {
+	c.reads.Add(1)
+	return c.Feed.ReadAll(ctx, after, limit)
+}
+
+// A Tail nobody reads stops reading the log (commits go on), serves a
+// reader from the store meanwhile, and follows the log again from that
+// read on.
+func TestTailIdlesWithoutReaders(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	inner := &countingFeed{Feed: s}
+	tail := projection.NewTail(inner, 100, projection.TailOptions{Interval: 10 * time.Millisecond, IdleAfter: 50 * time.Millisecond})
+	startTail(t, tail)
+	time.Sleep(200 * time.Millisecond) // twenty polling intervals
+	if st := tail.Stats(); st.Running || inner.reads.Load() != 0 {
+		t.Fatalf("a tail nobody has read follows the log: %+v, %d reads", st, inner.reads.Load())
+	}
+	eventually(t, "a reader starts the tail", func() bool {
+		tail.Committed()
+		return tail.Stats().Running
+	})
+	eventually(t, "the unread tail idles", func() bool { return !tail.Stats().Running })
+	reads := inner.reads.Load()
+	appendEvents(t, s, "s", 5, 1)
+	time.Sleep(200 * time.Millisecond) // twenty polling intervals
+	if n := inner.reads.Load() - reads; n != 0 {
+		t.Fatalf("the idle tail read the log %d times", n)
+	}
+	misses := tail.Stats().Misses
+	sameLog(t, "while idle", readLog(t, tail, eventstore.Cursor{}, 2), readLog(t, s, eventstore.Cursor{}, 100))
+	if tail.Stats().Misses == misses {
+		t.Fatal("reads of the idle tail were not passed to the store")
+	}
+	eventually(t, "a read wakes the tail", func() bool { return tail.Stats().Running })
+	head, err := s.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, s, "s", 3, 1)
+	newHead, err := s.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reader waiting for commits keeps the tail awake meanwhile.
+	eventually(t, "the tail reaches "+newHead.String(), func() bool {
+		tail.Committed()
+		return tail.Stats().Through == newHead
+	})
+	hits := tail.Stats().Hits
+	sameLog(t, "awake again", readLog(t, tail, head, 2), readLog(t, s, head, 100))
+	if tail.Stats().Hits == hits {
+		t.Fatal("reads at the head were not served from memory once the tail followed the log again")
 	}
 }

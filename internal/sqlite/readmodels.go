@@ -646,7 +646,7 @@ func (m *readModels) TimelineEntries(ctx context.Context, r readmodel.TimelineRa
 		if e.EventID, err = uuid.Parse(id); err != nil {
 			return nil, fmt.Errorf("version %d: bad event id: %w", e.Version, err)
 		}
-		if err := json.Unmarshal([]byte(meta), &e.Metadata); err != nil {
+		if e.Metadata, err = eventstore.DecodeMetadata(meta); err != nil {
 			return nil, fmt.Errorf("version %d: bad metadata: %w", e.Version, err)
 		}
 		e.Data = json.RawMessage(data)

@@ -38,7 +38,9 @@ type Store struct {
 	created bool    // Open created the file
 	write   *sql.DB // one connection: SQLite has one writer
 	read    *sql.DB // a pool of read-only connections (WAL readers do not block the writer)
-	now     func() time.Time
+	// writeStmts and readStmts are the hot statements, prepared once.
+	writeStmts, readStmts prepared
+	now                   func() time.Time
 
 	committed eventstore.Signal
 	// GroupCommit provides Append and AppendAll: appends queue to the writers.
@@ -96,6 +98,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		write.Close()
 		read.Close()
 		return nil, err
+	}
+	if s.writeStmts, err = prepare(ctx, write, writeSQL); err == nil {
+		s.readStmts, err = prepare(ctx, read, readSQL)
+	}
+	if err != nil {
+		return nil, errors.Join(err, s.writeStmts.close(), write.Close(), read.Close())
 	}
 	s.GroupCommit = eventstore.NewGroupCommit(s.commit, eventstore.GroupCommitOptions{
 		Writers: 1, MaxBatchEvents: maxBatchEvents, Name: "sqlite"})
@@ -165,7 +173,7 @@ func (s *Store) ReadDB() *sql.DB { return s.read }
 // Close stops the writer, failing queued appends, and closes the database.
 func (s *Store) Close() error {
 	s.GroupCommit.Close()
-	return errors.Join(s.write.Close(), s.read.Close())
+	return errors.Join(s.writeStmts.close(), s.readStmts.close(), s.write.Close(), s.read.Close())
 }
 
 // Ping checks that the database answers.
@@ -186,20 +194,22 @@ func (s *Store) commit(ctx context.Context, batch []eventstore.AppendRequest) []
 			return err
 		}
 		defer tx.Rollback()
+		st := s.writeStmts.in(tx)
 		now := eventstore.NormalizeTime(s.now())
 		for i, r := range batch {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT append"); err != nil {
+			if _, err := st.exec(ctx, sqlSavepoint); err != nil {
 				return err
 			}
-			outs[i].Result, outs[i].Err = s.appendTx(ctx, tx, r, now)
-			undo := ""
+			outs[i].Result, outs[i].Err = s.appendTx(ctx, st, r, now)
 			if outs[i].Err != nil || outs[i].Result.Replayed {
-				undo = "ROLLBACK TO append; "
 				if outs[i].Err != nil {
 					outs[i].Err = fmt.Errorf("sqlite: append: %w", classify(outs[i].Err))
 				}
+				if _, err := st.exec(ctx, sqlRollbackTo); err != nil {
+					return err
+				}
 			}
-			if _, err := tx.ExecContext(ctx, undo+"RELEASE append"); err != nil {
+			if _, err := st.exec(ctx, sqlRelease); err != nil {
 				return err
 			}
 		}
@@ -216,11 +226,10 @@ func (s *Store) commit(ctx context.Context, batch []eventstore.AppendRequest) []
 }
 
 // appendTx checks and writes one append inside the writer's transaction.
-func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendRequest, now time.Time) (eventstore.AppendResult, error) {
+func (s *Store) appendTx(ctx context.Context, st *txStatements, r eventstore.AppendRequest, now time.Time) (eventstore.AppendResult, error) {
 	var version, incarnation int64
 	var entityType string
-	err := tx.QueryRowContext(ctx, `SELECT version, entity_type, incarnation FROM streams WHERE tenant_id = ? AND stream_id = ?`,
-		r.Tenant, r.StreamID).Scan(&version, &entityType, &incarnation)
+	err := st.queryRow(ctx, sqlStreamHead, r.Tenant, r.StreamID).Scan(&version, &entityType, &incarnation)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return eventstore.AppendResult{}, err
 	}
@@ -228,16 +237,10 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendReq
 		if !replayable {
 			return eventstore.AppendResult{}, err
 		}
-		return s.resolve(ctx, tx, r, err)
+		return s.resolve(ctx, st.tx, r, err)
 	}
 	res := eventstore.AppendResult{StreamID: r.StreamID, Events: make([]eventstore.AppendedEvent, len(r.Events))}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events
-		(tenant_id, stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at, recorded_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position`)
-	if err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	defer stmt.Close()
+	stmt := st.stmt(ctx, sqlInsertEvent)
 	for i, e := range r.Events {
 		meta, err := json.Marshal(e.Metadata)
 		if err != nil {
@@ -249,7 +252,7 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendReq
 			string(e.Data), string(meta), e.OccurredAt.UnixMicro(), now.UnixMicro()).Scan(&pos)
 		if isUniqueViolation(err) {
 			// An event id is stored already: a replay, or a reuse of the id.
-			return s.resolve(ctx, tx, r, err)
+			return s.resolve(ctx, st.tx, r, err)
 		}
 		if err != nil {
 			return eventstore.AppendResult{}, err
@@ -260,11 +263,9 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r eventstore.AppendReq
 	res.Incarnation = incarnation
 	if version == 0 {
 		res.Incarnation = eventstore.NewIncarnation()
-		_, err = tx.ExecContext(ctx, `INSERT INTO streams (tenant_id, stream_id, entity_type, version, created_at, updated_at, incarnation)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, r.Tenant, r.StreamID, r.EntityType, res.Version, now.UnixMicro(), now.UnixMicro(), res.Incarnation)
+		_, err = st.exec(ctx, sqlInsertStream, r.Tenant, r.StreamID, r.EntityType, res.Version, now.UnixMicro(), now.UnixMicro(), res.Incarnation)
 	} else {
-		_, err = tx.ExecContext(ctx, `UPDATE streams SET version = ?, updated_at = ? WHERE tenant_id = ? AND stream_id = ?`,
-			res.Version, now.UnixMicro(), r.Tenant, r.StreamID)
+		_, err = st.exec(ctx, sqlUpdateStream, res.Version, now.UnixMicro(), r.Tenant, r.StreamID)
 	}
 	if err != nil {
 		return eventstore.AppendResult{}, err
@@ -307,7 +308,7 @@ func scanEvents(rows *sql.Rows, withEntityType bool) ([]eventstore.Recorded, err
 		if r.ID, err = uuid.Parse(id); err != nil {
 			return nil, fmt.Errorf("event at position %d: bad id: %w", r.Position, err)
 		}
-		if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
+		if r.Metadata, err = eventstore.DecodeMetadata(meta); err != nil {
 			return nil, fmt.Errorf("event at position %d: bad metadata: %w", r.Position, err)
 		}
 		r.Data = json.RawMessage(data)
@@ -461,9 +462,10 @@ func (s *Store) LoadStreams(ctx context.Context, refs []eventstore.StreamRef, li
 		return nil, fmt.Errorf("sqlite: load stream: %w", classify(err))
 	}
 	defer tx.Rollback()
+	st := s.readStmts.in(tx)
 	out := make([]eventstore.Loaded, len(refs))
 	for i, ref := range refs {
-		if out[i], err = loadStream(ctx, tx, ref, limit); err != nil {
+		if out[i], err = loadStream(ctx, st, ref, limit); err != nil {
 			return nil, fmt.Errorf("sqlite: load stream: %w", classify(err))
 		}
 	}
@@ -472,16 +474,11 @@ func (s *Store) LoadStreams(ctx context.Context, refs []eventstore.StreamRef, li
 
 // loadStream reads one stream for LoadStreams (a zero Loaded when it does
 // not exist).
-func loadStream(ctx context.Context, tx *sql.Tx, ref eventstore.StreamRef, limit int) (eventstore.Loaded, error) {
+func loadStream(ctx context.Context, st *txStatements, ref eventstore.StreamRef, limit int) (eventstore.Loaded, error) {
 	var out eventstore.Loaded
 	var snapVersion, snapSchema, snapCreated sql.NullInt64
 	var snapState sql.NullString
-	err := tx.QueryRowContext(ctx, `SELECT s.incarnation, sn.version, sn.schema_version, sn.state, sn.created_at
-		FROM streams s LEFT JOIN snapshots sn ON sn.tenant_id = s.tenant_id AND sn.stream_id = s.stream_id
-			AND sn.incarnation = s.incarnation
-			AND sn.version = (SELECT max(version) FROM snapshots x WHERE x.tenant_id = s.tenant_id
-				AND x.stream_id = s.stream_id AND x.incarnation = s.incarnation)
-		WHERE s.tenant_id = ? AND s.stream_id = ?`, ref.Tenant, ref.StreamID).
+	err := st.queryRow(ctx, sqlLoadHead, ref.Tenant, ref.StreamID).
 		Scan(&out.Incarnation, &snapVersion, &snapSchema, &snapState, &snapCreated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return eventstore.Loaded{}, nil
@@ -496,8 +493,7 @@ func loadStream(ctx context.Context, tx *sql.Tx, ref eventstore.StreamRef, limit
 			Incarnation: out.Incarnation, CreatedAt: time.UnixMicro(snapCreated.Int64).UTC()}
 		from = snapVersion.Int64 + 1
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+eventColumns+` FROM events e
-		WHERE e.tenant_id = ? AND e.stream_id = ? AND e.version >= ? ORDER BY e.version LIMIT ?`, ref.Tenant, ref.StreamID, from, limit)
+	rows, err := st.query(ctx, sqlLoadEvents, ref.Tenant, ref.StreamID, from, limit)
 	if err != nil {
 		return eventstore.Loaded{}, err
 	}

@@ -32,6 +32,9 @@ type schemas struct {
 	// other event type, which must be a URI.
 	events    map[string]*jsonschema.Schema
 	extension *jsonschema.Schema
+	// quickEvents are the standard event types' definitions as quick
+	// predicates: an event they prove valid skips the library.
+	quickEvents map[string]*quick
 }
 
 // event returns the definition for an event of type t.
@@ -40,6 +43,15 @@ func (s schemas) event(t string) *jsonschema.Schema {
 		return sch
 	}
 	return s.extension
+}
+
+// validateEvent validates an event of type t: nil when the quick
+// predicate proves it valid, else the library's verdict.
+func (s schemas) validateEvent(t string, e map[string]any) error {
+	if q := s.quickEvents[t]; q != nil && q.holds(e) {
+		return nil
+	}
+	return s.event(t).Validate(e)
 }
 
 // compileSchemas compiles the embedded schema after applying errata.
@@ -72,7 +84,7 @@ func compileSchemas() (schemas, error) {
 		}
 		return sch, nil
 	}
-	s := schemas{events: map[string]*jsonschema.Schema{}}
+	s := schemas{events: map[string]*jsonschema.Schema{}, quickEvents: map[string]*quick{}}
 	if s.document, err = compile("epcisDocument"); err != nil {
 		return schemas{}, err
 	}
@@ -83,6 +95,7 @@ func compileSchemas() (schemas, error) {
 		if s.events[t], err = compile(t); err != nil {
 			return schemas{}, err
 		}
+		s.quickEvents[t] = newQuick(s.events[t])
 	}
 	return s, nil
 }

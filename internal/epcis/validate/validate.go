@@ -209,7 +209,7 @@ func (v *Validator) event(out *problems, e any, base string, index int, id strin
 	}
 	switch t := m["type"].(type) {
 	case string:
-		out.schema(v.schemas.event(t).Validate(m), m, base, index, id)
+		out.schema(v.schemas.validateEvent(t, m), m, base, index, id)
 	case nil:
 		// Without a type there is no telling which fields belong.
 		out.add(index, id, base+"/type", "type is missing: the event type, e.g. ObjectEvent")

@@ -33,6 +33,44 @@ func BenchmarkAppend(b *testing.B, open func(b *testing.B) eventstore.Store) {
 			benchAppend(b, store, c.writers, c.perCall)
 		})
 	}
+	b.Run("fanout1000", func(b *testing.B) {
+		benchFanout(b, open(b), 1000)
+	})
+}
+
+// benchFanout is the EPCIS mapping's shape (each captured event's objects
+// become tracking entities): b.N new streams of one event each, in rounds of
+// perRound streams loaded together (none exists yet) and then appended
+// together by one AppendAll, as tracking.Service.RecordBatch does.
+func benchFanout(b *testing.B, store eventstore.Store, perRound int) {
+	ctx := context.Background()
+	data := json.RawMessage(`{"eventID":"urn:uuid:6f2b1a4e-0000-4000-8000-000000000001","eventType":"ObjectEvent","role":"epc"}`)
+	at := time.Now().Add(-time.Hour)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for done := 0; done < b.N; done += perRound {
+		n := min(perRound, b.N-done)
+		refs := make([]eventstore.StreamRef, n)
+		reqs := make([]eventstore.AppendRequest, n)
+		for i := range n {
+			id := "urn:epc:id:sgtin:0614141.107346.b" + strconv.Itoa(done+i)
+			refs[i] = eventstore.StreamRef{Tenant: "bench", StreamID: id}
+			reqs[i] = eventstore.AppendRequest{Tenant: "bench", StreamID: id, EntityType: "package",
+				Expected: eventstore.Exact(0), Events: []eventstore.Event{{ID: uuid.New(), Type: "x-epcis-event",
+					SchemaVersion: 1, Data: data, OccurredAt: at, Metadata: eventstore.Metadata{Source: "epcis", CausationID: "bench"}}}}
+		}
+		if _, err := store.LoadStreams(ctx, refs, 1000); err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range store.AppendAll(ctx, reqs) {
+			if o.Err != nil {
+				b.Fatal(o.Err)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
 
 // benchAppend runs b.N appends of perCall events, spread over writers.
