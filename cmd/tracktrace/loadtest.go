@@ -55,6 +55,8 @@ type loadReport struct {
 	Jobs *jobSummary `json:"jobs,omitempty"`
 	// Webhooks is what the webhook scenario's receiver saw.
 	Webhooks *webhookSummary `json:"webhooks,omitempty"`
+	// Pages are the console scenario's figures, page by page.
+	Pages map[string]*pageSummary `json:"pages,omitempty"`
 }
 
 // jobSummary is what epcis-capture saw of the jobs of its captures: each
@@ -113,13 +115,14 @@ type latencySummary struct {
 // captured, and reports how long each job took to be seen finished; a
 // capture under way at the end of the run is waited for. webhook appends
 // events to entities its own subscriptions follow and measures their
-// delivery to its own receiver (hookSink).
+// delivery to its own receiver (hookSink). console seeds a store of
+// journeys (loadconsole.go) and reads every console page, reporting each.
 func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o loadtestOptions
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL; several, comma-separated (replicas), take turns")
-	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed | revalidate-entity | revalidate-timeline | epcis-capture | webhook")
+	fs.StringVar(&o.scenario, "scenario", "append-single", "append-single | append-batch | read-entity | read-timeline | mixed | revalidate-entity | revalidate-timeline | epcis-capture | webhook | console")
 	fs.IntVar(&o.connections, "connections", 64, "concurrent connections")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second in all; events per second in webhook (0: as fast as the server answers)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run")
@@ -143,7 +146,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !batchSet {
 			o.batchSize = 1
 		}
-	case "append-single", "append-batch", "read-entity", "read-timeline", "mixed", "revalidate-entity", "revalidate-timeline", "epcis-capture":
+	case "append-single", "append-batch", "read-entity", "read-timeline", "mixed", "revalidate-entity", "revalidate-timeline", "epcis-capture", "console":
 	default:
 		return &usageError{fmt.Sprintf("unknown scenario %q", o.scenario)}
 	}
@@ -159,7 +162,16 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.scenario == "webhook" {
 		return lt.webhook(ctx, stdout, stderr)
 	}
-	if o.scenario != "append-single" && o.scenario != "append-batch" && o.scenario != "epcis-capture" {
+	var first map[string]float64
+	if o.scenario == "console" {
+		if err := lt.seedConsole(ctx, stderr); err != nil {
+			return fmt.Errorf("loadtest: seed: %w", err)
+		}
+		var err error
+		if first, err = lt.warmConsole(ctx); err != nil {
+			return fmt.Errorf("loadtest: first reads: %w", err)
+		}
+	} else if o.scenario != "append-single" && o.scenario != "append-batch" && o.scenario != "epcis-capture" {
 		fmt.Fprintf(stderr, "loadtest: seeding %d entities to read\n", o.entities)
 		if err := lt.seed(ctx); err != nil {
 			return fmt.Errorf("loadtest: seed: %w", err)
@@ -171,7 +183,13 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("loadtest: prime: %w", err)
 		}
 	}
-	return writeReport(stdout, lt.run(ctx, stderr))
+	rep := lt.run(ctx, stderr)
+	for name, ms := range first {
+		if p := rep.Pages[name]; p != nil {
+			p.FirstMs = ms
+		}
+	}
+	return writeReport(stdout, rep)
 }
 
 // writeReport prints a report as indented JSON.
@@ -195,6 +213,8 @@ type loadTester struct {
 	etags sync.Map
 	// hooks is the webhook scenario's receiver, which names its entities.
 	hooks *hookSink
+	// pages are what the console scenario reads.
+	pages []pageLoad
 }
 
 func newLoadTester(o loadtestOptions) *loadTester {
@@ -205,7 +225,10 @@ func newLoadTester(o loadtestOptions) *loadTester {
 		MaxConnsPerHost:     o.connections,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &loadTester{o: o, urls: strings.Split(o.url, ","), client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, start: time.Now(),
+	// A redirect is an answer (the console's search), not followed.
+	noFollow := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &loadTester{o: o, urls: strings.Split(o.url, ","), start: time.Now(), pages: pageLoads(),
+		client: &http.Client{Transport: tr, Timeout: 30 * time.Second, CheckRedirect: noFollow},
 		runTag: strconv.FormatUint(uint64(rand.Uint32()), 36)}
 }
 
@@ -543,6 +566,8 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 		events    atomic.Int64
 		wg        sync.WaitGroup
 		jobs      jobSummary
+		pages     = map[string][]time.Duration{}
+		pageErrs  = map[string]int64{}
 	)
 	began := time.Now()
 	for w := range lt.o.connections {
@@ -551,6 +576,7 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 			var local []time.Duration
 			var localJobs jobSummary
 			localErrs := map[string]int64{}
+			localPages, localPageErrs := map[string][]time.Duration{}, map[string]int64{}
 			for ctx.Err() == nil {
 				if tokens != nil {
 					select {
@@ -563,8 +589,10 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 				}
 				t0 := time.Now()
 				var st, n int
-				var location string
+				var location, page string
 				switch lt.o.scenario {
+				case "console":
+					page, st = lt.consoleOp(ctx, r)
 				case "epcis-capture":
 					st, location = lt.capture(uncut)
 				case "webhook":
@@ -578,6 +606,12 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 				accepted := time.Now()
 				local = append(local, accepted.Sub(t0))
 				requests.Add(1)
+				if page != "" {
+					localPages[page] = append(localPages[page], accepted.Sub(t0))
+					if st != http.StatusOK {
+						localPageErrs[page]++
+					}
+				}
 				if st == http.StatusAccepted && location != "" {
 					// The events a capture stored are those its job counts.
 					job, delay, seen := lt.awaitJob(uncut, location, accepted)
@@ -599,6 +633,12 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 				errs[k] += v
 			}
 			jobs.add(&localJobs)
+			for k, v := range localPages {
+				pages[k] = append(pages[k], v...)
+			}
+			for k, v := range localPageErrs {
+				pageErrs[k] += v
+			}
 			mu.Unlock()
 		})
 	}
@@ -629,6 +669,12 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 	if lt.o.scenario == "epcis-capture" {
 		jobs.VisibleMs = summarize(jobs.visible)
 		rep.Jobs = &jobs
+	}
+	if len(pages) > 0 {
+		rep.Pages = map[string]*pageSummary{}
+		for k, v := range pages {
+			rep.Pages[k] = &pageSummary{Requests: int64(len(v)), Errors: pageErrs[k], LatencyMs: summarize(v)}
+		}
 	}
 	return rep
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -191,5 +192,48 @@ func TestLoadtestWebhookNeedsPrivateDestinations(t *testing.T) {
 	}
 	if out.Len() != 0 {
 		t.Errorf("a report was printed:\n%s", out.String())
+	}
+}
+
+// The console scenario seeds journeys the console's pages show (an entity
+// page maps its positions over its hubs, the metrics page has operations
+// and milestones to chart), reads every page and reports each apart, with
+// no page failing; a second run against the same server reuses what the
+// first seeded.
+func TestLoadtestConsole(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, []string{"EventStore__ConnectionString=file:" + filepath.Join(t.TempDir(), "t.db")})
+	for i, want := range []string{"seeding 40 entities", "reusing its entities"} {
+		var out, progress bytes.Buffer
+		err := run(t.Context(), []string{"loadtest", "--url", srv.URL, "--scenario", "console", "--tenant", "console-lt",
+			"--connections", "2", "--duration", "3s", "--entities", "40"}, nil, &out, &progress)
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", i, err, progress.String())
+		}
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("run %d: progress does not say %q:\n%s", i, want, progress.String())
+		}
+		var rep loadReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("run %d: report is not JSON: %v\n%s", i, err, out.String())
+		}
+		if len(rep.ErrorsByStatus) != 0 || len(rep.Pages) != len(pageLoads()) {
+			t.Fatalf("run %d: report %s", i, out.String())
+		}
+		for _, p := range pageLoads() {
+			if s := rep.Pages[p.name]; s == nil || s.Requests == 0 || s.Errors != 0 || s.LatencyMs.P99 <= 0 || s.FirstMs <= 0 {
+				t.Errorf("run %d: page %s: %+v", i, p.name, s)
+			}
+		}
+	}
+	page := srv.do(t, "GET", "/console/entities/"+consoleEntityID(0), nil, "X-Tenant-ID", "console-lt")
+	body := string(page.Body)
+	if page.StatusCode != http.StatusOK || !strings.Contains(body, `data-site-id="`+consoleSiteID(0)+`"`) ||
+		!strings.Contains(body, `data-site-id="`+consoleSiteID(3)+`"`) || strings.Count(body, "track-point") < consoleTrack {
+		t.Errorf("the vehicle's page (%d) shows no map of its %d positions between two sites:\n%.2000s", page.StatusCode, consoleTrack, page.Body)
+	}
+	metrics := srv.do(t, "GET", "/console/metrics?range=30d", nil, "X-Tenant-ID", "console-lt")
+	if n := strings.Count(string(metrics.Body), `src="data:image/svg`); metrics.StatusCode != http.StatusOK || n != 2 {
+		t.Errorf("the metrics page (%d) has %d charts, want operations and milestones", metrics.StatusCode, n)
 	}
 }

@@ -145,6 +145,7 @@ type handler struct {
 	static  fs.FS
 	basemap *basemap
 	assets  map[string]string // asset name → its URL, with a content hash
+	metrics *metricsCache
 }
 
 // New returns the console's handler; mount it at Prefix and Prefix + "/".
@@ -176,7 +177,7 @@ func New(d Deps, opts Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &handler{Deps: d, opts: opts, log: log, static: static}
+	h := &handler{Deps: d, opts: opts, log: log, static: static, metrics: newMetricsCache()}
 	if h.assets, err = assetURLs(static); err != nil {
 		return nil, err
 	}

@@ -348,48 +348,63 @@ func (h *handler) metricsPage(w http.ResponseWriter, r *http.Request, p tracking
 		return badRequest("There is no range " + strconv.Quote(rng) + ".")
 	}
 	span, interval := metricRanges[i].Span, metricRanges[i].Interval
-	to := h.opts.Now().UTC()
-	from := to.Add(-span)
-	ops, err := h.ReadModels.MetricSamples(r.Context(), tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricOperation,
-		EntityType: entityType, Name: operation, Site: site, From: from, To: to, Interval: interval})
+	compute := func(ctx context.Context) (*metricsView, error) {
+		var moved <-chan struct{}
+		if h.Projections != nil {
+			moved = h.Projections.Progress()
+		}
+		to := h.opts.Now().UTC()
+		from := to.Add(-span)
+		ops, err := h.ReadModels.MetricSamples(ctx, tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricOperation,
+			EntityType: entityType, Name: operation, Site: site, From: from, To: to, Interval: interval})
+		if err != nil {
+			return nil, err
+		}
+		miles, err := h.ReadModels.MetricSamples(ctx, tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricMilestone,
+			EntityType: entityType, Name: milestone, Site: site, From: from, To: to, Interval: interval})
+		if err != nil {
+			return nil, err
+		}
+		// Exceptions are raised at no site: the site filter leaves them be.
+		raised, err := h.ReadModels.MetricSamples(ctx, tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricException,
+			EntityType: entityType, From: from, To: to, Interval: interval})
+		if err != nil {
+			return nil, err
+		}
+		opBuckets := tracking.Buckets(ops, interval, false, h.opts.OnTimeTolerance)
+		mileBuckets := tracking.Buckets(miles, interval, true, h.opts.OnTimeTolerance)
+		exceptions := exceptionTable(tracking.CountExceptions(raised, interval))
+		what := "all operations"
+		if operation != "" {
+			what = "operation " + strconv.Quote(operation)
+		}
+		if site != "" {
+			what += " at site " + strconv.Quote(site)
+		}
+		durations, err := chart("Duration of "+what, "seconds", opBuckets, interval, 0, percentileSeries())
+		if err != nil {
+			return nil, err
+		}
+		punctuality, err := chart("Milestones on time", "percent", mileBuckets, interval, 100, onTimeSeries())
+		if err != nil {
+			return nil, err
+		}
+		return &metricsView{points: len(ops) + len(miles) + len(raised), at: to, moved: moved, data: map[string]any{
+			"Title": "Performance", "EntityType": entityType, "Operation": operation, "Milestone": milestone, "Site": site,
+			"Range": rng, "Ranges": metricRanges, "EntityTypes": h.EntityTypes.List(), "From": from, "To": to, "Exceptions": exceptions,
+			"OperationBuckets": opBuckets, "MilestoneBuckets": mileBuckets, "DurationChart": durations,
+			"PunctualityChart": punctuality, "Tolerance": formatSeconds(h.opts.OnTimeTolerance.Seconds()),
+		}}, nil
+	}
+	// Fresh for a 120th of a bucket: 30 s of hourly buckets, 12 min of
+	// daily ones.
+	fresh := interval / 120
+	key := strings.Join([]string{p.Tenant, entityType, operation, milestone, site, rng}, "\x00")
+	v, err := h.metrics.get(r.Context(), key, h.opts.Now(), fresh, 10*fresh, h.opts.RequestTimeout, compute)
 	if err != nil {
 		return err
 	}
-	miles, err := h.ReadModels.MetricSamples(r.Context(), tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricMilestone,
-		EntityType: entityType, Name: milestone, Site: site, From: from, To: to, Interval: interval})
-	if err != nil {
-		return err
-	}
-	// Exceptions are raised at no site: the site filter leaves them be.
-	raised, err := h.ReadModels.MetricSamples(r.Context(), tracking.MetricsQuery{Tenant: p.Tenant, Kind: tracking.MetricException,
-		EntityType: entityType, From: from, To: to, Interval: interval})
-	if err != nil {
-		return err
-	}
-	opBuckets := tracking.Buckets(ops, interval, false, h.opts.OnTimeTolerance)
-	mileBuckets := tracking.Buckets(miles, interval, true, h.opts.OnTimeTolerance)
-	exceptions := exceptionTable(tracking.CountExceptions(raised, interval))
-	what := "all operations"
-	if operation != "" {
-		what = "operation " + strconv.Quote(operation)
-	}
-	if site != "" {
-		what += " at site " + strconv.Quote(site)
-	}
-	durations, err := chart("Duration of "+what, "seconds", opBuckets, interval, 0, percentileSeries())
-	if err != nil {
-		return err
-	}
-	punctuality, err := chart("Milestones on time", "percent", mileBuckets, interval, 100, onTimeSeries())
-	if err != nil {
-		return err
-	}
-	h.render(w, r, http.StatusOK, "metrics", p, map[string]any{
-		"Title": "Performance", "EntityType": entityType, "Operation": operation, "Milestone": milestone, "Site": site,
-		"Range": rng, "Ranges": metricRanges, "EntityTypes": h.EntityTypes.List(), "From": from, "To": to, "Exceptions": exceptions,
-		"OperationBuckets": opBuckets, "MilestoneBuckets": mileBuckets, "DurationChart": durations,
-		"PunctualityChart": punctuality, "Tolerance": formatSeconds(h.opts.OnTimeTolerance.Seconds()),
-	})
+	h.render(w, r, http.StatusOK, "metrics", p, v.data)
 	return nil
 }
 

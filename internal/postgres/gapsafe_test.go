@@ -192,3 +192,33 @@ func TestCursorBeforeWaitsForRunningTransactions(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// The head is the last event in the log's order, (transaction, position)
+// as numbers: an event of transaction 100 is after one of transaction 99,
+// though "99" sorts after "100" as text.
+func TestHeadOrdersTransactionsAsNumbers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	s := open(t, dsn)
+	tx := begin(t, dsn)
+	var last int64
+	for i, txID := range []string{"99", "100"} {
+		stream := "head-" + txID
+		if _, err := tx.Exec(ctx, `INSERT INTO streams (tenant_id, stream_id, entity_type, version, created_at, updated_at)
+			VALUES ('head', $1, 'shipment', 1, now(), now())`, stream); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO events (tx_id, tenant_id, stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at)
+			VALUES ($1::text::xid8, 'head', $2, 1, $3, 'T', 1, '{}', '{}', now()) RETURNING position`, txID, stream, uuid.New()).Scan(&last); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	head, err := s.Head(ctx)
+	if err != nil || head != (eventstore.Cursor{TxID: 100, Position: last}) {
+		t.Fatalf("head = %+v, %v; want transaction 100, position %d", head, err, last)
+	}
+}

@@ -687,15 +687,25 @@ func (m *readModels) EntityView(ctx context.Context, tenant, id string) (json.Ra
 
 // EntityViews returns up to limit entity views of a page, by entity id.
 func (m *readModels) EntityViews(ctx context.Context, q tracking.EntityQuery, limit int) ([]json.RawMessage, error) {
-	// The children of an entity are a statement of their own, which the
-	// index of parents serves whatever the plan.
-	parent, args := "", []any{q.Tenant, q.EntityType, q.Status, q.After, limit}
-	if q.Parent != "" {
-		parent, args = "AND parent_id = $6", append(args, q.Parent)
+	// Only the filters q sets are in the statement: a filter compared
+	// with '' in SQL makes a generic plan that walks the tenant's entities
+	// by id, and a filter that matches few entities then reads them all.
+	// The children of an entity are served by the index of parents.
+	query, args := `SELECT view::text FROM rm_entities WHERE tenant_id = $1 AND entity_id > $2`, []any{q.Tenant, q.After}
+	if q.EntityType != "" {
+		args = append(args, q.EntityType)
+		query += ` AND entity_type = $` + strconv.Itoa(len(args))
 	}
-	rows, err := m.pool.Query(ctx, `SELECT view::text FROM rm_entities
-		WHERE tenant_id = $1 AND ($2 = '' OR entity_type = $2) AND ($3 = '' OR status = $3) AND entity_id > $4 `+parent+`
-		ORDER BY entity_id LIMIT $5`, args...)
+	if q.Status != "" {
+		args = append(args, q.Status)
+		query += ` AND status = $` + strconv.Itoa(len(args))
+	}
+	if q.Parent != "" {
+		args = append(args, q.Parent)
+		query += ` AND parent_id = $` + strconv.Itoa(len(args))
+	}
+	args = append(args, limit)
+	rows, err := m.pool.Query(ctx, query+` ORDER BY entity_id LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -804,9 +804,11 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Cursor, limit int)
 func (s *Store) Head(ctx context.Context) (eventstore.Cursor, error) {
 	var txid string
 	var pos int64
+	// events.tx_id, not tx_id: that would name the output column, the
+	// text, whose order is not the log's ("99" > "100") and has no index.
 	err := s.pool.QueryRow(ctx, `SELECT tx_id::text, position FROM events
 		WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY tx_id DESC, position DESC LIMIT 1`).Scan(&txid, &pos)
+		ORDER BY events.tx_id DESC, position DESC LIMIT 1`).Scan(&txid, &pos)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return eventstore.Cursor{}, nil
 	}

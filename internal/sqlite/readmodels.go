@@ -601,15 +601,21 @@ func (m *readModels) EntityView(ctx context.Context, tenant, id string) (json.Ra
 
 // EntityViews returns up to limit entity views of a page, by entity id.
 func (m *readModels) EntityViews(ctx context.Context, q tracking.EntityQuery, limit int) ([]json.RawMessage, error) {
-	// The children of an entity are a statement of their own, which the
-	// index of parents serves.
-	parent, args := "", []any{q.Tenant, q.EntityType, q.Status, q.After, limit}
-	if q.Parent != "" {
-		parent, args = "AND parent_id = ?6", append(args, q.Parent)
+	// Only the filters q sets are in the statement: a filter compared
+	// with '' in SQL keeps the planner off its index, and a filter that
+	// matches few entities then reads every entity of the tenant. The
+	// children of an entity are served by the index of parents.
+	query, args := `SELECT view FROM rm_entities WHERE tenant_id = ? AND entity_id > ?`, []any{q.Tenant, q.After}
+	if q.EntityType != "" {
+		query, args = query+` AND entity_type = ?`, append(args, q.EntityType)
 	}
-	rows, err := m.store.read.QueryContext(ctx, `SELECT view FROM rm_entities
-		WHERE tenant_id = ?1 AND (?2 = '' OR entity_type = ?2) AND (?3 = '' OR status = ?3) AND entity_id > ?4 `+parent+`
-		ORDER BY entity_id LIMIT ?5`, args...)
+	if q.Status != "" {
+		query, args = query+` AND status = ?`, append(args, q.Status)
+	}
+	if q.Parent != "" {
+		query, args = query+` AND parent_id = ?`, append(args, q.Parent)
+	}
+	rows, err := m.store.read.QueryContext(ctx, query+` ORDER BY entity_id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -99,6 +99,18 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		read.Close()
 		return nil, err
 	}
+	// The planner's statistics, as SQLite advises for long-lived
+	// connections: without them it walks a table by its primary key for an
+	// ORDER BY … LIMIT rather than a selective index (the entity list of
+	// one status read every entity of the tenant). Only tables that grew
+	// much since their last analysis, each sampled (analysis_limit).
+	for _, pragma := range []string{"PRAGMA analysis_limit=1000", "PRAGMA optimize=0x10002"} {
+		if _, err := write.ExecContext(ctx, pragma); err != nil {
+			write.Close()
+			read.Close()
+			return nil, fmt.Errorf("sqlite: %s: %w", pragma, err)
+		}
+	}
 	if s.writeStmts, err = prepare(ctx, write, writeSQL); err == nil {
 		s.readStmts, err = prepare(ctx, read, readSQL)
 	}
