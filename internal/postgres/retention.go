@@ -142,13 +142,14 @@ const idBatch = 10000
 func (s *Store) dropPartition(ctx context.Context, name string) error {
 	table := pgx.Identifier{name}.Sanitize()
 	// In batches along the log index, each a short transaction: one long
-	// one would hold the followers back (see HorizonHolder).
+	// one would hold the followers back (see HorizonHolder). b.tx_id, not
+	// tx_id: that would order by the output column, the text ("99" > "100").
 	after, pos := "0", int64(0)
 	for {
 		err := s.pool.QueryRow(ctx, `WITH b AS (SELECT tenant_id, event_id, tx_id, position FROM `+table+`
 				WHERE (tx_id, position) > ($1::text::xid8, $2::int8) ORDER BY tx_id, position LIMIT $3),
 			d AS (DELETE FROM event_ids k USING b WHERE k.tenant_id = b.tenant_id AND k.event_id = b.event_id)
-			SELECT tx_id::text, position FROM b ORDER BY tx_id DESC, position DESC LIMIT 1`, after, pos, idBatch).Scan(&after, &pos)
+			SELECT tx_id::text, position FROM b ORDER BY b.tx_id DESC, position DESC LIMIT 1`, after, pos, idBatch).Scan(&after, &pos)
 		if errors.Is(err, pgx.ErrNoRows) {
 			break
 		}
