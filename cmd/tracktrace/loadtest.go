@@ -643,7 +643,8 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 		})
 	}
 	done := make(chan struct{})
-	go func() {
+	var reporter sync.WaitGroup // the progress is the caller's again once it returns
+	reporter.Go(func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		var last int64
@@ -658,9 +659,10 @@ func (lt *loadTester) run(ctx context.Context, progress io.Writer) loadReport {
 				last = n
 			}
 		}
-	}()
+	})
 	wg.Wait()
 	close(done)
+	reporter.Wait()
 	elapsed := time.Since(began).Seconds()
 	rep := loadReport{Scenario: lt.o.scenario, URL: lt.o.url, Connections: lt.o.connections, TargetRate: lt.o.rate,
 		DurationS: elapsed, Requests: requests.Load(), NotModified: notMod.Load(), Events: events.Load(),
