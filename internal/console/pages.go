@@ -294,7 +294,7 @@ func summarize(data json.RawMessage) string {
 		}
 		v := string(m[k])
 		var s string
-		if json.Unmarshal(m[k], &s) == nil {
+		if len(v) > 0 && v[0] == '"' && json.Unmarshal(m[k], &s) == nil {
 			v = s
 		}
 		b.WriteString(k + ": " + v)

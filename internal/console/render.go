@@ -88,6 +88,7 @@ func (h *handler) funcs() template.FuncMap {
 		"inc":             func(i int) int { return i + 1 },
 		"humanize":        func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 		"projectionState": statusLabel,
+		"timelineRows":    timelineMarkup,
 	}
 }
 
