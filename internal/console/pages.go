@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/eventstore"
 	"github.com/tlm/tracktrace/internal/httpapi"
 	"github.com/tlm/tracktrace/internal/projection"
@@ -203,8 +204,14 @@ func (h *handler) entityData(r *http.Request, p tracking.Principal) (map[string]
 	var points []trackPoint
 	siteIDs := map[string]bool{}
 	for i, e := range page.Entries {
-		rows[i] = timelineRow{TimelineEntry: e, Summary: summarize(e.Data)}
-		pt, site := position(e)
+		// The data of a stored event is a JSON object; its members are
+		// cut once, without decoding it.
+		members, err := epcis.Members(e.Data)
+		if err != nil {
+			members = nil
+		}
+		rows[i] = timelineRow{TimelineEntry: e, Summary: summarize(e.Data, members)}
+		pt, site := position(e, members)
 		if pt != nil {
 			points = append(points, *pt)
 		}
@@ -228,33 +235,38 @@ func (h *handler) entityData(r *http.Request, p tracking.Principal) (map[string]
 }
 
 // position returns the position an event reports, if any, and the site it
-// names.
-func position(e tracking.TimelineEntry) (*trackPoint, string) {
-	var d struct {
-		Lat      *float64 `json:"lat"`
-		Lon      *float64 `json:"lon"`
-		SiteID   string   `json:"siteId"`
-		Location *struct {
-			Lat float64 `json:"lat"`
-			Lon float64 `json:"lon"`
-		} `json:"location"`
+// names, from the event's members.
+func position(e tracking.TimelineEntry, members []epcis.Member) (*trackPoint, string) {
+	var lat, lon, location json.RawMessage
+	var site string
+	for _, m := range members {
+		switch m.Key {
+		case "lat":
+			lat = m.Value
+		case "lon":
+			lon = m.Value
+		case "location":
+			location = m.Value
+		case "siteId":
+			_ = json.Unmarshal(m.Value, &site)
+		}
 	}
-	if json.Unmarshal(e.Data, &d) != nil {
-		return nil, ""
+	pt := &trackPoint{OccurredAt: e.OccurredAt, Version: e.Version, Type: e.Type, SiteID: site}
+	var ok bool
+	switch e.Type {
+	case tracking.TypeLocationReported:
+		ok = lat != nil && lon != nil && json.Unmarshal(lat, &pt.Lat) == nil && json.Unmarshal(lon, &pt.Lon) == nil
+	case tracking.TypeMilestoneReached:
+		var l *struct{ Lat, Lon float64 }
+		ok = location != nil && json.Unmarshal(location, &l) == nil && l != nil
+		if ok {
+			pt.Lat, pt.Lon = l.Lat, l.Lon
+		}
 	}
-	pt := &trackPoint{OccurredAt: e.OccurredAt, Version: e.Version, Type: e.Type, SiteID: d.SiteID}
-	switch {
-	case e.Type == tracking.TypeLocationReported && d.Lat != nil && d.Lon != nil:
-		pt.Lat, pt.Lon = *d.Lat, *d.Lon
-	case e.Type == tracking.TypeMilestoneReached && d.Location != nil:
-		pt.Lat, pt.Lon = d.Location.Lat, d.Location.Lon
-	default:
-		pt = nil
+	if !ok || pt.Lat < -90 || pt.Lat > 90 || pt.Lon < -180 || pt.Lon > 180 {
+		return nil, site
 	}
-	if pt != nil && (pt.Lat < -90 || pt.Lat > 90 || pt.Lon < -180 || pt.Lon > 180) {
-		pt = nil
-	}
-	return pt, d.SiteID
+	return pt, site
 }
 
 // sitesOf reads the sites an entity's events name, up to maxMapSites (a
@@ -280,24 +292,28 @@ func (h *handler) sitesOf(ctx context.Context, tenant string, ids map[string]boo
 }
 
 // summarize writes an event's data for a table cell: its top-level
-// members, values of nested objects as JSON, at most maxSummary bytes.
-func summarize(data json.RawMessage) string {
+// members in key order, values of nested objects as JSON, at most
+// maxSummary bytes; members is nil when the data is not an object.
+func summarize(data json.RawMessage, members []epcis.Member) string {
 	const maxSummary = 300
-	var m map[string]json.RawMessage
-	if json.Unmarshal(data, &m) != nil {
+	if members == nil {
 		return truncate(string(data), maxSummary)
 	}
+	slices.SortFunc(members, func(a, b epcis.Member) int { return strings.Compare(a.Key, b.Key) })
 	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	for _, m := range members {
 		if b.Len() > 0 {
 			b.WriteString(" · ")
 		}
-		v := string(m[k])
+		v := string(m.Value)
 		var s string
-		if len(v) > 0 && v[0] == '"' && json.Unmarshal(m[k], &s) == nil {
+		if len(v) > 0 && v[0] == '"' && json.Unmarshal(m.Value, &s) == nil {
 			v = s
 		}
-		b.WriteString(k + ": " + v)
+		b.WriteString(m.Key + ": " + v)
+		if b.Len() > maxSummary {
+			break
+		}
 	}
 	return truncate(b.String(), maxSummary)
 }

@@ -717,13 +717,26 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The projections are mostly at the same checkpoint: the log is read
+	// once per checkpoint, not once per projection.
+	backlogs := map[eventstore.Cursor]eventstore.Backlog{}
+	backlog := func(c eventstore.Cursor) (eventstore.Backlog, error) {
+		if bl, ok := backlogs[c]; ok {
+			return bl, nil
+		}
+		bl, err := m.feed.Backlog(ctx, c)
+		if err == nil {
+			backlogs[c] = bl
+		}
+		return bl, err
+	}
 	out := make([]Status, 0, len(m.names))
 	for _, name := range m.names {
 		cp, err := m.target.Checkpoint(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		bl, err := m.feed.Backlog(ctx, cp.Cursor)
+		bl, err := backlog(cp.Cursor)
 		if err != nil {
 			return nil, err
 		}
@@ -734,7 +747,7 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 			if err != nil {
 				return nil, err
 			}
-			sbl, err := m.feed.Backlog(ctx, scp.Cursor)
+			sbl, err := backlog(scp.Cursor)
 			if err != nil {
 				return nil, err
 			}
