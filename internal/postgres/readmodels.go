@@ -757,11 +757,26 @@ func (m *readModels) StreamPosition(ctx context.Context, projection, tenant, id 
 	return v, classify(err)
 }
 
-// CheckpointNames returns the names of every checkpoint.
-func (m *readModels) CheckpointNames(ctx context.Context) ([]string, error) {
-	rows, _ := m.pool.Query(ctx, `SELECT name FROM projection_checkpoints ORDER BY name`)
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return names, classify(err)
+// Checkpoints reads every checkpoint, by name.
+func (m *readModels) Checkpoints(ctx context.Context) (map[string]projection.Checkpoint, error) {
+	rows, err := m.pool.Query(ctx, `SELECT name, tx_id::text, position, updated_at, generation FROM projection_checkpoints`)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := map[string]projection.Checkpoint{}
+	for rows.Next() {
+		var name, txid string
+		var cp projection.Checkpoint
+		if err := rows.Scan(&name, &txid, &cp.Cursor.Position, &cp.UpdatedAt, &cp.Generation); err != nil {
+			return nil, classify(err)
+		}
+		if cp.Cursor.TxID, err = strconv.ParseUint(txid, 10, 64); err != nil {
+			return nil, fmt.Errorf("postgres: checkpoint %s: bad tx id %q", name, txid)
+		}
+		out[name] = cp
+	}
+	return out, classify(rows.Err())
 }
 
 // MetricSamples returns the metric points q selects.

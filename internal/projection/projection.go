@@ -102,6 +102,9 @@ type Checkpoint struct {
 type Target interface {
 	// Checkpoint returns the projection's checkpoint (zero if it never ran).
 	Checkpoint(ctx context.Context, name string) (Checkpoint, error)
+	// Checkpoints returns every checkpoint, by name (a rebuild's under
+	// Shadow of its projection's name).
+	Checkpoints(ctx context.Context) (map[string]Checkpoint, error)
 	// Apply applies events read from the log (in log order) to the read
 	// models of the projections named in from, in one transaction: each
 	// projection gets the events after its own checkpoint, from[name], and
@@ -713,7 +716,7 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	rebuilding, err := m.target.Rebuilding(ctx)
+	cps, err := m.target.Checkpoints(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -732,21 +735,14 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 	}
 	out := make([]Status, 0, len(m.names))
 	for _, name := range m.names {
-		cp, err := m.target.Checkpoint(ctx, name)
-		if err != nil {
-			return nil, err
-		}
+		cp := cps[name]
 		bl, err := backlog(cp.Cursor)
 		if err != nil {
 			return nil, err
 		}
 		st := Status{Name: name, Checkpoint: cp.Cursor.String(), Head: head.String(), LagEvents: bl.Events, UpdatedAt: cp.UpdatedAt,
 			Feed: "log", Generation: cp.Generation}
-		if slices.Contains(rebuilding, name) {
-			scp, err := m.target.Checkpoint(ctx, Shadow(name))
-			if err != nil {
-				return nil, err
-			}
+		if scp, rebuilding := cps[Shadow(name)]; rebuilding {
 			sbl, err := backlog(scp.Cursor)
 			if err != nil {
 				return nil, err

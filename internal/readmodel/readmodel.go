@@ -171,8 +171,8 @@ type Engine interface {
 	Update(ctx context.Context, derived bool, fn func(Tx) error) error
 	// Checkpoint reads a checkpoint (zero if it never moved).
 	Checkpoint(ctx context.Context, name string) (projection.Checkpoint, error)
-	// CheckpointNames returns the names of every checkpoint.
-	CheckpointNames(ctx context.Context) ([]string, error)
+	// Checkpoints reads every checkpoint, by name.
+	Checkpoints(ctx context.Context) (map[string]projection.Checkpoint, error)
 	// TryLead implements projection.Leader.
 	TryLead(ctx context.Context, name string) (lost <-chan struct{}, release func(), ok bool, err error)
 
@@ -540,11 +540,21 @@ func (s *Store) Reset(ctx context.Context, name string) error {
 // Rebuilding returns the projections being rebuilt: those with a
 // rebuild's checkpoint (projection.Shadow).
 func (s *Store) Rebuilding(ctx context.Context) ([]string, error) {
-	names, err := s.engine.CheckpointNames(ctx)
+	cps, err := s.engine.Checkpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: rebuilds: %w", s.name, err)
 	}
-	return rebuilding(names), nil
+	return rebuilding(slices.Sorted(maps.Keys(cps))), nil
+}
+
+// Checkpoints returns every checkpoint, by name: the projections', their
+// rebuilds' (Shadow) and the other followers'.
+func (s *Store) Checkpoints(ctx context.Context) (map[string]projection.Checkpoint, error) {
+	cps, err := s.engine.Checkpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: checkpoints: %w", s.name, err)
+	}
+	return cps, nil
 }
 
 // rebuilding picks the projections being rebuilt out of checkpoint names.

@@ -218,11 +218,7 @@ func (t *rmTx) NextGeneration(ctx context.Context, name string) (int64, error) {
 }
 
 func (t *rmTx) CheckpointNames(ctx context.Context) ([]string, error) {
-	return checkpointNames(ctx, t.tx)
-}
-
-func checkpointNames(ctx context.Context, q querier) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT name FROM projection_checkpoints ORDER BY name`)
+	rows, err := t.tx.QueryContext(ctx, `SELECT name FROM projection_checkpoints ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -670,10 +666,25 @@ func (m *readModels) StreamPosition(ctx context.Context, projection, tenant, id 
 	return v, classify(err)
 }
 
-// CheckpointNames returns the names of every checkpoint.
-func (m *readModels) CheckpointNames(ctx context.Context) ([]string, error) {
-	names, err := checkpointNames(ctx, m.store.read)
-	return names, classify(err)
+// Checkpoints reads every checkpoint, by name.
+func (m *readModels) Checkpoints(ctx context.Context) (map[string]projection.Checkpoint, error) {
+	rows, err := m.store.read.QueryContext(ctx, `SELECT name, tx_id, position, updated_at, generation FROM projection_checkpoints`)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := map[string]projection.Checkpoint{}
+	for rows.Next() {
+		var name string
+		var updated int64
+		var cp projection.Checkpoint
+		if err := rows.Scan(&name, &cp.Cursor.TxID, &cp.Cursor.Position, &updated, &cp.Generation); err != nil {
+			return nil, classify(err)
+		}
+		cp.UpdatedAt = time.UnixMicro(updated).UTC()
+		out[name] = cp
+	}
+	return out, classify(rows.Err())
 }
 
 // MetricSamples returns the metric points q selects.

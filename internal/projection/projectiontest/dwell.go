@@ -206,11 +206,11 @@ func testDwellAfterRetention(t *testing.T, e *env) {
 func CheckDwellUpgrade(t *testing.T, rm ReadModels) {
 	t.Helper()
 	ctx := t.Context()
-	names, err := rm.Engine().CheckpointNames(ctx)
+	cps, err := rm.Engine().Checkpoints(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range names {
+	for n := range cps {
 		if _, rebuilding := projection.ShadowOf(n); rebuilding {
 			t.Errorf("checkpoint %s after the upgrade, want the metrics' rebuild abandoned", n)
 		}

@@ -219,6 +219,16 @@ func testErasureDuringRebuild(t *testing.T, e *env) {
 			}
 		}
 	}
+	// The status shows every rebuild, caught up with the log.
+	st, err := e.mgr.Status(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.Rebuild == nil || s.Rebuild.LagEvents != 0 || s.Rebuild.Checkpoint != s.Head {
+			t.Errorf("status of %s during its rebuild: %+v (rebuild %+v), want the rebuild at the head", s.Name, s, s.Rebuild)
+		}
+	}
 	// PKG-A has rows in every table: timeline, entity, metric points, an
 	// open operation, stream positions.
 	n, err := e.store.Erase(e.ctx, acme, "PKG-A")
@@ -232,6 +242,14 @@ func testErasureDuringRebuild(t *testing.T, e *env) {
 	e.catchUp(e.mgr)
 	if r, err := e.rm.Rebuilding(e.ctx); err != nil || len(r) != 0 {
 		t.Fatalf("rebuilds still in progress: %v, %v", r, err)
+	}
+	if st, err = e.mgr.Status(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.Rebuild != nil || s.LagEvents != 0 {
+			t.Errorf("status of %s after its rebuild was switched in: %+v (rebuild %+v)", s.Name, s, s.Rebuild)
+		}
 	}
 	for table, rows := range e.dump() {
 		for _, row := range rows {

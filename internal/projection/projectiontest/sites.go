@@ -265,11 +265,11 @@ func Upgrade13Rows(ts func(time.Time) string) []string {
 func CheckUpgrade13(t *testing.T, rm ReadModels) {
 	t.Helper()
 	e := &env{t: t, ctx: t.Context(), rm: rm}
-	names, err := rm.Engine().CheckpointNames(e.ctx)
+	cps, err := rm.Engine().Checkpoints(e.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range names {
+	for n := range cps {
 		if _, rebuilding := projection.ShadowOf(n); rebuilding {
 			t.Errorf("checkpoint %s after the upgrade, want the rebuilds abandoned", n)
 		}
