@@ -9,7 +9,7 @@ import (
 	"container/list"
 	"context"
 	"math"
-	"strconv"
+	"slices"
 	"sync"
 	"time"
 )
@@ -42,8 +42,9 @@ const ErasedFloor = 1 << 53
 // with a NUL byte.
 const floorField = "\x00floor"
 
-// Memory is an in-process Store: LRU, bounded by the bytes it holds (keys and
-// values), with per-entry expiry. Safe for concurrent use.
+// Memory is an in-process Store: LRU, bounded by the bytes it holds (keys,
+// values and its own bookkeeping), with per-entry expiry. Safe for
+// concurrent use.
 type Memory struct {
 	max int64
 	now func() time.Time
@@ -51,16 +52,41 @@ type Memory struct {
 	mu     sync.Mutex
 	size   int64
 	lru    *list.List // front = most recently used; elements are *entry
-	groups map[string]map[string]*list.Element
+	groups map[string]*group
+}
+
+// group holds the entries of one group, each an element of the LRU: its
+// values and its floor. A group has a few entries (one entity's reads), so
+// they are a slice rather than a map.
+type group struct{ els []*list.Element }
+
+func (g *group) find(field string) (int, *list.Element) {
+	for i, el := range g.els {
+		if el.Value.(*entry).field == field {
+			return i, el
+		}
+	}
+	return -1, nil
 }
 
 type entry struct {
 	group, field string
-	value        []byte
+	value        []byte // of a value
+	floor        int64  // of a floor (field floorField)
 	expires      time.Time
 }
 
-func (e *entry) bytes() int64 { return int64(len(e.group) + len(e.field) + len(e.value) + 64) }
+// The bookkeeping an entry costs besides its strings and value (the entry,
+// its list element, its slot in its group), and a group's own (its map
+// slot and slice), as measured by TestMemoryFootprint: the bound is on
+// what the cache really holds, whether it is full of values or of the
+// floors a stream of writes leaves behind.
+const (
+	entryOverhead = 160
+	groupOverhead = 112
+)
+
+func (e *entry) bytes() int64 { return int64(len(e.group)+len(e.field)+len(e.value)) + entryOverhead }
 
 // NewMemory returns an in-process cache holding at most maxBytes. now may be
 // nil (time.Now); tests pass a controllable clock.
@@ -68,15 +94,25 @@ func NewMemory(maxBytes int64, now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{max: maxBytes, now: now, lru: list.New(), groups: map[string]map[string]*list.Element{}}
+	return &Memory{max: maxBytes, now: now, lru: list.New(), groups: map[string]*group{}}
+}
+
+// lookup returns the element of field in group, or nil.
+func (m *Memory) lookup(group, field string) *list.Element {
+	g := m.groups[group]
+	if g == nil {
+		return nil
+	}
+	_, el := g.find(field)
+	return el
 }
 
 // Get implements Store.
 func (m *Memory) Get(_ context.Context, group, field string) ([]byte, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	el, ok := m.groups[group][field]
-	if !ok {
+	el := m.lookup(group, field)
+	if el == nil {
 		return nil, false, nil
 	}
 	e := el.Value.(*entry)
@@ -91,7 +127,7 @@ func (m *Memory) Get(_ context.Context, group, field string) ([]byte, bool, erro
 // Set implements Store. A value larger than the whole cache is not kept.
 func (m *Memory) Set(_ context.Context, group, field string, value []byte, version int64, ttl time.Duration) error {
 	e := &entry{group: group, field: field, value: value, expires: m.now().Add(ttl)}
-	if e.bytes() > m.max {
+	if e.bytes()+groupOverhead > m.max {
 		return nil
 	}
 	m.mu.Lock()
@@ -107,25 +143,27 @@ func (m *Memory) Set(_ context.Context, group, field string, value []byte, versi
 func (m *Memory) Invalidate(_ context.Context, floors map[string]int64, floorTTL time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for g, v := range floors {
-		old := m.floor(g)
-		for field, el := range m.groups[g] {
-			if field != floorField {
-				m.remove(el)
+	for name, v := range floors {
+		old := m.floor(name)
+		if g := m.groups[name]; g != nil {
+			for _, el := range slices.Clone(g.els) {
+				if el.Value.(*entry).field != floorField {
+					m.remove(el)
+				}
 			}
 		}
 		if old >= ErasedFloor {
 			continue
 		}
-		m.put(&entry{group: g, field: floorField, value: strconv.AppendInt(nil, max(v, old), 10), expires: m.now().Add(floorTTL)})
+		m.put(&entry{group: name, field: floorField, floor: max(v, old), expires: m.now().Add(floorTTL)})
 	}
 	return nil
 }
 
 // floor returns the group's unexpired floor, or the lowest version.
 func (m *Memory) floor(group string) int64 {
-	el, ok := m.groups[group][floorField]
-	if !ok {
+	el := m.lookup(group, floorField)
+	if el == nil {
 		return math.MinInt64
 	}
 	e := el.Value.(*entry)
@@ -133,22 +171,22 @@ func (m *Memory) floor(group string) int64 {
 		m.remove(el)
 		return math.MinInt64
 	}
-	v, _ := strconv.ParseInt(string(e.value), 10, 64)
-	return v
+	return e.floor
 }
 
 // put adds an entry (replacing the group's field), evicting the least
 // recently used beyond the size bound.
 func (m *Memory) put(e *entry) {
-	if el, ok := m.groups[e.group][e.field]; ok {
+	if el := m.lookup(e.group, e.field); el != nil {
 		m.remove(el)
 	}
 	g := m.groups[e.group]
 	if g == nil {
-		g = map[string]*list.Element{}
+		g = &group{}
 		m.groups[e.group] = g
+		m.size += groupOverhead
 	}
-	g[e.field] = m.lru.PushFront(e)
+	g.els = append(g.els, m.lru.PushFront(e))
 	m.size += e.bytes()
 	for m.size > m.max {
 		m.remove(m.lru.Back())
@@ -160,7 +198,7 @@ func (m *Memory) Purge() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lru.Init()
-	m.groups = map[string]map[string]*list.Element{}
+	m.groups = map[string]*group{}
 	m.size = 0
 }
 
@@ -174,10 +212,15 @@ func (m *Memory) Size() int64 {
 func (m *Memory) remove(el *list.Element) {
 	e := m.lru.Remove(el).(*entry)
 	m.size -= e.bytes()
-	if g := m.groups[e.group]; g != nil {
-		delete(g, e.field)
-		if len(g) == 0 {
-			delete(m.groups, e.group)
-		}
+	g := m.groups[e.group]
+	if g == nil {
+		return
+	}
+	if i, _ := g.find(e.field); i >= 0 {
+		g.els = slices.Delete(g.els, i, i+1)
+	}
+	if len(g.els) == 0 {
+		delete(m.groups, e.group)
+		m.size -= groupOverhead
 	}
 }

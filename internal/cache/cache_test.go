@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -465,5 +467,36 @@ func TestChangedByAnotherReplica(t *testing.T) {
 	cached.Changed(ctx, nil, true)
 	if c := version("C"); c != "3" {
 		t.Errorf("after a purge C = %s, want 3", c)
+	}
+}
+
+// TestMemoryFootprint: the in-process cache's bound is on the memory it
+// really takes, whether it fills with rendered values or with the floors
+// that a stream of writes to many entities leaves behind (before its
+// bookkeeping was counted, 64 MiB of floors took 340 MiB of heap). Not
+// parallel: it reads the heap.
+func TestMemoryFootprint(t *testing.T) {
+	const bound = 8 << 20
+	for _, kind := range []string{"floors", "values"} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m := cache.NewMemory(bound, nil)
+		for i := range 200_000 {
+			g := "default\x00PKG-" + strconv.Itoa(i)
+			if kind == "floors" {
+				m.Invalidate(t.Context(), map[string]int64{g: int64(i)}, time.Hour)
+			} else {
+				m.Set(t.Context(), g, "entity", make([]byte, 300), 1, time.Hour)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+		t.Logf("%s: %d bytes held by the count, %d of heap", kind, m.Size(), grown)
+		if m.Size() > bound || grown > bound*5/4 {
+			t.Errorf("%s: the cache counts %d bytes and takes %d of heap; bound %d", kind, m.Size(), grown, bound)
+		}
+		runtime.KeepAlive(m)
 	}
 }
