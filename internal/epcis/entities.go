@@ -57,17 +57,38 @@ func NewMapper(rec Recorder, cps CheckpointMover, log *slog.Logger) *Mapper {
 	return &Mapper{rec: rec, cps: cps, log: log}
 }
 
+// maxBatchCommands bounds the commands recorded at once: the events of
+// one batch of the log can name tens of thousands of objects, and one
+// RecordBatch holds its commands, their aggregates and their appends in
+// memory together.
+const maxBatchCommands = 2000
+
 // Handle is the follower's handler (projection.HandleFunc): it records the
-// batch's derived commands and then moves the checkpoint. A failure of the
-// store fails the batch, which the follower retries; a command the domain
-// refuses is logged and skipped.
+// batch's derived commands, at most maxBatchCommands at a time (an event's
+// commands together, the events in log order), and then moves the
+// checkpoint. A failure of the store fails the batch, which the follower
+// retries (what was recorded is recorded again as nothing: the derived
+// events' ids are fixed); a command the domain refuses is logged and
+// skipped.
 func (m *Mapper) Handle(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error {
 	var cmds []tracking.RecordCommand
-	for _, e := range events {
+	for i, e := range events {
 		if _, capture := CaptureIDOf(e.StreamID); capture {
 			cmds = append(cmds, MapEvent(e)...)
 		}
+		if len(cmds) >= maxBatchCommands || i == len(events)-1 {
+			if err := m.record(ctx, cmds); err != nil {
+				return err
+			}
+			cmds = cmds[:0]
+		}
 	}
+	return m.cps.MoveCheckpoint(ctx, EntitiesCheckpoint, from, events[len(events)-1].Cursor)
+}
+
+// record records commands, again without its type those whose entity has
+// a type of its own.
+func (m *Mapper) record(ctx context.Context, cmds []tracking.RecordCommand) error {
 	for len(cmds) > 0 {
 		var retry []tracking.RecordCommand
 		for i, out := range m.rec.RecordBatch(ctx, cmds) {
@@ -90,7 +111,7 @@ func (m *Mapper) Handle(ctx context.Context, from eventstore.Cursor, events []ev
 		}
 		cmds = retry
 	}
-	return m.cps.MoveCheckpoint(ctx, EntitiesCheckpoint, from, events[len(events)-1].Cursor)
+	return nil
 }
 
 func skipReason(err error) string {

@@ -1,8 +1,12 @@
 package epcis_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +107,63 @@ func TestParseRefusesNUL(t *testing.T) {
 	}
 	if _, err := epcis.ParseEvent([]byte(`{"type": "ObjectEvent", "eventTime": "0001-01-01T00:00:00Z"}`)); !errors.Is(err, epcis.ErrMalformed) {
 		t.Errorf("the zero time: %v, want refused", err)
+	}
+}
+
+// batchRecorder records the sizes of the batches it is given and what was
+// in them.
+type batchRecorder struct {
+	sizes    []int
+	entities []string
+}
+
+func (r *batchRecorder) RecordBatch(_ context.Context, cmds []tracking.RecordCommand) []eventstore.Outcome {
+	r.sizes = append(r.sizes, len(cmds))
+	for _, c := range cmds {
+		r.entities = append(r.entities, c.EntityID)
+	}
+	return make([]eventstore.Outcome, len(cmds))
+}
+
+type checkpointRecorder struct{ to eventstore.Cursor }
+
+func (c *checkpointRecorder) MoveCheckpoint(_ context.Context, _ string, _, to eventstore.Cursor) error {
+	c.to = to
+	return nil
+}
+
+// A batch of the log whose events name 5,000 objects is recorded in
+// bounded steps, every object once and in log order, and the checkpoint
+// moves to the batch's end.
+func TestMapperBoundsItsBatches(t *testing.T) {
+	var events []eventstore.Recorded
+	var want []string
+	for i := range 500 {
+		var epcs []string
+		for j := range 10 {
+			epcs = append(epcs, fmt.Sprintf(`"urn:epc:id:sgtin:0614141.107346.%d"`, i*10+j))
+			want = append(want, fmt.Sprintf("urn:epc:id:sgtin:0614141.107346.%d", i*10+j))
+		}
+		events = append(events, eventstore.Recorded{Tenant: "t", StreamID: epcis.StreamID("c1"), Version: int64(i + 1), ID: uuid.New(),
+			Type: epcis.StoredType("ObjectEvent"), Cursor: eventstore.Cursor{TxID: 9, Position: int64(i)},
+			Data: json.RawMessage(fmt.Sprintf(`{"eventID": "urn:uuid:e%d", "type": "ObjectEvent", "action": "OBSERVE", "epcList": [%s]}`, i, strings.Join(epcs, ",")))})
+	}
+	// A tracking event of the log (no capture's) is passed over.
+	events = append(events, eventstore.Recorded{Tenant: "t", StreamID: "PKG-1", Version: 1, ID: uuid.New(), Type: tracking.TypeEntityRegistered,
+		Cursor: eventstore.Cursor{TxID: 9, Position: 500}, Data: json.RawMessage(`{}`)})
+	rec, cps := &batchRecorder{}, &checkpointRecorder{}
+	if err := epcis.NewMapper(rec, cps, nil).Handle(t.Context(), eventstore.Cursor{}, events); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range rec.sizes {
+		if n > 2000 {
+			t.Errorf("a batch of %d commands (sizes %v)", n, rec.sizes)
+		}
+	}
+	if !slices.Equal(rec.entities, want) {
+		t.Errorf("recorded %d commands, want %d in log order", len(rec.entities), len(want))
+	}
+	if cps.to != events[len(events)-1].Cursor {
+		t.Errorf("checkpoint moved to %v, want %v", cps.to, events[len(events)-1].Cursor)
 	}
 }
