@@ -181,8 +181,10 @@ func (s *Store) optimizeEvery(period time.Duration) {
 			return
 		case <-t.C:
 			// Stale statistics slow queries down, they break none: a
-			// failed run is tried again the next period.
-			ctx, cancel := context.WithTimeout(context.Background(), period)
+			// failed run is tried again the next period. A run waits for
+			// the writer, which may be busy for a while: it gets at
+			// least a few seconds, however short the period.
+			ctx, cancel := context.WithTimeout(context.Background(), max(period, 10*time.Second))
 			_ = s.Optimize(ctx)
 			cancel()
 		}
