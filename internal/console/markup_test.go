@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlm/tracktrace/internal/epcis"
 	"github.com/tlm/tracktrace/internal/tracking"
 )
 
@@ -32,5 +33,20 @@ func TestMarkupEscapes(t *testing.T) {
 	}
 	if !strings.Contains(string(points), `<circle cx="10.5" cy="20.25" r="8"/>`) || !strings.Contains(string(points), `data-lat="51.92" data-lon="4.48"`) {
 		t.Errorf("map point:\n%s", points)
+	}
+}
+
+// A summary lists an object's members in key order, string values bare;
+// an empty object is an empty summary, anything else is shown as it is.
+func TestSummarize(t *testing.T) {
+	for data, want := range map[string]string{
+		`{"b":{"x":1},"a":"text","c":2}`: `a: text · b: {"x":1} · c: 2`,
+		`{}`:                             ``,
+		`null`:                           `null`,
+	} {
+		members, err := epcis.Members(json.RawMessage(data))
+		if got := summarize(json.RawMessage(data), members, err == nil); got != want {
+			t.Errorf("summarize(%s) = %q, want %q", data, got, want)
+		}
 	}
 }

@@ -207,10 +207,7 @@ func (h *handler) entityData(r *http.Request, p tracking.Principal) (map[string]
 		// The data of a stored event is a JSON object; its members are
 		// cut once, without decoding it.
 		members, err := epcis.Members(e.Data)
-		if err != nil {
-			members = nil
-		}
-		rows[i] = timelineRow{TimelineEntry: e, Summary: summarize(e.Data, members)}
+		rows[i] = timelineRow{TimelineEntry: e, Summary: summarize(e.Data, members, err == nil)}
 		pt, site := position(e, members)
 		if pt != nil {
 			points = append(points, *pt)
@@ -293,10 +290,10 @@ func (h *handler) sitesOf(ctx context.Context, tenant string, ids map[string]boo
 
 // summarize writes an event's data for a table cell: its top-level
 // members in key order, values of nested objects as JSON, at most
-// maxSummary bytes; members is nil when the data is not an object.
-func summarize(data json.RawMessage, members []epcis.Member) string {
+// maxSummary bytes; the data itself when it is not an object.
+func summarize(data json.RawMessage, members []epcis.Member, object bool) string {
 	const maxSummary = 300
-	if members == nil {
+	if !object {
 		return truncate(string(data), maxSummary)
 	}
 	slices.SortFunc(members, func(a, b epcis.Member) int { return strings.Compare(a.Key, b.Key) })
