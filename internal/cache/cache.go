@@ -146,8 +146,9 @@ func (m *Memory) Invalidate(_ context.Context, floors map[string]int64, floorTTL
 	for name, v := range floors {
 		old := m.floor(name)
 		if g := m.groups[name]; g != nil {
-			for _, el := range slices.Clone(g.els) {
-				if el.Value.(*entry).field != floorField {
+			// From the end: a removal moves only the entries after it.
+			for i := len(g.els) - 1; i >= 0; i-- {
+				if el := g.els[i]; el.Value.(*entry).field != floorField {
 					m.remove(el)
 				}
 			}
