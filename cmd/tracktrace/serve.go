@@ -221,8 +221,9 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	// the read models' database); /metrics says which replica leads which.
 	leader := metrics.ObserveLeadership(views)
 	projections := projection.NewManager(store, views, leader, tracking.Projections(), projection.Options{
-		Interval: time.Duration(cfg.ReadModels.RefreshInterval),
-		Logger:   log,
+		Interval:  time.Duration(cfg.ReadModels.RefreshInterval),
+		BatchSize: st.projectionBatch,
+		Logger:    log,
 		OnApplied: func(name string, events []eventstore.Recorded) {
 			cached.Invalidate(context.WithoutCancel(ctx), name, events)
 		},
@@ -341,6 +342,7 @@ func serve(ctx context.Context, args []string, environ []string, stdout, stderr 
 	}
 	// EPCIS events become events of the tracking entities they name.
 	mapper := epcis.NewMapper(svc, views, log)
+	mapper.BatchCommands = st.mappingBatch
 	mapper.OnSkipped = metrics.EPCISMappingSkipped
 	if err := metrics.Register(telemetry.NewBacklogCollector("tracktrace_epcis_mapping_backlog_events",
 		"Events in the global log the EPCIS mapping onto tracking entities has not reached yet.",

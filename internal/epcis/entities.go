@@ -47,6 +47,13 @@ type Mapper struct {
 	// OnSkipped, when set, is told of every derived command the domain
 	// refused (counted as a metric).
 	OnSkipped func(reason string)
+	// BatchCommands bounds the commands recorded at once (default
+	// DefaultBatchCommands): the events of one batch of the log can name
+	// tens of thousands of objects, and one RecordBatch holds its commands,
+	// their aggregates and their appends in memory together. On an engine
+	// with one writer it also bounds how long a capture's append waits
+	// behind the mapping's.
+	BatchCommands int
 }
 
 // NewMapper returns a Mapper; log may be nil.
@@ -57,26 +64,27 @@ func NewMapper(rec Recorder, cps CheckpointMover, log *slog.Logger) *Mapper {
 	return &Mapper{rec: rec, cps: cps, log: log}
 }
 
-// maxBatchCommands bounds the commands recorded at once: the events of
-// one batch of the log can name tens of thousands of objects, and one
-// RecordBatch holds its commands, their aggregates and their appends in
-// memory together.
-const maxBatchCommands = 2000
+// DefaultBatchCommands is Mapper.BatchCommands' default.
+const DefaultBatchCommands = 2000
 
 // Handle is the follower's handler (projection.HandleFunc): it records the
-// batch's derived commands, at most maxBatchCommands at a time (an event's
+// batch's derived commands, at most BatchCommands at a time (an event's
 // commands together, the events in log order), and then moves the
 // checkpoint. A failure of the store fails the batch, which the follower
 // retries (what was recorded is recorded again as nothing: the derived
 // events' ids are fixed); a command the domain refuses is logged and
 // skipped.
 func (m *Mapper) Handle(ctx context.Context, from eventstore.Cursor, events []eventstore.Recorded) error {
+	bound := m.BatchCommands
+	if bound <= 0 {
+		bound = DefaultBatchCommands
+	}
 	var cmds []tracking.RecordCommand
 	for i, e := range events {
 		if _, capture := CaptureIDOf(e.StreamID); capture {
 			cmds = append(cmds, MapEvent(e)...)
 		}
-		if len(cmds) >= maxBatchCommands || i == len(events)-1 {
+		if len(cmds) >= bound || i == len(events)-1 {
 			if err := m.record(ctx, cmds); err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package epcis_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -151,19 +152,27 @@ func TestMapperBoundsItsBatches(t *testing.T) {
 	// A tracking event of the log (no capture's) is passed over.
 	events = append(events, eventstore.Recorded{Tenant: "t", StreamID: "PKG-1", Version: 1, ID: uuid.New(), Type: tracking.TypeEntityRegistered,
 		Cursor: eventstore.Cursor{TxID: 9, Position: 500}, Data: json.RawMessage(`{}`)})
-	rec, cps := &batchRecorder{}, &checkpointRecorder{}
-	if err := epcis.NewMapper(rec, cps, nil).Handle(t.Context(), eventstore.Cursor{}, events); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range rec.sizes {
-		if n > 2000 {
-			t.Errorf("a batch of %d commands (sizes %v)", n, rec.sizes)
+	for _, bound := range []int{0, 500} {
+		rec, cps := &batchRecorder{}, &checkpointRecorder{}
+		m := epcis.NewMapper(rec, cps, nil)
+		m.BatchCommands = bound
+		if err := m.Handle(t.Context(), eventstore.Cursor{}, events); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !slices.Equal(rec.entities, want) {
-		t.Errorf("recorded %d commands, want %d in log order", len(rec.entities), len(want))
-	}
-	if cps.to != events[len(events)-1].Cursor {
-		t.Errorf("checkpoint moved to %v, want %v", cps.to, events[len(events)-1].Cursor)
+		limit := cmp.Or(bound, epcis.DefaultBatchCommands)
+		for _, n := range rec.sizes {
+			if n > limit {
+				t.Errorf("bound %d: a batch of %d commands (sizes %v)", bound, n, rec.sizes)
+			}
+		}
+		if len(rec.sizes) < len(want)/limit {
+			t.Errorf("bound %d: %d batches for %d commands (sizes %v)", bound, len(rec.sizes), len(want), rec.sizes)
+		}
+		if !slices.Equal(rec.entities, want) {
+			t.Errorf("bound %d: recorded %d commands, want %d in log order", bound, len(rec.entities), len(want))
+		}
+		if cps.to != events[len(events)-1].Cursor {
+			t.Errorf("bound %d: checkpoint moved to %v, want %v", bound, cps.to, events[len(events)-1].Cursor)
+		}
 	}
 }
