@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"InvalidRequests", testInvalid},
 		{"ConcurrentExactVersionWriters", testConcurrentExact},
 		{"ConflictInCoalescedBatchFailsAlone", testConflictFailsAlone},
+		{"PartlyWrittenAppendIsUndoneAlone", testPartlyWrittenUndone},
 		{"LargeAndNonASCIIPayloadsRoundTrip", testPayloadRoundTrip},
 		{"CanceledContext", testCanceledContext},
 		{"Erase", testErase},
@@ -865,6 +866,45 @@ func testConflictFailsAlone(t *testing.T, s eventstore.Store) {
 	}
 	if got := readAllStream(t, s, ten, "victim"); len(got) != 1 {
 		t.Fatalf("victim has %d events, want 1", len(got))
+	}
+}
+
+// testPartlyWrittenUndone: an append that fails after writing part of
+// itself (its second event's id is stored already) leaves nothing behind,
+// and the appends committed with it are kept whole.
+func testPartlyWrittenUndone(t *testing.T, s eventstore.Store) {
+	ctx := context.Background()
+	ten := tenant()
+	stored := events(1)
+	mustAppend(t, s, req(ten, "stored", eventstore.NoStream, stored...))
+	fresh := events(1)[0]
+	reqs := []eventstore.AppendRequest{
+		req(ten, "before", eventstore.NoStream, events(2)...),
+		req(ten, "partly", eventstore.NoStream, fresh, stored[0]),
+		req(ten, "after", eventstore.NoStream, events(3)...),
+		req(ten, "stored", eventstore.Exact(1), events(1)...),
+	}
+	out := s.AppendAll(ctx, reqs)
+	if !errors.Is(out[1].Err, eventstore.ErrDuplicateEvent) {
+		t.Fatalf("append reusing a stored id: %+v, %v; want ErrDuplicateEvent", out[1].Result, out[1].Err)
+	}
+	for i, want := range map[int]int64{0: 2, 2: 3, 3: 2} {
+		if out[i].Err != nil || out[i].Result.Version != want {
+			t.Errorf("append %d beside it: %+v, %v; want version %d", i, out[i].Result, out[i].Err, want)
+		}
+		if got := readAllStream(t, s, ten, reqs[i].StreamID); int64(len(got)) != want {
+			t.Errorf("stream %s has %d events, want %d", reqs[i].StreamID, len(got), want)
+		}
+	}
+	if got, err := s.ReadStream(ctx, ten, "partly", 1, 10); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("the failed append left its stream: %d events, %v", len(got), err)
+	}
+	if got, err := s.Lookup(ctx, ten, []uuid.UUID{fresh.ID}); err != nil || len(got) != 0 {
+		t.Fatalf("the failed append's first event is stored: %+v, %v", got, err)
+	}
+	// Nothing of it holds the stream or the id: written again alone, it is new.
+	if res := mustAppend(t, s, req(ten, "partly", eventstore.NoStream, fresh)); res.Version != 1 || res.Replayed {
+		t.Fatalf("the first event alone: %+v", res)
 	}
 }
 
