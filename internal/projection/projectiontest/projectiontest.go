@@ -235,6 +235,28 @@ func (e *env) catchUp(m *projection.Manager) {
 	}
 }
 
+// until runs step and reads the manager's status until done holds of it,
+// for at most ten seconds, and returns the last status read. It is for what
+// holds once the projections have caught up with a head that may still move:
+// on PostgreSQL the log's head waits for every open transaction of the
+// server (in any database), so a catch-up can end short of an event that
+// committed just before it.
+func (e *env) until(done func([]projection.Status) bool, step func()) []projection.Status {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		step()
+		st, err := e.mgr.Status(e.ctx)
+		if err != nil {
+			e.t.Fatalf("status: %v", err)
+		}
+		if done(st) || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // resetAll resets every projection.
 func (e *env) resetAll() {
 	e.t.Helper()
