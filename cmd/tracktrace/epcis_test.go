@@ -539,11 +539,21 @@ func TestEPCISQueries(t *testing.T) {
 	if r := do(t, "GET", "/epcis/queries/shipped/events", nil, "X-Tenant-ID", "other"); r.StatusCode != 404 {
 		t.Errorf("another tenant's named query: %d", r.StatusCode)
 	}
-	for _, bad := range []string{`{"name": "x y", "query": {}}`, `{"name": "z", "query": {"EQ_nonsense": 1}}`, `{"name": "z"`} {
+	for bad, names := range map[string]string{
+		`{"name": "x y", "query": {}}`:               "name",
+		`{"name": "z", "query": {"EQ_nonsense": 1}}`: "EQ_nonsense",
+		`{"name": "z"`: "QueryParameterException",
+		`{"name": "z", "query": {"MATCH_epc": [1, 2]}}`:   "query/MATCH_epc/0",
+		`{"name": "z", "query": ["MATCH_epc"]}`:           "query must be a JSON object",
+		`{"name": "z", "query": {"GE_eventTime": "now"}}`: "query/GE_eventTime",
+	} {
 		// (GS1's binding declares no 400 for POST /queries: a problem all the same.)
-		if r := srv.do(t, "POST", "/epcis/queries", bad, "X-Tenant-ID", "q"); r.StatusCode != 400 {
-			t.Errorf("query %s: %d %s", bad, r.StatusCode, r.Body)
+		if r := srv.do(t, "POST", "/epcis/queries", bad, "X-Tenant-ID", "q"); r.StatusCode != 400 || !strings.Contains(string(r.Body), names) {
+			t.Errorf("query %s: %d %s, want a 400 naming %s", bad, r.StatusCode, r.Body, names)
 		}
+	}
+	if r := do(t, "GET", "/epcis/queries/z", nil, "X-Tenant-ID", "q"); r.StatusCode != 404 {
+		t.Errorf("a refused query was stored: %d %s", r.StatusCode, r.Body)
 	}
 	if r := do(t, "DELETE", "/epcis/queries/shipped", nil, "X-Tenant-ID", "q"); r.StatusCode != 204 {
 		t.Errorf("delete: %d %s", r.StatusCode, r.Body)
@@ -561,6 +571,11 @@ func TestEPCISQueries(t *testing.T) {
 		"/epcis/events?perPage=0":                  "perPage",
 		"/epcis/events?orderBy=ext:field":          "orderBy",
 		"/epcis/events?maxEventCount=1&EQ_action=": "",
+		// A ';' is no separator: the filter is not silently dropped.
+		"/epcis/events?EQ_bizStep=shipping;EQ_action=ADD": "malformed query string",
+		"/epcis/events?MATCH_epc=%zz":                     "malformed query string",
+		"/epcis/bizSteps?perPage=1;":                      "malformed query string",
+		"/epcis/capture?perPage=%":                        "malformed query string",
 	} {
 		r := srv.do(t, "GET", path, nil, "X-Tenant-ID", "q")
 		if r.StatusCode < 400 || r.StatusCode >= 500 || !strings.Contains(string(r.Body), param) {

@@ -167,6 +167,12 @@ func (s *server) epcisBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 
 // validationError turns validation problems into the binding's 400.
 func validationError(problems []validate.Problem) error {
+	return problemsError("ValidationException", problems)
+}
+
+// problemsError is a 400 of the binding's exception type that lists
+// problems, the first in its detail.
+func problemsError(exception string, problems []validate.Problem) error {
 	fields := make([]tracking.FieldError, len(problems))
 	for i, p := range problems {
 		fields[i] = tracking.FieldError{Field: strings.TrimPrefix(p.Pointer, "/"), Message: p.Message}
@@ -175,7 +181,7 @@ func validationError(problems []validate.Problem) error {
 	if len(problems) > 1 {
 		detail += fmt.Sprintf(" (and %d more problems: see errors)", len(problems)-1)
 	}
-	return epcisProblem(http.StatusBadRequest, "ValidationException", detail, fields...)
+	return epcisProblem(http.StatusBadRequest, exception, detail, fields...)
 }
 
 func (s *server) capture(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
@@ -273,7 +279,10 @@ func (s *server) captureEvent(w http.ResponseWriter, r *http.Request, p tracking
 const maxJobsPerPage = 100
 
 func (s *server) listCaptureJobs(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-	q := r.URL.Query()
+	q, err := epcisParams(r)
+	if err != nil {
+		return err
+	}
 	perPage, err := perPageParam(q, 30, maxJobsPerPage)
 	if err != nil {
 		return err

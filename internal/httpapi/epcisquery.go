@@ -117,11 +117,26 @@ func queryError(err error) error {
 	return err
 }
 
+// epcisParams reads the request's query string. A malformed one (a ';'
+// separator, a broken %-escape) is refused: r.URL.Query() would drop the
+// pair and answer as if that filter had not been asked for.
+func epcisParams(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, epcisProblem(http.StatusBadRequest, "QueryParameterException",
+			"malformed query string: parameters are separated by '&', and '%' starts an escape of two hex digits")
+	}
+	return q, nil
+}
+
 // queryEvents answers an events resource: the request's query parameters,
 // and what the path fixes (set).
 func (s *server) queryEvents(set func(*http.Request, url.Values)) func(http.ResponseWriter, *http.Request, tracking.Principal) error {
 	return func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-		q := r.URL.Query()
+		q, err := epcisParams(r)
+		if err != nil {
+			return err
+		}
 		if set != nil {
 			set(r, q)
 		}
@@ -160,9 +175,9 @@ func (s *server) answerQuery(w http.ResponseWriter, r *http.Request, p tracking.
 	}
 	epcisHeaders(w)
 	if page.Next != "" {
-		next := url.Values{}
-		for k, v := range r.URL.Query() {
-			next[k] = v
+		next, err := epcisParams(r)
+		if err != nil {
+			return err
 		}
 		next.Set("nextPageToken", page.Next)
 		w.Header().Set("Link", "<"+path+"?"+next.Encode()+`>; rel="next"`)
@@ -211,7 +226,10 @@ const maxCollectionPage = 1000
 // value, paged with perPage and nextPageToken (the last value of a page).
 func (s *server) epcisCollection(list func(ctx context.Context, p tracking.Principal, after string, limit int) ([]string, error)) func(http.ResponseWriter, *http.Request, tracking.Principal) error {
 	return func(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-		q := r.URL.Query()
+		q, err := epcisParams(r)
+		if err != nil {
+			return err
+		}
 		perPage, err := perPageParam(q, 100, maxCollectionPage)
 		if err != nil {
 			return err
@@ -287,6 +305,9 @@ func (s *server) createQuery(w http.ResponseWriter, r *http.Request, p tracking.
 		return epcisProblem(http.StatusBadRequest, "QueryParameterException", "name must be 1 to 128 letters, digits, '-', '_' or '.'",
 			tracking.FieldError{Field: "name", Message: "1 to 128 letters, digits, '-', '_' or '.'"})
 	}
+	if problems := s.EPCIS.Validator.Query(nq.Query); len(problems) > 0 {
+		return problemsError("QueryParameterException", problems)
+	}
 	params, err := epcis.QueryValues(nq.Query)
 	if err != nil {
 		return queryError(err)
@@ -355,7 +376,10 @@ func (s *server) deleteQuery(w http.ResponseWriter, r *http.Request, p tracking.
 }
 
 func (s *server) listQueries(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-	q := r.URL.Query()
+	q, err := epcisParams(r)
+	if err != nil {
+		return err
+	}
 	perPage, err := perPageParam(q, 30, maxCollectionPage)
 	if err != nil {
 		return err
@@ -390,8 +414,12 @@ func (s *server) namedQueryEvents(w http.ResponseWriter, r *http.Request, p trac
 		return queryError(err)
 	}
 	// Paging and the answer's size come from the request.
+	q, err := epcisParams(r)
+	if err != nil {
+		return err
+	}
 	for _, k := range []string{"perPage", "nextPageToken"} {
-		if v, ok := r.URL.Query()[k]; ok {
+		if v, ok := q[k]; ok {
 			params[k] = v
 		}
 	}

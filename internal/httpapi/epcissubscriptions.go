@@ -175,7 +175,10 @@ func (s *server) subscribeQuery(w http.ResponseWriter, r *http.Request, p tracki
 }
 
 func (s *server) listQuerySubscriptions(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {
-	q := r.URL.Query()
+	q, err := epcisParams(r)
+	if err != nil {
+		return err
+	}
 	perPage, err := perPageParam(q, 30, maxCollectionPage)
 	if err != nil {
 		return err

@@ -628,3 +628,50 @@ func TestEventsAreTheOnesValidated(t *testing.T) {
 		t.Errorf("Accepted returned %s, not the validated event", events)
 	}
 }
+
+func TestEmbeddedQuerySchemaIsGS1s(t *testing.T) {
+	shared := read(t, filepath.Join(corpus, "gs1", "query-schema.json"))
+	if !bytes.Equal(shared, read(t, "query-schema.json")) {
+		t.Fatal("query-schema.json differs from ../shared/epcis/gs1/query-schema.json; it must stay GS1's file, byte for byte")
+	}
+}
+
+// Named query definitions: the corpus's valid one passes GS1's query
+// schema, each invalid one is refused naming its faulty parameters, and
+// values of the wrong kind are refused with their JSON pointer.
+func TestQueryDefinitions(t *testing.T) {
+	v := newValidator(t)
+	if p := v.Query(read(t, filepath.Join(corpus, "openepcis/Query/Queries/SimpleEventQuery.json"))); len(p) != 0 {
+		t.Errorf("SimpleEventQuery.json: %v", p)
+	}
+	for file, want := range map[string][]string{
+		"Query_with_invalid_values.json":    {"/query/orderDirection", "/query/GE_eventTime", "/query/EQ_action/0"},
+		"Query_with_unknown_parameter.json": {"/query/GE_eventDate"},
+	} {
+		p := v.Query(read(t, filepath.Join(corpus, "openepcis/Query/Queries/Invalid", file)))
+		var got []string
+		for _, x := range p {
+			got = append(got, x.Pointer)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: problems %v, want at %v", file, p, want)
+		}
+	}
+	for raw, want := range map[string]string{
+		`{"MATCH_epc": [1, 2]}`: "/query/MATCH_epc/0",
+		`{"eventType": ["ObjectEvent"], "GE_eventTime": "2026-01-01T00:00:00Z"}`: "",
+		`["MATCH_epc"]`:              "/query",
+		`{"EQ_bizStep": "shipping"}`: "/query/EQ_bizStep",
+		``:                           "/query",
+	} {
+		p := v.Query([]byte(raw))
+		switch {
+		case want == "" && len(p) != 0:
+			t.Errorf("%s: %v, want none", raw, p)
+		case want != "" && (len(p) == 0 || p[0].Pointer != want):
+			t.Errorf("%s: %v, want a problem at %s", raw, p, want)
+		}
+	}
+}
