@@ -234,69 +234,135 @@ func (t *rmTx) CheckpointNames(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
+// The read-model writes of a projection batch read and write one row per
+// entity. They do so in statements of many rows each: one statement per
+// row spent most of its time in database/sql and the driver (a goroutine
+// per query to watch its context), not in SQLite. keysPerStatement bounds
+// an IN list, rowsPerStatement a multi-row VALUES list (under SQLite's
+// limit of 32,766 bound values).
+const (
+	keysPerStatement = 500
+	rowsPerStatement = 100
+)
+
+// byTenant groups keys' entity ids by tenant, each id once, in first-seen
+// order.
+func byTenant(keys []readmodel.Key) (tenants []string, ids map[string][]string) {
+	ids = map[string][]string{}
+	seen := make(map[readmodel.Key]bool, len(keys))
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if _, ok := ids[k.Tenant]; !ok {
+			tenants = append(tenants, k.Tenant)
+		}
+		ids[k.Tenant] = append(ids[k.Tenant], k.EntityID)
+	}
+	return tenants, ids
+}
+
+// placeholders returns "(?, ?, ?), (?, ?, ?)" for rows rows of cols
+// columns, or "?, ?, ?" for one column without parentheses (an IN list).
+func placeholders(rows, cols int) string {
+	one := strings.TrimSuffix(strings.Repeat("?, ", cols), ", ")
+	if cols == 1 {
+		return strings.TrimSuffix(strings.Repeat("?, ", rows), ", ")
+	}
+	return strings.TrimSuffix(strings.Repeat("("+one+"), ", rows), ", ")
+}
+
+// selectByKeys runs query (its one parameter the tenant, then an IN list
+// written where %s is) for every tenant's ids, keysPerStatement at a time,
+// handing each row to scan.
+func (t *rmTx) selectByKeys(ctx context.Context, query string, keys []readmodel.Key, scan func(tenant string, rows *sql.Rows) error) error {
+	tenants, ids := byTenant(keys)
+	for _, tenant := range tenants {
+		for chunk := range chunks(ids[tenant], keysPerStatement) {
+			args := make([]any, 0, len(chunk)+1)
+			args = append(args, tenant)
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			rows, err := t.tx.QueryContext(ctx, fmt.Sprintf(query, placeholders(len(chunk), 1)), args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				if err := scan(tenant, rows); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (t *rmTx) StreamPositions(ctx context.Context, projections []string, keys []readmodel.Key) ([]readmodel.StreamPosition, error) {
 	var out []readmodel.StreamPosition
 	for _, name := range projections {
-		get, err := t.tx.PrepareContext(ctx, `SELECT version FROM `+readmodel.PositionsTable(name)+` WHERE tenant_id = ? AND entity_id = ?`)
+		err := t.selectByKeys(ctx, `SELECT entity_id, version FROM `+readmodel.PositionsTable(name)+` WHERE tenant_id = ? AND entity_id IN (%s)`,
+			keys, func(tenant string, rows *sql.Rows) error {
+				p := readmodel.StreamPosition{Projection: name, Key: readmodel.Key{Tenant: tenant}}
+				if err := rows.Scan(&p.EntityID, &p.Version); err != nil {
+					return err
+				}
+				out = append(out, p)
+				return nil
+			})
 		if err != nil {
 			return nil, err
 		}
-		for _, k := range keys {
-			var v int64
-			switch err := get.QueryRowContext(ctx, k.Tenant, k.EntityID).Scan(&v); {
-			case err == nil:
-				out = append(out, readmodel.StreamPosition{Projection: name, Key: k, Version: v})
-			case !errors.Is(err, sql.ErrNoRows):
-				get.Close()
-				return nil, err
-			}
-		}
-		get.Close()
 	}
 	return out, nil
 }
 
 func (t *rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.StreamPosition) error {
-	stmts := map[string]*sql.Stmt{}
-	defer func() {
-		for _, s := range stmts {
-			s.Close()
-		}
-	}()
+	byProjection := map[string][]readmodel.StreamPosition{}
+	var names []string
 	for _, p := range positions {
-		put, ok := stmts[p.Projection]
-		if !ok {
-			var err error
-			put, err = t.tx.PrepareContext(ctx, `INSERT INTO `+readmodel.PositionsTable(p.Projection)+` (tenant_id, entity_id, version)
-				VALUES (?, ?, ?)
-				ON CONFLICT (tenant_id, entity_id) DO UPDATE SET version = excluded.version WHERE version < excluded.version`)
-			if err != nil {
+		if _, ok := byProjection[p.Projection]; !ok {
+			names = append(names, p.Projection)
+		}
+		byProjection[p.Projection] = append(byProjection[p.Projection], p)
+	}
+	for _, name := range names {
+		// Rows of one key in one statement are taken in turn: the
+		// highest version stays.
+		for chunk := range chunks(byProjection[name], rowsPerStatement) {
+			args := make([]any, 0, 3*len(chunk))
+			for _, p := range chunk {
+				args = append(args, p.Tenant, p.EntityID, p.Version)
+			}
+			if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+readmodel.PositionsTable(name)+` (tenant_id, entity_id, version)
+				VALUES `+placeholders(len(chunk), 3)+`
+				ON CONFLICT (tenant_id, entity_id) DO UPDATE SET version = excluded.version WHERE version < excluded.version`, args...); err != nil {
 				return err
 			}
-			stmts[p.Projection] = put
-		}
-		if _, err := put.ExecContext(ctx, p.Tenant, p.EntityID, p.Version); err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
 func (t *rmTx) InsertTimeline(ctx context.Context, table string, events []eventstore.Recorded, _ bool) error {
-	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+`
-		(tenant_id, entity_id, version, event_id, event_type, occurred_at, recorded_at, data, metadata)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	for _, e := range events {
-		meta, err := json.Marshal(e.Metadata)
-		if err != nil {
-			return err
+	for chunk := range chunks(events, rowsPerStatement) {
+		args := make([]any, 0, 9*len(chunk))
+		for _, e := range chunk {
+			meta, err := json.Marshal(e.Metadata)
+			if err != nil {
+				return err
+			}
+			args = append(args, e.Tenant, e.StreamID, e.Version, e.ID.String(), e.Type,
+				e.OccurredAt.UnixMicro(), e.RecordedAt.UnixMicro(), string(e.Data), string(meta))
 		}
-		if _, err := stmt.ExecContext(ctx, e.Tenant, e.StreamID, e.Version, e.ID.String(), e.Type,
-			e.OccurredAt.UnixMicro(), e.RecordedAt.UnixMicro(), string(e.Data), string(meta)); err != nil {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+`
+			(tenant_id, entity_id, version, event_id, event_type, occurred_at, recorded_at, data, metadata)
+			VALUES `+placeholders(len(chunk), 9)+` ON CONFLICT DO NOTHING`, args...); err != nil {
 			return err
 		}
 	}
@@ -304,40 +370,44 @@ func (t *rmTx) InsertTimeline(ctx context.Context, table string, events []events
 }
 
 func (t *rmTx) EntityStates(ctx context.Context, table string, keys []readmodel.Key) (map[readmodel.Key]json.RawMessage, error) {
-	sel, err := t.tx.PrepareContext(ctx, `SELECT state FROM `+table+` WHERE tenant_id = ? AND entity_id = ?`)
+	out := make(map[readmodel.Key]json.RawMessage, len(keys))
+	err := t.selectByKeys(ctx, `SELECT entity_id, state FROM `+table+` WHERE tenant_id = ? AND entity_id IN (%s)`,
+		keys, func(tenant string, rows *sql.Rows) error {
+			var id, st string
+			if err := rows.Scan(&id, &st); err != nil {
+				return err
+			}
+			out[readmodel.Key{Tenant: tenant, EntityID: id}] = json.RawMessage(st)
+			return nil
+		})
 	if err != nil {
 		return nil, err
-	}
-	defer sel.Close()
-	out := make(map[readmodel.Key]json.RawMessage, len(keys))
-	for _, k := range keys {
-		var st string
-		switch err := sel.QueryRowContext(ctx, k.Tenant, k.EntityID).Scan(&st); {
-		case err == nil:
-			out[k] = json.RawMessage(st)
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, err
-		}
 	}
 	return out, nil
 }
 
 func (t *rmTx) UpsertEntities(ctx context.Context, table string, rows []readmodel.EntityRow) error {
-	// parent_id is NULL without a parent: the index of children holds
-	// only the entities that have one.
-	up, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+`
-		(tenant_id, entity_id, entity_type, status, version, updated_at, state, view, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''))
-		ON CONFLICT (tenant_id, entity_id) DO UPDATE SET entity_type = excluded.entity_type, status = excluded.status,
-			version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view,
-			parent_id = excluded.parent_id
-		WHERE `+table+`.version < excluded.version`)
-	if err != nil {
-		return err
-	}
-	defer up.Close()
-	for _, r := range rows {
-		if _, err := up.ExecContext(ctx, r.Tenant, r.EntityID, r.EntityType, r.Status, r.Version,
-			r.UpdatedAt.UnixMicro(), string(r.State), string(r.View), r.ParentID); err != nil {
+	for chunk := range chunks(rows, rowsPerStatement) {
+		args := make([]any, 0, 9*len(chunk))
+		for _, r := range chunk {
+			// parent_id is NULL without a parent: the index of children
+			// holds only the entities that have one.
+			var parent any
+			if r.ParentID != "" {
+				parent = r.ParentID
+			}
+			args = append(args, r.Tenant, r.EntityID, r.EntityType, r.Status, r.Version,
+				r.UpdatedAt.UnixMicro(), string(r.State), string(r.View), parent)
+		}
+		// Rows of one entity in one statement are taken in turn: the
+		// highest version stays.
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+`
+			(tenant_id, entity_id, entity_type, status, version, updated_at, state, view, parent_id)
+			VALUES `+placeholders(len(chunk), 9)+`
+			ON CONFLICT (tenant_id, entity_id) DO UPDATE SET entity_type = excluded.entity_type, status = excluded.status,
+				version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view,
+				parent_id = excluded.parent_id
+			WHERE `+table+`.version < excluded.version`, args...); err != nil {
 			return err
 		}
 	}
@@ -345,23 +415,30 @@ func (t *rmTx) UpsertEntities(ctx context.Context, table string, rows []readmode
 }
 
 func (t *rmTx) OperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
-	sel, err := t.tx.PrepareContext(ctx, `SELECT operation, site_id, started_at FROM `+table+`
-		WHERE tenant_id = ? AND entity_id = ? AND kind = ? AND operation_id = ?`)
-	if err != nil {
-		return nil, err
-	}
-	defer sel.Close()
-	var out []tracking.OperationStart
+	// An entity has few open operations: its rows are read by entity and
+	// the asked-for ones kept.
+	wanted := make(map[tracking.OperationKey]bool, len(keys))
+	entities := make([]readmodel.Key, 0, len(keys))
 	for _, k := range keys {
-		s := tracking.OperationStart{Tenant: k.Tenant, EntityID: k.EntityID, Kind: k.Kind, OperationID: k.OperationID}
+		wanted[k] = true
+		entities = append(entities, readmodel.Key{Tenant: k.Tenant, EntityID: k.EntityID})
+	}
+	var out []tracking.OperationStart
+	err := t.selectByKeys(ctx, `SELECT entity_id, kind, operation_id, operation, site_id, started_at FROM `+table+`
+		WHERE tenant_id = ? AND entity_id IN (%s)`, entities, func(tenant string, rows *sql.Rows) error {
+		s := tracking.OperationStart{Tenant: tenant}
 		var at int64
-		switch err := sel.QueryRowContext(ctx, k.Tenant, k.EntityID, k.Kind, k.OperationID).Scan(&s.Operation, &s.SiteID, &at); {
-		case err == nil:
+		if err := rows.Scan(&s.EntityID, &s.Kind, &s.OperationID, &s.Operation, &s.SiteID, &at); err != nil {
+			return err
+		}
+		if wanted[tracking.OperationKey{Tenant: tenant, EntityID: s.EntityID, Kind: s.Kind, OperationID: s.OperationID}] {
 			s.StartedAt = time.UnixMicro(at).UTC()
 			out = append(out, s)
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, err
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

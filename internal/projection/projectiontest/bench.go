@@ -18,19 +18,20 @@ import (
 // events (20 entities, five events each: a milestone with a planned time and
 // two operations started and completed, so that every projection has work)
 // to each projection alone, and (sub-benchmark "all") to every projection in
-// one transaction, as the projection runner does. It reports events/s: with
-// "all", each event applied to all three. open returns fresh read models per
-// sub-benchmark.
+// one transaction, as the projection runner does; "all-new-entities" is
+// "all" with batches of 100 events on 100 new entities, one each (the shape
+// of the EPCIS mapping's output: an event per object). It reports events/s:
+// with "all", each event applied to every projection. open returns fresh
+// read models per sub-benchmark.
 func BenchmarkApply(b *testing.B, open func(b *testing.B) ReadModels) {
-	cases := []struct {
+	type benchCase struct {
 		name  string
 		names []string
-	}{{"all", tracking.Projections()}}
+		wide  bool
+	}
+	cases := []benchCase{{"all", tracking.Projections(), false}, {"all-new-entities", tracking.Projections(), true}}
 	for _, name := range tracking.Projections() {
-		cases = append(cases, struct {
-			name  string
-			names []string
-		}{name, []string{name}})
+		cases = append(cases, benchCase{name, []string{name}, false})
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -43,7 +44,11 @@ func BenchmarkApply(b *testing.B, open func(b *testing.B) ReadModels) {
 			}
 			batches := make([][]eventstore.Recorded, b.N)
 			for i := range batches {
-				batches[i] = gen.next()
+				if c.wide {
+					batches[i] = gen.nextWide()
+				} else {
+					batches[i] = gen.next()
+				}
 			}
 			b.ResetTimer()
 			start := time.Now()
@@ -95,6 +100,25 @@ func (g *batchGen) next() []eventstore.Recorded {
 			op[:len(op)-1]+`,"outcome":"succeeded"}`)
 		add(entity, "LocationReported", at.Add(50*time.Second), `{"lat":52.2,"lon":4.4}`)
 		add(entity, "EtaUpdated", at.Add(55*time.Second), fmt.Sprintf(`{"eta":%q}`, at.Add(5*time.Hour).Format(time.RFC3339)))
+	}
+	return out
+}
+
+// nextWide is a batch of 100 events, each the first of a new entity: a
+// milestone at a site, as the EPCIS mapping records for each object of a
+// shipping event.
+func (g *batchGen) nextWide() []eventstore.Recorded {
+	g.n++
+	out := make([]eventstore.Recorded, 0, 100)
+	at := g.base.Add(time.Duration(g.n) * time.Minute)
+	for e := range 100 {
+		g.pos++
+		out = append(out, eventstore.Recorded{
+			Position: g.pos, Tenant: "bench", StreamID: fmt.Sprintf("urn:epc:id:sgtin:0614141.107346.%d", g.n*100+e), Version: 1, ID: uuid.New(),
+			Type: tracking.TypeMilestoneReached, SchemaVersion: 1, OccurredAt: at, RecordedAt: at,
+			Data:       json.RawMessage(`{"milestone":"departed","siteId":"urn:epc:id:sgln:0614141.00777.0"}`),
+			EntityType: "package", Cursor: eventstore.Cursor{TxID: uint64(g.n), Position: g.pos},
+		})
 	}
 	return out
 }

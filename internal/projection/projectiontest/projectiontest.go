@@ -106,6 +106,7 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"MetricsPerSiteAndExceptionCounts", testMetricsPerSite},
 		{"SiteAfterRetentionAndRebuild", testSiteAfterRetention},
 		{"ExactlyOnce", testExactlyOnce},
+		{"WideBatchEqualsNarrowOnes", testWideBatch},
 		{"CrashRestartEqualsRebuild", testCrashRestart},
 		{"ResetAndStatus", testResetAndStatus},
 		{"ConcurrentApply", testConcurrentApply},
@@ -1087,6 +1088,86 @@ func floatsEqual(a, b []float64) bool {
 }
 
 // ---- Exactly once ----
+
+// testWideBatch: batches of hundreds of entities of two tenants (an
+// engine may read and write them many rows per statement) make the same
+// read models as batches of seven. The first wide batch creates every
+// entity; the second adds to each, so that every projection reads back
+// what the first wrote for all of them at once: positions, states (a
+// location and a parent only the first batch reports) and starts (every
+// entity leaves the site the first batch saw it arrive at, some complete
+// an operation started then).
+func testWideBatch(t *testing.T, e *env) {
+	const entities = 730
+	round := func(r int) int {
+		var cmds []tracking.RecordCommand
+		n := 0
+		for i := range entities {
+			tenant := acme
+			if i%25 == 0 {
+				tenant = globex
+			}
+			id := fmt.Sprintf("urn:epc:id:sgtin:0614141.107346.%d", i)
+			var events []tracking.NewEvent
+			site := fmt.Sprintf(`"siteId":"urn:epc:id:sgln:0614141.00777.%d"`, i%3)
+			switch r {
+			case 1: // arrives at a site, where it is seen; some start loading, some are put on pallets
+				events = append(events, ev(tracking.TypeMilestoneReached, at(8, i%60), `{"milestone":"arrived",`+site+`}`),
+					ev(tracking.TypeLocationReported, at(8, 59), fmt.Sprintf(`{"lat":52.%d,"lon":5.1}`, i)))
+				if i%50 == 1 {
+					events = append(events, started("loading", fmt.Sprintf("op-%d", i), at(9, 0)))
+				}
+				if i%7 == 0 {
+					events = append(events, ev(tracking.TypeEntityAssociated, at(9, 5), fmt.Sprintf(`{"parentId":"PALLET-%d"}`, i%4)))
+				}
+			case 2: // leaves it (a dwell ends), loading completed
+				if i%50 == 1 {
+					events = append(events, completed("loading", fmt.Sprintf("op-%d", i), "succeeded", at(9, 20)))
+				}
+				events = append(events, ev(tracking.TypeMilestoneReached, at(11, i%60), `{"milestone":"departed",`+site+`}`))
+			}
+			cmds = append(cmds, tracking.RecordCommand{Tenant: tenant, EntityID: id, EntityType: tracking.EntityPackage,
+				Expected: eventstore.Any, Events: events, Principal: "tester", Source: "projectiontest"})
+			n += len(events)
+		}
+		for i, out := range e.svc.RecordBatch(e.ctx, cmds) {
+			if out.Err != nil {
+				t.Fatalf("record %s: %v", cmds[i].EntityID, out.Err)
+			}
+		}
+		e.recorded += int64(n)
+		e.waitReadable()
+		return n
+	}
+	first := round(1)
+	total := first + round(2)
+	all := e.readAll(eventstore.Cursor{}, 10*total)
+	if len(all) != total {
+		t.Fatalf("%d events in the log, want %d", len(all), total)
+	}
+	from := map[string]eventstore.Cursor{}
+	for _, name := range tracking.Projections() {
+		from[name] = eventstore.Cursor{}
+	}
+	for _, batch := range [][]eventstore.Recorded{all[:first], all[first:]} {
+		if err := e.rm.Apply(e.ctx, from, batch); err != nil {
+			t.Fatal(err)
+		}
+		for name := range from {
+			from[name] = batch[len(batch)-1].Cursor
+		}
+	}
+	wide := e.dump()
+	if counts := e.rowCounts(); counts["rm_entities"] != entities || counts["rm_timeline"] != total {
+		t.Fatalf("after two wide batches: %v, want %d entities and %d timeline rows", counts, entities, total)
+	}
+	if st := e.entity(acme, "urn:epc:id:sgtin:0614141.107346.301"); st.Version != 6 || st.ParentID != "PALLET-1" || st.LastLocation == nil {
+		t.Fatalf("an entity with six events, a location and a parent: %+v", st)
+	}
+	e.resetAll()
+	e.catchUp(e.mgr) // batches of seven
+	sameDump(t, "two wide batches vs batches of seven", wide, e.dump())
+}
 
 func testExactlyOnce(t *testing.T, e *env) {
 	e.record(allData())
