@@ -444,9 +444,13 @@ func (t *rmTx) OperationStarts(ctx context.Context, table string, keys []trackin
 }
 
 func (t *rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) error {
-	for _, k := range keys {
-		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant_id = ? AND entity_id = ? AND kind = ? AND operation_id = ?`,
-			k.Tenant, k.EntityID, k.Kind, k.OperationID); err != nil {
+	for chunk := range chunks(keys, rowsPerStatement) {
+		args := make([]any, 0, 4*len(chunk))
+		for _, k := range chunk {
+			args = append(args, k.Tenant, k.EntityID, k.Kind, k.OperationID)
+		}
+		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+table+`
+			WHERE (tenant_id, entity_id, kind, operation_id) IN (VALUES `+placeholders(len(chunk), 4)+`)`, args...); err != nil {
 			return err
 		}
 	}
@@ -454,16 +458,16 @@ func (t *rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []t
 }
 
 func (t *rmTx) UpsertOperationStarts(ctx context.Context, table string, starts []tracking.OperationStart) error {
-	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+` (`+startColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation, started_at = excluded.started_at,
-			site_id = excluded.site_id`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	for _, s := range starts {
-		if _, err := stmt.ExecContext(ctx, s.Tenant, s.EntityID, s.Kind, s.OperationID, s.Operation, s.StartedAt.UnixMicro(), s.SiteID); err != nil {
+	for chunk := range chunks(starts, rowsPerStatement) {
+		args := make([]any, 0, 7*len(chunk))
+		for _, s := range chunk {
+			args = append(args, s.Tenant, s.EntityID, s.Kind, s.OperationID, s.Operation, s.StartedAt.UnixMicro(), s.SiteID)
+		}
+		// Rows of one start in one statement are taken in turn: the last stays.
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (`+startColumns+`)
+			VALUES `+placeholders(len(chunk), 7)+`
+			ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation,
+				started_at = excluded.started_at, site_id = excluded.site_id`, args...); err != nil {
 			return err
 		}
 	}
@@ -471,15 +475,14 @@ func (t *rmTx) UpsertOperationStarts(ctx context.Context, table string, starts [
 }
 
 func (t *rmTx) InsertMetricPoints(ctx context.Context, table string, points []tracking.MetricPoint, _ bool) error {
-	stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO `+table+` (`+metricColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	for _, p := range points {
-		if _, err := stmt.ExecContext(ctx, p.Tenant, p.EntityID, p.Version, p.Kind, p.EntityType, p.Name, p.Outcome,
-			p.OccurredAt.UnixMicro(), p.Value, p.Site); err != nil {
+	for chunk := range chunks(points, rowsPerStatement) {
+		args := make([]any, 0, 10*len(chunk))
+		for _, p := range chunk {
+			args = append(args, p.Tenant, p.EntityID, p.Version, p.Kind, p.EntityType, p.Name, p.Outcome,
+				p.OccurredAt.UnixMicro(), p.Value, p.Site)
+		}
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (`+metricColumns+`)
+			VALUES `+placeholders(len(chunk), 10)+` ON CONFLICT DO NOTHING`, args...); err != nil {
 			return err
 		}
 	}
