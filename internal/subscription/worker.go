@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlm/tracktrace/internal/eventstore"
@@ -22,8 +23,11 @@ type worker struct {
 	done    chan struct{}
 	cancel  context.CancelFunc
 
-	sub     Subscription
-	pending *batch
+	sub Subscription
+	// generation is sub.Generation, for offer: the dispatcher's goroutine
+	// reads it while the worker's changes sub.
+	generation atomic.Int64
+	pending    *batch
 	// replaying: the pending batch belongs to the replay.
 	replaying bool
 	dirty     bool // progress not saved yet
@@ -57,13 +61,15 @@ func (w *worker) setFailing(failing bool) {
 }
 
 func newWorker(d *Dispatcher, s Subscription) *worker {
-	return &worker{d: d, sub: s, updates: make(chan Subscription, 1), done: make(chan struct{})}
+	w := &worker{d: d, sub: s, updates: make(chan Subscription, 1), done: make(chan struct{})}
+	w.generation.Store(s.Generation)
+	return w
 }
 
 // offer hands the worker the subscription as stored; it takes it when its
-// generation moved.
+// generation moved. It runs on the dispatcher's goroutine.
 func (w *worker) offer(s Subscription) {
-	if s.Generation == w.sub.Generation {
+	if s.Generation == w.generation.Load() {
 		return // the worker's own progress is newer than the store's
 	}
 	select {
@@ -119,6 +125,7 @@ func (w *worker) take(s Subscription) {
 		w.pending, w.replaying = nil, false // formed under the old definition
 	}
 	w.sub = s
+	w.generation.Store(s.Generation)
 }
 
 // wait waits for d, a new definition, a commit (when commits is not nil),
@@ -406,6 +413,7 @@ func (w *worker) deliver(ctx context.Context) {
 			w.d.log.Warn("subscription suspended", "tenant", s.Tenant, "subscription", s.ID, "reason", reason)
 			s.Status, s.Reason = StatusSuspended, reason
 			s.Generation++
+			w.generation.Store(s.Generation)
 			w.setFailing(false)
 			return
 		}
