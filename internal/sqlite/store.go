@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -355,7 +356,7 @@ func (s *Store) appendTx(ctx context.Context, st *txStatements, r eventstore.App
 		if !replayable {
 			return eventstore.AppendResult{}, false, err
 		}
-		return s.resolve(ctx, st.tx, r, err, false)
+		return s.resolve(ctx, st.tx, r, err, 0)
 	}
 	res = eventstore.AppendResult{StreamID: r.StreamID, Events: make([]eventstore.AppendedEvent, len(r.Events))}
 	stmt := st.stmt(ctx, sqlInsertEvent)
@@ -372,7 +373,7 @@ func (s *Store) appendTx(ctx context.Context, st *txStatements, r eventstore.App
 			// An event id is stored already: a replay, or a reuse of the
 			// id. (A constraint failure ends its statement alone: before
 			// the append's first write there is nothing to take back.)
-			return s.resolve(ctx, st.tx, r, err, i > 0)
+			return s.resolve(ctx, st.tx, r, err, i)
 		}
 		if err != nil {
 			return eventstore.AppendResult{}, true, err
@@ -394,15 +395,23 @@ func (s *Store) appendTx(ctx context.Context, st *txStatements, r eventstore.App
 }
 
 // resolve decides a replayable failure by looking the request's event ids
-// up; wrote says the append wrote part of itself first, which must be undone
-// whatever the answer.
-func (s *Store) resolve(ctx context.Context, q querier, r eventstore.AppendRequest, failure error, wrote bool) (eventstore.AppendResult, bool, error) {
+// up. wrote is the number of the request's events it inserted in this
+// transaction before failing: those the lookup finds are its own, not a
+// replay's, and they must be undone whatever the answer.
+func (s *Store) resolve(ctx context.Context, q querier, r eventstore.AppendRequest, failure error, wrote int) (eventstore.AppendResult, bool, error) {
 	stored, err := lookup(ctx, q, r.Tenant, r.EventIDs())
 	if err != nil {
 		return eventstore.AppendResult{}, true, err
 	}
+	if wrote > 0 {
+		own := make(map[uuid.UUID]bool, wrote)
+		for _, e := range r.Events[:wrote] {
+			own[e.ID] = true
+		}
+		stored = slices.DeleteFunc(stored, func(e eventstore.Recorded) bool { return own[e.ID] })
+	}
 	res, err := eventstore.Resolve(r, stored, failure)
-	return res, wrote, err
+	return res, wrote > 0, err
 }
 
 type querier interface {

@@ -906,6 +906,20 @@ func testPartlyWrittenUndone(t *testing.T, s eventstore.Store) {
 	if res := mustAppend(t, s, req(ten, "partly", eventstore.NoStream, fresh)); res.Version != 1 || res.Replayed {
 		t.Fatalf("the first event alone: %+v", res)
 	}
+	// The stored id reused in its own stream, after a new event: what the
+	// append wrote of itself is not taken for a stored event (which would
+	// answer a replay and lose the new one).
+	lost := events(1)[0]
+	res, err := s.Append(ctx, req(ten, "stored", eventstore.Any, lost, stored[0]))
+	if !errors.Is(err, eventstore.ErrDuplicateEvent) || res.Replayed {
+		t.Fatalf("a new event and a stored one of the same stream: %+v, %v; want ErrDuplicateEvent", res, err)
+	}
+	if got, err := s.Lookup(ctx, ten, []uuid.UUID{lost.ID}); err != nil || len(got) != 0 {
+		t.Fatalf("the refused append's new event is stored: %+v, %v", got, err)
+	}
+	if got := readAllStream(t, s, ten, "stored"); len(got) != 2 {
+		t.Fatalf("stream stored has %d events, want 2", len(got))
+	}
 }
 
 func testPayloadRoundTrip(t *testing.T, s eventstore.Store) {
