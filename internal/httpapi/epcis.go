@@ -167,12 +167,6 @@ func (s *server) epcisBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 
 // validationError turns validation problems into the binding's 400.
 func validationError(problems []validate.Problem) error {
-	return problemsError("ValidationException", problems)
-}
-
-// problemsError is a 400 of the binding's exception type that lists
-// problems, the first in its detail.
-func problemsError(exception string, problems []validate.Problem) error {
 	fields := make([]tracking.FieldError, len(problems))
 	for i, p := range problems {
 		fields[i] = tracking.FieldError{Field: strings.TrimPrefix(p.Pointer, "/"), Message: p.Message}
@@ -181,7 +175,7 @@ func problemsError(exception string, problems []validate.Problem) error {
 	if len(problems) > 1 {
 		detail += fmt.Sprintf(" (and %d more problems: see errors)", len(problems)-1)
 	}
-	return epcisProblem(http.StatusBadRequest, exception, detail, fields...)
+	return epcisProblem(http.StatusBadRequest, "ValidationException", detail, fields...)
 }
 
 func (s *server) capture(w http.ResponseWriter, r *http.Request, p tracking.Principal) error {

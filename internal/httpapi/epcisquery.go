@@ -305,9 +305,6 @@ func (s *server) createQuery(w http.ResponseWriter, r *http.Request, p tracking.
 		return epcisProblem(http.StatusBadRequest, "QueryParameterException", "name must be 1 to 128 letters, digits, '-', '_' or '.'",
 			tracking.FieldError{Field: "name", Message: "1 to 128 letters, digits, '-', '_' or '.'"})
 	}
-	if problems := s.EPCIS.Validator.Query(nq.Query); len(problems) > 0 {
-		return problemsError("QueryParameterException", problems)
-	}
 	params, err := epcis.QueryValues(nq.Query)
 	if err != nil {
 		return queryError(err)

@@ -15,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/pb33f/jsonschema/v6"
 )
 
 // Problem is one fault in capture input.
@@ -46,21 +44,15 @@ func (p Problem) String() string {
 // New; it is safe for concurrent use.
 type Validator struct {
 	schemas schemas
-	query   *jsonschema.Schema
 }
 
-// New compiles GS1's EPCIS JSON Schema and query schema (embedded;
-// nothing is fetched).
+// New compiles GS1's EPCIS JSON Schema (embedded; nothing is fetched).
 func New() (*Validator, error) {
 	s, err := compileSchemas()
 	if err != nil {
 		return nil, err
 	}
-	q, err := compileQuerySchema()
-	if err != nil {
-		return nil, err
-	}
-	return &Validator{schemas: s, query: q}, nil
+	return &Validator{schemas: s}, nil
 }
 
 // Document is an EPCISDocument that could be read as far as its
