@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing/fstest"
+
+	"github.com/tlm/tracktrace/internal/eventstore"
 )
 
 // MigrateReadModelsTo applies the read-model migrations up to version
@@ -34,3 +36,17 @@ func (s *Store) MigrateReadModelsTo(ctx context.Context, version int64) error {
 
 // WriteDB returns the writer's connection.
 func (s *Store) WriteDB() *sql.DB { return s.write }
+
+// CommitBatch writes reqs as one group commit's batch, as the writer
+// would hand them over: tests decide what shares a transaction.
+func (s *Store) CommitBatch(ctx context.Context, reqs []eventstore.AppendRequest) []eventstore.Outcome {
+	batch := make([]eventstore.AppendRequest, len(reqs))
+	for i, r := range reqs {
+		p, err := r.Prepare()
+		if err != nil {
+			panic(err)
+		}
+		batch[i] = p
+	}
+	return s.commit(ctx, batch)
+}
