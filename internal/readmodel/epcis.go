@@ -17,9 +17,11 @@ import (
 // engines' limits on bound parameters.
 const insertChunk = 400
 
-// insertRows inserts rows into table with multi-row INSERTs, ignoring rows
-// present (a re-delivered batch).
-func insertRows(ctx context.Context, db SQL, table string, columns []string, rows [][]any) error {
+// InsertRows inserts rows into table with multi-row INSERTs of at most
+// insertChunk rows, each statement ending in onConflict (an ON CONFLICT
+// clause, or ""): for engines whose Tx writes a batch's rows in few
+// statements.
+func InsertRows(ctx context.Context, db SQL, table string, columns []string, rows [][]any, onConflict string) error {
 	for len(rows) > 0 {
 		n := min(len(rows), insertChunk)
 		var b strings.Builder
@@ -33,13 +35,19 @@ func insertRows(ctx context.Context, db SQL, table string, columns []string, row
 			b.WriteString(one)
 			args = append(args, r...)
 		}
-		b.WriteString(" ON CONFLICT DO NOTHING")
+		b.WriteString(" " + onConflict)
 		if _, err := db.Exec(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}
 		rows = rows[n:]
 	}
 	return nil
+}
+
+// insertRows inserts rows into table, ignoring rows present (a
+// re-delivered batch).
+func insertRows(ctx context.Context, db SQL, table string, columns []string, rows [][]any) error {
+	return InsertRows(ctx, db, table, columns, rows, "ON CONFLICT DO NOTHING")
 }
 
 var (

@@ -235,15 +235,12 @@ func (t *rmTx) CheckpointNames(ctx context.Context) ([]string, error) {
 }
 
 // The read-model writes of a projection batch read and write one row per
-// entity. They do so in statements of many rows each: one statement per
-// row spent most of its time in database/sql and the driver (a goroutine
-// per query to watch its context), not in SQLite. keysPerStatement bounds
-// an IN list, rowsPerStatement a multi-row VALUES list (under SQLite's
-// limit of 32,766 bound values).
-const (
-	keysPerStatement = 500
-	rowsPerStatement = 100
-)
+// entity. They do so in statements of many rows each (reads by IN list,
+// writes with readmodel.InsertRows): one statement per row spent most of
+// its time in database/sql and the driver (a goroutine per query to watch
+// its context), not in SQLite. keysPerStatement bounds an IN list (under
+// SQLite's limit of 32,766 bound values).
+const keysPerStatement = 500
 
 // byTenant groups keys' entity ids by tenant, each id once, in first-seen
 // order.
@@ -266,11 +263,11 @@ func byTenant(keys []readmodel.Key) (tenants []string, ids map[string][]string) 
 // placeholders returns "(?, ?, ?), (?, ?, ?)" for rows rows of cols
 // columns, or "?, ?, ?" for one column without parentheses (an IN list).
 func placeholders(rows, cols int) string {
-	one := strings.TrimSuffix(strings.Repeat("?, ", cols), ", ")
 	if cols == 1 {
 		return strings.TrimSuffix(strings.Repeat("?, ", rows), ", ")
 	}
-	return strings.TrimSuffix(strings.Repeat("("+one+"), ", rows), ", ")
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + "), "
+	return strings.TrimSuffix(strings.Repeat(one, rows), ", ")
 }
 
 // selectByKeys runs query (its one parameter the tenant, then an IN list
@@ -323,51 +320,40 @@ func (t *rmTx) StreamPositions(ctx context.Context, projections []string, keys [
 }
 
 func (t *rmTx) RaiseStreamPositions(ctx context.Context, positions []readmodel.StreamPosition) error {
-	byProjection := map[string][]readmodel.StreamPosition{}
+	byProjection := map[string][][]any{}
 	var names []string
 	for _, p := range positions {
 		if _, ok := byProjection[p.Projection]; !ok {
 			names = append(names, p.Projection)
 		}
-		byProjection[p.Projection] = append(byProjection[p.Projection], p)
+		byProjection[p.Projection] = append(byProjection[p.Projection], []any{p.Tenant, p.EntityID, p.Version})
 	}
 	for _, name := range names {
 		// Rows of one key in one statement are taken in turn: the
 		// highest version stays.
-		for chunk := range chunks(byProjection[name], rowsPerStatement) {
-			args := make([]any, 0, 3*len(chunk))
-			for _, p := range chunk {
-				args = append(args, p.Tenant, p.EntityID, p.Version)
-			}
-			if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+readmodel.PositionsTable(name)+` (tenant_id, entity_id, version)
-				VALUES `+placeholders(len(chunk), 3)+`
-				ON CONFLICT (tenant_id, entity_id) DO UPDATE SET version = excluded.version WHERE version < excluded.version`, args...); err != nil {
-				return err
-			}
+		if err := readmodel.InsertRows(ctx, t.SQL(), readmodel.PositionsTable(name), []string{"tenant_id", "entity_id", "version"},
+			byProjection[name], `ON CONFLICT (tenant_id, entity_id) DO UPDATE SET version = excluded.version WHERE version < excluded.version`); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 func (t *rmTx) InsertTimeline(ctx context.Context, table string, events []eventstore.Recorded, _ bool) error {
-	for chunk := range chunks(events, rowsPerStatement) {
-		args := make([]any, 0, 9*len(chunk))
-		for _, e := range chunk {
-			meta, err := json.Marshal(e.Metadata)
-			if err != nil {
-				return err
-			}
-			args = append(args, e.Tenant, e.StreamID, e.Version, e.ID.String(), e.Type,
-				e.OccurredAt.UnixMicro(), e.RecordedAt.UnixMicro(), string(e.Data), string(meta))
-		}
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+`
-			(tenant_id, entity_id, version, event_id, event_type, occurred_at, recorded_at, data, metadata)
-			VALUES `+placeholders(len(chunk), 9)+` ON CONFLICT DO NOTHING`, args...); err != nil {
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		meta, err := json.Marshal(e.Metadata)
+		if err != nil {
 			return err
 		}
+		rows[i] = []any{e.Tenant, e.StreamID, e.Version, e.ID.String(), e.Type,
+			e.OccurredAt.UnixMicro(), e.RecordedAt.UnixMicro(), string(e.Data), string(meta)}
 	}
-	return nil
+	return readmodel.InsertRows(ctx, t.SQL(), table, timelineColumns, rows, "ON CONFLICT DO NOTHING")
 }
+
+// timelineColumns are the timeline's columns.
+var timelineColumns = []string{"tenant_id", "entity_id", "version", "event_id", "event_type", "occurred_at", "recorded_at", "data", "metadata"}
 
 func (t *rmTx) EntityStates(ctx context.Context, table string, keys []readmodel.Key) (map[readmodel.Key]json.RawMessage, error) {
 	out := make(map[readmodel.Key]json.RawMessage, len(keys))
@@ -387,31 +373,25 @@ func (t *rmTx) EntityStates(ctx context.Context, table string, keys []readmodel.
 }
 
 func (t *rmTx) UpsertEntities(ctx context.Context, table string, rows []readmodel.EntityRow) error {
-	for chunk := range chunks(rows, rowsPerStatement) {
-		args := make([]any, 0, 9*len(chunk))
-		for _, r := range chunk {
-			// parent_id is NULL without a parent: the index of children
-			// holds only the entities that have one.
-			var parent any
-			if r.ParentID != "" {
-				parent = r.ParentID
-			}
-			args = append(args, r.Tenant, r.EntityID, r.EntityType, r.Status, r.Version,
-				r.UpdatedAt.UnixMicro(), string(r.State), string(r.View), parent)
+	values := make([][]any, len(rows))
+	for i, r := range rows {
+		// parent_id is NULL without a parent: the index of children
+		// holds only the entities that have one.
+		var parent any
+		if r.ParentID != "" {
+			parent = r.ParentID
 		}
-		// Rows of one entity in one statement are taken in turn: the
-		// highest version stays.
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+`
-			(tenant_id, entity_id, entity_type, status, version, updated_at, state, view, parent_id)
-			VALUES `+placeholders(len(chunk), 9)+`
-			ON CONFLICT (tenant_id, entity_id) DO UPDATE SET entity_type = excluded.entity_type, status = excluded.status,
-				version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view,
-				parent_id = excluded.parent_id
-			WHERE `+table+`.version < excluded.version`, args...); err != nil {
-			return err
-		}
+		values[i] = []any{r.Tenant, r.EntityID, r.EntityType, r.Status, r.Version,
+			r.UpdatedAt.UnixMicro(), string(r.State), string(r.View), parent}
 	}
-	return nil
+	// Rows of one entity in one statement are taken in turn: the highest
+	// version stays.
+	return readmodel.InsertRows(ctx, t.SQL(), table,
+		[]string{"tenant_id", "entity_id", "entity_type", "status", "version", "updated_at", "state", "view", "parent_id"}, values,
+		`ON CONFLICT (tenant_id, entity_id) DO UPDATE SET entity_type = excluded.entity_type, status = excluded.status,
+			version = excluded.version, updated_at = excluded.updated_at, state = excluded.state, view = excluded.view,
+			parent_id = excluded.parent_id
+		WHERE `+table+`.version < excluded.version`)
 }
 
 func (t *rmTx) OperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) ([]tracking.OperationStart, error) {
@@ -444,7 +424,7 @@ func (t *rmTx) OperationStarts(ctx context.Context, table string, keys []trackin
 }
 
 func (t *rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []tracking.OperationKey) error {
-	for chunk := range chunks(keys, rowsPerStatement) {
+	for chunk := range chunks(keys, keysPerStatement) {
 		args := make([]any, 0, 4*len(chunk))
 		for _, k := range chunk {
 			args = append(args, k.Tenant, k.EntityID, k.Kind, k.OperationID)
@@ -458,35 +438,23 @@ func (t *rmTx) DeleteOperationStarts(ctx context.Context, table string, keys []t
 }
 
 func (t *rmTx) UpsertOperationStarts(ctx context.Context, table string, starts []tracking.OperationStart) error {
-	for chunk := range chunks(starts, rowsPerStatement) {
-		args := make([]any, 0, 7*len(chunk))
-		for _, s := range chunk {
-			args = append(args, s.Tenant, s.EntityID, s.Kind, s.OperationID, s.Operation, s.StartedAt.UnixMicro(), s.SiteID)
-		}
-		// Rows of one start in one statement are taken in turn: the last stays.
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (`+startColumns+`)
-			VALUES `+placeholders(len(chunk), 7)+`
-			ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation,
-				started_at = excluded.started_at, site_id = excluded.site_id`, args...); err != nil {
-			return err
-		}
+	rows := make([][]any, len(starts))
+	for i, s := range starts {
+		rows[i] = []any{s.Tenant, s.EntityID, s.Kind, s.OperationID, s.Operation, s.StartedAt.UnixMicro(), s.SiteID}
 	}
-	return nil
+	// Rows of one start in one statement are taken in turn: the last stays.
+	return readmodel.InsertRows(ctx, t.SQL(), table, strings.Split(startColumns, ", "), rows,
+		`ON CONFLICT (tenant_id, entity_id, kind, operation_id) DO UPDATE SET operation = excluded.operation,
+			started_at = excluded.started_at, site_id = excluded.site_id`)
 }
 
 func (t *rmTx) InsertMetricPoints(ctx context.Context, table string, points []tracking.MetricPoint, _ bool) error {
-	for chunk := range chunks(points, rowsPerStatement) {
-		args := make([]any, 0, 10*len(chunk))
-		for _, p := range chunk {
-			args = append(args, p.Tenant, p.EntityID, p.Version, p.Kind, p.EntityType, p.Name, p.Outcome,
-				p.OccurredAt.UnixMicro(), p.Value, p.Site)
-		}
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (`+metricColumns+`)
-			VALUES `+placeholders(len(chunk), 10)+` ON CONFLICT DO NOTHING`, args...); err != nil {
-			return err
-		}
+	rows := make([][]any, len(points))
+	for i, p := range points {
+		rows[i] = []any{p.Tenant, p.EntityID, p.Version, p.Kind, p.EntityType, p.Name, p.Outcome,
+			p.OccurredAt.UnixMicro(), p.Value, p.Site}
 	}
-	return nil
+	return readmodel.InsertRows(ctx, t.SQL(), table, strings.Split(metricColumns, ", "), rows, "ON CONFLICT DO NOTHING")
 }
 
 // metricColumns are rm_metric_points' columns.
